@@ -1,0 +1,61 @@
+"""DropBlock (Ghiasi et al. 2018) schedules over stages and epochs, on top of torchvision's DropBlock2d.
+
+A schedule maps the number of stages to one drop probability per stage; every schedule can be
+ramped linearly from 0 over the first ``ramp_epochs`` epochs, as in the DropBlock paper.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.ops import DropBlock2d
+
+from nasattn.registry import register_block
+
+
+@register_block("dropblock", "none")
+def no_dropblock(num_stages: int) -> list[float]:
+    """No DropBlock anywhere."""
+    return [0.0] * num_stages
+
+
+@register_block("dropblock", "constant")
+def constant(num_stages: int, p: float = 0.1) -> list[float]:
+    """The same drop probability ``p`` in every stage."""
+    return [float(p)] * num_stages
+
+
+@register_block("dropblock", "progressive")
+def progressive(num_stages: int, p_min: float = 0.05, p_max: float = 0.2) -> list[float]:
+    """Drop probability rising linearly with depth from ``p_min`` (first stage) to ``p_max`` (last)."""
+    if num_stages == 1:
+        return [float(p_max)]
+    step = (p_max - p_min) / (num_stages - 1)
+    return [round(p_min + i * step, 10) for i in range(num_stages)]
+
+
+def ramp_factor(epoch: int, ramp_epochs: int) -> float:
+    """Fraction of the target drop probability in force at 1-based ``epoch``."""
+    if ramp_epochs <= 0:
+        return 1.0
+    return min(1.0, max(0.0, (epoch - 1) / ramp_epochs))
+
+
+class ScheduledDropBlock(DropBlock2d):
+    """torchvision's DropBlock2d whose probability follows a target and an epoch ramp."""
+
+    def __init__(self, p: float, block_size: int = 7) -> None:
+        super().__init__(p, block_size)
+        self.target_p = float(p)
+
+    def set_ramp(self, factor: float) -> None:
+        self.p = self.target_p * factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.p == 0.0:
+            return x
+        return super().forward(x)
+
+
+def make_dropblock(p: float, block_size: int) -> nn.Module:
+    return ScheduledDropBlock(p, block_size) if p > 0 else nn.Identity()

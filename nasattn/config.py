@@ -1,0 +1,72 @@
+"""Loading validated YAML configs with errors that name the file, the field path and what is allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A config file or value is invalid. ``str()`` is a short, complete message for the user."""
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif not str(item).startswith("function-") and "[" not in str(item):
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "(top level)"
+
+
+def format_validation_error(error: ValidationError, source: str | None = None) -> str:
+    """One line per problem: ``source: field.path: message``."""
+    prefix = f"{source}: " if source else ""
+    lines = []
+    for err in error.errors(include_url=False):
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        lines.append(f"{prefix}{_loc(err['loc'])}: {msg}")
+    return "\n".join(lines)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file; a missing file or a syntax error becomes a ConfigError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{path}: invalid YAML{where}: {getattr(e, 'problem', e)}") from None
+
+
+def validate(model: type[M], data: Any, source: str | None = None) -> M:
+    """``model.model_validate(data)`` with a ConfigError that names source and field paths."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, source)) from None
+
+
+def load_model(model: type[M], path: str | Path, key: str | None = None) -> M:
+    """Read ``path`` (optionally its ``key`` section) and validate it as ``model``."""
+    data = read_yaml(path)
+    if key is not None:
+        if not isinstance(data, dict) or key not in data:
+            raise ConfigError(f"{path}: missing section {key!r}")
+        data = data[key]
+    return validate(model, data, str(path))
+
+
+def to_yaml(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)

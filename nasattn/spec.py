@@ -1,0 +1,222 @@
+"""ArchSpec: a typed, validated, YAML/JSON-serialisable description of a network built from the registry.
+
+A spec is concrete: every width is a channel count. ``spec.scaled(width_mult)`` gives a slimmer or
+wider copy. Components (stem, attention, head) are ``{type: <registered name>, <param>: value, ...}``;
+their parameters are checked against the registered block's signature.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from nasattn.config import ConfigError, to_yaml, validate
+from nasattn.registry import UnknownBlockError, get_block
+
+# Parameters that are widths (channel counts) and therefore follow the width multiplier.
+WIDTH_PARAMS = ("hidden", "conv_width")
+
+
+def _check_params(kind: str, name: str, params: dict[str, Any], reserved: tuple[str, ...] = ()) -> None:
+    try:
+        info = get_block(kind, name)
+    except UnknownBlockError as e:
+        raise ValueError(str(e)) from None
+    allowed = {k: v for k, v in info.params.items() if k not in reserved}
+    for key, value in params.items():
+        if key not in allowed:
+            raise ValueError(
+                f"unknown parameter {key!r} for {kind} {name!r}; allowed: {', '.join(allowed) or '(none)'}"
+            )
+        default = allowed[key]
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ValueError(f"{kind} {name!r} parameter {key!r} must be true/false, got {value!r}")
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{kind} {name!r} parameter {key!r} must be a number, got {value!r}")
+            if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float) and not value.is_integer():
+                raise ValueError(f"{kind} {name!r} parameter {key!r} must be an integer, got {value!r}")
+        if isinstance(default, str) and not isinstance(value, str):
+            raise ValueError(f"{kind} {name!r} parameter {key!r} must be a string, got {value!r}")
+
+
+class Component(BaseModel):
+    """A registered block and its parameters: ``{type: name, **params}``."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: ClassVar[str] = ""
+    type: str
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @model_validator(mode="after")
+    def _registered(self) -> Component:
+        _check_params(self.kind, self.type, self.params)
+        return self
+
+
+class StemSpec(Component):
+    kind: ClassVar[str] = "stem"
+    type: str = "conv"
+    width: int = Field(64, ge=1)
+
+
+class HeadSpec(Component):
+    kind: ClassVar[str] = "head"
+    type: str = "gap_linear"
+
+
+class AttentionSpec(Component):
+    """An attention block; ``type: fusion`` combines ``spatial`` and ``channel`` with a ``strategy``."""
+
+    kind: ClassVar[str] = "attention"
+    type: str = "none"
+
+    @model_validator(mode="after")
+    def _registered(self) -> AttentionSpec:
+        if self.type != "fusion":
+            return super()._registered()
+        extra = self.params
+        strategy = extra.pop("strategy", "learnable_alpha")
+        if not isinstance(strategy, str):
+            raise ValueError(f"fusion strategy must be a name, got {strategy!r}")
+        for branch in ("spatial", "channel"):
+            value = extra.pop(branch, None)
+            if value is None:
+                continue
+            if not isinstance(value, dict) or "type" not in value:
+                raise ValueError(f"fusion {branch} must be an attention like {{type: coord}}, got {value!r}")
+            if value["type"] == "fusion":
+                raise ValueError(f"fusion {branch} cannot itself be a fusion block")
+            _check_params("attention", value["type"], {k: v for k, v in value.items() if k != "type"})
+        _check_params("fusion", strategy, extra)
+        return self
+
+
+class StageSpec(BaseModel):
+    """``depth`` blocks of one type at one width; ``downsample`` halves the resolution at the stage's
+    start (``stride``: the first block has stride 2) or end (``maxpool``: 2x2 max-pool after the last block)."""
+
+    model_config = ConfigDict(extra="forbid")
+    block: str = "residual"
+    depth: int = Field(1, ge=1, le=64)
+    width: int = Field(..., ge=1)
+    downsample: Literal["none", "maxpool", "stride"] = "none"
+    attention: AttentionSpec = Field(default_factory=AttentionSpec)
+    block_params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _registered(self) -> StageSpec:
+        _check_params("conv", self.block, self.block_params)
+        return self
+
+
+class DropBlockSpec(Component):
+    """``schedule`` (none/constant/progressive) with its rates; ``block_size``; ``ramp_epochs`` from p=0."""
+
+    kind: ClassVar[str] = "dropblock"
+    type: str = Field("none", alias="schedule")
+    block_size: int = Field(7, ge=1)
+    ramp_epochs: int = Field(0, ge=0)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, serialize_by_alias=True)
+
+    @model_validator(mode="after")
+    def _rates(self) -> DropBlockSpec:
+        for key, value in self.params.items():
+            if isinstance(value, (int, float)) and not 0.0 <= value < 1.0:
+                raise ValueError(f"drop probability {key}={value} must be in [0, 1)")
+        return self
+
+
+class ArchSpec(BaseModel):
+    """A whole network: stem -> stages -> head, plus the DropBlock schedule over the stages."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+    in_channels: int = Field(3, ge=1)
+    num_classes: int = Field(10, ge=2)
+    input_size: int = Field(64, ge=8)
+    stem: StemSpec | None = None
+    stages: list[StageSpec] = Field(..., min_length=1)
+    head: HeadSpec = Field(default_factory=HeadSpec)
+    dropblock: DropBlockSpec = Field(default_factory=DropBlockSpec)
+    init: Literal["paper", "torch"] = "paper"
+
+    @model_validator(mode="after")
+    def _fits_input(self) -> ArchSpec:
+        size = self.input_size // (self.stem.params.get("stride", 1) if self.stem else 1)
+        for i, stage in enumerate(self.stages):
+            if stage.downsample != "none":
+                if size < 2:
+                    raise ValueError(
+                        f"stages[{i}]: downsampling a {size}x{size} feature map is impossible "
+                        f"(input_size {self.input_size}); remove a downsampling stage or raise input_size"
+                    )
+                size //= 2
+        return self
+
+    # ---------------------------------------------------------------- derived views
+    def stage_drop_probs(self) -> list[float]:
+        """The drop probability of each stage under the DropBlock schedule (before any epoch ramp)."""
+        fn = get_block("dropblock", self.dropblock.type).factory
+        return list(fn(len(self.stages), **self.dropblock.params))
+
+    @property
+    def layers(self) -> int:
+        """The paper's layer count: stem + blocks + a head's 1x1 conv."""
+        stem = 0 if self.stem is None or self.stem.type == "none" else 1
+        head = 1 if self.head.params.get("conv_width", 0) else 0
+        return stem + sum(s.depth for s in self.stages) + head
+
+    @property
+    def conv_layers(self) -> int:
+        """Main-path convolutions (attention internals and shortcut projections excluded)."""
+        stem = getattr(get_block("stem", self.stem.type).factory, "num_convs", 1) if self.stem else 0
+        blocks = sum(s.depth * get_block("conv", s.block).factory.num_convs for s in self.stages)
+        head = 1 if self.head.params.get("conv_width", 0) else 0
+        return stem + blocks + head
+
+    def scaled(self, width_mult: float, divisor: int = 8) -> ArchSpec:
+        """A copy with every width multiplied by ``width_mult`` (rounded to a multiple of ``divisor``)."""
+        if width_mult <= 0:
+            raise ConfigError(f"width_mult must be > 0, got {width_mult}")
+        if width_mult == 1.0:
+            return self.model_copy(deep=True)
+
+        def w(c: int) -> int:
+            return max(divisor, int(math.floor(c * width_mult / divisor + 0.5)) * divisor)
+
+        data = self.to_dict()
+        if data.get("stem"):
+            data["stem"]["width"] = w(data["stem"]["width"])
+        for stage in data["stages"]:
+            stage["width"] = w(stage["width"])
+        for key in WIDTH_PARAMS:
+            if data["head"].get(key):
+                data["head"][key] = w(data["head"][key])
+        return ArchSpec.from_dict(data)
+
+    # ---------------------------------------------------------------- serialisation
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=False)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str | None = None) -> ArchSpec:
+        return validate(cls, data, source)
+
+    def to_yaml(self) -> str:
+        return to_yaml(self.to_dict())
+
+    @classmethod
+    def from_yaml(cls, text: str, source: str | None = None) -> ArchSpec:
+        import yaml
+
+        return cls.from_dict(yaml.safe_load(text), source)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
