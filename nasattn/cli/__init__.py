@@ -1,0 +1,1 @@
+"""The ``nasattn`` command line (typer + rich)."""
