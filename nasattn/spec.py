@@ -11,7 +11,7 @@ import json
 import math
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from nasattn.config import ConfigError, to_yaml, validate
 from nasattn.registry import UnknownBlockError, get_block
@@ -109,6 +109,12 @@ class StageSpec(BaseModel):
     downsample: Literal["none", "maxpool", "stride"] = "none"
     attention: AttentionSpec = Field(default_factory=AttentionSpec)
     block_params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("block")
+    @classmethod
+    def _block_registered(cls, block: str) -> str:
+        _check_params("conv", block, {})
+        return block
 
     @model_validator(mode="after")
     def _registered(self) -> StageSpec:

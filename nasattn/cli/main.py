@@ -1,0 +1,179 @@
+"""``nasattn``: list blocks and presets, train one model, search, ablate, report, bench."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from nasattn import __version__
+from nasattn.cli.common import console, deep_merge, fail, handle_user_errors, parse_overrides
+
+app = typer.Typer(
+    name="nasattn",
+    help="Neural architecture search and ablation for attention CNNs (EuroSAT and any ImageFolder dataset).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"nasattn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version.")) -> None:
+    """nasattn command line."""
+
+
+@app.command()
+def blocks(kind: Optional[str] = typer.Argument(None, help="Only this kind (stem, conv, attention, fusion, head, dropblock).")) -> None:
+    """Print every registered block by kind with its parameters and defaults."""
+    from nasattn.registry import KINDS, list_blocks
+
+    if kind is not None and kind not in KINDS:
+        raise fail(f"unknown block kind {kind!r}; allowed: {', '.join(KINDS)}")
+    for k in [kind] if kind else list(KINDS):
+        table = Table(title=f"{k}: {KINDS[k]}", title_justify="left", show_lines=False)
+        table.add_column("name", style="bold cyan")
+        table.add_column("parameters (defaults)")
+        table.add_column("description")
+        for info in list_blocks(k):
+            params = ", ".join(f"{p}={d!r}" for p, d in info.params.items()) or "-"
+            table.add_row(info.name, params, info.doc)
+        console.print(table)
+
+
+@app.command()
+def presets() -> None:
+    """List the paper's presets with layers, parameters, FLOPs and the paper's accuracy."""
+    from nasattn.models import build_model, profile_model
+    from nasattn.presets import get_preset, list_presets
+
+    table = Table(title="presets (64x64 input, 10 classes)")
+    for col in ("preset", "layers", "conv layers", "params", "GFLOP/image", "paper test acc.", "description"):
+        table.add_column(col, justify="right" if col not in ("preset", "description") else "left")
+    for name in list_presets():
+        p = get_preset(name)
+        prof = profile_model(build_model(p.arch))
+        table.add_row(
+            name, str(prof["layers"]), str(prof["conv_layers"]), f"{prof['params'] / 1e6:.2f}M",
+            f"{prof['flops'] / 1e9:.2f}", f"{p.paper.get('test_accuracy', float('nan')) * 100:.2f}%", p.description,
+        )
+    console.print(table)
+
+
+@app.command()
+@handle_user_errors
+def train(
+    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="baseline, cbam or balanced."),
+    arch: Optional[Path] = typer.Option(None, "--arch", help="An ArchSpec YAML file (or a preset-style file with arch: and recipe:)."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="Folder or zip of images, or 'eurosat-mini'. Default: $NASATTN_DATA."),
+    download: bool = typer.Option(False, "--download", help="Download EuroSAT with torchvision when no data is found."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Override the recipe's epochs."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Override the recipe's batch size."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    seed: int = typer.Option(0, "--seed"),
+    width_mult: float = typer.Option(1.0, "--width-mult", help="Scale every width (e.g. 0.25 for a CPU-sized net)."),
+    subset: Optional[float] = typer.Option(None, "--subset", help="Train on a stratified fraction (0-1] of the dataset."),
+    protocol: str = typer.Option("default", "--protocol", help="default (stratified split, dihedral aug.) or paper (author's random split + augmentation)."),
+    overrides: Optional[list[str]] = typer.Option(None, "--set", help="Recipe override, e.g. --set lr=3e-4 (repeatable)."),
+    out: Path = typer.Option(Path("runs/train"), "--out", "-o", help="Output folder."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Train one architecture and write metrics.json, history.csv, arch.yaml and model.pt."""
+    from nasattn.config import ConfigError, read_yaml, validate
+    from nasattn.data import load_dataset
+    from nasattn.engine import Recipe, TrainingDivergedError, train as train_model, write_run
+    from nasattn.presets import get_preset
+    from nasattn.spec import ArchSpec
+
+    if (preset is None) == (arch is None):
+        raise ConfigError("give exactly one of --preset NAME or --arch FILE")
+    if preset is not None:
+        p = get_preset(preset)
+        spec, recipe_dict = p.arch, dict(p.recipe_dict)
+    else:
+        raw = read_yaml(arch)
+        body = raw.get("arch", raw) if isinstance(raw, dict) else raw
+        spec = ArchSpec.from_dict(body, str(arch))
+        recipe_dict = dict(raw.get("recipe", {})) if isinstance(raw, dict) and "arch" in raw else {}
+    if protocol == "paper":
+        recipe_dict.update(augment="paper", stratify=False, split_seed=42, split_ratios=[0.7, 0.15, 0.15])
+    elif protocol != "default":
+        raise ConfigError(f"--protocol {protocol!r}: allowed: default, paper")
+    cli = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size}.items() if v is not None}
+    recipe = validate(Recipe, deep_merge(deep_merge(recipe_dict, cli), parse_overrides(overrides)), "recipe (--set)")
+    spec = spec.scaled(width_mult)
+    if subset is not None and not 0 < subset <= 1:
+        raise ConfigError(f"--subset {subset}: must be in (0, 1]")
+
+    dataset = load_dataset(data, download=download, progress=progress)
+    if subset is not None and subset < 1:
+        from sklearn.model_selection import train_test_split
+        import numpy as np
+
+        keep, _ = train_test_split(np.arange(len(dataset)), train_size=subset, stratify=dataset.labels.numpy(), random_state=seed)
+        dataset = dataset.subset(np.sort(keep))
+    if len(dataset.classes) != spec.num_classes:
+        spec = spec.model_copy(update={"num_classes": len(dataset.classes)})
+    console.print(
+        f"[bold]nasattn train[/] {spec.name or arch} | data {dataset.source} ({len(dataset)} images, "
+        f"{len(dataset.classes)} classes) | width x{width_mult} | {recipe.epochs} epochs | seed {seed}"
+    )
+    try:
+        result = train_model(spec, recipe, dataset, seed=seed, device=device, progress=progress)
+    except TrainingDivergedError as e:
+        raise fail(f"training diverged: {e}", code=1) from None
+    result.metrics["command"] = " ".join(["nasattn", *sys.argv[1:]])
+    result.metrics["width_mult"] = width_mult
+    run_dir = write_run(out, result)
+    _print_summary(result.metrics)
+    console.print(f"wrote {run_dir}/metrics.json, history.csv, arch.yaml, model.pt")
+
+
+def _print_summary(m: dict) -> None:
+    table = Table(show_header=False, title="result (test split)")
+    rows = [
+        ("test accuracy", f"{m['test_accuracy'] * 100:.2f}%"),
+        ("Cohen's kappa", f"{m['kappa']:.4f}"),
+        ("macro F1", f"{m['macro_f1']:.4f}"),
+        ("min class accuracy", f"{m['min_class_accuracy'] * 100:.2f}%"),
+        ("confidence gap", "n/a" if m.get("confidence_gap") is None else f"{m['confidence_gap'] * 100:.2f} points"),
+        ("ECE", f"{m['ece']:.4f}"),
+        ("params / GFLOP", f"{m['params'] / 1e6:.2f}M / {(m.get('flops') or 0) / 1e9:.3f}"),
+        ("train seconds", f"{m['train_seconds']:.1f}"),
+    ]
+    if m.get("alpha"):
+        vals = list(m["alpha"].values())
+        rows.append(("alpha s=sigmoid(a)", f"mean {sum(vals) / len(vals):.3f} over {len(vals)} blocks"))
+    for k, v in rows:
+        table.add_row(k, v)
+    console.print(table)
+
+
+def _register_optional_commands() -> None:
+    """Commands of the search/ablation/report/bench packages (they import Ray/Optuna lazily)."""
+    import importlib
+
+    for module in ("search_cmd", "ablate_cmd", "report_cmd", "bench_cmd"):
+        try:
+            mod = importlib.import_module(f"nasattn.cli.{module}")
+        except ModuleNotFoundError as e:
+            if e.name != f"nasattn.cli.{module}":
+                raise
+            continue
+        mod.register(app)
+
+
+_register_optional_commands()
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

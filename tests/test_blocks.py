@@ -1,0 +1,192 @@
+"""Every registered block: output shape, gradient flow, registry behaviour, user-registered blocks."""
+
+import pytest
+import torch
+from torch import nn
+
+from nasattn.blocks.dropblock import ScheduledDropBlock, ramp_factor
+from nasattn.blocks.fusion import LearnableAlpha
+from nasattn.models import build_model, fusion_alphas
+from nasattn.registry import UnknownBlockError, block_names, create_block, list_blocks, register_block
+from nasattn.spec import ArchSpec
+
+ATTENTIONS = ["none", "se", "cbam", "coord", "spatial_gate", "fusion"]
+FUSIONS = ["learnable_alpha", "fixed_alpha", "gate", "sum", "concat", "sequential_sc", "sequential_cs"]
+
+
+def _grad_ok(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    x = x.clone().requires_grad_(True)
+    y = module(x)
+    y.square().mean().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    for name, p in module.named_parameters():
+        assert p.grad is not None, f"no gradient reached {name}"
+    return y
+
+
+def test_builtin_kinds_are_registered():
+    assert set(ATTENTIONS) <= set(block_names("attention"))
+    assert set(FUSIONS) == set(block_names("fusion"))
+    assert {"plain", "double", "residual"} <= set(block_names("conv"))
+    assert {"flatten_mlp", "gap_mlp", "gap_linear"} <= set(block_names("head"))
+    assert {"none", "constant", "progressive"} <= set(block_names("dropblock"))
+    assert all(b.doc for b in list_blocks()), "every block documents itself in one line"
+
+
+@pytest.mark.parametrize("name", ATTENTIONS)
+def test_attention_shape_and_gradient(name):
+    torch.manual_seed(0)
+    block = create_block("attention", name, 32)
+    x = torch.randn(4, 32, 8, 6)  # non-square on purpose (coordinate attention splits H and W)
+    y = block(x) if name == "none" else _grad_ok(block, x)
+    assert y.shape == x.shape
+
+
+@pytest.mark.parametrize("strategy", FUSIONS)
+def test_fusion_strategies(strategy):
+    torch.manual_seed(0)
+    block = create_block("attention", "fusion", 16, strategy=strategy)
+    x = torch.randn(2, 16, 8, 8)
+    y = _grad_ok(block, x)
+    assert y.shape == x.shape
+
+
+def test_learnable_alpha_formula_and_readout():
+    torch.manual_seed(0)
+    sp, ch = create_block("attention", "coord", 8), create_block("attention", "se", 8)
+    block = LearnableAlpha(8, sp, ch, init=0.3)
+    x = torch.randn(2, 8, 5, 5)
+    s = torch.sigmoid(torch.tensor(0.3))
+    torch.testing.assert_close(block(x), s * sp(x) + (1 - s) * ch(x))
+    assert block.weight == pytest.approx(float(s))
+
+
+def test_fixed_alpha_and_sequential_compose_branches():
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 4, 4)
+    fixed = create_block("attention", "fusion", 8, strategy="fixed_alpha", alpha=0.25)
+    torch.testing.assert_close(fixed(x), 0.25 * fixed.spatial(x) + 0.75 * fixed.channel(x))
+    sc = create_block("attention", "fusion", 8, strategy="sequential_sc")
+    torch.testing.assert_close(sc(x), sc.channel(sc.spatial(x)))
+    cs = create_block("attention", "fusion", 8, strategy="sequential_cs")
+    torch.testing.assert_close(cs(x), cs.spatial(cs.channel(x)))
+    with pytest.raises(ValueError, match="alpha must be in"):
+        create_block("attention", "fusion", 8, strategy="fixed_alpha", alpha=1.5)
+
+
+def test_any_spatial_and_channel_branch_can_be_fused():
+    block = create_block("attention", "fusion", 16, strategy="sum", spatial={"type": "spatial_gate"}, channel={"type": "cbam"})
+    assert block(torch.randn(2, 16, 8, 8)).shape == (2, 16, 8, 8)
+
+
+def test_se_is_torchvision_squeeze_excitation():
+    from torchvision.ops import SqueezeExcitation
+
+    se = create_block("attention", "se", 64, reduction=16)
+    assert isinstance(se, SqueezeExcitation) and se.fc1.out_channels == 4
+    assert create_block("attention", "se", 64, bias=False).fc1.bias is None
+
+
+@pytest.mark.parametrize("block", ["plain", "double", "residual"])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv_blocks(block, stride):
+    torch.manual_seed(0)
+    att = create_block("attention", "se", 16)
+    m = create_block("conv", block, 8, 16, stride=stride, attention=att, drop_prob=0.1, block_size=3)
+    y = _grad_ok(m, torch.randn(2, 8, 16, 16))
+    assert y.shape == (2, 16, 16 // stride, 16 // stride)
+
+
+def test_residual_projection_only_when_shape_changes():
+    same = create_block("conv", "residual", 16, 16, stride=1)
+    assert isinstance(same.shortcut, nn.Identity)
+    proj = create_block("conv", "residual", 8, 16, stride=2)
+    assert isinstance(proj.shortcut[0], nn.Conv2d) and proj.shortcut[0].kernel_size == (1, 1)
+
+
+@pytest.mark.parametrize("head", ["flatten_mlp", "gap_mlp", "gap_linear"])
+def test_heads(head):
+    m = create_block("head", head, 16, 10, in_shape=(16, 4, 4))
+    y = _grad_ok(m, torch.randn(3, 16, 4, 4))
+    assert y.shape == (3, 10)
+    assert any(isinstance(x, nn.Dropout) for x in m.modules())
+
+
+def test_dropblock_schedules_per_stage():
+    spec = ArchSpec.from_dict({"stages": [{"width": 8}] * 4, "dropblock": {"schedule": "progressive", "p_min": 0.05, "p_max": 0.2}})
+    assert spec.stage_drop_probs() == pytest.approx([0.05, 0.10, 0.15, 0.20])
+    spec = ArchSpec.from_dict({"stages": [{"width": 8}] * 3, "dropblock": {"schedule": "constant", "p": 0.1}})
+    assert spec.stage_drop_probs() == pytest.approx([0.1, 0.1, 0.1])
+    spec = ArchSpec.from_dict({"stages": [{"width": 8}] * 2})
+    assert spec.stage_drop_probs() == [0.0, 0.0]
+
+
+def test_dropblock_ramp_over_epochs():
+    assert [ramp_factor(e, 4) for e in (1, 2, 3, 5, 9)] == [0.0, 0.25, 0.5, 1.0, 1.0]
+    assert ramp_factor(1, 0) == 1.0
+    spec = ArchSpec.from_dict({
+        "stages": [{"width": 8, "depth": 1}, {"width": 8, "depth": 1, "downsample": "stride"}],
+        "dropblock": {"schedule": "progressive", "p_min": 0.1, "p_max": 0.3, "block_size": 3, "ramp_epochs": 4},
+    })
+    model = build_model(spec)
+    drops = [m for m in model.modules() if isinstance(m, ScheduledDropBlock)]
+    assert [d.target_p for d in drops] == pytest.approx([0.1, 0.3])
+    assert all(d.p == 0.0 for d in drops)  # epoch 1 of a ramp
+    model.set_epoch(3)
+    assert [d.p for d in drops] == pytest.approx([0.05, 0.15])
+    model.set_epoch(10)
+    assert [d.p for d in drops] == pytest.approx([0.1, 0.3])
+
+
+def test_dropblock_uses_torchvision_and_is_identity_in_eval():
+    from torchvision.ops import DropBlock2d
+
+    d = ScheduledDropBlock(0.5, 3)
+    assert isinstance(d, DropBlock2d)
+    x = torch.ones(2, 4, 8, 8)
+    d.eval()
+    assert torch.equal(d(x), x)
+    d.train()
+    torch.manual_seed(0)
+    assert (d(x) == 0).any()
+
+
+def test_unknown_block_lists_allowed():
+    with pytest.raises(UnknownBlockError, match="allowed: .*cbam.*coord"):
+        create_block("attention", "nope", 8)
+
+
+def test_user_registered_block_end_to_end():
+    @register_block("attention", "test_eca")
+    class ECA(nn.Module):
+        """Efficient channel attention (a user block defined in a test)."""
+
+        def __init__(self, channels: int, kernel_size: int = 3) -> None:
+            super().__init__()
+            self.conv = nn.Conv1d(1, 1, kernel_size, padding=kernel_size // 2, bias=False)
+
+        def forward(self, x):
+            w = self.conv(x.mean((2, 3))[:, None, :]).sigmoid()
+            return x * w[:, 0, :, None, None]
+
+    info = [b for b in list_blocks("attention") if b.name == "test_eca"][0]
+    assert info.params == {"kernel_size": 3}
+    spec = ArchSpec.from_dict({
+        "stem": {"type": "conv", "width": 8},
+        "stages": [{"block": "residual", "width": 8, "attention": {"type": "test_eca", "kernel_size": 5}},
+                   {"block": "residual", "width": 16, "downsample": "stride",
+                    "attention": {"type": "fusion", "strategy": "sum", "channel": {"type": "test_eca"}}}],
+    })
+    model = build_model(spec)
+    assert sum(isinstance(m, ECA) for m in model.modules()) == 2
+    assert model.stages[0][0].attention.conv.kernel_size == (5,)
+    out = model(torch.randn(2, 3, 32, 32))
+    out.sum().backward()
+    assert out.shape == (2, 10)
+
+
+def test_fusion_alphas_readout():
+    spec = ArchSpec.from_dict({"stages": [{"width": 8, "attention": {"type": "fusion", "init": 0.0}},
+                                          {"width": 8, "attention": {"type": "se"}}]})
+    alphas = fusion_alphas(build_model(spec))
+    assert list(alphas.values()) == [pytest.approx(0.5)]
