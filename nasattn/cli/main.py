@@ -106,7 +106,7 @@ def train(
         spec = ArchSpec.from_dict(body, str(arch))
         recipe_dict = dict(raw.get("recipe", {})) if isinstance(raw, dict) and "arch" in raw else {}
     if protocol == "paper":
-        recipe_dict.update(augment="paper", stratify=False, split_seed=42, split_ratios=[0.7, 0.15, 0.15])
+        recipe_dict.update(augment="paper", normalize="imagenet", stratify=False, split_seed=42, split_ratios=[0.7, 0.15, 0.15])
     elif protocol != "default":
         raise ConfigError(f"--protocol {protocol!r}: allowed: default, paper")
     cli = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size}.items() if v is not None}

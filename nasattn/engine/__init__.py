@@ -1,0 +1,29 @@
+"""Training engine: recipes, the fast on-device training loop, the paper's metrics and run folders."""
+
+from nasattn.engine.io import read_run, write_run
+from nasattn.engine.metrics import classification_metrics, expected_calibration_error
+from nasattn.engine.recipe import Recipe
+from nasattn.engine.trainer import (
+    EpochCallback,
+    StopTraining,
+    TrainingDivergedError,
+    TrainResult,
+    TrainState,
+    resolve_device,
+    train,
+)
+
+__all__ = [
+    "EpochCallback",
+    "Recipe",
+    "StopTraining",
+    "TrainResult",
+    "TrainState",
+    "TrainingDivergedError",
+    "classification_metrics",
+    "expected_calibration_error",
+    "read_run",
+    "resolve_device",
+    "train",
+    "write_run",
+]

@@ -1,0 +1,569 @@
+"""``train()``: one architecture, one recipe, one seed -> a TrainResult with every metric of the paper.
+
+Fast data path: the whole uint8 dataset is moved to the device once; every epoch draws a seeded
+permutation of the training indices and slices batches from it; augmentation and normalisation run
+on the device, batch by batch. No DataLoader, no worker processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torch.utils.deterministic
+from torch import nn
+
+from nasattn.engine.metrics import classification_metrics
+from nasattn.engine.recipe import Recipe
+from nasattn.engine.schedule import LRSchedule
+
+
+class StopTraining(Exception):
+    """Raised by an epoch callback to end training after the current epoch (a result is still produced)."""
+
+
+class TrainingDivergedError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+EpochCallback = Callable[[int, dict[str, Any], "TrainState"], None]
+
+
+def _to_cpu(obj: Any) -> Any:
+    """A deep copy of ``obj`` with every tensor cloned to the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_cpu(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_to_cpu(v) for v in obj)
+    return obj
+
+
+def _numpy_rng_state() -> tuple[Any, ...]:
+    """numpy's global RNG state with its key array as a tensor (so ``torch.load(weights_only=True)`` works)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached))
+
+
+def _set_numpy_rng_state(state: tuple[Any, ...]) -> None:
+    name, keys, pos, has_gauss, cached = state
+    np.random.set_state((name, np.asarray(keys, dtype=np.int64).astype(np.uint32), pos, has_gauss, cached))
+
+
+@dataclass
+class TrainState:
+    """Everything needed to continue training.
+
+    ``checkpoint()`` snapshots it as plain containers of CPU tensors and numbers (``torch.save`` it;
+    ``torch.load(..., weights_only=True)`` reads it back); ``train(resume_state=...)`` continues from it.
+    """
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: LRSchedule
+    scaler: torch.amp.GradScaler
+    order_generator: torch.Generator
+    aug_generator: torch.Generator
+    epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_val: float = -1.0
+    best_val_loss: float = float("inf")
+    best_epoch: int = 0
+    best_weights: dict[str, torch.Tensor] | None = None
+    bad_epochs: int = 0
+
+    def checkpoint(self) -> dict[str, Any]:
+        rng: dict[str, Any] = {
+            "torch": torch.get_rng_state(),
+            "numpy": _numpy_rng_state(),
+            "python": random.getstate(),
+            "order": self.order_generator.get_state(),
+            "aug": self.aug_generator.get_state(),
+        }
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return _to_cpu({
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "history": [dict(r) for r in self.history],
+            "best_val": self.best_val,
+            "best_val_loss": self.best_val_loss,
+            "best_epoch": self.best_epoch,
+            "best_weights": self.best_weights,
+            "bad_epochs": self.bad_epochs,
+            "rng": rng,
+        })
+
+    def restore(self, ckpt: dict[str, Any]) -> None:
+        """Load a ``checkpoint()`` dict: weights, optimiser, schedule, scaler, bookkeeping and RNG states."""
+        device = next(self.model.parameters()).device
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.schedule.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.epoch = int(ckpt["epoch"])
+        self.history = [dict(r) for r in ckpt["history"]]
+        self.best_val = float(ckpt["best_val"])
+        self.best_val_loss = float(ckpt.get("best_val_loss", float("inf")))
+        self.best_epoch = int(ckpt["best_epoch"])
+        bw = ckpt.get("best_weights")
+        self.best_weights = {k: v.to(device) for k, v in bw.items()} if bw is not None else None
+        self.bad_epochs = int(ckpt["bad_epochs"])
+        rng = ckpt["rng"]
+        torch.set_rng_state(rng["torch"])
+        _set_numpy_rng_state(rng["numpy"])
+        random.setstate(rng["python"])
+        self.order_generator.set_state(rng["order"])
+        self.aug_generator.set_state(rng["aug"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+@dataclass
+class TrainResult:
+    """Metrics (JSON-able dict), per-epoch history, the best-val model on the CPU, and test predictions."""
+
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    model: nn.Module
+    spec: Any
+    recipe: Recipe
+    predictions: dict[str, np.ndarray]
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return device.type
+
+
+def _amp_dtype(recipe: Recipe, device: torch.device) -> torch.dtype | None:
+    if recipe.amp == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[recipe.amp]
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def _backend_flags(device: torch.device) -> Iterator[None]:
+    """Deterministic algorithms on the CPU, cuDNN autotuning on CUDA; previous settings restored after."""
+    det, det_warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    bench = torch.backends.cudnn.benchmark
+    fill = torch.utils.deterministic.fill_uninitialized_memory
+    try:
+        if device.type == "cpu":
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.utils.deterministic.fill_uninitialized_memory = False  # NaN-filling torch.empty costs ~10%
+        elif device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        yield
+    finally:
+        torch.use_deterministic_algorithms(det, warn_only=det_warn)
+        torch.utils.deterministic.fill_uninitialized_memory = fill
+        torch.backends.cudnn.benchmark = bench
+
+
+def _channel_stats(images: torch.Tensor, idx: np.ndarray, chunk: int = 1024) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of the uint8 images [N, C, H, W] at ``idx``, in the [0, 1] scale."""
+    c = images.shape[1]
+    s = torch.zeros(c, dtype=torch.float64)
+    s2 = torch.zeros(c, dtype=torch.float64)
+    for i in range(0, len(idx), chunk):
+        x = images[torch.as_tensor(idx[i:i + chunk])].to(torch.float64).div_(255.0)
+        s += x.sum(dim=(0, 2, 3)).cpu()
+        s2 += x.square().sum(dim=(0, 2, 3)).cpu()
+    n = len(idx) * images.shape[2] * images.shape[3]
+    mean = s / n
+    std = (s2 / n - mean.square()).clamp_min(1e-12).sqrt()
+    return mean.tolist(), std.tolist()
+
+
+def _class_weights(recipe: Recipe, train_labels: torch.Tensor, classes: Sequence[str]) -> torch.Tensor | None:
+    k = len(classes)
+    if isinstance(recipe.class_weights, list):
+        if len(recipe.class_weights) != k:
+            raise ValueError(
+                f"recipe.class_weights has {len(recipe.class_weights)} entries but the dataset has {k} classes "
+                f"({', '.join(classes)}); give one weight per class, in this order"
+            )
+        return torch.tensor(recipe.class_weights, dtype=torch.float32)
+    if recipe.class_weights == "none":
+        return None
+    from nasattn.data import compute_class_weights
+
+    w = compute_class_weights(train_labels, k, mode=recipe.class_weights, beta=recipe.effective_beta)
+    return None if w is None else torch.as_tensor(w, dtype=torch.float32)
+
+
+def _optimizer(model: nn.Module, recipe: Recipe, device: torch.device) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    speed: dict[str, bool] = {"fused": True} if device.type == "cuda" else {"foreach": True}
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay,
+            nesterov=recipe.nesterov and recipe.momentum > 0, **speed,
+        )
+    cls = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=recipe.lr, weight_decay=recipe.weight_decay, **speed)
+
+
+def _fusion_alphas(model: nn.Module) -> dict[str, float]:
+    try:
+        from nasattn.models import fusion_alphas
+    except ImportError:  # pragma: no cover - models package missing only mid-development
+        return {}
+    return dict(fusion_alphas(model))
+
+
+def _profile(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, Any]:
+    fallback = {"params": sum(p.numel() for p in model.parameters()), "flops": None, "layers": None, "conv_layers": None}
+    try:
+        from nasattn.models import profile_model
+
+        prof = profile_model(model, input_shape=input_shape)
+    except Exception:  # profiling is informative only; a model it cannot trace still trains
+        return fallback
+    return {k: prof.get(k, fallback[k]) for k in fallback}
+
+
+class _Progress:
+    """A rich progress bar over all training steps (a no-op when disabled)."""
+
+    def __init__(self, enabled: bool, total: int, completed: int) -> None:
+        self.bar = None
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+            )
+            self.task = self.bar.add_task("train", total=total, completed=completed, info="")
+            self.val = ""
+
+    def __enter__(self) -> _Progress:
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def step(self, epoch: int, epochs: int, loss: float | None) -> None:
+        if self.bar is not None:
+            info = f"loss {loss:.4f}{self.val}" if loss is not None else None
+            self.bar.update(self.task, advance=1, description=f"epoch {epoch}/{epochs}", **({"info": info} if info else {}))
+
+    def epoch_end(self, row: dict[str, Any]) -> None:
+        if self.bar is not None:
+            self.val = f" | val acc {row['val_accuracy']:.4f} (epoch {row['epoch']})"
+            self.bar.update(self.task, info=f"loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}{self.val}")
+
+
+@dataclass
+class _Ctx:
+    """The per-run objects the epoch loops share."""
+
+    model: nn.Module
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    images: torch.Tensor
+    labels: torch.Tensor
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+    eval_tf: Callable[[torch.Tensor], torch.Tensor]
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def layout(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
+def _predict(ctx: _Ctx, idx: torch.Tensor, batch_size: int, tta: bool, compiled: bool) -> torch.Tensor:
+    """Softmax probabilities [len(idx), K] (float32, on the device); TTA averages them over ``tta_views``."""
+    if tta:
+        from nasattn.data import tta_views
+    ctx.model.eval()
+    out = []
+    grad_ctx = torch.no_grad() if compiled else torch.inference_mode()
+    try:
+        with grad_ctx:
+            for i in range(0, len(idx), batch_size):
+                x = ctx.eval_tf(ctx.images[idx[i:i + batch_size]])
+                views = tta_views(x) if tta else [x]
+                probs = None
+                for v in views:
+                    with ctx.autocast():
+                        logits = ctx.forward(ctx.layout(v))
+                    p = logits.float().softmax(dim=1)
+                    probs = p if probs is None else probs + p
+                out.append(probs / len(views))
+    finally:
+        ctx.model.train()
+    return torch.cat(out) if out else torch.zeros(0, 0, device=ctx.device)
+
+
+def _nll(probs: torch.Tensor, y: torch.Tensor) -> float:
+    return float(F.nll_loss(probs.clamp_min(1e-12).log(), y, reduction="mean")) if len(y) else float("nan")
+
+
+# ---------------------------------------------------------------------------------------------- train
+def train(
+    spec: Any,
+    recipe: Recipe,
+    data: Any,
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    callbacks: Sequence[EpochCallback] = (),
+    progress: bool = True,
+    model: nn.Module | None = None,
+    resume_state: dict[str, Any] | None = None,
+    max_steps_per_epoch: int | None = None,
+) -> TrainResult:
+    """Train ``spec`` (or the given ``model``) on ``data`` with ``recipe``; evaluate the best-val weights on test.
+
+    ``data`` is an ``ImageDataset`` (uint8 ``images`` [N, C, H, W], int64 ``labels``, ``classes``).
+    The split is ``split_dataset(labels, recipe.split_ratios, recipe.split_seed, recipe.stratify)``.
+    Each epoch calls ``cb(epoch, row, state)`` for every callback; a callback may raise ``StopTraining``.
+    The best epoch is the highest val accuracy, ties broken by lower val loss; its weights are always
+    restored before testing (``early_stopping_patience``: stop after that many epochs without a new
+    best). ``model`` (optional) is trained in place instead of ``build_model(spec)``.
+    ``resume_state`` is a ``TrainState.checkpoint()`` of the same spec/recipe/seed; training continues
+    from the epoch after it. ``max_steps_per_epoch`` caps the training batches per epoch (benchmarks).
+    Raises ``TrainingDivergedError`` on a non-finite loss; CUDA OOM and KeyboardInterrupt propagate.
+    """
+    from nasattn.data import make_eval_transform, make_train_transform, split_dataset
+
+    dev = resolve_device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    if model is None and spec is None:
+        raise ValueError("train() needs an ArchSpec or a prebuilt model")
+    classes = list(data.classes)
+    if spec is not None and getattr(spec, "num_classes", len(classes)) != len(classes):
+        raise ValueError(
+            f"the architecture has {spec.num_classes} outputs but the dataset has {len(classes)} classes; "
+            f"set num_classes: {len(classes)} in the spec"
+        )
+    images_cpu, labels_cpu = torch.as_tensor(data.images), torch.as_tensor(data.labels, dtype=torch.int64)
+    if images_cpu.dtype != torch.uint8 or images_cpu.ndim != 4:
+        raise ValueError(f"data.images must be uint8 [N, C, H, W], got {images_cpu.dtype} {tuple(images_cpu.shape)}")
+
+    with _backend_flags(dev):
+        _seed_everything(seed)
+        if model is None:
+            from nasattn.models import build_model
+
+            model = build_model(spec)
+        splits = split_dataset(labels_cpu, recipe.split_ratios, recipe.split_seed, recipe.stratify)
+        train_np, val_np, test_np = (np.asarray(s, dtype=np.int64) for s in (splits.train, splits.val, splits.test))
+        if len(train_np) < 2 or len(val_np) < 1 or len(test_np) < 1:
+            raise ValueError(
+                f"split {list(recipe.split_ratios)} of {len(labels_cpu)} images leaves "
+                f"{len(train_np)}/{len(val_np)}/{len(test_np)} train/val/test images; need >= 2/1/1"
+            )
+        weights = _class_weights(recipe, labels_cpu[train_np], classes)
+        if recipe.normalize == "imagenet":
+            from nasattn.data import IMAGENET_MEAN as mean, IMAGENET_STD as std
+        else:
+            mean, std = _channel_stats(images_cpu, train_np)
+
+        amp_dtype = _amp_dtype(recipe, dev)
+        channels_last = recipe.channels_last == "on" or (recipe.channels_last == "auto" and dev.type == "cuda")
+        model = model.to(dev)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        forward = torch.compile(model) if recipe.compile else model
+        ctx = _Ctx(
+            model=model, forward=forward, images=images_cpu.to(dev), labels=labels_cpu.to(dev), device=dev,
+            amp_dtype=amp_dtype, channels_last=channels_last, eval_tf=make_eval_transform(mean, std),
+        )
+        train_tf = make_train_transform(recipe.augment, mean, std, crop_pad=recipe.crop_pad)
+        train_idx, val_idx, test_idx = (torch.as_tensor(a, device=dev) for a in (train_np, val_np, test_np))
+        n_train, bs = len(train_np), recipe.batch_size
+        steps = n_train // bs + (1 if n_train % bs >= 2 else 0)
+        if max_steps_per_epoch is not None:
+            steps = max(1, min(steps, max_steps_per_epoch))
+
+        criterion = nn.CrossEntropyLoss(
+            weight=None if weights is None else weights.to(dev), label_smoothing=recipe.label_smoothing
+        )
+        optimizer = _optimizer(model, recipe, dev)
+        order_gen = torch.Generator().manual_seed(seed)
+        aug_gen = torch.Generator(device=dev).manual_seed(seed + 1)
+        state = TrainState(
+            model=model, optimizer=optimizer, schedule=LRSchedule(optimizer, recipe, steps),
+            scaler=torch.amp.GradScaler(dev.type, enabled=amp_dtype == torch.float16),
+            order_generator=order_gen, aug_generator=aug_gen,
+        )
+        if resume_state is not None:
+            state.restore(resume_state)
+        check_every = 1 if dev.type == "cpu" else 16  # host syncs for the NaN check / progress bar
+        stop_reason = "completed"
+        if recipe.early_stopping_patience and state.bad_epochs >= recipe.early_stopping_patience:
+            stop_reason = "early_stopping"
+
+        with _Progress(progress, recipe.epochs * steps, state.epoch * steps) as bar:
+            epoch = state.epoch
+            while stop_reason == "completed" and epoch < recipe.epochs:
+                epoch += 1
+                if hasattr(model, "set_epoch"):
+                    model.set_epoch(epoch)
+                t_start = time.perf_counter()
+                lr = float(optimizer.param_groups[0]["lr"])
+                perm = train_idx[torch.randperm(n_train, generator=order_gen).to(dev)]
+                loss_sum = torch.zeros((), device=dev)
+                correct = torch.zeros((), dtype=torch.long, device=dev)
+                first_bad = torch.full((), -1, dtype=torch.long, device=dev)
+                seen = 0
+                model.train()
+                for step in range(steps):
+                    idx = perm[step * bs:(step + 1) * bs]
+                    x = ctx.layout(train_tf(ctx.images[idx], aug_gen))
+                    y = ctx.labels[idx]
+                    with ctx.autocast():
+                        logits = forward(x)
+                        loss = criterion(logits.float(), y)
+                    optimizer.zero_grad(set_to_none=True)
+                    state.scaler.scale(loss).backward()
+                    if recipe.grad_clip is not None:
+                        state.scaler.unscale_(optimizer)
+                        nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip, foreach=True)
+                    state.scaler.step(optimizer)
+                    state.scaler.update()
+                    state.schedule.step_batch()
+                    loss_d = loss.detach()
+                    first_bad = torch.where(~torch.isfinite(loss_d) & (first_bad < 0), step + 1, first_bad)
+                    loss_sum += loss_d * len(idx)
+                    correct += (logits.detach().argmax(dim=1) == y).sum()
+                    seen += len(idx)
+                    last = step == steps - 1
+                    if last or (step + 1) % check_every == 0:
+                        bad = int(first_bad)
+                        if bad >= 0:
+                            raise TrainingDivergedError(
+                                f"non-finite training loss at epoch {epoch}, step {bad}/{steps} (lr {lr:.3g})"
+                            )
+                        bar.step(epoch, recipe.epochs, float(loss_d))
+                    else:
+                        bar.step(epoch, recipe.epochs, None)
+                train_loss, train_acc = float(loss_sum) / seen, int(correct) / seen
+                train_seconds = time.perf_counter() - t_start
+
+                val_probs = _predict(ctx, val_idx, recipe.eval_batch_size, False, recipe.compile)
+                val_y = ctx.labels[val_idx]
+                val_acc = float((val_probs.argmax(dim=1) == val_y).float().mean())
+                val_loss = _nll(val_probs, val_y)
+                state.schedule.step_epoch(epoch, val_acc)
+                if val_acc > state.best_val or (val_acc == state.best_val and val_loss < state.best_val_loss):
+                    state.best_val, state.best_val_loss, state.best_epoch = val_acc, val_loss, epoch
+                    state.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    state.bad_epochs = 0
+                else:
+                    state.bad_epochs += 1
+                row: dict[str, Any] = {
+                    "epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
+                    "val_loss": val_loss, "val_accuracy": val_acc, "lr": lr,
+                    "epoch_seconds": time.perf_counter() - t_start,
+                    "images_per_second": seen / train_seconds if train_seconds > 0 else float("nan"),
+                    "train_images": seen,
+                }
+                row.update({f"alpha/{k}": v for k, v in _fusion_alphas(model).items()})
+                state.history.append(row)
+                state.epoch = epoch
+                bar.epoch_end(row)
+                try:
+                    for cb in callbacks:
+                        cb(epoch, row, state)
+                except StopTraining:
+                    stop_reason = "callback"
+                    break
+                if recipe.early_stopping_patience and state.bad_epochs >= recipe.early_stopping_patience:
+                    stop_reason = "early_stopping"
+
+        if state.best_weights is not None:
+            model.load_state_dict(state.best_weights)
+        test_probs = _predict(ctx, test_idx, recipe.eval_batch_size, recipe.tta, recipe.compile)
+        test_y = ctx.labels[test_idx]
+
+    probs_np = test_probs.cpu().numpy()
+    preds_np = probs_np.argmax(axis=1)
+    y_np = test_y.cpu().numpy()
+    cls_metrics = classification_metrics(y_np, preds_np, probs_np, classes)
+    model = model.to("cpu", memory_format=torch.contiguous_format)
+    alphas = _fusion_alphas(model)
+    history = state.history
+    train_secs = sum(r["epoch_seconds"] for r in history)
+    train_imgs = sum(r.get("train_images", 0) for r in history)
+    train_only = sum(r["train_images"] / r["images_per_second"] for r in history if r.get("images_per_second"))
+
+    import nasattn
+
+    metrics: dict[str, Any] = {"test_accuracy": cls_metrics.pop("accuracy"), "test_loss": _nll(test_probs.cpu(), test_y.cpu())}
+    metrics.update(cls_metrics)
+    metrics.update({
+        "val_accuracy": state.best_val if state.best_epoch else None,
+        "val_loss": state.best_val_loss if state.best_epoch else None,
+        "best_epoch": state.best_epoch,
+        "epochs_run": len(history),
+        "max_epochs": recipe.epochs,
+        "stop_reason": stop_reason,
+        "train_seconds": train_secs,
+        "images_per_second": train_imgs / train_only if train_only > 0 else None,
+        "alpha": alphas,
+        **_profile(model, tuple(images_cpu.shape[1:])),
+        "seed": seed,
+        "device": _device_name(dev),
+        "amp": {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype],
+        "channels_last": channels_last,
+        "compiled": recipe.compile,
+        "tta": recipe.tta,
+        "n_train": len(train_np), "n_val": len(val_np), "n_test": len(test_np),
+        "dataset": getattr(data, "source", None),
+        "dataset_fingerprint": getattr(data, "fingerprint", None),
+        "normalization": {"mean": mean, "std": std},
+        "class_weights": None if weights is None else weights.tolist(),
+        "torch_version": torch.__version__,
+        "nasattn_version": nasattn.__version__,
+    })
+    predictions = {
+        "index": test_np,
+        "label": y_np.astype(np.int64),
+        "pred": preds_np.astype(np.int64),
+        "confidence": probs_np.max(axis=1) if len(probs_np) else np.zeros(0, dtype=np.float32),
+        "probs": probs_np,
+    }
+    return TrainResult(metrics=metrics, history=history, model=model, spec=spec, recipe=recipe, predictions=predictions)
