@@ -190,3 +190,11 @@ def test_fusion_alphas_readout():
                                           {"width": 8, "attention": {"type": "se"}}]})
     alphas = fusion_alphas(build_model(spec))
     assert list(alphas.values()) == [pytest.approx(0.5)]
+
+
+def test_dropblock_on_a_feature_map_smaller_than_the_block():
+    drop = ScheduledDropBlock(0.3, block_size=7).train()
+    for hw in (4, 2, 1):  # torchvision would clamp 7 -> 4 (even) and raise
+        x = torch.ones(2, 8, hw, hw)
+        y = drop(x)
+        assert y.shape == x.shape and torch.isfinite(y).all()

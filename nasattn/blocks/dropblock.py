@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.ops import DropBlock2d
+from torchvision.ops import DropBlock2d, drop_block2d
 
 from nasattn.registry import register_block
 
@@ -52,9 +52,14 @@ class ScheduledDropBlock(DropBlock2d):
         self.p = self.target_p * factor
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.p == 0.0:
+        if self.p == 0.0 or not self.training:
             return x
-        return super().forward(x)
+        # torchvision clamps the block to the feature map and then rejects an even size: keep it odd.
+        size = min(self.block_size, x.shape[-2], x.shape[-1])
+        size -= 1 - size % 2
+        if size < 1:
+            return x
+        return drop_block2d(x, self.p, size, self.inplace, self.eps, self.training)
 
 
 def make_dropblock(p: float, block_size: int) -> nn.Module:

@@ -117,19 +117,19 @@ def train(
 
     dataset = load_dataset(data, download=download, progress=progress)
     if subset is not None and subset < 1:
-        from sklearn.model_selection import train_test_split
-        import numpy as np
+        from nasattn.data import stratified_subset
 
-        keep, _ = train_test_split(np.arange(len(dataset)), train_size=subset, stratify=dataset.labels.numpy(), random_state=seed)
-        dataset = dataset.subset(np.sort(keep))
+        dataset = dataset.subset(stratified_subset(dataset.labels, subset, seed=seed))
     if len(dataset.classes) != spec.num_classes:
         spec = spec.model_copy(update={"num_classes": len(dataset.classes)})
     console.print(
         f"[bold]nasattn train[/] {spec.name or arch} | data {dataset.source} ({len(dataset)} images, "
-        f"{len(dataset.classes)} classes) | width x{width_mult} | {recipe.epochs} epochs | seed {seed}"
+        f"{len(dataset.classes)} classes) | width x{width_mult} | {recipe.epochs} epochs | seed {seed}",
+        soft_wrap=True,
     )
     try:
-        result = train_model(spec, recipe, dataset, seed=seed, device=device, progress=progress)
+        callbacks = () if progress else (_log_epoch,)  # without a bar (logs, CI), one line per epoch
+        result = train_model(spec, recipe, dataset, seed=seed, device=device, progress=progress, callbacks=callbacks)
     except TrainingDivergedError as e:
         raise fail(f"training diverged: {e}", code=1) from None
     result.metrics["command"] = " ".join(["nasattn", *sys.argv[1:]])
@@ -137,6 +137,15 @@ def train(
     run_dir = write_run(out, result)
     _print_summary(result.metrics)
     console.print(f"wrote {run_dir}/metrics.json, history.csv, arch.yaml, model.pt")
+
+
+def _log_epoch(epoch: int, row: dict, state: object) -> None:
+    console.print(
+        f"epoch {epoch}: loss {row['train_loss']:.4f} train acc {row['train_accuracy']:.4f} "
+        f"val acc {row['val_accuracy']:.4f} lr {row['lr']:.2e} ({row['epoch_seconds']:.0f} s, {row['images_per_second']:.0f} img/s)",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _print_summary(m: dict) -> None:
