@@ -1,0 +1,156 @@
+"""``nasattn search STUDY.yaml`` and ``nasattn space FILE``."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from nasattn.cli.common import console, fail, handle_user_errors, parse_overrides
+
+
+def _fmt_size(n: float) -> str:
+    if math.isinf(n):
+        return "infinite"
+    return f"{n:,}" if n < 1e9 else f"{n:.3g}"
+
+
+def search(
+    study_file: Path = typer.Argument(..., help="A study YAML (see studies/quickstart.yaml)."),
+    overrides: Optional[list[str]] = typer.Option(None, "--set", help="Override a study field, e.g. --set budget.trials=20 (repeatable)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted search in the output folder."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (overrides the study's output)."),
+    live: Optional[bool] = typer.Option(None, "--live/--no-live", help="Live table (default: when on a terminal)."),
+) -> None:
+    """Run a neural architecture search (Ray Tune + Optuna) described by a study file."""
+    _search(study_file, overrides, resume, out, live)
+
+
+@handle_user_errors
+def _search(study_file: Path, overrides: list[str] | None, resume: bool, out: Path | None, live: bool | None) -> None:
+    from nasattn.search.run import SearchFailed, run_search
+    from nasattn.search.study import load_study
+
+    loaded = load_study(study_file, parse_overrides(overrides), output=out)
+    s = loaded.study
+    objectives = ", ".join(f"{o.mode} {o.metric}" for o in s.objectives)
+    console.print(
+        f"[bold]nasattn search[/] {s.name} | {s.budget.trials} trials x {s.budget.epochs} epochs | {objectives} | "
+        f"sampler {s.sampler.type} (seed {s.sampler.seed}) | early stopping {s.early_stopping.type} | "
+        f"output {loaded.output}" + (" | resume" if resume else ""),
+        highlight=False, soft_wrap=True,
+    )
+    try:
+        result = run_search(loaded, resume=resume, console=console, live=live)
+    except SearchFailed as e:
+        raise fail(str(e), code=1) from None
+    counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(result.counts.items()))
+    console.print(f"finished: {counts} | wall {result.wall_s:.0f}s (Ray start {result.ray_start_s:.1f}s)"
+                  + (f" | {result.rejected} samples rejected by constraints" if result.rejected else ""))
+    if result.best:
+        b = result.best
+        test = b.get("test_accuracy")
+        console.print(
+            f"best: trial {b['number']} val_accuracy {b['val_accuracy'] * 100:.2f}%"
+            + (f", test {test * 100:.2f}%" if isinstance(test, (int, float)) else "")
+            + (f" -> {result.best_dir}/arch.yaml" if result.best_dir else "")
+        )
+    console.print(f"wrote {result.trials_csv}" + (f", {result.report}" if result.report else ""))
+
+
+def space(
+    file: Path = typer.Argument(..., help="A search-space YAML (or a study YAML: its space is used)."),
+    samples: int = typer.Option(3, "--samples", "-n", min=0, help="How many sampled architectures to print."),
+    seed: int = typer.Option(0, "--seed"),
+    show_dims: bool = typer.Option(True, "--dims/--no-dims", help="List every parameter of the space."),
+) -> None:
+    """Print a search space's size, its parameters, a few sampled specs and which presets it contains."""
+    _space(file, samples, seed, show_dims)
+
+
+@handle_user_errors
+def _space(file: Path, samples: int, seed: int, show_dims: bool) -> None:
+    import optuna
+
+    from nasattn.config import read_yaml
+    from nasattn.presets import PRESET_NAMES, get_preset
+    from nasattn.search.space import (
+        NotInSpace, Rejected, arch_point, check_constraints, describe_dim, iter_dims, load_space, sample_spec, space_size,
+    )
+
+    raw = read_yaml(file)
+    if isinstance(raw, dict) and "space" in raw and "stages" not in raw:
+        from nasattn.search.study import load_study
+
+        sp = load_study(file).space
+    else:
+        sp = load_space(file)
+    dims = list(iter_dims(sp))
+    arch_size, total = space_size(sp, recipe=False), space_size(sp)
+    continuous = [d.name for d in dims if describe_dim(d.dim).startswith("float") and "step" not in describe_dim(d.dim)]
+    console.print(f"[bold]{sp.name or file}[/]: {len(dims)} parameters; "
+                  f"{_fmt_size(arch_size)} architectures (before constraints); "
+                  f"{_fmt_size(total)} points with the training hyper-parameters"
+                  + (f" (infinite: continuous {', '.join(continuous)})" if math.isinf(total) else ""),
+                  highlight=False, soft_wrap=True)
+    if sp.constraints.active():
+        console.print("constraints: " + ", ".join(f"{k} in [{lo}, {hi}]" for k, (lo, hi) in sp.constraints.active().items()))
+    if show_dims:
+        table = Table(title="parameters (Optuna names)", title_justify="left")
+        table.add_column("parameter", style="cyan", overflow="fold")
+        table.add_column("values")
+        table.add_column("exists when")
+        for d in dims:
+            if d.name.startswith("stage") and d.name[5:6].isdigit() and not d.name.startswith("stage1.") and "." in d.name:
+                continue  # stage2..N repeat stage1's parameters
+            cond = d.condition.replace("stage1", "stageN")
+            if d.name.startswith("stage1."):
+                cond = " and ".join(x for x in (cond, "N <= stages.count") if x)
+            table.add_row(d.name.replace("stage1.", "stageN."), describe_dim(d.dim), cond)
+        console.print(table)
+    presets = Table(title="presets", title_justify="left")
+    presets.add_column("preset")
+    presets.add_column("a point of this space?")
+    for name in PRESET_NAMES:
+        p = get_preset(name)
+        try:
+            arch_point(sp, p.arch)
+            check_constraints(sp, p.arch)
+            presets.add_row(name, "[green]yes[/]")
+        except (NotInSpace, Rejected) as e:
+            presets.add_row(name, f"[red]no[/]: {e}")
+    console.print(presets)
+    if samples:
+        from nasattn.models import build_model, profile_model
+        from nasattn.tune.progress import arch_summary
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+        shown, rejected = 0, 0
+        while shown < samples and rejected < 1000:
+            trial = study.ask()
+            try:
+                spec, recipe = sample_spec(trial, sp)
+            except Rejected:
+                rejected += 1
+                continue
+            shown += 1
+            prof = profile_model(build_model(spec))
+            console.print(
+                f"[bold]sample {shown}[/]: {arch_summary({'arch': spec.to_dict()})} | {spec.layers} layers, "
+                f"{spec.conv_layers} conv | {prof['params'] / 1e6:.2f}M params, {prof['flops'] / 1e9:.3f} GFLOP"
+                + (f" | recipe {recipe}" if recipe else ""),
+                highlight=False, soft_wrap=True,
+            )
+            console.print(spec.to_yaml(), highlight=False)
+        if rejected:
+            console.print(f"({rejected} samples rejected by constraints)")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``search`` and ``space`` to the nasattn CLI."""
+    app.command("search")(search)
+    app.command("space")(space)

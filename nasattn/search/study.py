@@ -1,0 +1,328 @@
+"""Study files: one YAML that says everything about a search run, validated before anything starts."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from nasattn.config import ConfigError, read_yaml
+
+SAMPLERS = ("tpe", "random", "cmaes", "nsga2", "gp", "grid")
+SCHEDULERS = ("asha", "hyperband", "median", "none")
+OBJECTIVE_METRICS = {
+    "val_accuracy": "max", "params": "min", "flops": "min", "latency_ms": "min",
+}
+PRESETS = ("baseline", "cbam", "balanced")
+
+
+def parse_duration(value: Any) -> float | None:
+    """``3600``, ``"90s"``, ``"45m"``, ``"2h"``, ``"1h30m"`` -> seconds (None stays None)."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value <= 0:
+            raise ValueError(f"must be > 0, got {value}")
+        return float(value)
+    if isinstance(value, str):
+        parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", value)
+        if parts and any(parts.groups()):
+            h, m, s = (float(x) if x else 0.0 for x in parts.groups())
+            total = 3600 * h + 60 * m + s
+            if total > 0:
+                return total
+    raise ValueError(f"expected seconds or a duration like '45m', '2h', '1h30m'; got {value!r}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Budget(_Strict):
+    trials: int = Field(20, ge=1, description="Number of trials (seed presets included).")
+    epochs: int = Field(10, ge=1, description="Epochs per trial (the maximum: early stopping may cut it).")
+    time_limit: float | None = Field(None, description="Wall-clock limit for the whole search: seconds or '45m', '2h'.")
+    max_steps_per_epoch: int | None = Field(None, ge=1, description="Cap on training batches per epoch (smoke tests).")
+    abort_after_failures: int = Field(
+        3, ge=1, description="Stop the search when this many trials failed and none succeeded yet."
+    )
+
+    _duration = field_validator("time_limit", mode="before")(classmethod(lambda cls, v: parse_duration(v)))
+
+
+class Objective(_Strict):
+    metric: Literal["val_accuracy", "params", "flops", "latency_ms"]
+    mode: Literal["max", "min"] | None = None
+
+    @model_validator(mode="after")
+    def _mode(self) -> Objective:
+        natural = OBJECTIVE_METRICS[self.metric]
+        if self.mode is None:
+            self.mode = natural  # type: ignore[assignment]
+        elif self.mode != natural:
+            raise ValueError(f"{self.metric} can only be {'maximized' if natural == 'max' else 'minimized'} (mode: {natural})")
+        return self
+
+
+class Sampler(_Strict):
+    type: Literal["tpe", "random", "cmaes", "nsga2", "gp", "grid"] = "tpe"
+    seed: int | None = 0
+    n_startup_trials: int | None = Field(None, ge=0, description="tpe/gp/cmaes: random trials before modelling.")
+    multivariate: bool = Field(True, description="tpe: model parameters jointly (group=True for conditionals).")
+    population_size: int | None = Field(None, ge=2, description="nsga2: population size.")
+
+
+class EarlyStopping(_Strict):
+    type: Literal["asha", "hyperband", "median", "none"] = "asha"
+    grace_period: int = Field(1, ge=1, description="asha/median: epochs before a trial can be stopped.")
+    reduction_factor: float = Field(3, gt=1, description="asha/hyperband: keep 1/reduction_factor per rung.")
+    min_samples_required: int = Field(3, ge=1, description="median: trials needed before stopping any.")
+
+
+class Resources(_Strict):
+    cpus_per_trial: float = Field(1, gt=0)
+    gpus_per_trial: float = Field(0, ge=0, description="Fractions such as 0.25 share one GPU among several trials.")
+    max_concurrent: int | None = Field(None, ge=1, description="At most this many trials at once (default: what the resources allow).")
+    num_cpus: int | None = Field(None, ge=1, description="Embedded Ray only: CPUs it may use (default: all).")
+    num_gpus: int | None = Field(None, ge=0, description="Embedded Ray only: GPUs it may use (default: all visible).")
+
+    @field_validator("gpus_per_trial")
+    @classmethod
+    def _fraction(cls, v: float) -> float:
+        if v > 1 and not float(v).is_integer():
+            raise ValueError(f"more than one GPU per trial must be a whole number, got {v}")
+        return v
+
+
+class Seeds(_Strict):
+    presets: list[Literal["baseline", "cbam", "balanced"]] = Field(default_factory=list)
+    points: list[dict[str, Any]] = Field(default_factory=list, description="More Optuna parameter dicts to enqueue.")
+
+    @field_validator("presets", mode="before")
+    @classmethod
+    def _all(cls, v: Any) -> Any:
+        if v is True:
+            return list(PRESETS)
+        if v in (False, None):
+            return []
+        return v
+
+
+class TrainSettings(_Strict):
+    recipe: dict[str, Any] = Field(default_factory=dict, description="Recipe fields fixed for every trial.")
+    width_mult: float = Field(1.0, gt=0, description="Scale every width of every sampled network (CPU proxies).")
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = Field(1, ge=0, description="Epochs between trial checkpoints (0: none).")
+    keep_checkpoints: int = Field(1, ge=1, description="Checkpoints kept per trial.")
+
+    @field_validator("recipe")
+    @classmethod
+    def _recipe(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from pydantic import ValidationError
+
+        from nasattn.engine import Recipe
+
+        if "epochs" in v:
+            raise ValueError("epochs: set the epochs per trial in budget.epochs")
+        try:
+            Recipe.model_validate(v)
+        except ValidationError as e:
+            err = e.errors(include_url=False)[0]
+            loc = ".".join(str(x) for x in err["loc"])
+            msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg += f"; allowed: {', '.join(Recipe.model_fields)}"
+            raise ValueError(f"{loc}: {msg}") from None
+        return v
+
+
+class RayConfig(_Strict):
+    address: str | None = Field(None, description="None: embedded local Ray; 'auto', 'host:port' or 'ray://host:port'.")
+
+
+class Study(_Strict):
+    """Everything about one search run (see nasattn/search/README_SECTION.md for a reference)."""
+
+    name: str = "search"
+    description: str = ""
+    space: Any = Field(..., description="Path to a search-space YAML (relative to the study file) or an inline space.")
+    data: str | None = Field(None, description="Dataset folder/zip, or 'eurosat-mini'; None: $NASATTN_DATA.")
+    subset: float | None = Field(None, gt=0, le=1, description="Stratified fraction of the dataset to use.")
+    download: bool = False
+    budget: Budget = Field(default_factory=Budget)
+    objectives: list[Objective] = Field(default_factory=lambda: [Objective(metric="val_accuracy")], min_length=1)
+    sampler: Sampler = Field(default_factory=Sampler)
+    early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
+    resources: Resources = Field(default_factory=Resources)
+    storage: str | None = Field(None, description="None: sqlite study.db in the output folder; an SQLAlchemy URL; or journal:PATH.")
+    study_name: str | None = None
+    ray: RayConfig = Field(default_factory=RayConfig)
+    seeds: Seeds = Field(default_factory=Seeds)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    output: str = Field("runs/search", description="Output folder (relative to the working directory).")
+    report: bool = True
+
+    @field_validator("objectives", mode="before")
+    @classmethod
+    def _objectives(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [v]
+        if isinstance(v, list):
+            return [{"metric": o} if isinstance(o, str) else o for o in v]
+        return v
+
+    @field_validator("sampler", "early_stopping", mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return {"type": v}
+        if v is None:
+            return {"type": "none"}
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Study:
+        metrics = [o.metric for o in self.objectives]
+        if len(set(metrics)) != len(metrics):
+            raise ValueError(f"objectives: {metrics} lists a metric twice")
+        if "val_accuracy" not in metrics:
+            raise ValueError("objectives: val_accuracy must be one of the objectives (early stopping follows it)")
+        if self.multi_objective and self.sampler.type in ("cmaes",):
+            raise ValueError(f"sampler: {self.sampler.type} is single-objective; for several objectives use nsga2, tpe, gp or random")
+        if self.early_stopping.type == "hyperband" and self.train.checkpoint_every == 0:
+            raise ValueError("early_stopping: hyperband pauses and resumes trials; set train.checkpoint_every >= 1")
+        return self
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    @property
+    def metric_names(self) -> list[str]:
+        return [o.metric for o in self.objectives]
+
+    @property
+    def modes(self) -> list[str]:
+        return [o.mode for o in self.objectives]  # type: ignore[misc]
+
+
+class LoadedStudy:
+    """A validated study plus its resolved space, paths and source name (for messages)."""
+
+    def __init__(self, study: Study, space: Any, source: str, space_source: str, base_dir: Path) -> None:
+        self.study = study
+        self.space = space
+        self.source = source
+        self.space_source = space_source
+        self.base_dir = base_dir
+
+    @property
+    def output(self) -> Path:
+        return Path(self.study.output).expanduser().resolve()
+
+    def resolved_data(self) -> str | None:
+        """The data source as trials should see it: bundled names as they are, paths absolute."""
+        data = self.study.data
+        if data is None:
+            import os
+
+            data = os.environ.get("NASATTN_DATA")
+        if data is None or data.startswith("eurosat-mini") or "://" in data:
+            return data
+        path = Path(data).expanduser()
+        if not path.is_absolute():
+            candidate = (self.base_dir / path)
+            path = candidate if candidate.exists() and not Path(data).exists() else path
+        return str(path.resolve())
+
+
+def load_study(path: str | Path, overrides: dict[str, Any] | None = None, output: str | Path | None = None) -> LoadedStudy:
+    """Read, merge ``--set`` overrides into, and validate a study file and its search space.
+
+    Every problem is a :class:`ConfigError` naming the file, the field path and what is allowed.
+    """
+    from nasattn.cli.common import deep_merge
+    from nasattn.search.space import SearchSpace, load_space, validate_model
+
+    path = Path(path)
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a study must be a mapping of fields, got {type(raw).__name__}")
+    overrides = dict(overrides or {})
+    source = f"{path} (with --set)" if overrides else str(path)
+    space_overrides = overrides.pop("space", None) if isinstance(overrides.get("space"), dict) else None
+    data = deep_merge(raw, overrides)
+    if output is not None:
+        data["output"] = str(output)
+    study = validate_model(Study, data, source)
+
+    base_dir = path.resolve().parent
+    space_raw = study.space
+    if isinstance(space_raw, str):
+        space_path = Path(space_raw).expanduser()
+        if not space_path.is_absolute():
+            for candidate in (base_dir / space_path, Path.cwd() / space_path, base_dir.parent / space_path):
+                if candidate.is_file():
+                    space_path = candidate.resolve()
+                    break
+            else:
+                raise ConfigError(f"{source}: space: no such file {space_raw!r} (looked beside the study file and in the working directory)")
+        space_source = str(space_path)
+        space_dict = read_yaml(space_path)
+        if not isinstance(space_dict, dict):
+            raise ConfigError(f"{space_path}: a search space must be a mapping")
+    elif isinstance(space_raw, dict):
+        space_dict, space_source = space_raw, f"{source}: space"
+    else:
+        raise ConfigError(f"{source}: space: give a path to a search-space YAML or an inline space mapping")
+    if space_overrides:
+        space_dict = deep_merge(space_dict, space_overrides)
+        space_source += " (with --set)"
+    space = load_space(space_dict, space_source)
+    assert isinstance(space, SearchSpace)
+    loaded = LoadedStudy(study, space, source, space_source, base_dir)
+    check_study(loaded)
+    return loaded
+
+
+def check_study(loaded: LoadedStudy) -> None:
+    """Cross-checks between the study and its space that need both (seeds, grid, a samplable space)."""
+    from nasattn.search.space import grid_values, preset_points
+
+    study, space = loaded.study, loaded.space
+    try:
+        preset_points(space, list(study.seeds.presets))
+    except ConfigError as e:
+        raise ConfigError(f"{loaded.source}: {e}") from None
+    if study.sampler.type == "grid":
+        try:
+            grid_values(space)
+        except ConfigError as e:
+            raise ConfigError(f"{loaded.source}: {e}") from None
+    check_samplable(space, loaded.space_source)
+
+
+def check_samplable(space: Any, source: str, tries: int = 200) -> None:
+    """Draw random points until one passes every constraint; else a ConfigError with the reasons."""
+    import optuna
+
+    from nasattn.search.space import Rejected, sample_spec
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    reasons: dict[str, int] = {}
+    for _ in range(tries):
+        trial = study.ask()
+        try:
+            sample_spec(trial, space)
+            return
+        except Rejected as e:
+            key = str(e).split(":")[0] if str(e).startswith("constraint") else str(e)
+            reasons[key] = reasons.get(key, 0) + 1
+        finally:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    top = ", ".join(f"{r} ({n}x)" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:3])
+    raise ConfigError(f"{source}: constraints: no valid architecture in {tries} random samples; most common reasons: {top}")

@@ -1,0 +1,191 @@
+"""A live terminal table of trials (a Ray Tune callback), quiet one-liners when not on a terminal."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from ray.tune import Callback
+
+
+def arch_summary(config: dict[str, Any]) -> str:
+    """A short description of a trial's architecture: blocks, depths, widths, attention, head."""
+    arch = config.get("arch") or {}
+    stages = arch.get("stages") or []
+    if not stages:
+        return str(config.get("name", ""))
+    blocks = sorted({s.get("block", "?") for s in stages})
+    atts = []
+    for s in stages:
+        a = (s.get("attention") or {}).get("type", "none")
+        if a == "fusion":
+            a = (s.get("attention") or {}).get("strategy", "fusion")
+        atts.append(a)
+    att = atts[0] if len(set(atts)) == 1 else "/".join(atts)
+    depth = "-".join(str(s.get("depth", 1)) for s in stages)
+    width = "-".join(str(s.get("width", "?")) for s in stages)
+    db = (arch.get("dropblock") or {}).get("schedule", "none")
+    head = (arch.get("head") or {}).get("type", "")
+    name = f"{arch['name']}: " if arch.get("name") else ""
+    return f"{name}{'/'.join(blocks)} d{depth} w{width} att={att} db={db} {head}"
+
+
+def _fmt_s(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds:
+        return "?"
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class TrialTable(Callback):
+    """Running and finished trials, their key choices, current and best ``metric``, time left.
+
+    On a terminal it redraws a rich table in place; otherwise it prints one line per finished trial.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        metric: str = "val_accuracy",
+        describe: Callable[[dict[str, Any]], str] = arch_summary,
+        concurrency: int = 1,
+        time_budget_s: float | None = None,
+        title: str = "trials",
+        max_rows: int = 12,
+        live: bool | None = None,
+    ) -> None:
+        self.total = total
+        self.metric = metric
+        self.describe = describe
+        self.concurrency = max(1, concurrency)
+        self.time_budget_s = time_budget_s
+        self.title = title
+        self.max_rows = max_rows
+        self.want_live = live
+        self.start = time.time()
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.best: float | None = None
+        self._live = None
+        self._console = None
+
+    # Tune pickles callbacks with the experiment state: the rich objects stay behind.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_live"] = None
+        state["_console"] = None
+        return state
+
+    def get_state(self) -> dict[str, Any]:
+        return {"rows": self.rows, "best": self.best}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.rows = state.get("rows", {})
+        self.best = state.get("best")
+
+    # ------------------------------------------------------------------ events
+    def setup(self, **info: Any) -> None:
+        from rich.console import Console
+
+        self.start = time.time()
+        self._console = Console()
+        live = self._console.is_terminal if self.want_live is None else self.want_live
+        if live:
+            from rich.live import Live
+
+            self._live = Live(self._table(), console=self._console, refresh_per_second=2, transient=False)
+            self._live.start()
+
+    def _row(self, trial: Any) -> dict[str, Any]:
+        row = self.rows.setdefault(trial.trial_id, {"choices": self.describe(trial.config), "status": "PENDING",
+                                                    "current": None, "best": None, "epoch": None,
+                                                    "started": time.time(), "seconds": None})
+        return row
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        row = self._row(trial)
+        row["status"] = "RUNNING"
+        row["started"] = time.time()
+        self._refresh()
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        row = self._row(trial)
+        value = result.get(self.metric)
+        if isinstance(value, (int, float)):
+            row["current"] = value
+            row["best"] = value if row["best"] is None else max(row["best"], value)
+            self.best = value if self.best is None else max(self.best, value)
+        row["epoch"] = result.get("epoch")
+        row["seconds"] = result.get("time_total_s")
+        if result.get("final"):
+            row["final_test"] = result.get("test_accuracy")
+        self._refresh()
+
+    def _finish(self, trial: Any, status: str) -> None:
+        row = self._row(trial)
+        row["status"] = status
+        if not self._live and self._console is not None:
+            cur = row["current"]
+            cur_s = "-" if cur is None else f"{cur * 100:.2f}%"
+            self._console.print(
+                f"[{self.finished}/{self.total}] {trial.trial_id} {status.lower()} {self.metric}={cur_s} "
+                f"epochs={row['epoch']} | {row['choices']}", highlight=False, soft_wrap=True,
+            )
+        self._refresh()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        row = self._row(trial)
+        self._finish(trial, "DONE" if row.get("final_test") is not None else "STOPPED")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._finish(trial, "ERROR")
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        self._refresh()
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._refresh()
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    # ------------------------------------------------------------------ rendering
+    @property
+    def finished(self) -> int:
+        return sum(r["status"] in ("DONE", "STOPPED", "ERROR") for r in self.rows.values())
+
+    def time_left(self) -> float | None:
+        done = [r for r in self.rows.values() if r["status"] in ("DONE", "STOPPED", "ERROR") and r.get("seconds")]
+        elapsed = time.time() - self.start
+        left = None
+        if done:
+            mean = sum(r["seconds"] for r in done) / len(done)
+            left = mean * max(0, self.total - self.finished) / self.concurrency
+        if self.time_budget_s:
+            budget_left = max(0.0, self.time_budget_s - elapsed)
+            left = budget_left if left is None else min(left, budget_left)
+        return left
+
+    def _table(self):
+        from rich.table import Table
+
+        best = "-" if self.best is None else f"{self.best * 100:.2f}%"
+        caption = (f"{self.finished}/{self.total} finished | best {self.metric} {best} | "
+                   f"elapsed {_fmt_s(time.time() - self.start)} | left ~{_fmt_s(self.time_left())}")
+        table = Table(title=self.title, caption=caption, title_justify="left", caption_justify="left")
+        for col in ("trial", "status", "epoch", "current", "best", "key choices"):
+            table.add_column(col, justify="right" if col in ("epoch", "current", "best") else "left",
+                             overflow="fold" if col == "key choices" else "ellipsis")
+        order = {"RUNNING": 0, "PENDING": 1, "DONE": 2, "STOPPED": 3, "ERROR": 4}
+        items = sorted(self.rows.items(), key=lambda kv: (order.get(kv[1]["status"], 5), -(kv[1]["best"] or 0)))
+        for tid, r in items[: self.max_rows]:
+            style = {"RUNNING": "cyan", "ERROR": "red", "DONE": "green"}.get(r["status"], "")
+            pct = lambda v: "-" if v is None else f"{v * 100:.2f}%"  # noqa: E731
+            table.add_row(tid, f"[{style}]{r['status']}[/]" if style else r["status"], str(r["epoch"] or "-"),
+                          pct(r["current"]), pct(r["best"]), r["choices"])
+        if len(items) > self.max_rows:
+            table.add_row("...", f"{len(items) - self.max_rows} more", "", "", "", "")
+        return table
+
+    def _refresh(self) -> None:
+        if self._live is not None:
+            self._live.update(self._table())

@@ -1,0 +1,252 @@
+"""The one Ray Tune function trainable shared by search and ablation, and ResultGrid -> CSV rows."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+# Keys of ``config`` that train_trial itself understands; everything else is passed through as "extra".
+CONFIG_KEYS = (
+    "arch", "recipe", "data", "seed", "device", "run_dir", "runs_root", "checkpoint_every",
+    "subset", "width_mult", "max_steps_per_epoch", "measure_latency",
+)
+DONE_MARKER = "DONE"  # written in run_dir after write_run: a re-run of the trial only re-reports
+STATE_FILE = "train_state.pt"
+
+
+def _scalar_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested dicts (``alpha`` -> ``alpha/<name>``) and keep numbers, strings and bools."""
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_scalar_metrics(value, f"{name}/"))
+        elif isinstance(value, bool) or isinstance(value, (int, str)) or value is None:
+            out[name] = value
+        elif isinstance(value, float):
+            out[name] = value
+        elif hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+            out[name] = value.item()
+        elif isinstance(value, (list, tuple)) and key == "per_class_accuracy":
+            for i, v in enumerate(value):
+                out[f"{name}/{i}"] = float(v)
+    return out
+
+
+def _set_threads() -> None:
+    """Use as many torch threads as CPUs the trial was given (Ray sets OMP_NUM_THREADS likewise)."""
+    import torch
+
+    cpus = None
+    try:
+        from ray import tune
+
+        pgf = tune.get_context().get_trial_resources()
+        cpus = pgf.required_resources.get("CPU")
+    except Exception:  # noqa: BLE001 - outside Tune or an older Ray: keep torch's default
+        pass
+    if cpus:
+        torch.set_num_threads(max(1, int(math.floor(cpus))))
+
+
+def measure_latency(model, input_size: int, in_channels: int, device: str = "cpu", repeats: int = 10) -> float:
+    """Median seconds for one image (batch 1) through ``model`` in eval mode."""
+    import torch
+
+    model = model.eval()
+    x = torch.randn(1, in_channels, input_size, input_size, device=device)
+    times = []
+    with torch.inference_mode():
+        for _ in range(2):
+            model(x)
+        for _ in range(repeats):
+            t = time.perf_counter()
+            model(x)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t)
+    model.train()
+    return sorted(times)[len(times) // 2]
+
+
+def resolve_run_dir(config: dict[str, Any]) -> Path | None:
+    """``run_dir`` if given, else ``runs_root/<tune trial id>`` (None: write nothing)."""
+    if config.get("run_dir"):
+        return Path(config["run_dir"])
+    if config.get("runs_root"):
+        from ray import tune
+
+        return Path(config["runs_root"]) / tune.get_context().get_trial_id()
+    return None
+
+
+def _load_data(config: dict[str, Any], seed: int):
+    from nasattn.data import load_dataset
+
+    dataset = load_dataset(config.get("data"), progress=False)
+    subset = config.get("subset")
+    if subset is not None and 0 < float(subset) < 1:
+        import numpy as np
+        from sklearn.model_selection import train_test_split
+
+        keep, _ = train_test_split(
+            np.arange(len(dataset)), train_size=float(subset), stratify=dataset.labels.numpy(), random_state=seed
+        )
+        dataset = dataset.subset(np.sort(keep))
+    return dataset
+
+
+def train_trial(config: dict[str, Any]) -> None:
+    """Ray Tune function trainable: train one ArchSpec with one Recipe, report per epoch, write a run.
+
+    See :mod:`nasattn.tune` for the config contract and the metrics reported.
+    """
+    import torch
+    from ray import tune
+
+    from nasattn.engine import Recipe, train, write_run
+    from nasattn.models import build_model, profile_model
+    from nasattn.spec import ArchSpec
+
+    _set_threads()
+    seed = int(config.get("seed", 0))
+    run_dir = resolve_run_dir(config)
+    extra = {k: v for k, v in config.items() if k not in CONFIG_KEYS}
+
+    # A trial that already wrote its run (e.g. re-run after a driver crash) only re-reports it.
+    if run_dir is not None and (run_dir / DONE_MARKER).is_file():
+        final = json.loads((run_dir / DONE_MARKER).read_text())
+        tune.report(final)
+        return
+
+    spec = ArchSpec.from_dict(config["arch"], "trial arch")
+    if config.get("width_mult") not in (None, 1, 1.0):
+        spec = spec.scaled(float(config["width_mult"]))
+    recipe = Recipe.model_validate(config.get("recipe") or {})
+    dataset = _load_data(config, seed)
+    if len(dataset.classes) != spec.num_classes:
+        spec = spec.model_copy(update={"num_classes": len(dataset.classes)})
+
+    torch.manual_seed(seed)
+    model = build_model(spec)
+    prof = profile_model(model)
+    static: dict[str, Any] = {k: prof[k] for k in ("params", "flops", "layers", "conv_layers") if k in prof}
+    if config.get("measure_latency"):
+        static["latency_ms"] = 1000 * measure_latency(model, spec.input_size, spec.in_channels)
+
+    checkpoint_every = int(config.get("checkpoint_every") or 0)
+    last_epoch = recipe.epochs
+
+    def report(epoch: int, row: dict[str, Any], state: Any) -> None:
+        if epoch >= last_epoch:
+            return  # the final report (after testing and write_run) carries the last epoch
+        metrics = {**_scalar_metrics(row), **static, "epoch": epoch, "final": False}
+        if checkpoint_every and epoch % checkpoint_every == 0:
+            with tempfile.TemporaryDirectory() as tmp:
+                torch.save(state.checkpoint(), os.path.join(tmp, STATE_FILE))
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+        else:
+            tune.report(metrics)
+
+    resume_state = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as ckpt_dir:
+            path = os.path.join(ckpt_dir, STATE_FILE)
+            if os.path.isfile(path):
+                resume_state = torch.load(path, map_location="cpu", weights_only=False)
+
+    result = train(
+        spec, recipe, dataset, seed=seed, device=config.get("device", "auto"), callbacks=(report,),
+        progress=False, model=model, resume_state=resume_state,
+        max_steps_per_epoch=config.get("max_steps_per_epoch"),
+    )
+    last_row = result.history[-1] if result.history else {}
+    final = {**_scalar_metrics(last_row), **static, **_scalar_metrics(result.metrics)}
+    final.update(epoch=int(last_row.get("epoch", result.metrics.get("epochs_run", 0)) or 0), final=True)
+    for key in ("val_accuracy",):  # the scheduler metric must be the last epoch's, as in every report
+        if key in last_row:
+            final[key] = last_row[key]
+    if run_dir is not None:
+        result.metrics.update({k: v for k, v in extra.items() if isinstance(v, (int, float, str, bool))})
+        write_run(run_dir, result)
+        final["run_dir"] = str(run_dir)
+        (run_dir / DONE_MARKER).write_text(json.dumps(final, default=str))
+    tune.report(final)
+
+
+# --------------------------------------------------------------------------- results -> rows
+_TUNE_BOOKKEEPING = {
+    "timestamp", "checkpoint_dir_name", "should_checkpoint", "done", "training_iteration", "trial_id",
+    "date", "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "time_since_restore",
+    "iterations_since_restore", "config", "experiment_tag",
+}
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, f"{name}."))
+        elif isinstance(value, (list, tuple)):
+            out[name] = json.dumps(value)
+        else:
+            out[name] = value
+    return out
+
+
+def trial_row(trial_id: str, status: str, config: dict[str, Any], metrics: dict[str, Any] | None,
+              error: str | None = None, path: str | None = None) -> dict[str, Any]:
+    """One flat CSV row: id, status (COMPLETE / STOPPED / ERROR / ...), config.*, metrics, duration, error."""
+    metrics = dict(metrics or {})
+    row: dict[str, Any] = {"trial_id": trial_id, "status": status}
+    row.update({f"config.{k}": v for k, v in flatten(config or {}).items()})
+    row["epochs"] = metrics.get("epoch")
+    row["duration_s"] = metrics.get("time_total_s")
+    row.update({k: v for k, v in metrics.items() if k not in _TUNE_BOOKKEEPING and not isinstance(v, dict)})
+    row["error"] = error
+    row["path"] = path
+    return row
+
+
+def _status_of(metrics: dict[str, Any], error: Any) -> str:
+    if error is not None:
+        return "ERROR"
+    if metrics.get("final"):
+        return "COMPLETE"
+    return "STOPPED" if metrics else "PENDING"
+
+
+def result_rows(results: Iterable[Any]) -> list[dict[str, Any]]:
+    """Rows for a CSV from a Ray ``ResultGrid`` (or any iterable of ``ray.tune.Result``).
+
+    ``status`` is COMPLETE (trained to the end), STOPPED (stopped early by the scheduler) or ERROR.
+    """
+    rows = []
+    for res in results:
+        metrics = dict(res.metrics or {})
+        error = res.error
+        err = None if error is None else f"{type(error).__name__}: {error}".strip()
+        trial_id = metrics.get("trial_id") or (Path(res.path).name if res.path else "")
+        rows.append(trial_row(trial_id, _status_of(metrics, error), res.config or metrics.get("config", {}),
+                              metrics, err, res.path))
+    return rows
+
+
+def write_rows_csv(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """Write rows (union of columns, first-seen order) to ``path`` with pandas."""
+    import pandas as pd
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    pd.DataFrame(rows, columns=columns).to_csv(path, index=False)
+    return path
