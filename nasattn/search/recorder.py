@@ -82,13 +82,19 @@ def redact(url: str) -> str:
 
 
 def _error_text(trial: Any) -> str:
+    """The trial's error: the ERROR file its run wrote, else Tune's error trace (the last error line)."""
+    from nasattn.tune.trainable import ERROR_FILE
+
+    runs_root = (trial.config or {}).get("runs_root")
+    if runs_root and (Path(runs_root) / trial.trial_id / ERROR_FILE).is_file():
+        return (Path(runs_root) / trial.trial_id / ERROR_FILE).read_text().strip()[:2000]
     text = None
     try:
         text = trial.get_error()
     except Exception:  # noqa: BLE001
         text = None
     if not text:
-        return "unknown error"
+        return "unknown error (see the trial's folder under tune/)"
     lines = [ln for ln in str(text).strip().splitlines() if ln.strip()]
     # The last line of a traceback is "ExcType: message"; keep it first, then a short tail.
     last = lines[-1].strip() if lines else "unknown error"

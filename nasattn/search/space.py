@@ -335,7 +335,7 @@ def _relative(message: str, field_name: str) -> str:
 
 
 class StagesSpace(BaseModel):
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, validate_default=True)
     count: Any = 3
     block: Any = "residual"
     depth: Any = 1
@@ -402,7 +402,7 @@ class StagesSpace(BaseModel):
 
 
 class AttentionSpace(BaseModel):
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, validate_default=True)
     mode: Any = "same"
     type: Any = "none"
 
@@ -447,7 +447,7 @@ class Constraints(BaseModel):
 class SearchSpace(BaseModel):
     """A validated search space (see the module docstring for the language)."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, validate_default=True)
     name: str | None = None
     description: str = ""
     in_channels: int = Field(3, ge=1)

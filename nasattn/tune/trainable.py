@@ -17,6 +17,7 @@ CONFIG_KEYS = (
 )
 DONE_MARKER = "DONE"  # written in run_dir after write_run: a re-run of the trial only re-reports
 STATE_FILE = "train_state.pt"
+ERROR_FILE = "ERROR"  # written in run_dir when training raised: "ExcType: message"
 
 
 def _scalar_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -161,11 +162,17 @@ def train_trial(config: dict[str, Any]) -> None:
             if os.path.isfile(path):
                 resume_state = torch.load(path, map_location="cpu", weights_only=False)
 
-    result = train(
-        spec, recipe, dataset, seed=seed, device=config.get("device", "auto"), callbacks=(report,),
-        progress=False, model=model, resume_state=resume_state,
-        max_steps_per_epoch=config.get("max_steps_per_epoch"),
-    )
+    try:
+        result = train(
+            spec, recipe, dataset, seed=seed, device=config.get("device", "auto"), callbacks=(report,),
+            progress=False, model=model, resume_state=resume_state,
+            max_steps_per_epoch=config.get("max_steps_per_epoch"),
+        )
+    except Exception as e:  # the trial fails; its error is kept beside its run for the study record
+        if run_dir is not None:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / ERROR_FILE).write_text(f"{type(e).__name__}: {e}\n")
+        raise
     last_row = result.history[-1] if result.history else {}
     final = {**_scalar_metrics(last_row), **static, **_scalar_metrics(result.metrics)}
     final.update(epoch=int(last_row.get("epoch", result.metrics.get("epochs_run", 0)) or 0), final=True)

@@ -1,0 +1,49 @@
+"""Self-contained HTML reports of nasattn folders: a training run, a search, or an ablation.
+
+``render_report(folder)`` detects the kind of folder and writes ``folder/report.html`` (one file,
+plotly.js embedded once, no external scripts). Partial folders render what exists.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+KINDS = ("run", "search", "ablation")
+
+
+class NotANasattnFolder(FileNotFoundError):
+    """The folder is not a train run, search or ablation folder written by nasattn."""
+
+
+def detect_kind(folder: str | Path) -> str:
+    """``"ablation"`` (ablation.csv/ablation.json), ``"search"`` (trials.csv, study.yaml or study.db) or ``"run"``."""
+    d = Path(folder)
+    if not d.is_dir():
+        raise NotANasattnFolder(f"{d}: no such folder")
+    if (d / "ablation.csv").is_file() or (d / "ablation.json").is_file():
+        return "ablation"
+    if any((d / f).is_file() for f in ("trials.csv", "study.yaml", "study.db")):
+        return "search"
+    if (d / "metrics.json").is_file():
+        return "run"
+    raise NotANasattnFolder(
+        f"{d}: not a nasattn folder (expected metrics.json of a train run, trials.csv/study.yaml of a search, "
+        "or ablation.csv of an ablation)"
+    )
+
+
+def render_report(folder: str | Path, out: Path | None = None) -> Path:
+    """Write the HTML report of ``folder`` to ``out`` (default ``folder/report.html``) and return its path."""
+    d = Path(folder)
+    kind = detect_kind(d)
+    if kind == "run":
+        from nasattn.report.run import render_run as build
+    elif kind == "search":
+        from nasattn.report.search import render_search as build
+    else:
+        from nasattn.report.ablation import render_ablation as build
+    page = build(d)
+    return page.write(Path(out) if out is not None else d / "report.html")
+
+
+__all__ = ["KINDS", "NotANasattnFolder", "detect_kind", "render_report"]

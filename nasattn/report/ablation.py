@@ -1,0 +1,298 @@
+"""The report of an ablation folder (ablation.csv: one row per variant and seed; optional ablation.json)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from nasattn.report import figures
+from nasattn.report.env import environment
+from nasattn.report.html import Page, best_cells, fmt_count, fmt_num, fmt_pct, is_number
+from nasattn.report.stats import compare, summarize
+
+ERROR_STATUSES = {"ERROR", "FAILED", "FAIL", "CRASHED", "DIVERGED", "MISSING"}
+PAPER_VARIANTS = ("baseline", "cbam", "balanced")
+PAPER_FALLBACK: dict[str, dict[str, float]] = {
+    "baseline": {"test_accuracy": 0.9430},
+    "cbam": {"test_accuracy": 0.9598},
+    "balanced": {"test_accuracy": 0.9723, "kappa": 0.9692, "alpha": 0.57, "min_class_accuracy": 0.9446,
+                 "confidence_gap": 0.2425},
+}
+PAPER_LABELS = {"test_accuracy": "test accuracy", "kappa": "Cohen's kappa", "alpha": "mean alpha",
+                "min_class_accuracy": "min class accuracy (paper: every class above)", "confidence_gap": "confidence gap"}
+
+
+def read_ablation(folder: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """ablation.csv (empty frame when missing) and ablation.json (``{}`` when missing or broken)."""
+    rows = pd.DataFrame()
+    if (folder / "ablation.csv").is_file():
+        try:
+            rows = pd.read_csv(folder / "ablation.csv")
+        except pd.errors.EmptyDataError:
+            rows = pd.DataFrame()
+    meta: dict[str, Any] = {}
+    if (folder / "ablation.json").is_file():
+        try:
+            meta = json.loads((folder / "ablation.json").read_text(encoding="utf-8")) or {}
+        except (ValueError, OSError):
+            meta = {}
+    for col in ("variant", "seed", "status", "run_dir", "test_accuracy"):
+        if col not in rows.columns:
+            rows[col] = None
+    rows["variant"] = rows["variant"].astype(str)
+    return rows, meta if isinstance(meta, dict) else {}
+
+
+def ok_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows that finished: a numeric test accuracy and no error status."""
+    status = rows["status"].fillna("").astype(str).str.upper()
+    acc = pd.to_numeric(rows["test_accuracy"], errors="coerce")
+    return rows[acc.notna() & ~status.isin(ERROR_STATUSES)]
+
+
+def variants_of(rows: pd.DataFrame) -> list[str]:
+    """Variant names in their first-appearance order."""
+    return list(dict.fromkeys(rows["variant"].tolist()))
+
+
+def base_of(variants: list[str], meta: dict[str, Any]) -> str | None:
+    """The base variant: ablation.json's ``base``, else ``baseline`` if present, else the first."""
+    base = meta.get("base")
+    if base in variants:
+        return base
+    return "baseline" if "baseline" in variants else (variants[0] if variants else None)
+
+
+def resolve_run_dir(folder: Path, run_dir: Any) -> Path | None:
+    """A row's run folder (absolute, relative to the ablation folder, or to the working directory)."""
+    if not isinstance(run_dir, str) or not run_dir.strip():
+        return None
+    p = Path(run_dir)
+    for cand in ([p] if p.is_absolute() else [folder / p, p, folder / p.name]):
+        if (cand / "metrics.json").is_file():
+            return cand
+    return None
+
+
+def load_runs(folder: Path, rows: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
+    """``{variant: [read_run(...) per finished seed]}``; unreadable run folders are skipped."""
+    from nasattn.engine import read_run
+
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for _, r in rows.iterrows():
+        d = resolve_run_dir(folder, r.get("run_dir"))
+        if d is None:
+            continue
+        try:
+            runs.setdefault(r["variant"], []).append(read_run(d))
+        except Exception:  # noqa: BLE001 - a half-written run folder
+            continue
+    return runs
+
+
+def _by_seed(df: pd.DataFrame, col: str) -> dict[int, float]:
+    out = {}
+    for s, v in zip(df["seed"], pd.to_numeric(df[col], errors="coerce")):
+        if is_number(s) and pd.notna(v):
+            out[int(s)] = float(v)
+    return out
+
+
+def _mean(df: pd.DataFrame, col: str) -> float | None:
+    if col not in df.columns:
+        return None
+    v = pd.to_numeric(df[col], errors="coerce").dropna()
+    return float(v.mean()) if len(v) else None
+
+
+def _pm(s: Any, pct: bool) -> str:
+    if s.mean is None:
+        return "-"
+    if pct:
+        return f"{s.mean * 100:.2f}" + (f" ± {s.std * 100:.2f}" if s.std is not None else "") + "%"
+    return f"{s.mean:.4f}" + (f" ± {s.std:.4f}" if s.std is not None else "")
+
+
+def _ci(s: Any, pct: bool) -> str:
+    if s.ci_low is None:
+        return "-"
+    return f"[{s.ci_low * 100:.2f}, {s.ci_high * 100:.2f}]%" if pct else f"[{s.ci_low:.4f}, {s.ci_high:.4f}]"
+
+
+def _diff(c: Any, pct: bool) -> str:
+    if c.diff is None:
+        return "-"
+    d = f"{c.diff * 100:+.2f} pp" if pct else f"{c.diff:+.4f}"
+    return d + (f" (p={c.p_value:.3g}, {c.test})" if c.p_value is not None else "")
+
+
+def variant_table(ok: pd.DataFrame, rows: pd.DataFrame, variants: list[str], base: str | None) -> tuple[pd.DataFrame, set]:
+    """Display table of the variants and the cells to highlight (best mean accuracy/kappa, least cost)."""
+    disp, num = [], []
+    base_df = ok[ok["variant"] == base] if base else ok.iloc[0:0]
+    for v in variants:
+        d = ok[ok["variant"] == v]
+        acc, kap = summarize(pd.to_numeric(d["test_accuracy"], errors="coerce").tolist()), \
+            summarize(pd.to_numeric(d.get("kappa", pd.Series(dtype=float)), errors="coerce").tolist())
+        n_all = int((rows["variant"] == v).sum())
+        row = {"variant": v + (" (base)" if v == base else ""), "seeds ok": f"{len(d)}/{n_all}",
+               "test accuracy": _pm(acc, True), "test acc. 95% CI": _ci(acc, True),
+               "kappa": _pm(kap, False), "kappa 95% CI": _ci(kap, False),
+               "params": fmt_count(_mean(d, "params")), "FLOPs": fmt_count(_mean(d, "flops")),
+               "train s": fmt_num(_mean(d, "train_seconds"), 3)}
+        nrow = {"test accuracy": acc.mean, "kappa": kap.mean, "params": _mean(d, "params"),
+                "FLOPs": _mean(d, "flops"), "train s": _mean(d, "train_seconds")}
+        if base is not None and v != base:
+            row["Δ test acc. vs base"] = _diff(compare(_by_seed(base_df, "test_accuracy"), _by_seed(d, "test_accuracy")), True)
+            row["Δ kappa vs base"] = _diff(compare(_by_seed(base_df, "kappa"), _by_seed(d, "kappa")), False) \
+                if "kappa" in d.columns else "-"
+        else:
+            row["Δ test acc. vs base"] = row["Δ kappa vs base"] = "-"
+        disp.append(row)
+        num.append(nrow)
+    rules = {"test accuracy": "max", "kappa": "max", "params": "min", "FLOPs": "min", "train s": "min"}
+    return pd.DataFrame(disp), best_cells(pd.DataFrame(num), rules)
+
+
+def paper_numbers(meta: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The paper's numbers per preset: ablation.json ``paper``, else the presets' ``paper``, else built-ins."""
+    out = {k: dict(v) for k, v in PAPER_FALLBACK.items()}
+    try:
+        from nasattn.presets import get_preset
+
+        for name in PAPER_VARIANTS:
+            out[name].update({k: v for k, v in get_preset(name).paper.items() if k in PAPER_LABELS})
+    except Exception:  # noqa: BLE001
+        pass
+    paper = meta.get("paper") or {}
+    for name, values in paper.items() if isinstance(paper, dict) else []:
+        if isinstance(values, dict):
+            out.setdefault(name, {}).update({k: v for k, v in values.items() if k in PAPER_LABELS and is_number(v)})
+    return out
+
+
+def reproduced(d: pd.DataFrame, key: str) -> list[float]:
+    """Per-seed values of ``key`` (``alpha``: the mean over the alpha/* columns of each run)."""
+    if key == "alpha":
+        cols = figures.alpha_columns(d)
+        if not cols:
+            return []
+        return pd.to_numeric(d[cols].stack(), errors="coerce").groupby(level=0).mean().dropna().tolist()
+    if key not in d.columns:
+        return []
+    return pd.to_numeric(d[key], errors="coerce").dropna().tolist()
+
+
+def paper_table(ok: pd.DataFrame, variants: list[str], meta: dict[str, Any]) -> pd.DataFrame:
+    """Paper vs reproduced (mean ± std over seeds) for the variants named like the paper's presets."""
+    paper = paper_numbers(meta)
+    out = []
+    for v in variants:
+        if v not in paper:
+            continue
+        d = ok[ok["variant"] == v]
+        for key, ref in paper[v].items():
+            s = summarize(reproduced(d, key))
+            pct = key != "kappa" and key != "alpha"
+            ref_txt = (f"{ref * 100:.2f} points" if key == "confidence_gap" else fmt_pct(ref)) if pct else f"{ref:.4g}"
+            mine = _pm(s, pct).replace("%", " points") if key == "confidence_gap" else _pm(s, pct)
+            unit = " points" if key == "confidence_gap" else " pp"
+            diff = "-" if s.mean is None else (f"{(s.mean - ref) * 100:+.2f}{unit}" if pct else f"{s.mean - ref:+.4f}")
+            out.append({"variant": v, "metric": PAPER_LABELS.get(key, key), "paper": ref_txt,
+                        "reproduced": mine, "n seeds": s.n, "difference": diff})
+    return pd.DataFrame(out)
+
+
+def _mean_history(runs: list[dict[str, Any]]) -> pd.DataFrame:
+    hs = [r["history"] for r in runs if r.get("history") is not None and not r["history"].empty and "epoch" in r["history"]]
+    if not hs:
+        return pd.DataFrame()
+    cat = pd.concat(hs, ignore_index=True)
+    return cat.apply(pd.to_numeric, errors="coerce").groupby("epoch", as_index=False).mean(numeric_only=True)
+
+
+def _per_class(ok: pd.DataFrame, variants: list[str]) -> pd.DataFrame:
+    cols = [c for c in ok.columns if str(c).startswith("per_class_accuracy/")]
+    if not cols:
+        return pd.DataFrame()
+    g = ok[["variant", *cols]].copy()
+    g[cols] = g[cols].apply(pd.to_numeric, errors="coerce")
+    df = g.groupby("variant").mean()
+    df.columns = [c[len("per_class_accuracy/"):] for c in df.columns]
+    return df.reindex([v for v in variants if v in df.index])
+
+
+def _summed_confusion(runs: list[dict[str, Any]]) -> tuple[list[list[float]] | None, list[str] | None]:
+    from nasattn.report.run import class_names
+
+    total, names = None, None
+    for r in runs:
+        cm = r["metrics"].get("confusion_matrix")
+        if not cm:
+            continue
+        df = pd.DataFrame(cm, dtype=float)
+        if total is None:
+            total, names = df, class_names(r["metrics"])
+        elif df.shape == total.shape:
+            total = total + df
+    return (None, None) if total is None else (total.values.tolist(), names)
+
+
+def render_ablation(folder: Path) -> Page:
+    """The page of an ablation folder."""
+    rows, meta = read_ablation(folder)
+    ok = ok_rows(rows)
+    variants = variants_of(rows)
+    base = base_of(variants, meta)
+    runs = load_runs(folder, ok)
+    page = Page(f"nasattn ablation: {meta.get('name') or folder.name}", "ablation")
+    page.header = {"folder": str(folder), "base": base, "variants": ", ".join(variants),
+                   "runs": f"{len(ok)} finished of {len(rows)}"}
+
+    page.section("Variants", "ablation-variants")
+    if rows.empty:
+        page.text("ablation.csv is missing or empty: no run has finished yet.", "warn")
+    table, best = variant_table(ok, rows, variants, base)
+    page.table(table, "table-ablation-variants", best=best)
+    page.text("mean ± sample std over seeds; 95% CI: Student t; Δ: difference of means to the base with the "
+              "p-value of a paired t-test by seed (Welch's t-test when the seeds differ).")
+    ptable = paper_table(ok, variants, meta)
+    if not ptable.empty:
+        page.section("Paper vs reproduced", "ablation-paper")
+        page.table(ptable, "table-ablation-paper")
+
+    page.section("Accuracy", "ablation-accuracy")
+    sums = [summarize(pd.to_numeric(ok.loc[ok["variant"] == v, "test_accuracy"], errors="coerce").tolist()) for v in variants]
+    ref = {v: vals["test_accuracy"] for v, vals in paper_numbers(meta).items() if v in variants and "test_accuracy" in vals}
+    page.figure(figures.bars(variants, [s.mean for s in sums], [s.half_width if s.half_width is not None else s.std for s in sums],
+                             title="Test accuracy per variant (error bars: 95% CI)", yaxis="test accuracy", reference=ref),
+                "fig-ablation-accuracy")
+    page.figure(figures.heatmap(_per_class(ok, variants), "Per-class test accuracy (mean over seeds)"), "fig-ablation-per-class")
+    if base in runs:
+        cm, names = _summed_confusion(runs[base])
+        page.figure(figures.confusion_matrix(cm, names, f"Confusion matrix of the base ({base}), summed over "
+                                             f"{len(runs[base])} seed(s)"), "fig-ablation-confusion")
+
+    page.section("Training", "ablation-training")
+    hist = {v: _mean_history(runs[v]) for v in variants if v in runs}
+    page.figure(figures.training_curves(hist, "Training curves (mean over seeds)"), "fig-ablation-curves")
+    for v, h in hist.items():
+        page.figure(figures.alpha_curves(h, f"{v}: fusion weight alpha over epochs (mean over seeds)"),
+                    f"fig-ablation-alpha-{variants.index(v)}")
+    preds = {v: pd.concat([r["predictions"] for r in runs[v] if r.get("predictions") is not None], ignore_index=True)
+             for v in variants if v in runs and any(r.get("predictions") is not None for r in runs[v])}
+    page.figure(figures.confidence_histograms(preds), "fig-ablation-confidence")
+    if not runs:
+        page.text("No run folder could be read: no training curves, confusion matrix or confidence histograms.", "warn")
+
+    page.section("Runs", "ablation-runs")
+    cols = [c for c in ("variant", "seed", "status", "test_accuracy", "kappa", "val_accuracy", "train_seconds", "run_dir", "error")
+            if c in rows.columns]
+    page.table(rows[cols].reset_index(drop=True), "table-ablation-runs",
+               formats={"test_accuracy": fmt_pct, "val_accuracy": fmt_pct})
+    data_source = meta.get("data") or next((r["metrics"].get("dataset") for rs in runs.values() for r in rs), None)
+    page.footer = environment(meta.get("command"), data_source)
+    return page

@@ -1,0 +1,319 @@
+"""The report of a search folder (trials.csv, study.yaml, study.db, best/, trials/<id>/)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from nasattn.report import figures
+from nasattn.report.env import environment
+from nasattn.report.html import Page, best_cells, fmt_count, fmt_num, fmt_pct, is_number
+
+NATURAL_MODE = {"val_accuracy": "max", "test_accuracy": "max", "params": "min", "flops": "min", "latency_ms": "min"}
+ACCURACY = ("val_accuracy", "test_accuracy", "min_class_accuracy")
+COUNTS = ("params", "flops")
+METRICS = ("val_accuracy", "test_accuracy", "kappa", "min_class_accuracy", "params", "flops", "layers",
+           "latency_ms", "epochs", "duration_s")
+OK_STATES = ("COMPLETE",)
+
+
+def read_study_yaml(folder: Path) -> tuple[dict[str, Any], str | None]:
+    """The resolved study (``{}`` when missing or unreadable) and the source file named in its header."""
+    path = folder / "study.yaml"
+    if not path.is_file():
+        return {}, None
+    text = path.read_text(encoding="utf-8", errors="replace")
+    match = re.match(r"#\s*resolved study \(from (.+?)\)", text)
+    try:
+        import yaml
+
+        data = yaml.safe_load(text) or {}
+    except Exception:  # noqa: BLE001 - a broken study.yaml still leaves trials.csv to report
+        data = {}
+    return (data if isinstance(data, dict) else {}), (match.group(1) if match else None)
+
+
+def objective_modes(study: dict[str, Any], trials: pd.DataFrame) -> dict[str, str]:
+    """``{metric: "max"|"min"}`` in objective order (study.yaml, else the objective.* columns)."""
+    modes: dict[str, str] = {}
+    for o in study.get("objectives") or []:
+        metric = o.get("metric") if isinstance(o, dict) else str(o)
+        mode = (o.get("mode") if isinstance(o, dict) else None) or NATURAL_MODE.get(metric, "max")
+        modes[metric] = mode
+    for c in trials.columns:
+        if c.startswith("objective."):
+            modes.setdefault(c[len("objective."):], NATURAL_MODE.get(c[len("objective."):], "max"))
+    return modes
+
+
+def study_name(study: dict[str, Any]) -> str | None:
+    """The Optuna study name: ``study_name`` or ``name`` of study.yaml."""
+    return study.get("study_name") or study.get("name")
+
+
+def load_optuna_study(folder: Path, name: str | None) -> Any | None:
+    """The Optuna study in ``folder/study.db`` (the only one when ``name`` is unknown); None when unreadable."""
+    db = folder / "study.db"
+    if not db.is_file():
+        return None
+    try:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        url = f"sqlite:///{db.resolve()}"
+        if name is None:
+            summaries = optuna.get_all_study_summaries(storage=url)
+            if len(summaries) != 1:
+                return None
+            name = summaries[0].study_name
+        return optuna.load_study(study_name=name, storage=url)
+    except Exception:  # noqa: BLE001 - a locked or foreign database: report from trials.csv only
+        return None
+
+
+def rows_from_study(st: Any, metrics: list[str]) -> pd.DataFrame:
+    """trials.csv-like rows from an Optuna study (for a search interrupted before trials.csv)."""
+    rows = []
+    for t in st.get_trials(deepcopy=False):
+        a = t.user_attrs
+        row: dict[str, Any] = {"number": t.number, "state": t.state.name, "tune_trial_id": a.get("tune_trial_id"),
+                               "seed_point": a.get("seed_point"), "status": a.get("status") or t.state.name}
+        for i, m in enumerate(metrics):
+            row[f"objective.{m}"] = t.values[i] if t.values and i < len(t.values) else None
+        row.update({f"param.{k}": v for k, v in t.params.items()})
+        row.update({k: v for k, v in a.items() if k not in row and k not in ("arch", "recipe")})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def load_trials(folder: Path, study: dict[str, Any], st: Any | None) -> pd.DataFrame:
+    """trials.csv, else rows rebuilt from study.db, else an empty frame."""
+    path = folder / "trials.csv"
+    if path.is_file():
+        try:
+            return pd.read_csv(path)
+        except pd.errors.EmptyDataError:
+            return pd.DataFrame()
+    if st is not None:
+        metrics = list(objective_modes(study, pd.DataFrame()))
+        return rows_from_study(st, metrics or ["val_accuracy"])
+    return pd.DataFrame()
+
+
+def complete_rows(trials: pd.DataFrame, objective: str | None) -> pd.DataFrame:
+    """Finished trials with a numeric first objective."""
+    if trials.empty or "state" not in trials.columns:
+        return trials.iloc[0:0]
+    ok = trials[trials["state"].isin(OK_STATES)]
+    if objective and objective in ok.columns:
+        ok = ok[pd.to_numeric(ok[objective], errors="coerce").notna()]
+    return ok
+
+
+def _formats(columns: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for c in columns:
+        base = c.split(".", 1)[-1]
+        if base in ACCURACY:
+            out[c] = fmt_pct
+        elif base in COUNTS:
+            out[c] = fmt_count
+        elif base in ("duration_s", "latency_ms"):
+            out[c] = lambda v: fmt_num(v, 3)
+        elif base in ("number", "epochs", "layers"):
+            out[c] = lambda v: str(int(v)) if is_number(v) else "-"
+    return out
+
+
+def _present(df: pd.DataFrame, cols: list[str]) -> list[str]:
+    return [c for c in cols if c in df.columns and df[c].notna().any()]
+
+
+def _sorted(df: pd.DataFrame, col: str, mode: str) -> pd.DataFrame:
+    key = pd.to_numeric(df[col], errors="coerce")
+    return df.assign(_k=key).sort_values("_k", ascending=mode == "min").drop(columns="_k")
+
+
+def add_overview(page: Page, trials: pd.DataFrame, study: dict[str, Any]) -> None:
+    """Counts of trials by status and the study's settings."""
+    page.section("Overview", "search-overview")
+    if trials.empty:
+        page.text("No trial has been recorded yet (empty or interrupted study).", "warn")
+        return
+    col = "status" if "status" in trials.columns and trials["status"].notna().any() else "state"
+    counts = trials[col].fillna(trials.get("state", "")).value_counts().rename_axis("status").reset_index(name="trials")
+    page.table(counts, "table-search-status")
+    budget = study.get("budget") or {}
+    if budget:
+        page.text(f"budget: {budget.get('trials')} trials x {budget.get('epochs')} epochs; "
+                  f"sampler: {(study.get('sampler') or {}).get('type')}; "
+                  f"early stopping: {(study.get('early_stopping') or {}).get('type')}")
+
+
+def add_best_trials(page: Page, ok: pd.DataFrame, modes: dict[str, str], params: list[str]) -> None:
+    """The top trials by the first objective, with their metrics and parameters."""
+    page.section("Best trials", "search-best")
+    first = next(iter(modes), None)
+    if ok.empty or first is None:
+        page.text("No complete trial yet.", "warn")
+        return
+    obj = [f"objective.{m}" for m in modes]
+    cols = _present(ok, ["number", "seed_point", *obj, *[m for m in METRICS if m not in modes], *params])
+    top = _sorted(ok, f"objective.{first}", modes[first]).head(10)[cols].reset_index(drop=True)
+    rules = {f"objective.{m}": modes[m] for m in modes}
+    rules.update({"test_accuracy": "max", "params": "min", "flops": "min"})
+    page.table(top, "table-search-best", formats=_formats(cols), best=best_cells(top, rules))
+
+
+def add_history(page: Page, trials: pd.DataFrame, modes: dict[str, str]) -> None:
+    """Objective per trial and the best-so-far line, for each objective."""
+    page.section("Optimization history", "search-history")
+    for i, (m, mode) in enumerate(modes.items()):
+        c = f"objective.{m}"
+        if c not in trials.columns or "number" not in trials.columns:
+            continue
+        labels = trials["seed_point"].fillna("").astype(str).tolist() if "seed_point" in trials.columns else None
+        fig = figures.optimization_history(trials["number"].tolist(), pd.to_numeric(trials[c], errors="coerce").tolist(),
+                                           mode, title=f"Optimization history: {m} ({mode})", yaxis=m, labels=labels)
+        if fig is not None and m in ACCURACY:
+            fig.update_yaxes(tickformat=".1%")
+        page.figure(fig, "fig-search-history" if i == 0 else f"fig-search-history-{m}")
+        if fig is None:
+            page.text(f"{m}: no finished trial yet.", "warn")
+
+
+def importances_of(st: Any | None, n_complete: int) -> tuple[dict[str, float], str | None]:
+    """Optuna's parameter importances of the first objective, or ``({}, why not)``."""
+    if st is None:
+        return {}, "study.db is missing or unreadable"
+    if n_complete < 2:
+        return {}, "needs at least 2 complete trials"
+    try:
+        import warnings
+
+        import optuna
+
+        target = (lambda t: t.values[0]) if len(st.directions) > 1 else None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return dict(optuna.importance.get_param_importances(st, target=target)), None
+    except Exception as e:  # noqa: BLE001 - e.g. a single distinct value, conditional-only params
+        return {}, f"{type(e).__name__}: {e}"
+
+
+def add_importances(page: Page, st: Any | None, n_complete: int) -> dict[str, float]:
+    """The parameter importance bars (guarded)."""
+    page.section("Parameter importances", "search-importances")
+    imp, why = importances_of(st, n_complete)
+    if imp:
+        page.figure(figures.importances(imp), "fig-search-importances")
+    else:
+        page.text(f"Parameter importances not available: {why}.", "warn")
+    return imp
+
+
+def add_parallel(page: Page, ok: pd.DataFrame, params: list[str], first: str | None, imp: dict[str, float]) -> None:
+    """Parallel coordinates of the (most important) parameters coloured by the first objective."""
+    page.section("Parallel coordinates", "search-parallel")
+    cols = [p for p in params if p in ok.columns and ok[p].notna().any()]
+    if imp:
+        cols.sort(key=lambda c: -imp.get(c[len("param."):], 0.0))
+    cols = cols[:12]
+    fig = figures.parallel_coordinates(ok, cols, f"objective.{first}",
+                                       title=f"Parameters of complete trials, coloured by {first}") if first else None
+    page.figure(fig, "fig-search-parallel")
+    if fig is None:
+        page.text("No complete trial with parameters yet.", "warn")
+
+
+def add_pareto(page: Page, ok: pd.DataFrame, modes: dict[str, str]) -> None:
+    """Pareto fronts of the first objective against each other objective (multi-objective studies)."""
+    names = list(modes)
+    if len(names) < 2:
+        return
+    page.section("Pareto front", "search-pareto")
+    for i, other in enumerate(names[1:]):
+        x, y = f"objective.{other}", f"objective.{names[0]}"
+        fig = figures.pareto_scatter(ok, x, y, (modes[other], modes[names[0]]),
+                                     title=f"Pareto front: {names[0]} vs {other}")
+        page.figure(fig, "fig-search-pareto" if i == 0 else f"fig-search-pareto-{other}")
+        if fig is None:
+            page.text("No complete trial yet.", "warn")
+
+
+def add_presets(page: Page, trials: pd.DataFrame, ok: pd.DataFrame, modes: dict[str, str]) -> None:
+    """The best trial beside the enqueued preset trials (seed_point rows)."""
+    page.section("Best trial vs the presets", "search-presets")
+    first = next(iter(modes), None)
+    seeds = trials[trials["seed_point"].notna() & (trials["seed_point"].astype(str) != "")] \
+        if "seed_point" in trials.columns else trials.iloc[0:0]
+    if ok.empty or first is None:
+        page.text("No complete trial yet.", "warn")
+        return
+    best = _sorted(ok, f"objective.{first}", modes[first]).head(1).assign(role="best trial")
+    seeds = seeds.assign(role="preset " + seeds["seed_point"].astype(str)) if not seeds.empty else seeds
+    both = pd.concat([best, seeds], ignore_index=True)
+    cols = _present(both, ["role", "number", "state", *[m for m in METRICS]])
+    table = both[cols].reset_index(drop=True)
+    page.table(table, "table-search-presets", formats=_formats(cols),
+               best=best_cells(table, {"val_accuracy": "max", "test_accuracy": "max", "params": "min", "flops": "min"}))
+    if seeds.empty:
+        page.text("No preset was enqueued in this study (seeds.presets).")
+    acc = [m for m in ("val_accuracy", "test_accuracy") if m in table.columns]
+    if acc:
+        labels = [f"{r} (#{int(n)})" if is_number(n) else str(r) for r, n in zip(table["role"], table.get("number", [None] * len(table)))]
+        fig = figures.bars(labels, pd.to_numeric(table[acc[-1]], errors="coerce").tolist(),
+                           title=f"{acc[-1]}: best trial vs presets", yaxis=acc[-1])
+        page.figure(fig, "fig-search-presets")
+
+
+def add_all_trials(page: Page, trials: pd.DataFrame, modes: dict[str, str]) -> None:
+    """Every trial, and the errors of failed ones."""
+    page.section("All trials", "search-trials")
+    cols = _present(trials, ["number", "state", "status", "seed_point", *[f"objective.{m}" for m in modes],
+                             "test_accuracy", "params", "flops", "epochs", "duration_s", "tune_trial_id"])
+    page.table(trials[cols].reset_index(drop=True) if cols else trials, "table-search-trials", formats=_formats(cols))
+    if "error" in trials.columns:
+        failed = trials[trials["error"].notna() & (trials["error"].astype(str) != "")]
+        if not failed.empty:
+            page.table(failed[_present(failed, ["number", "tune_trial_id", "status", "error"])].reset_index(drop=True),
+                       "table-search-errors", title="Errors")
+
+
+def render_search(folder: Path) -> Page:
+    """The page of a search folder."""
+    study, source = read_study_yaml(folder)
+    st = load_optuna_study(folder, study_name(study))
+    trials = load_trials(folder, study, st)
+    modes = objective_modes(study, trials)
+    first = next(iter(modes), None)
+    ok = complete_rows(trials, f"objective.{first}" if first else None)
+    params = [c for c in trials.columns if c.startswith("param.")]
+    page = Page(f"nasattn search: {study.get('name') or folder.name}", "search")
+    page.header = {"folder": str(folder), "study": study_name(study), "description": study.get("description"),
+                   "objectives": ", ".join(f"{mode} {m}" for m, mode in modes.items()),
+                   "trials": f"{len(ok)} complete of {len(trials)}"}
+    add_overview(page, trials, study)
+    add_best_trials(page, ok, modes, params)
+    add_presets(page, trials, ok, modes)
+    add_history(page, trials, modes)
+    imp = add_importances(page, st, len(ok))
+    add_parallel(page, ok, params, first, imp)
+    add_pareto(page, ok, modes)
+    add_all_trials(page, trials, modes)
+    best = folder / "best"
+    if (best / "metrics.json").is_file() and (best / "history.csv").is_file():
+        from nasattn.engine import read_run
+        from nasattn.report.run import add_run_sections
+
+        try:
+            page.section("Best trial's run", "search-best-run")
+            add_run_sections(page, read_run(best), prefix="best", label="best")
+        except Exception as e:  # noqa: BLE001 - the rest of the report stands
+            page.text(f"best/ could not be read: {type(e).__name__}: {e}", "warn")
+    command = f"nasattn search {source}" if source else None
+    page.footer = environment(command, study.get("data"))
+    return page

@@ -1,0 +1,190 @@
+"""HTML reports of run, search and ablation folders (nasattn.report) and ``nasattn report``."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from nasattn.report import NotANasattnFolder, detect_kind, render_report
+
+RUN_IDS = ["table-run-summary", "table-run-per-class", "fig-run-confusion", "fig-run-curves", "fig-run-alpha",
+           "fig-run-confidence"]
+SEARCH_IDS = ["table-search-status", "table-search-best", "table-search-presets", "fig-search-history",
+              "fig-search-importances", "fig-search-parallel", "fig-search-pareto", "table-search-trials",
+              "table-search-errors"]
+ABLATION_IDS = ["table-ablation-variants", "table-ablation-paper", "fig-ablation-accuracy", "fig-ablation-per-class",
+                "fig-ablation-confusion", "fig-ablation-curves", "fig-ablation-confidence", "table-ablation-runs"]
+
+
+def ids_of(html: str) -> set[str]:
+    return set(re.findall(r'id="([^"]+)"', html))
+
+
+def check_self_contained(html: str) -> None:
+    assert html.count("plotly.js v") == 1  # the library's banner: embedded exactly once
+    assert "<script src" not in html.lower()
+    assert "nasattn" in html and 'id="report-footer"' in html
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two tiny real training runs on eurosat-mini: baseline and balanced (learnable alpha)."""
+    from nasattn.data import load_dataset
+    from nasattn.engine import Recipe, train, write_run
+    from nasattn.presets import get_preset
+
+    root = tmp_path_factory.mktemp("runs")
+    from nasattn.data import stratified_subset
+
+    data = load_dataset("eurosat-mini", progress=False)
+    data = data.subset(stratified_subset(data.labels, 0.5, seed=0))  # 250 images: fast on a loaded CPU
+    out = {}
+    for name, width in (("baseline", 0.25), ("balanced", 0.125)):
+        spec = get_preset(name).arch.scaled(width)
+        res = train(spec, Recipe(epochs=1, batch_size=32, eval_batch_size=256), data, device="cpu", progress=False,
+                    max_steps_per_epoch=2)
+        res.metrics["command"] = f"nasattn train --preset {name} (test)"
+        out[name] = write_run(root / name, res)
+    return out
+
+
+def ablation_rows(runs: dict[str, Path]) -> list[dict]:
+    rows = []
+    for idx, (variant, run) in enumerate(runs.items()):
+        m = json.loads((run / "metrics.json").read_text())
+        for seed in (0, 1):
+            shift = 0.01 * seed if idx == 0 else 0.005 * (1 - seed)  # non-constant paired differences
+            row = {"variant": variant, "seed": seed, "status": "ok", "error": None, "run_dir": str(run)}
+            for k in ("test_accuracy", "val_accuracy", "kappa", "macro_f1", "min_class_accuracy", "confidence_gap",
+                      "ece", "params", "flops", "train_seconds"):
+                row[k] = m[k] + (shift if k in ("test_accuracy", "kappa") else 0)
+            row.update({f"per_class_accuracy/{c}": a for c, a in m["per_class_accuracy"].items()})
+            row.update({f"alpha/{b}": a for b, a in (m.get("alpha") or {}).items()})
+            rows.append(row)
+    return rows
+
+
+def test_run_report(runs):
+    assert detect_kind(runs["balanced"]) == "run"
+    path = render_report(runs["balanced"])
+    assert path == runs["balanced"] / "report.html"
+    html = path.read_text()
+    check_self_contained(html)
+    assert set(RUN_IDS) <= ids_of(html)
+    assert "nasattn train --preset balanced (test)" in html
+
+
+def test_ablation_report_with_paper_numbers(runs, tmp_path):
+    pd.DataFrame(ablation_rows(runs)).to_csv(tmp_path / "ablation.csv", index=False)
+    (tmp_path / "ablation.json").write_text(json.dumps({"base": "baseline", "command": "nasattn ablate test.yaml"}))
+    out = render_report(tmp_path, tmp_path / "out" / "r.html")
+    html = out.read_text()
+    check_self_contained(html)
+    assert set(ABLATION_IDS) <= ids_of(html)
+    assert any(i.startswith("fig-ablation-alpha-") for i in ids_of(html))
+    assert "97.23%" in html and "94.30%" in html and "0.9692" in html and "24.25 points" in html
+    assert "paired t" in html and 'class="best"' in html
+    assert "nasattn ablate test.yaml" in html
+
+
+def test_partial_ablation_renders(runs, tmp_path):
+    rows = ablation_rows({"baseline": runs["baseline"]})[:1]
+    rows.append({"variant": "cbam", "seed": 0, "status": "ERROR", "error": "RuntimeError: boom", "run_dir": None})
+    rows.append({"variant": "baseline", "seed": 1, "status": "ok", "run_dir": str(tmp_path / "gone"),
+                 "test_accuracy": 0.5})
+    pd.DataFrame(rows).to_csv(tmp_path / "ablation.csv", index=False)
+    html = render_report(tmp_path).read_text()
+    check_self_contained(html)
+    assert {"table-ablation-variants", "fig-ablation-accuracy", "table-ablation-runs"} <= ids_of(html)
+    assert "RuntimeError: boom" in html
+
+
+def test_empty_ablation_renders(tmp_path):
+    (tmp_path / "ablation.json").write_text(json.dumps({"base": "baseline"}))
+    html = render_report(tmp_path).read_text()
+    assert "table-ablation-variants" not in ids_of(html) and "no run has finished" in html
+
+
+def make_search(folder: Path, n_complete: int = 6) -> None:
+    """A two-objective study in study.db plus trials.csv (preset seed rows, a failed trial)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    (folder / "study.yaml").write_text("# resolved study (from studies/test.yaml); the search space is copied\n" + yaml.safe_dump({
+        "name": "unit", "study_name": None, "data": "eurosat-mini",
+        "objectives": [{"metric": "val_accuracy", "mode": "max"}, {"metric": "params", "mode": "min"}],
+        "budget": {"trials": n_complete + 1, "epochs": 1}, "sampler": {"type": "random"}}))
+    st = optuna.create_study(study_name="unit", storage=f"sqlite:///{folder / 'study.db'}",
+                             directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=0))
+    rows = []
+    for i in range(n_complete + 1):
+        t = st.ask({"width": optuna.distributions.IntDistribution(16, 64),
+                    "attention": optuna.distributions.CategoricalDistribution(["none", "cbam", "fusion"]),
+                    "lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)})
+        failed = i == n_complete
+        acc, params = 0.5 + 0.05 * i - 0.1 * (i % 2), 1000 * t.params["width"]
+        if failed:
+            st.tell(t, state=optuna.trial.TrialState.FAIL)
+        else:
+            st.tell(t, [acc, params])
+        rows.append({"number": t.number, "state": "FAIL" if failed else "COMPLETE", "tune_trial_id": f"id{i}",
+                     "seed_point": ["baseline", "cbam", "balanced"][i] if i < 3 else None,
+                     "status": "FAILED" if failed else "COMPLETE", "epochs": 1, "duration_s": 10.0 + i,
+                     "objective.val_accuracy": None if failed else acc, "objective.params": None if failed else params,
+                     **{f"param.{k}": v for k, v in t.params.items()},
+                     "val_accuracy": None if failed else acc, "test_accuracy": None if failed else acc - 0.02,
+                     "params": None if failed else params, "flops": None if failed else 10 * params,
+                     "run_dir": None, "error": "ValueError: broken" if failed else None})
+    pd.DataFrame(rows).to_csv(folder / "trials.csv", index=False)
+
+
+def test_search_report(tmp_path):
+    make_search(tmp_path)
+    assert detect_kind(tmp_path) == "search"
+    html = render_report(tmp_path).read_text()
+    check_self_contained(html)
+    assert set(SEARCH_IDS) <= ids_of(html)
+    assert "preset balanced" in html and "ValueError: broken" in html
+    assert "nasattn search studies/test.yaml" in html
+
+
+def test_partial_search_renders(tmp_path):
+    """An interrupted search: study.yaml and an empty study, no trials.csv."""
+    import optuna
+
+    make_search(tmp_path, n_complete=1)
+    (tmp_path / "trials.csv").unlink()
+    html = render_report(tmp_path).read_text()
+    assert "table-search-trials" in ids_of(html) and "fig-search-importances" not in ids_of(html)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "study.yaml").write_text("name: e\nobjectives: [val_accuracy]\n")
+    optuna.create_study(study_name="e", storage=f"sqlite:///{empty / 'study.db'}")
+    html = render_report(empty).read_text()
+    assert "No trial has been recorded yet" in html
+
+
+def test_not_a_nasattn_folder(tmp_path):
+    with pytest.raises(NotANasattnFolder):
+        render_report(tmp_path)
+
+
+def test_cli_report(runs, tmp_path):
+    from typer.testing import CliRunner
+
+    from nasattn.cli.main import app
+
+    target = tmp_path / "r.html"
+    res = CliRunner().invoke(app, ["report", str(runs["baseline"]), "--out", str(target)])
+    assert res.exit_code == 0, res.output
+    assert target.is_file() and "fig-run-curves" in target.read_text()
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "nothing")])
+    assert res.exit_code == 2
+    (tmp_path / "plain").mkdir()
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "plain")])
+    assert res.exit_code == 2 and "not a nasattn folder" in res.output

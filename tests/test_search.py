@@ -1,0 +1,306 @@
+"""Search: the space language, study validation, and real searches through Ray Tune + Optuna.
+
+The end-to-end tests run the real CLI in a subprocess on the bundled eurosat-mini sample with tiny
+networks (a few batches per epoch), so they exercise Ray, Optuna, the SQLite/PostgreSQL storage,
+resume after ``kill -9`` and an existing Ray cluster exactly as a user would.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from nasattn.cli.main import app
+from nasattn.config import ConfigError
+from nasattn.presets import get_preset
+from nasattn.search.run import concurrency
+from nasattn.search.space import arch_point, build_arch_dict, canonical_arch, iter_dims, load_space, preset_points, sample_spec
+from nasattn.search.study import load_study
+from nasattn.spec import ArchSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+EUROSAT_SPACE = ROOT / "search_spaces" / "eurosat.yaml"
+NASATTN = [sys.executable, "-m", "nasattn.cli.main"]
+
+# A small space: 2 plain stages; attention none or SE; lr 1e-3 or 1e8 (SGD at lr 1e8 diverges: a NaN trial).
+TINY_SPACE = {
+    "name": "tiny",
+    "stem": {"options": {"none": None}},
+    "stages": {
+        "count": 2, "block": {"options": {"plain": None}}, "depth": 1,
+        "width": {"base": {"choice": [8, 16]}, "growth": 2, "max": 64}, "downsample": "maxpool",
+    },
+    "attention": {"mode": "same", "type": {"options": {"none": None, "se": {"reduction": 4}}}},
+    "head": {"options": {"gap_linear": {"dropout": 0.0}}},
+    "dropblock": {"options": {"none": None}},
+    "recipe": {"lr": {"choice": [0.01, 1.0e8]}, "optimizer": "sgd"},
+}
+
+
+def _study(tmp_path: Path, name: str = "study.yaml", **fields) -> Path:
+    """A study file for a tiny, fast search on eurosat-mini (fields override the defaults)."""
+    study = {
+        "name": "tiny",
+        "space": TINY_SPACE,
+        "data": "eurosat-mini",
+        "budget": {"trials": 3, "epochs": 2, "max_steps_per_epoch": 3},
+        "sampler": {"type": "random", "seed": 0},
+        "early_stopping": "none",
+        "resources": {"cpus_per_trial": 1, "max_concurrent": 2},
+        "train": {"recipe": {"eval_batch_size": 256}, "checkpoint_every": 1},
+        "seeds": {"points": [{"stages.width.base": 8, "attention": "none", "recipe.lr": 0.01}]},
+        "output": str(tmp_path / "out"),
+    }
+    for key, value in fields.items():
+        study[key] = value
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(study, sort_keys=False))
+    return path
+
+
+def _run(args: list[str], timeout: float = 420, **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "COLUMNS": "160"}
+    return subprocess.run([*NASATTN, *args], capture_output=True, text=True, timeout=timeout, env=env, **kw)
+
+
+def _rows(out: Path) -> list[dict[str, str]]:
+    with open(out / "trials.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ------------------------------------------------------------------------------------------ space
+def test_space_conditionals_follow_the_choices():
+    space = load_space(TINY_SPACE)
+    conds = {d.name: d.condition for d in iter_dims(space)}
+    assert "attention" in conds and "recipe.lr" in conds
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    seen = set()
+    for _ in range(30):
+        trial = study.ask()
+        spec, recipe = sample_spec(trial, space)
+        att = spec.stages[0].attention.type
+        seen.add(att)
+        assert all(s.attention.type == att for s in spec.stages)  # mode: same
+        assert [s.width for s in spec.stages] == [trial.params["stages.width.base"] * k for k in (1, 2)]
+        assert recipe["optimizer"] == "sgd" and recipe["lr"] in (0.01, 1e8)
+        study.tell(trial, 0.0)
+    assert seen == {"none", "se"}
+
+
+@pytest.mark.parametrize("name", ["baseline", "cbam", "balanced"])
+def test_every_preset_is_a_point_of_the_eurosat_space(name):
+    space = load_space(EUROSAT_SPACE)
+    point = preset_points(space, [name])[name]
+    arch = build_arch_dict(space, optuna.trial.FixedTrial(point))  # sampling the point gives the preset back
+    assert canonical_arch(ArchSpec.from_dict(arch)) == canonical_arch(get_preset(name).arch)
+
+
+def test_an_architecture_outside_the_space_is_rejected():
+    space = load_space(TINY_SPACE)
+    with pytest.raises(Exception, match="stages|count|block"):
+        arch_point(space, get_preset("cbam").arch)
+
+
+@pytest.mark.parametrize(
+    ("override", "field", "allowed"),
+    [
+        ({"budgett": {"trials": 3}}, "budgett", "allowed: name"),
+        ({"sampler": {"type": "tpee"}}, "sampler.type", "'tpe'"),
+        ({"budget": {"trials": 0}}, "budget.trials", "greater than or equal to 1"),
+        ({"early_stopping": {"type": "asha", "reduction_factor": 1}}, "early_stopping.reduction_factor", "greater than 1"),
+        ({"space": {"stages": {"block": {"options": {"wavelet": None}}}}}, "stages.block.options.wavelet", "allowed: double, plain, residual"),
+        ({"space": {"attention": {"type": {"options": {"foo": None}}}}}, "attention.type.options.foo", "allowed: cbam"),
+        ({"space": {"stages": {"depth": {"int": [3, 1]}}}}, "stages.depth.int", "low is above high"),
+        ({"train": {"recipe": {"optimiser": "sgd"}}}, "optimiser", "allowed: epochs"),
+        ({"seeds": {"presets": ["resnet"]}}, "seeds.presets", "'baseline'"),
+    ],
+)
+def test_study_validation_names_file_field_and_allowed_values(override, field, allowed):
+    with pytest.raises(ConfigError) as e:
+        load_study(ROOT / "studies" / "quickstart.yaml", override)
+    msg = str(e.value)
+    assert ("quickstart.yaml" in msg or "eurosat.yaml" in msg) and field in msg and allowed in msg
+
+
+def test_empty_choice_and_presets_outside_the_space(tmp_path):
+    bad = {**TINY_SPACE, "stages": {**TINY_SPACE["stages"], "depth": {"choice": []}}}
+    with pytest.raises(ConfigError, match="stages.depth"):
+        load_study(_study(tmp_path, space=bad))
+    with pytest.raises(ConfigError, match="preset 'cbam' is not a point"):
+        load_study(_study(tmp_path, seeds={"presets": ["cbam"]}))
+
+
+def test_cli_bad_study_exits_2_without_traceback(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: x\nspace: [unclosed\n")
+    res = CliRunner().invoke(app, ["search", str(path)])
+    assert res.exit_code == 2 and "broken.yaml" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(app, ["search", str(ROOT / "studies/quickstart.yaml"), "--set", "sampler.type=nope"])
+    assert res.exit_code == 2 and "sampler.type" in res.output
+
+
+def test_space_command_prints_size_presets_and_samples():
+    res = CliRunner().invoke(app, ["space", str(EUROSAT_SPACE), "--samples", "2"])
+    assert res.exit_code == 0, res.output
+    assert "architectures" in res.output and "sample 2" in res.output
+    for name in ("baseline", "cbam", "balanced"):
+        assert name in res.output
+    assert "no:" not in res.output  # every preset is a point
+
+
+def test_concurrency_follows_the_resources():
+    loaded = load_study(ROOT / "studies" / "quickstart.yaml", {"resources": {"cpus_per_trial": 1, "max_concurrent": None}})
+    assert concurrency(loaded, {"CPU": 8}) == 8
+    loaded = load_study(ROOT / "studies" / "quickstart.yaml", {"resources": {"cpus_per_trial": 2, "gpus_per_trial": 0.25, "max_concurrent": None}})
+    assert concurrency(loaded, {"CPU": 16, "GPU": 1}) == 4  # four quarter-GPU trials share one GPU
+    assert concurrency(loaded, {"CPU": 16, "GPU": 2}) == 8
+    assert concurrency(loaded, {"CPU": 6, "GPU": 2}) == 3  # CPUs bound it
+    loaded = load_study(ROOT / "studies" / "quickstart.yaml", {"resources": {"cpus_per_trial": 1, "max_concurrent": 2}})
+    assert concurrency(loaded, {"CPU": 8}) == 2
+
+
+# ------------------------------------------------------------------------------------ end to end
+@pytest.mark.slow
+def test_search_end_to_end_with_a_failing_trial(tmp_path):
+    points = [
+        {"stages.width.base": 8, "attention": "none", "recipe.lr": 0.01},
+        {"stages.width.base": 8, "attention": "se", "recipe.lr": 1.0e8},  # diverges: NaN loss
+        {"stages.width.base": 16, "attention": "se", "recipe.lr": 0.01},
+    ]
+    study = _study(tmp_path, seeds={"points": points}, budget={"trials": 3, "epochs": 2, "max_steps_per_epoch": 3})
+    res = _run(["search", str(study), "--no-live"])
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = tmp_path / "out"
+    rows = _rows(out)
+    assert len(rows) == 3
+    states = sorted(r["state"] for r in rows)
+    assert states == ["COMPLETE", "COMPLETE", "FAIL"]
+    failed = next(r for r in rows if r["state"] == "FAIL")
+    assert "non-finite" in failed["error"] and failed["param.recipe.lr"] == "100000000.0"
+    ok = [r for r in rows if r["state"] == "COMPLETE"]
+    assert all(0 <= float(r["objective.val_accuracy"]) <= 1 and float(r["test_accuracy"]) >= 0 for r in ok)
+    best = yaml.safe_load((out / "best" / "arch.yaml").read_text())
+    assert best["stages"][0]["block"] == "plain"
+    assert json.loads((out / "best" / "metrics.json").read_text())["test_accuracy"] >= 0
+    st = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}")
+    assert len(st.trials) == 3 and st.best_value == max(float(r["objective.val_accuracy"]) for r in ok)
+    html = (out / "report.html").read_text()
+    assert "<html" in html.lower() and "plotly" in html.lower()
+
+
+@pytest.mark.slow
+def test_a_search_whose_trials_all_fail_stops_early_with_the_error(tmp_path):
+    space = {**TINY_SPACE, "recipe": {"lr": 1.0e8, "optimizer": "sgd"}}
+    study = _study(tmp_path, space=space, seeds={}, budget={"trials": 8, "epochs": 1, "max_steps_per_epoch": 3,
+                                                           "abort_after_failures": 2})
+    res = _run(["search", str(study), "--no-live"])
+    assert res.returncode == 1
+    assert "every trial failed" in res.stdout + res.stderr and "non-finite" in res.stdout + res.stderr
+    assert 2 <= len(_rows(tmp_path / "out")) < 8
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path):
+    study = _study(tmp_path, seeds={}, budget={"trials": 5, "epochs": 3, "max_steps_per_epoch": 4},
+                   resources={"cpus_per_trial": 1, "max_concurrent": 1})
+    out = tmp_path / "out"
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    proc = subprocess.Popen([*NASATTN, "search", str(study), "--no-live"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and len(glob.glob(str(out / "trials" / "*" / "DONE"))) < 2:
+            time.sleep(0.5)
+        assert len(glob.glob(str(out / "trials" / "*" / "DONE"))) >= 2, "the search did not get going"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything it started, as a crash would
+        proc.wait()
+    done_before = {p: os.stat(p).st_mtime_ns for p in glob.glob(str(out / "trials" / "*" / "DONE"))}
+    res = _run(["search", str(study), "--resume", "--no-live"])
+    assert res.returncode == 0, res.stdout + res.stderr
+    rows = _rows(out)
+    complete = [r for r in rows if r["state"] == "COMPLETE"]
+    assert len(complete) == 5, [(r["state"], r["tune_trial_id"]) for r in rows]
+    assert len({r["tune_trial_id"] for r in complete}) == 5
+    for p, mtime in done_before.items():  # trials finished before the kill were not trained again
+        assert os.stat(p).st_mtime_ns == mtime
+
+
+@pytest.mark.slow
+def test_search_on_an_existing_ray_cluster(tmp_path):
+    ray = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
+    port = _free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    start = subprocess.run(
+        [ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+         "--include-dashboard=false", "--disable-usage-stats"], capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert start.returncode == 0, start.stdout + start.stderr
+    try:
+        study = _study(tmp_path, ray={"address": f"127.0.0.1:{port}"}, budget={"trials": 2, "epochs": 1, "max_steps_per_epoch": 2})
+        res = _run(["search", str(study), "--no-live"])
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert f"127.0.0.1:{port}" in res.stdout
+        assert [r["state"] for r in _rows(tmp_path / "out")] == ["COMPLETE", "COMPLETE"]
+    finally:
+        subprocess.run([ray, "stop", "--force"], capture_output=True, env=env, timeout=120)
+
+
+def _postgres_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+@pytest.fixture
+def postgres(tmp_path_factory):
+    """A throwaway PostgreSQL server on loopback (Debian's package); yields its SQLAlchemy URL."""
+    bindir = _postgres_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
+    root = tmp_path_factory.mktemp("pg")
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_user:
+        shutil.chown(root, "postgres")
+    port = _free_port()
+    data = root / "data"
+    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "nasattn"],
+                   check=True, capture_output=True)
+    subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "start",
+                    "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1"], check=True, capture_output=True)
+    try:
+        subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "nasattn", "-d", "postgres",
+                        "-c", "CREATE DATABASE optuna"], check=True, capture_output=True)
+        yield f"postgresql+psycopg2://nasattn@127.0.0.1:{port}/optuna"
+    finally:
+        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"], capture_output=True)
+
+
+@pytest.mark.slow
+def test_search_with_a_postgresql_storage(tmp_path, postgres):
+    study = _study(tmp_path, storage=postgres, budget={"trials": 2, "epochs": 1, "max_steps_per_epoch": 2})
+    res = _run(["search", str(study), "--no-live"])
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "password" not in res.stdout
+    st = optuna.load_study(study_name="tiny", storage=postgres)
+    assert [t.state.name for t in st.trials] == ["COMPLETE", "COMPLETE"]
+    assert not (tmp_path / "out" / "study.db").exists()
