@@ -1,0 +1,31 @@
+"""Seeded ablation studies: variants of a base network, one change at a time, trained through Ray Tune.
+
+Public API
+----------
+``make_variants(base_spec, base_recipe, include=None, exclude=None, custom=None)``
+    -> ``{name: (ArchSpec, Recipe)}`` (``base`` first); ``plan_variants`` also says which built-in
+    variants were skipped and why. ``BUILTIN_VARIANTS`` lists the built-in names.
+``load_ablation(path=None, overrides=None)`` -> ``LoadedAblation`` (a validated ablation file;
+    ConfigError naming the file and the field).
+``run_ablation(loaded, resume=False, console=None, live=None, command=None)`` -> ``AblationResult``
+    (writes OUT/ablation.csv, ablation.json, summary.csv, runs/<variant>/seed<k>, report.html).
+
+Ray is imported only when an ablation runs.
+"""
+
+from nasattn.ablation.run import AblationFailed, AblationResult, run_ablation
+from nasattn.ablation.study import Ablation, LoadedAblation, load_ablation
+from nasattn.ablation.variants import (
+    BUILTIN_VARIANTS,
+    FUSION_STRATEGIES,
+    VariantPlan,
+    make_variants,
+    merge_override,
+    plan_variants,
+)
+
+
+__all__ = [
+    "Ablation", "AblationFailed", "AblationResult", "BUILTIN_VARIANTS", "FUSION_STRATEGIES", "LoadedAblation",
+    "VariantPlan", "load_ablation", "make_variants", "merge_override", "plan_variants", "run_ablation",
+]

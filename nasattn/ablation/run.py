@@ -1,0 +1,417 @@
+"""Running an ablation: every (variant, seed) is one Ray Tune trial; resumable; ablation.csv/json, report.
+
+Output folder::
+
+    OUT/ablation.json          base, command, variants {name: {arch, recipe, description}}, skipped, seeds, data
+    OUT/ablation.csv           one row per (variant, seed): variant, seed, status, error, run_dir, metrics
+    OUT/summary.csv            one row per variant: n, mean/std/95% CI of the test accuracy, difference to base
+    OUT/runs/<variant>/seed<k> the run folders (metrics.json, history.csv, arch.yaml, model.pt, DONE)
+    OUT/tune/                  Ray Tune's experiment (what --resume restores)
+    OUT/trials.json            the trial configs of that experiment
+    OUT/report.html            when nasattn.report is available
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nasattn.ablation.study import LoadedAblation
+from nasattn.config import ConfigError
+
+log = logging.getLogger("nasattn.ablation")
+EXPERIMENT = "tune"
+TRIALS_FILE = "trials.json"
+LEAD_COLUMNS = ("variant", "seed", "status", "error", "run_dir")
+METRIC_COLUMNS = (
+    "test_accuracy", "val_accuracy", "kappa", "macro_f1", "min_class_accuracy", "confidence_gap", "ece",
+    "params", "flops", "train_seconds", "epochs_run",
+)
+_SKIP_METRICS = {"variant", "run_dir", "final", "epoch", "config", "trial_id", "status", "error", "path", "duration_s", "epochs"}
+
+
+class AblationFailed(RuntimeError):
+    """Every trial of the ablation failed; ``str()`` shows the first error."""
+
+
+@dataclass
+class AblationResult:
+    output: Path
+    csv: Path
+    json: Path
+    summary_csv: Path
+    report: Path | None = None
+    report_error: str | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    summary: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    wall_s: float = 0.0
+    ray_start_s: float = 0.0
+    experiment: str = EXPERIMENT
+
+
+def _say(console: Any, msg: str) -> None:
+    if console is not None:
+        console.print(msg, highlight=False, soft_wrap=True)
+    else:
+        log.info(msg)
+
+
+class TrialLabel:
+    """Describes a grid trial (whose Tune config is only ``{"index": i}``) for the live table; picklable."""
+
+    def __init__(self, labels: list[str]) -> None:
+        self.labels = labels
+
+    def __call__(self, config: dict[str, Any]) -> str:
+        try:
+            return self.labels[int(config["index"])]
+        except (KeyError, ValueError, TypeError, IndexError):
+            return str(config)
+
+
+# ------------------------------------------------------------------------------------ configs
+def run_dir_of(out: Path, variant: str, seed: int) -> Path:
+    return (out / "runs" / variant / f"seed{seed}").resolve()
+
+
+def trial_configs(loaded: LoadedAblation, plan: Any, out: Path, data: str | None) -> list[dict[str, Any]]:
+    """One :func:`nasattn.tune.train_trial` config per (variant, seed), variants in plan order."""
+    a = loaded.ablation
+    configs = []
+    for name, (spec, recipe) in plan.variants.items():
+        for seed in a.seeds:
+            configs.append({
+                "arch": spec.to_dict(), "recipe": recipe.to_dict(), "data": data, "seed": int(seed),
+                "device": a.device, "run_dir": str(run_dir_of(out, name, seed)),
+                "checkpoint_every": a.checkpoint_every, "width_mult": a.width_mult, "subset": a.subset,
+                "max_steps_per_epoch": a.max_steps_per_epoch, "variant": name,
+            })
+    return configs
+
+
+def _label(cfg: dict[str, Any]) -> str:
+    from nasattn.tune.progress import arch_summary
+
+    return f"{cfg['variant']} seed{cfg['seed']} | {arch_summary(cfg)}"
+
+
+def concurrency(loaded: LoadedAblation, cluster: dict[str, float]) -> int:
+    res = loaded.ablation.resources
+    n = math.floor(cluster.get("CPU", 1) / res.cpus_per_trial + 1e-9)
+    if res.gpus_per_trial:
+        n = min(n, math.floor(cluster.get("GPU", 0) / res.gpus_per_trial + 1e-9))
+    if res.max_concurrent:
+        n = min(n, res.max_concurrent)
+    return max(1, n)
+
+
+def _check_resources(loaded: LoadedAblation, cluster: dict[str, float]) -> None:
+    res = loaded.ablation.resources
+    cpus, gpus = cluster.get("CPU", 0), cluster.get("GPU", 0)
+    if res.cpus_per_trial > cpus:
+        raise ConfigError(f"{loaded.source}: resources.cpus_per_trial = {res.cpus_per_trial:g}, but the Ray cluster has {cpus:g} CPUs")
+    if res.gpus_per_trial > gpus:
+        raise ConfigError(
+            f"{loaded.source}: resources.gpus_per_trial = {res.gpus_per_trial:g}, but the Ray cluster has {gpus:g} GPUs "
+            "(set resources.gpus_per_trial: 0 to train on CPUs)"
+        )
+
+
+def _experiment_name(out: Path, configs: list[dict[str, Any]], resume: bool, retry_errors: bool, console: Any) -> tuple[str, bool]:
+    """Which Tune experiment to run and whether to restore it.
+
+    A resume restores the last experiment when its trial configs are the ones now asked for; when
+    they changed (variants or seeds added, epochs changed, ...) or ``retry_errors``, a new experiment
+    runs every config, and finished run folders (DONE) are re-reported rather than retrained.
+    """
+    saved_path = out / TRIALS_FILE
+    if not resume or not saved_path.is_file():
+        return EXPERIMENT, False
+    saved = json.loads(saved_path.read_text())
+    name = saved.get("experiment", EXPERIMENT)
+    same = saved.get("configs") == json.loads(json.dumps(configs))
+    if same and not retry_errors:
+        return name, True
+    k = 2
+    while (out / f"{EXPERIMENT}-{k}").exists():
+        k += 1
+    why = "retrying failed trials" if same else "the variants or settings changed since the last run"
+    _say(console, f"[yellow]{why}: a new Tune experiment {EXPERIMENT}-{k}; finished runs are not retrained[/]")
+    return f"{EXPERIMENT}-{k}", False
+
+
+def prepare_data(loaded: LoadedAblation, console: Any = None) -> str | None:
+    """Resolve the data source and fill the decoded cache once, before any trial starts."""
+    from nasattn.data import load_dataset
+
+    data = loaded.resolved_data()
+    dataset = load_dataset(data, download=loaded.ablation.download, progress=console is not None)
+    _say(console, f"data: {getattr(dataset, 'source', data)} ({len(dataset)} images, {len(dataset.classes)} classes)")
+    return data
+
+
+# ------------------------------------------------------------------------------------ run
+def run_ablation(
+    loaded: LoadedAblation,
+    *,
+    resume: bool = False,
+    retry_errors: bool = False,
+    console: Any = None,
+    live: bool | None = None,
+    command: str | None = None,
+) -> AblationResult:
+    """Run (or resume) the ablation; returns where everything was written.
+
+    Raises ConfigError for bad input found before the start, AblationFailed when every trial failed
+    (ablation.csv is written first).
+    """
+    from nasattn.tune import ray_session, result_rows, run_grid
+    from nasattn.tune.progress import TrialTable
+
+    t0 = time.time()
+    a = loaded.ablation
+    out = loaded.output
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output {out} is a file, not a folder")
+    if out.exists() and any(out.iterdir()):
+        if not resume:
+            raise ConfigError(f"{out} already holds an ablation; add --resume to continue it, or choose another --out")
+    elif resume:
+        _say(console, f"[yellow]nothing to resume in {out}: starting a new ablation[/]")
+    plan = loaded.plan()
+    for name, why in plan.skipped.items():
+        _say(console, f"skipped variant {name}: {why}")
+    _say(console, "variants: " + ", ".join(plan.variants))
+    out.mkdir(parents=True, exist_ok=True)
+
+    data = prepare_data(loaded, console)
+    configs = trial_configs(loaded, plan, out, data)
+    exp_name, restoring = _experiment_name(out, configs, resume, retry_errors, console)
+    info = ablation_info(loaded, plan, data, command)
+    (out / "ablation.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+    (out / TRIALS_FILE).write_text(json.dumps({"experiment": exp_name, "configs": configs}, indent=1) + "\n")
+
+    res = a.resources
+    t_ray = time.time()
+    with ray_session(a.ray.address, num_cpus=res.num_cpus, num_gpus=res.num_gpus) as cluster:
+        ray_start_s = time.time() - t_ray
+        _check_resources(loaded, cluster)
+        conc = concurrency(loaded, cluster)
+        done = sum((Path(c["run_dir"]) / "DONE").is_file() for c in configs)
+        _say(console, f"ray: {cluster.get('CPU', 0):g} CPUs, {cluster.get('GPU', 0):g} GPUs "
+                      f"({'embedded' if not a.ray.address else a.ray.address}, started in {ray_start_s:.1f}s); "
+                      f"{len(configs)} trials ({len(plan.variants)} variants x {len(a.seeds)} seeds), up to {conc} at once"
+                      + (f"; {done} already finished" if done else "")
+                      + (f"; restoring {out / exp_name}" if restoring else ""))
+        table = TrialTable(total=len(configs), concurrency=conc, title=f"nasattn ablate {a.name}",
+                           describe=TrialLabel([_label(c) for c in configs]), live=live)
+        grid = run_grid(
+            configs, storage_path=out, name=exp_name, cpus_per_trial=res.cpus_per_trial,
+            gpus_per_trial=res.gpus_per_trial, max_concurrent=conc, callbacks=[table], resume=restoring,
+        )
+        tune_rows = result_rows(grid)
+
+    rows = ablation_rows(configs, tune_rows)
+    result = write_outputs(out, rows, list(plan.variants), console=console, report=a.report)
+    result.ray_start_s = ray_start_s
+    result.experiment = exp_name
+    result.wall_s = time.time() - t0
+    if not result.counts.get("COMPLETE"):
+        first = next((r["error"] for r in rows if r.get("error")), "no trial finished")
+        raise AblationFailed(f"every trial failed ({len(rows)} of {len(rows)}); first error: {first}")
+    return result
+
+
+def ablation_info(loaded: LoadedAblation, plan: Any, data: str | None, command: str | None) -> dict[str, Any]:
+    a = loaded.ablation
+    return {
+        "name": a.name,
+        "description": a.description,
+        "base": "base",
+        "base_source": {"preset": a.base.preset} if a.base.preset else {"arch": a.base.arch},
+        "command": command or "nasattn ablate",
+        "source": loaded.source,
+        "variants": {
+            name: {"arch": spec.to_dict(), "recipe": recipe.to_dict(), "description": plan.descriptions.get(name, "")}
+            for name, (spec, recipe) in plan.variants.items()
+        },
+        "skipped": dict(plan.skipped),
+        "seeds": list(a.seeds),
+        "data": data,
+        "epochs": a.epochs,
+        "width_mult": a.width_mult,
+        "subset": a.subset,
+        "max_steps_per_epoch": a.max_steps_per_epoch,
+        "resources": a.resources.model_dump(),
+        "output": str(loaded.output),
+    }
+
+
+# ------------------------------------------------------------------------------------ outputs
+def flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts -> ``a/b`` keys; scalars kept, lists dropped (confusion matrix, class names, ...)."""
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten_metrics(value, f"{name}/"))
+        elif value is None or isinstance(value, (bool, int, float, str)):
+            out[name] = value
+    return out
+
+
+def _tune_metrics(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if not k.startswith("config.") and k not in _SKIP_METRICS}
+
+
+def ablation_rows(configs: list[dict[str, Any]], tune_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per config: lead columns, the paper's metrics, per-class accuracy, alpha, other scalars.
+
+    Metrics come from the run's metrics.json when it exists (per-class accuracy by class name),
+    otherwise from the Tune result.
+    """
+    from nasattn.engine import read_run
+
+    by_index: dict[int, dict[str, Any]] = {}
+    for r in tune_rows:
+        idx = r.get("config.index")
+        if idx is not None and not (isinstance(idx, float) and math.isnan(idx)):
+            by_index[int(idx)] = r
+    rows = []
+    for i, cfg in enumerate(configs):
+        run_dir = Path(cfg["run_dir"])
+        tr = by_index.get(i)
+        metrics: dict[str, Any] = {}
+        if (run_dir / "metrics.json").is_file():
+            try:
+                metrics = flatten_metrics(read_run(run_dir)["metrics"])
+            except (OSError, ValueError) as e:
+                log.warning("%s: unreadable metrics.json (%s)", run_dir, e)
+        if not metrics and tr is not None:
+            metrics = _tune_metrics(tr)
+        done = (run_dir / "DONE").is_file()
+        if done:
+            status, error = "COMPLETE", None
+        elif tr is not None and tr.get("status") == "ERROR":
+            status, error = "ERROR", tr.get("error")
+        elif tr is not None and tr.get("status") == "COMPLETE":
+            status, error = "COMPLETE", None
+        else:
+            status = "ERROR"
+            error = f"trial did not finish (Tune status {tr.get('status') if tr else 'unknown'})"
+        row: dict[str, Any] = {
+            "variant": cfg["variant"], "seed": cfg["seed"], "status": status, "error": error,
+            "run_dir": str(run_dir) if run_dir.exists() else None,
+        }
+        for col in METRIC_COLUMNS:
+            row[col] = metrics.get(col)
+        for key in metrics:
+            if key.startswith("per_class_accuracy/") or key.startswith("alpha/"):
+                row[key] = metrics[key]
+        for key, value in metrics.items():
+            if key not in row and key not in _SKIP_METRICS and key != "seed":
+                row[key] = value
+        rows.append(row)
+    return rows
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    cols = list(LEAD_COLUMNS) + list(METRIC_COLUMNS)
+    rest: list[str] = []
+    for r in rows:
+        rest += [c for c in r if c not in cols and c not in rest]
+    per_class = [c for c in rest if c.startswith("per_class_accuracy/")]
+    alpha = [c for c in rest if c.startswith("alpha/")]
+    other = [c for c in rest if c not in per_class and c not in alpha]
+    return cols + per_class + alpha + other
+
+
+def summarize_variants(rows: list[dict[str, Any]], variants: list[str], metric: str = "test_accuracy") -> list[dict[str, Any]]:
+    """Per variant: n finished seeds, mean/std/95% CI of ``metric``, and the difference to the base (paired t-test)."""
+    from nasattn.report.stats import compare, summarize
+
+    by_var: dict[str, dict[int, float | None]] = {v: {} for v in variants}
+    for r in rows:
+        if r["status"] == "COMPLETE":
+            by_var.setdefault(r["variant"], {})[int(r["seed"])] = r.get(metric)
+    base = by_var.get("base", {})
+    out = []
+    for v, vals in by_var.items():
+        s = summarize(list(vals.values()))
+        row = {"variant": v, "n": s.n, f"{metric}_mean": s.mean, f"{metric}_std": s.std,
+               f"{metric}_ci_low": s.ci_low, f"{metric}_ci_high": s.ci_high}
+        if v != "base" and base:
+            c = compare(base, vals)
+            row.update(diff_vs_base=c.diff, test=c.test, p_value=c.p_value)
+        else:
+            row.update(diff_vs_base=None, test=None, p_value=None)
+        out.append(row)
+    return out
+
+
+def write_outputs(out: Path, rows: list[dict[str, Any]], variants: list[str], *, console: Any = None,
+                  report: bool = True) -> AblationResult:
+    """ablation.csv, summary.csv, the summary table on the console, and report.html when possible."""
+    import pandas as pd
+
+    csv = out / "ablation.csv"
+    pd.DataFrame(rows, columns=_columns(rows)).to_csv(csv, index=False)
+    summary = summarize_variants(rows, variants)
+    summary_csv = out / "summary.csv"
+    pd.DataFrame(summary).to_csv(summary_csv, index=False)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    result = AblationResult(output=out, csv=csv, json=out / "ablation.json", summary_csv=summary_csv, rows=rows,
+                            summary=summary, counts=counts)
+    if console is not None:
+        print_summary(summary, console)
+        failed = [r for r in rows if r["status"] != "COMPLETE"]
+        for r in failed[:10]:
+            _say(console, f"[red]{r['variant']} seed{r['seed']} failed[/]: {r['error']}")
+    if report:
+        result.report, result.report_error = make_report(out, console)
+    return result
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v * 100:.2f}"
+
+
+def print_summary(summary: list[dict[str, Any]], console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title="ablation summary (test accuracy over seeds)", title_justify="left")
+    for col, just in (("variant", "left"), ("n", "right"), ("test acc. %", "right"), ("95% CI", "right"),
+                      ("vs base (points)", "right"), ("p", "right")):
+        table.add_column(col, justify=just)
+    for s in summary:
+        mean, std = s["test_accuracy_mean"], s["test_accuracy_std"]
+        acc = _pct(mean) + ("" if std is None else f" +- {std * 100:.2f}")
+        ci = "-" if s["test_accuracy_ci_low"] is None else f"[{_pct(s['test_accuracy_ci_low'])}, {_pct(s['test_accuracy_ci_high'])}]"
+        diff = "-" if s["diff_vs_base"] is None else f"{s['diff_vs_base'] * 100:+.2f}"
+        p = "-" if s["p_value"] is None else f"{s['p_value']:.3f}"
+        table.add_row(s["variant"], str(s["n"]), acc, ci, diff, p)
+    console.print(table)
+
+
+def make_report(out: Path, console: Any = None) -> tuple[Path | None, str | None]:
+    try:
+        from nasattn.report import render_report
+    except ImportError as e:
+        msg = f"report skipped: nasattn.report is not available ({e})"
+        _say(console, f"[yellow]{msg}[/]")
+        return None, msg
+    try:
+        path = render_report(out)
+        return (Path(path) if path else out / "report.html"), None
+    except Exception as e:  # noqa: BLE001 - the ablation results stand without the report
+        msg = f"report failed: {type(e).__name__}: {e}"
+        _say(console, f"[yellow]{msg}[/]")
+        return None, msg

@@ -1,0 +1,275 @@
+"""Ablation files: one YAML that says everything about an ablation study, validated before anything runs.
+
+::
+
+    name: ablation-eurosat
+    base: {preset: balanced}          # or {arch: my_arch.yaml} (a spec, or a file with arch: and recipe:)
+    include: [no_attention, se_only]  # built-in variants to run (default: every applicable one)
+    exclude: [paper_baseline]
+    variants:                         # your own: overrides deep-merged into the base
+      se_r8: {arch: {stages: {"*": {attention: {type: se, reduction: 8}}}}}
+    seeds: [0, 1, 2]
+    data: eurosat-mini                # folder, .zip or eurosat-mini; relative to this file; null: $NASATTN_DATA
+    epochs: 3                         # overrides every variant's recipe.epochs
+    recipe: {batch_size: 128}         # fields set in the base's (and the paper presets') recipe
+    width_mult: 0.25
+    subset: null
+    max_steps_per_epoch: null
+    resources: {cpus_per_trial: 1, gpus_per_trial: 0, max_concurrent: 2}
+    ray: {address: null}              # null: an embedded Ray; "auto" / "host:port": a running cluster
+    output: runs/ablation/eurosat     # relative to the working directory
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from nasattn.config import ConfigError, format_validation_error, read_yaml
+
+PRESETS = ("baseline", "cbam", "balanced")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BaseChoice(_Strict):
+    """The network every variant is derived from: a preset or an architecture file (exactly one)."""
+
+    preset: str | None = Field(None, description="baseline, cbam or balanced.")
+    arch: str | None = Field(None, description="An ArchSpec YAML, or a file with arch: and recipe: (relative to the ablation file).")
+
+    @field_validator("preset")
+    @classmethod
+    def _known(cls, v: str | None) -> str | None:
+        if v is not None and v not in PRESETS:
+            raise ValueError(f"unknown preset {v!r}; allowed: {', '.join(PRESETS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _one(self) -> BaseChoice:
+        if (self.preset is None) == (self.arch is None):
+            raise ValueError("give exactly one of preset: NAME or arch: FILE")
+        return self
+
+
+class CustomVariant(_Strict):
+    arch: dict[str, Any] = Field(default_factory=dict, description="Overrides deep-merged into the base spec.")
+    recipe: dict[str, Any] = Field(default_factory=dict, description="Overrides deep-merged into the base recipe.")
+    description: str | None = None
+
+
+class Resources(_Strict):
+    cpus_per_trial: float = Field(1, gt=0)
+    gpus_per_trial: float = Field(0, ge=0, description="Fractions such as 0.25 share one GPU among several trials.")
+    max_concurrent: int | None = Field(None, ge=1, description="At most this many trials at once (default: what the resources allow).")
+    num_cpus: int | None = Field(None, ge=1, description="Embedded Ray only: CPUs it may use (default: all).")
+    num_gpus: int | None = Field(None, ge=0, description="Embedded Ray only: GPUs it may use (default: all visible).")
+
+    @field_validator("gpus_per_trial")
+    @classmethod
+    def _fraction(cls, v: float) -> float:
+        if v > 1 and not float(v).is_integer():
+            raise ValueError(f"more than one GPU per trial must be a whole number, got {v}")
+        return v
+
+
+class RayConfig(_Strict):
+    address: str | None = Field(None, description="None: embedded local Ray; 'auto', 'host:port' or 'ray://host:port'.")
+
+
+class Ablation(_Strict):
+    """Everything about one ablation run."""
+
+    name: str = "ablation"
+    description: str = ""
+    base: BaseChoice = Field(default_factory=lambda: BaseChoice(preset="balanced"))
+    include: list[str] | None = Field(None, description="Built-in variants to run (default: all that apply).")
+    exclude: list[str] | None = Field(None, description="Variants not to run.")
+    variants: dict[str, CustomVariant] = Field(default_factory=dict, description="Custom variants: name -> overrides.")
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    data: str | None = Field(None, description="Dataset folder/zip, or 'eurosat-mini'; None: $NASATTN_DATA.")
+    download: bool = False
+    epochs: int | None = Field(None, ge=1, description="Epochs of every variant (overrides the recipes).")
+    recipe: dict[str, Any] = Field(default_factory=dict, description="Recipe fields set for the base and the paper presets.")
+    width_mult: float = Field(1.0, gt=0)
+    subset: float | None = Field(None, gt=0, le=1, description="Stratified fraction of the dataset to use.")
+    max_steps_per_epoch: int | None = Field(None, ge=1, description="Cap on training batches per epoch (smoke tests).")
+    device: str = "auto"
+    checkpoint_every: int = Field(1, ge=0, description="Epochs between trial checkpoints (0: none); resume continues from them.")
+    resources: Resources = Field(default_factory=Resources)
+    ray: RayConfig = Field(default_factory=RayConfig)
+    output: str = Field("runs/ablation", description="Output folder (relative to the working directory).")
+    report: bool = True
+
+    @field_validator("base", mode="before")
+    @classmethod
+    def _base_shorthand(cls, v: Any) -> Any:
+        if isinstance(v, str):  # base: balanced  /  base: my_arch.yaml
+            return {"arch": v} if v.endswith((".yaml", ".yml", ".json")) else {"preset": v}
+        return v
+
+    @field_validator("include", "exclude", mode="before")
+    @classmethod
+    def _names(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [x.strip() for x in v.split(",") if x.strip()]
+        return v
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, v: Any) -> Any:
+        if isinstance(v, int) and not isinstance(v, bool):
+            return [v]
+        if isinstance(v, str):
+            try:
+                return [int(x) for x in v.split(",") if x.strip()]
+            except ValueError:
+                raise ValueError(f"expected integers like 0,1,2, got {v!r}") from None
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"seeds {v} repeat a seed")
+        return v
+
+    @field_validator("recipe")
+    @classmethod
+    def _recipe(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from nasattn.engine import Recipe
+
+        if "epochs" in v:
+            raise ValueError("epochs: set the epochs of every variant with the top-level field epochs")
+        try:
+            Recipe.model_validate(v)
+        except ValidationError as e:
+            err = e.errors(include_url=False)[0]
+            loc = ".".join(str(x) for x in err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = f"unknown field; allowed: {', '.join(Recipe.model_fields)}"
+            raise ValueError(f"{loc}: {msg}") from None
+        return v
+
+
+@dataclass
+class LoadedAblation:
+    """A validated ablation plus where it came from (for messages and relative paths)."""
+
+    ablation: Ablation
+    source: str
+    base_dir: Path
+
+    @property
+    def output(self) -> Path:
+        return Path(self.ablation.output).expanduser().resolve()
+
+    def resolved_data(self) -> str | None:
+        """The data source as trials should see it: bundled names as they are, paths absolute."""
+        data = self.ablation.data
+        if data is None:
+            data = os.environ.get("NASATTN_DATA")
+            if data is None:
+                return None
+            return data if data.startswith("eurosat-mini") else str(Path(data).expanduser().resolve())
+        if data.startswith("eurosat-mini") or "://" in data:
+            return data
+        path = Path(data).expanduser()
+        if not path.is_absolute():
+            candidate = self.base_dir / path
+            path = candidate if candidate.exists() or not path.exists() else path
+        return str(path.resolve())
+
+    def base(self) -> tuple[Any, Any]:
+        """The base (ArchSpec, Recipe) with the file's recipe fields and epochs applied."""
+        from nasattn.cli.common import deep_merge
+        from nasattn.config import validate
+        from nasattn.engine import Recipe
+        from nasattn.presets import get_preset
+        from nasattn.spec import ArchSpec
+
+        choice = self.ablation.base
+        if choice.preset is not None:
+            p = get_preset(choice.preset)
+            spec, recipe_dict = p.arch, dict(p.recipe_dict)
+        else:
+            path = Path(choice.arch).expanduser()  # type: ignore[arg-type]
+            if not path.is_absolute():
+                path = self.base_dir / path if (self.base_dir / path).is_file() or not path.is_file() else path
+            if not path.is_file():
+                raise ConfigError(f"{self.source}: base.arch: no such file {choice.arch!r} (looked beside the ablation file)")
+            raw = read_yaml(path)
+            if not isinstance(raw, dict):
+                raise ConfigError(f"{path}: an architecture file must be a mapping")
+            body = raw.get("arch", raw)
+            spec = ArchSpec.from_dict(body, str(path))
+            recipe_dict = dict(raw.get("recipe") or {}) if "arch" in raw else {}
+        recipe = validate(Recipe, deep_merge(recipe_dict, self.recipe_overrides()), f"{self.source}: recipe")
+        return spec, recipe
+
+    def recipe_overrides(self) -> dict[str, Any]:
+        out = dict(self.ablation.recipe)
+        if self.ablation.epochs is not None:
+            out["epochs"] = self.ablation.epochs
+        return out
+
+    def plan(self):
+        """The variants (see :func:`nasattn.ablation.variants.plan_variants`); errors name this file."""
+        from nasattn.ablation.variants import plan_variants
+
+        a = self.ablation
+        spec, recipe = self.base()
+        custom = {k: v.model_dump(exclude_none=True) for k, v in a.variants.items()}
+        try:
+            return plan_variants(spec, recipe, a.include, a.exclude or None, custom, recipe_overrides=self.recipe_overrides())
+        except ConfigError as e:
+            msg = str(e)
+            raise ConfigError(msg if msg.startswith(self.source) else f"{self.source}: {msg}") from None
+
+
+def load_ablation(
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    base_dir: str | Path | None = None,
+) -> LoadedAblation:
+    """Read an ablation file (or start from defaults when ``path`` is None), merge ``overrides``
+    (``--set`` and flags) into it, validate it and its variants.
+
+    Every problem is a :class:`ConfigError` naming the file and the field path.
+    """
+    from nasattn.cli.common import deep_merge
+
+    overrides = dict(overrides or {})
+    if path is not None:
+        path = Path(path)
+        raw = read_yaml(path)
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: an ablation file must be a mapping of fields, got {type(raw).__name__}")
+        source = str(path)
+        where = path.resolve().parent
+    else:
+        raw, source = {}, "ablation (command line)"
+        where = Path(base_dir or Path.cwd()).resolve()
+    if overrides and path is not None:
+        source += " (with --set)"
+    if isinstance(overrides.get("base"), dict) and overrides["base"]:
+        raw = dict(raw)
+        raw.pop("base", None)  # --preset / --arch replace the file's base rather than merge into it
+    data = deep_merge(raw, overrides)
+    try:
+        ablation = Ablation.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, source)) from None
+    loaded = LoadedAblation(ablation, source, where)
+    loaded.plan()  # validate include/exclude/custom variants now, before anything starts
+    return loaded

@@ -1,0 +1,340 @@
+"""Ablation variants: the base network and copies that change one component at a time.
+
+Every built-in variant is derived from the base ArchSpec + Recipe by one named change:
+
+==========================  ================================================================
+``base``                    the base itself
+``no_attention``            every stage's attention -> ``none``
+``se_only``                 attention -> Squeeze-Excitation alone (the base's SE branch if it has one)
+``coord_only``              attention -> Coordinate Attention alone (the base's coord branch if any)
+``cbam``                    attention -> CBAM
+``fusion_<strategy>``       the fusion strategy of every fusion block (branches kept); one per
+                            strategy: learnable_alpha, fixed_alpha (alpha 0.5), gate, sum, concat,
+                            sequential_sc, sequential_cs -- only when the base has fusion attention
+``no_dropblock``            DropBlock schedule -> ``none``
+``constant_dropblock``      DropBlock -> ``constant`` with p = mean(p_min, p_max) of the base's
+                            progressive schedule (only when the base's schedule is progressive)
+``no_class_weights``        recipe.class_weights -> ``none``
+``paper_baseline``,         the paper's three iterations: the presets' architecture and recipe
+``paper_cbam``,
+``paper_balanced``
+==========================  ================================================================
+
+The attention variants change the stages that have attention in the base (all stages when none has).
+A variant equal to the base, or one that does not apply to it, is skipped with a reason
+(:func:`plan_variants` returns the reasons; :func:`make_variants` only the variants).
+
+Custom variants are override dicts deep-merged into the base's dicts::
+
+    variants:
+      wide_se: {arch: {stages: {"*": {attention: {type: se, reduction: 8}}}}, recipe: {lr: 0.0005}}
+
+A mapping applied to a list merges into its items: the key ``"*"`` into every item, an integer key
+(``0``, ``"-1"``) into that item; a list replaces the list. A mapping that changes a component's
+``type`` (or a DropBlock ``schedule``) replaces that component rather than merging into it.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from nasattn.config import ConfigError, validate
+from nasattn.spec import ArchSpec
+
+BASE = "base"
+FUSION_STRATEGIES = ("learnable_alpha", "fixed_alpha", "gate", "sum", "concat", "sequential_sc", "sequential_cs")
+# Parameters a strategy gets when the base used another strategy (its own parameters are dropped).
+FUSION_PARAMS: dict[str, dict[str, Any]] = {"fixed_alpha": {"alpha": 0.5}, "learnable_alpha": {"init": 0.5}}
+FUSION_KEYS = ("type", "strategy", "spatial", "channel")
+PAPER_PRESETS = ("baseline", "cbam", "balanced")
+
+BUILTIN_VARIANTS: tuple[str, ...] = (
+    BASE, "no_attention", "se_only", "coord_only", "cbam",
+    *(f"fusion_{s}" for s in FUSION_STRATEGIES),
+    "no_dropblock", "constant_dropblock", "no_class_weights",
+    *(f"paper_{p}" for p in PAPER_PRESETS),
+)
+
+DESCRIPTIONS: dict[str, str] = {
+    BASE: "the base network and recipe",
+    "no_attention": "attention removed from every stage",
+    "se_only": "Squeeze-Excitation alone instead of the base's attention",
+    "coord_only": "Coordinate Attention alone instead of the base's attention",
+    "cbam": "CBAM instead of the base's attention",
+    **{f"fusion_{s}": f"fusion strategy {s}" + (" (alpha 0.5)" if s == "fixed_alpha" else "") for s in FUSION_STRATEGIES},
+    "no_dropblock": "DropBlock off",
+    "constant_dropblock": "DropBlock at a constant rate (mean of the progressive p_min, p_max)",
+    "no_class_weights": "unweighted loss (recipe.class_weights: none)",
+    **{f"paper_{p}": f"the paper's {p} preset (architecture and recipe)" for p in PAPER_PRESETS},
+}
+
+Variant = tuple[ArchSpec, Any]  # (ArchSpec, nasattn.engine.Recipe)
+
+
+class Skip(Exception):
+    """A built-in variant that does not apply to the base; ``str()`` says why."""
+
+
+@dataclass
+class VariantPlan:
+    """The variants to run (name -> (ArchSpec, Recipe), base first) and the skipped ones with reasons."""
+
+    variants: dict[str, Variant] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    descriptions: dict[str, str] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------- merging
+def merge_override(base: Any, override: Any, where: str = "") -> Any:
+    """Deep-merge ``override`` into a copy of ``base``.
+
+    dict into dict: key by key, except that a dict changing a component's ``type`` (or a DropBlock
+    ``schedule``) replaces the old one (whose parameters belong to the old type); a dict into a list: ``"*"`` merges into every item, an integer key
+    (negative counts from the end) into that item; anything else replaces the value.
+    """
+    if isinstance(override, dict) and isinstance(base, dict):
+        for key in ("type", "schedule"):  # a new component type: its old parameters do not apply
+            if key in override and key in base and override[key] != base[key]:
+                return copy.deepcopy(override)
+        out = dict(base)
+        for key, value in override.items():
+            out[key] = merge_override(base.get(key), value, f"{where}.{key}" if where else str(key)) if key in base else copy.deepcopy(value)
+        return out
+    if isinstance(override, dict) and isinstance(base, list):
+        out_list = [copy.deepcopy(x) for x in base]
+        for key, value in override.items():
+            if key == "*":
+                out_list = [merge_override(item, value, f"{where}[*]") for item in out_list]
+                continue
+            try:
+                i = int(key)
+                out_list[i] = merge_override(out_list[i], value, f"{where}[{i}]")
+            except (TypeError, ValueError):
+                raise ConfigError(f"{where}: {key!r} is not a list index; use an integer or '*' (every item)") from None
+            except IndexError:
+                raise ConfigError(f"{where}: index {key} is out of range (the list has {len(out_list)} items)") from None
+        return out_list
+    return copy.deepcopy(override)
+
+
+# --------------------------------------------------------------------------------- attention
+def _attentions(arch: dict[str, Any]) -> list[dict[str, Any]]:
+    return [dict(s.get("attention") or {"type": "none"}) for s in arch["stages"]]
+
+
+def _attended(arch: dict[str, Any]) -> list[int]:
+    """Indices of the stages the attention variants change: those with attention (else every stage)."""
+    idx = [i for i, a in enumerate(_attentions(arch)) if a.get("type", "none") != "none"]
+    return idx or list(range(len(arch["stages"])))
+
+
+def _branch(att: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    """A ``kind`` (se/coord) attention inside ``att``: itself, or a fusion branch of that type."""
+    if att.get("type") == kind:
+        return dict(att)
+    if att.get("type") == "fusion":
+        for key in ("spatial", "channel"):
+            b = att.get(key)
+            if isinstance(b, dict) and b.get("type") == kind:
+                return dict(b)
+    return None
+
+
+def _set_attention(arch: dict[str, Any], make: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    out = copy.deepcopy(arch)
+    for i in _attended(arch):
+        out["stages"][i]["attention"] = make(dict(out["stages"][i].get("attention") or {"type": "none"}))
+    return out
+
+
+def _single(kind: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def make(att: dict[str, Any]) -> dict[str, Any]:
+        return _branch(att, kind) or {"type": kind}
+
+    return make
+
+
+def _fusion_strategy(arch: dict[str, Any], strategy: str) -> dict[str, Any]:
+    if not any(a.get("type") == "fusion" for a in _attentions(arch)):
+        raise Skip("the base has no fusion attention")
+    out = copy.deepcopy(arch)
+    for stage in out["stages"]:
+        att = stage.get("attention") or {}
+        if att.get("type") != "fusion":
+            continue
+        old = att.get("strategy", "learnable_alpha")
+        if old == strategy:
+            continue
+        new = {k: att[k] for k in FUSION_KEYS if k in att}
+        new["strategy"] = strategy
+        new.update(FUSION_PARAMS.get(strategy, {}))
+        stage["attention"] = new
+    return out
+
+
+# --------------------------------------------------------------------------------- dropblock
+def _no_dropblock(arch: dict[str, Any]) -> dict[str, Any]:
+    db = arch.get("dropblock") or {}
+    if db.get("schedule", "none") == "none":
+        raise Skip("the base has no DropBlock")
+    out = copy.deepcopy(arch)
+    out["dropblock"] = {k: v for k, v in db.items() if k in ("block_size", "ramp_epochs")}
+    out["dropblock"]["schedule"] = "none"
+    return out
+
+
+def _constant_dropblock(arch: dict[str, Any]) -> dict[str, Any]:
+    db = arch.get("dropblock") or {}
+    schedule = db.get("schedule", "none")
+    if schedule != "progressive":
+        raise Skip(f"the base's DropBlock schedule is {schedule!r}, not progressive")
+    from nasattn.registry import get_block
+
+    defaults = get_block("dropblock", "progressive").params
+    p_min, p_max = db.get("p_min", defaults.get("p_min", 0.05)), db.get("p_max", defaults.get("p_max", 0.2))
+    out = copy.deepcopy(arch)
+    out["dropblock"] = {k: v for k, v in db.items() if k in ("block_size", "ramp_epochs")}
+    out["dropblock"].update(schedule="constant", p=round((float(p_min) + float(p_max)) / 2, 10))
+    return out
+
+
+# --------------------------------------------------------------------------------- building
+ArchChange = Callable[[dict[str, Any]], dict[str, Any]]
+RecipeChange = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _arch_changes() -> dict[str, ArchChange]:
+    changes: dict[str, ArchChange] = {
+        "no_attention": lambda a: _set_attention(a, lambda _att: {"type": "none"}),
+        "se_only": lambda a: _set_attention(a, _single("se")),
+        "coord_only": lambda a: _set_attention(a, _single("coord")),
+        "cbam": lambda a: _set_attention(a, lambda att: dict(att) if att.get("type") == "cbam" else {"type": "cbam"}),
+        "no_dropblock": _no_dropblock,
+        "constant_dropblock": _constant_dropblock,
+    }
+    for s in FUSION_STRATEGIES:
+        changes[f"fusion_{s}"] = lambda a, s=s: _fusion_strategy(a, s)
+    return changes
+
+
+def _no_class_weights(recipe: dict[str, Any]) -> dict[str, Any]:
+    out = dict(recipe)
+    out["class_weights"] = "none"
+    return out
+
+
+def _check_names(names: list[str] | None, allowed: list[str], field_name: str) -> None:
+    for n in names or []:
+        if n not in allowed:
+            raise ConfigError(f"{field_name}: unknown variant {n!r}; allowed: {', '.join(allowed)}")
+
+
+def plan_variants(
+    base_spec: ArchSpec,
+    base_recipe: Any,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    custom: dict[str, dict[str, Any]] | None = None,
+    *,
+    recipe_overrides: dict[str, Any] | None = None,
+) -> VariantPlan:
+    """Build the variants (see the module docstring) with the reasons for the skipped ones.
+
+    ``include``: only these built-in variants (``base`` is always kept); ``exclude``: not these
+    (built-in or custom). ``custom``: ``{name: {"arch": {...}, "recipe": {...}}}`` overrides
+    deep-merged into the base. ``recipe_overrides`` are merged into the paper presets' recipes
+    (the caller has already merged them into ``base_recipe``). Bad names or overrides raise
+    ConfigError naming the field (``include``, ``variants.<name>.arch...``).
+    """
+    from nasattn.engine import Recipe
+    from nasattn.presets import get_preset
+
+    custom = dict(custom or {})
+    clash = [n for n in custom if n in BUILTIN_VARIANTS]
+    if clash:
+        raise ConfigError(f"variants.{clash[0]}: {clash[0]!r} is a built-in variant name; choose another name")
+    for name in custom:
+        if not name or not all(c.isalnum() or c in "_-." for c in name):
+            raise ConfigError(f"variants.{name}: a variant name may hold letters, digits, '_', '-' and '.' only")
+    _check_names(include, list(BUILTIN_VARIANTS), "include")
+    _check_names(exclude, [*BUILTIN_VARIANTS, *custom], "exclude")
+    if exclude and BASE in exclude:
+        raise ConfigError("exclude: the base cannot be excluded (every variant is compared with it)")
+
+    base_arch = base_spec.to_dict()
+    recipe_dict = base_recipe.to_dict() if hasattr(base_recipe, "to_dict") else dict(base_recipe or {})
+    base_r = Recipe.model_validate(recipe_dict)
+    wanted = [BASE] + [n for n in BUILTIN_VARIANTS if n != BASE and (include is None or n in include)]
+    wanted = [n for n in wanted if not (exclude and n in exclude)]
+
+    plan = VariantPlan()
+    plan.variants[BASE] = (ArchSpec.from_dict(base_arch, "base arch"), base_r)
+    plan.descriptions[BASE] = DESCRIPTIONS[BASE]
+    arch_changes = _arch_changes()
+    base_key = (base_arch, base_r.to_dict())
+    for name in wanted[1:]:
+        try:
+            if name in arch_changes:
+                spec = ArchSpec.from_dict(arch_changes[name](base_arch), f"variant {name}")
+                recipe = base_r
+            elif name == "no_class_weights":
+                if base_r.class_weights == "none":
+                    raise Skip("the base recipe has no class weights")
+                spec = plan.variants[BASE][0]
+                recipe = Recipe.model_validate(_no_class_weights(recipe_dict))
+            else:  # paper_<preset>
+                preset = get_preset(name.removeprefix("paper_"))
+                spec = preset.arch
+                recipe = Recipe.model_validate(merge_override(preset.recipe_dict, recipe_overrides or {}))
+        except Skip as e:
+            plan.skipped[name] = str(e)
+            continue
+        if (spec.to_dict(), recipe.to_dict()) == base_key:
+            plan.skipped[name] = "equal to the base"
+            continue
+        plan.variants[name] = (spec, recipe)
+        plan.descriptions[name] = DESCRIPTIONS[name]
+
+    for name, body in custom.items():
+        if exclude and name in exclude:
+            continue
+        body = dict(body or {})
+        unknown = [k for k in body if k not in ("arch", "recipe", "description")]
+        if unknown:
+            raise ConfigError(f"variants.{name}.{unknown[0]}: unknown field; allowed: arch, recipe, description")
+        arch_o, recipe_o = body.get("arch") or {}, body.get("recipe") or {}
+        for key, val in (("arch", arch_o), ("recipe", recipe_o)):
+            if not isinstance(val, dict):
+                raise ConfigError(f"variants.{name}.{key}: expected a mapping of overrides, got {type(val).__name__}")
+        spec = ArchSpec.from_dict(merge_override(base_arch, arch_o, f"variants.{name}.arch"), f"variants.{name}.arch")
+        recipe = validate(Recipe, merge_override(recipe_dict, recipe_o, f"variants.{name}.recipe"), f"variants.{name}.recipe")
+        plan.variants[name] = (spec, recipe)
+        plan.descriptions[name] = str(body.get("description") or _describe_override(arch_o, recipe_o))
+    return plan
+
+
+def _describe_override(arch: dict[str, Any], recipe: dict[str, Any]) -> str:
+    import json
+
+    parts = []
+    if arch:
+        parts.append("arch " + json.dumps(arch, default=str))
+    if recipe:
+        parts.append("recipe " + json.dumps(recipe, default=str))
+    return "custom: " + ("; ".join(parts) or "no change")
+
+
+def make_variants(
+    base_spec: ArchSpec,
+    base_recipe: Any,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    custom: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Variant]:
+    """``{name: (ArchSpec, Recipe)}``: ``base`` first, then the applicable built-in variants, then ``custom``.
+
+    See :func:`plan_variants` (which also says why variants were skipped).
+    """
+    return plan_variants(base_spec, base_recipe, include, exclude, custom).variants

@@ -1,0 +1,353 @@
+"""The engine side of ``nasattn bench``, the comparison with the naive pipeline, and the JSON record.
+
+The engine is measured through ``nasattn.engine.train`` itself (``max_steps_per_epoch`` caps the
+steps; ``images_per_second`` of its history is the training-loop time only, evaluation excluded): a
+warm-up call of ``warmup`` steps, then a timed call of ``steps`` steps that continues the same model.
+``train`` evaluates the whole val and test splits after each call, which the bench does not time but
+which would dominate its wall time on the full dataset; while measuring throughput the bench swaps the
+trainer's ``_predict``/``_profile`` helpers for no-ops (``skip_evaluation``), so the metrics of those
+calls are meaningless and never reported. ``--to-accuracy`` trains normally.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nasattn.bench.naive import default_workers, naive_throughput
+
+__all__ = ["engine_throughput", "machine_info", "run_bench", "skip_evaluation", "time_to_accuracy", "resolve_channels_last"]
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+@contextlib.contextmanager
+def skip_evaluation(num_classes: int) -> Iterator[bool]:
+    """Within the block, ``train()`` skips val/test inference and model profiling (uniform fake probabilities).
+
+    Yields whether the trainer's helpers could be swapped (``False``: it evaluates as usual, only slower).
+    """
+    from nasattn.engine import trainer
+
+    def predict(ctx: Any, idx: torch.Tensor, batch_size: int, tta: bool, compiled: bool) -> torch.Tensor:
+        return torch.full((len(idx), num_classes), 1.0 / num_classes, device=ctx.device)
+
+    def profile(model: torch.nn.Module, input_shape: tuple[int, ...]) -> dict[str, Any]:
+        return {"params": sum(p.numel() for p in model.parameters()), "flops": None, "layers": None, "conv_layers": None}
+
+    saved = {name: getattr(trainer, name) for name in ("_predict", "_profile") if hasattr(trainer, name)}
+    swapped = len(saved) == 2
+    if swapped:
+        trainer._predict, trainer._profile = predict, profile
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # sklearn: undefined metrics of the fake predictions
+            yield swapped
+    finally:
+        for name, fn in saved.items():
+            setattr(trainer, name, fn)
+
+
+def resolve_channels_last(choice: str, spec: Any, device: torch.device) -> str:
+    """The engine's memory format for the bench: ``on``/``off``; ``auto`` picks what pays off.
+
+    CUDA: channels_last (tensor cores). CPU: contiguous NCHW, the engine's own default. On the CPU,
+    channels_last was measured about 3x slower before a flatten + linear head (baseline preset), and
+    with torch 2.14.1 the backward of a stride-2 1x1 convolution in channels_last corrupts the heap
+    (``nn.Conv2d(8, 16, 1, stride=2)``, batch 8, 64x64: "double free or corruption"), which balanced's
+    downsampling shortcuts hit at width 0.125; ``--channels-last on`` on a CPU is at your own risk.
+    """
+    if choice in ("on", "off"):
+        return choice
+    if choice != "auto":
+        raise ValueError(f"channels_last must be auto, on or off, got {choice!r}")
+    return "on" if device.type == "cuda" else "off"
+
+
+def machine_info(device: torch.device | str = "cpu") -> dict[str, Any]:
+    """CPU model (``/proc/cpuinfo``), cores, load, torch/torchvision versions and the GPU (if any)."""
+    import torchvision
+
+    import nasattn
+
+    cpu = None
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    dev = torch.device(device) if isinstance(device, str) else device
+    gpu = None
+    if torch.cuda.is_available():
+        gpu = torch.cuda.get_device_name(dev if dev.type == "cuda" else 0)
+    info: dict[str, Any] = {
+        "cpu": cpu or platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "gpu": gpu,
+        "cuda": torch.version.cuda,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "nasattn": nasattn.__version__,
+    }
+    return info
+
+
+# ---------------------------------------------------------------------------------------------- engine
+def engine_throughput(
+    spec: Any,
+    recipe: Any,
+    dataset: Any,
+    *,
+    steps: int = 20,
+    warmup: int = 3,
+    epochs: int | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    skip_eval: bool = True,
+) -> dict[str, Any]:
+    """Time nasattn's engine (``train``) on ``spec``/``recipe``: ``steps`` steps after ``warmup`` steps.
+
+    With ``epochs``, times that many full epochs (after the warm-up) instead. Images/s come from the
+    trainer's history (training loop only); seconds per epoch are measured with ``epochs``, else
+    extrapolated as ``n_train / images/s``.
+    """
+    from nasattn.engine import train
+
+    num_classes = len(dataset.classes)
+    ctx = skip_evaluation(num_classes) if skip_eval else contextlib.nullcontext(False)
+    with ctx as skipped:
+        model = None
+        if warmup > 0:
+            res = train(spec, recipe.model_copy(update={"epochs": 1}), dataset, seed=seed, device=device,
+                        progress=False, max_steps_per_epoch=warmup)
+            model = res.model
+        timed = recipe.model_copy(update={"epochs": epochs or 1})
+        res = train(spec, timed, dataset, seed=seed, device=device, progress=False, model=model,
+                    max_steps_per_epoch=None if epochs else steps)
+    hist = res.history
+    images = sum(int(r["train_images"]) for r in hist)
+    seconds = sum(r["train_images"] / r["images_per_second"] for r in hist)
+    ips = images / seconds if seconds > 0 else float("nan")
+    n_train = int(res.metrics["n_train"])
+    bs = recipe.batch_size
+    steps_per_epoch = n_train // bs + (1 if n_train % bs >= 2 else 0)
+    return {
+        "pipeline": "engine",
+        "images_per_second": ips,
+        "seconds_per_epoch": seconds / len(hist) if epochs else n_train / ips,
+        "seconds_per_epoch_measured": bool(epochs),
+        "timed_steps": len(hist) * steps_per_epoch if epochs else min(steps, steps_per_epoch),
+        "timed_images": images,
+        "timed_seconds": seconds,
+        "warmup_steps": warmup,
+        "n_train": n_train,
+        "settings": {
+            "data": "decoded-once uint8 tensor cache on the device; batches sliced from a seeded permutation",
+            "augment": f"{recipe.augment}, batched on the device",
+            "amp": res.metrics.get("amp"),
+            "channels_last": res.metrics.get("channels_last"),
+            "compile": bool(recipe.compile),
+            "optimizer": f"{recipe.optimizer} (foreach on CPU, fused on CUDA)",
+            "evaluation_skipped": bool(skipped),
+            "device": res.metrics.get("device"),
+        },
+    }
+
+
+def _accuracy(model: torch.nn.Module, dataset: Any, idx: np.ndarray, mean: Sequence[float], std: Sequence[float],
+              batch_size: int) -> float:
+    from nasattn.data import normalize
+
+    dev = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    correct = 0
+    try:
+        with torch.inference_mode():
+            for i in range(0, len(idx), batch_size):
+                sel = torch.as_tensor(idx[i:i + batch_size])
+                x = normalize(dataset.images[sel].to(dev), mean, std)
+                correct += int((model(x).argmax(dim=1).cpu() == dataset.labels[sel]).sum())
+    finally:
+        model.train(was_training)
+    return correct / max(1, len(idx))
+
+
+def time_to_accuracy(
+    spec: Any,
+    recipe: Any,
+    dataset: Any,
+    target: float,
+    *,
+    test_idx: np.ndarray,
+    mean: Sequence[float],
+    std: Sequence[float],
+    max_epochs: int,
+    device: str = "auto",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Wall time of the engine until *test* accuracy first reaches ``target`` (at most ``max_epochs`` epochs).
+
+    An epoch callback evaluates the test split after every epoch (its own time is subtracted; the
+    engine's val evaluation, part of normal training, is counted) and stops training once reached.
+    """
+    from nasattn.engine import StopTraining, train
+
+    rows: list[dict[str, Any]] = []
+    probe = {"seconds": 0.0, "reached": None}
+    t0 = time.perf_counter()
+
+    def on_epoch(epoch: int, row: dict[str, Any], state: Any) -> None:
+        t = time.perf_counter()
+        acc = _accuracy(state.model, dataset, test_idx, mean, std, recipe.eval_batch_size)
+        elapsed = t - t0 - probe["seconds"]
+        probe["seconds"] += time.perf_counter() - t
+        rows.append({"epoch": epoch, "test_accuracy": acc, "val_accuracy": row["val_accuracy"], "wall_seconds": elapsed})
+        if acc >= target:
+            probe["reached"] = elapsed
+            raise StopTraining
+
+    train(spec, recipe.model_copy(update={"epochs": max_epochs}), dataset, seed=seed, device=device,
+          progress=False, callbacks=[on_epoch])
+    return {
+        "target": target,
+        "metric": "test_accuracy (evaluated after every epoch; evaluation time excluded)",
+        "reached": probe["reached"] is not None,
+        "seconds": probe["reached"],
+        "epochs": rows[-1]["epoch"] if probe["reached"] is not None else None,
+        "max_epochs": max_epochs,
+        "best_test_accuracy": max((r["test_accuracy"] for r in rows), default=None),
+        "augment": recipe.augment,
+        "history": rows,
+    }
+
+
+# ---------------------------------------------------------------------------------------------- bench
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def run_bench(
+    preset: str = "balanced",
+    width_mult: float = 0.25,
+    data: str | os.PathLike | None = None,
+    *,
+    device: str = "auto",
+    batch_size: int = 64,
+    steps: int = 20,
+    warmup: int = 3,
+    epochs: int | None = None,
+    threads: int | None = None,
+    compile: bool = False,
+    workers: int | None = None,
+    augment: str = "flips",
+    channels_last: str = "auto",
+    to_accuracy: float | None = None,
+    max_epochs: int | None = None,
+    seed: int = 0,
+    json_path: str | os.PathLike | None = None,
+    command: str | None = None,
+    log: Any = None,
+) -> dict[str, Any]:
+    """Measure the engine and the naive pipeline on one preset; returns (and writes) the JSON record.
+
+    ``pipelines.engine`` / ``pipelines.naive`` hold images/s and seconds per epoch; ``ratio`` is engine
+    images/s over naive images/s. ``to_accuracy`` adds the engine's wall time to that test accuracy.
+    ``log`` (optional) is called with progress messages.
+    """
+    from nasattn.config import ConfigError
+    from nasattn.data import IMAGENET_MEAN, IMAGENET_STD, load_dataset, split_dataset
+    from nasattn.engine import Recipe, resolve_device
+    from nasattn.engine.trainer import _channel_stats
+    from nasattn.presets import get_preset
+
+    say = log or (lambda msg: None)
+    if steps < 1 or warmup < 0 or (epochs is not None and epochs < 1) or batch_size < 1:
+        raise ConfigError("--steps and --batch-size must be >= 1, --warmup >= 0, --epochs >= 1")
+    if augment not in ("flips", "none"):
+        raise ConfigError(f"--augment {augment!r}: allowed: flips, none (what both pipelines can do)")
+    if to_accuracy is not None and not 0 < to_accuracy <= 1:
+        raise ConfigError(f"--to-accuracy {to_accuracy}: give a fraction in (0, 1], e.g. 0.9")
+    dev = resolve_device(device)
+    p = get_preset(preset)
+    spec = p.arch.scaled(width_mult)
+    dataset = load_dataset(data)
+    if len(dataset.classes) != spec.num_classes:
+        spec = spec.model_copy(update={"num_classes": len(dataset.classes)})
+    cl = resolve_channels_last(channels_last, spec, dev)
+    if cl == "on" and dev.type == "cpu":
+        say("warning: channels_last on a CPU: torch 2.14's strided 1x1 conv backward can crash in it "
+            "(see resolve_channels_last)")
+    recipe = Recipe.model_validate({
+        **p.recipe_dict, "batch_size": batch_size, "augment": augment, "compile": compile, "channels_last": cl,
+    })
+    splits = split_dataset(dataset.labels, recipe.split_ratios, recipe.split_seed, recipe.stratify)
+    train_idx = np.asarray(splits.train, dtype=np.int64)
+    if recipe.normalize == "imagenet":
+        mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
+    else:
+        mean, std = _channel_stats(torch.as_tensor(dataset.images), train_idx)
+    n_workers = default_workers(dev) if workers is None else workers
+
+    record: dict[str, Any] = {
+        "command": command,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "config": {
+            "preset": preset, "width_mult": width_mult, "data": dataset.source, "n_images": len(dataset),
+            "n_train": len(train_idx), "batch_size": batch_size, "steps": steps, "warmup": warmup, "epochs": epochs,
+            "device": str(dev), "threads": threads, "compile": compile, "workers": n_workers, "augment": augment,
+            "channels_last": cl, "seed": seed, "normalize": recipe.normalize,
+        },
+    }
+    with _threads(threads):
+        record["machine"] = machine_info(dev)
+        say("engine: nasattn.engine.train ...")
+        engine = engine_throughput(spec, recipe, dataset, steps=steps, warmup=warmup, epochs=epochs,
+                                   device=str(dev), seed=seed)
+        say(f"engine: {engine['images_per_second']:.1f} images/s")
+        say(f"naive: ImageFolder + DataLoader ({n_workers} workers) ...")
+        naive = naive_throughput(spec, recipe, dataset, train_idx, mean, std, steps=steps, warmup=warmup,
+                                 epochs=epochs, num_workers=n_workers, device=str(dev), seed=seed, augment=augment)
+        say(f"naive: {naive['images_per_second']:.1f} images/s")
+        record["pipelines"] = {"engine": engine, "naive": naive}
+        ratio = engine["images_per_second"] / naive["images_per_second"] if naive["images_per_second"] > 0 else math.nan
+        record["ratio"] = ratio
+        record["to_accuracy"] = None
+        if to_accuracy is not None:
+            acc_recipe = Recipe.model_validate({**p.recipe_dict, "batch_size": batch_size, "compile": compile,
+                                                "channels_last": cl})
+            cap = max_epochs or acc_recipe.epochs
+            say(f"engine: training to test accuracy {to_accuracy:.2%} (at most {cap} epochs) ...")
+            record["to_accuracy"] = time_to_accuracy(
+                spec, acc_recipe, dataset, to_accuracy, test_idx=np.asarray(splits.test, dtype=np.int64),
+                mean=mean, std=std, max_epochs=cap, device=str(dev), seed=seed,
+            )
+    if json_path is not None:
+        path = Path(json_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    return record

@@ -1,0 +1,137 @@
+"""``nasattn ablate [FILE]``: seeded ablation of a base network, one change at a time, through Ray Tune."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from nasattn.cli.common import console, deep_merge, fail, handle_user_errors, parse_overrides
+
+
+def _names(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [x.strip() for x in value.split(",") if x.strip()]
+
+
+def _seeds(value: str | None) -> list[int] | None:
+    from nasattn.config import ConfigError
+
+    if value is None:
+        return None
+    try:
+        seeds = [int(x) for x in value.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--seeds {value!r}: expected integers separated by commas, e.g. 0,1,2") from None
+    if not seeds:
+        raise ConfigError("--seeds: give at least one seed, e.g. 0,1,2")
+    return seeds
+
+
+def ablate(
+    ablation_file: Optional[Path] = typer.Argument(None, help="An ablation YAML (see studies/ablation-quick.yaml). Without it: flags only."),
+    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="Base network: baseline, cbam or balanced (default balanced)."),
+    arch: Optional[Path] = typer.Option(None, "--arch", help="Base network from a spec YAML (or a file with arch: and recipe:)."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Seeds, e.g. 0,1,2 (default 0,1,2)."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="Folder or zip of images, or 'eurosat-mini'. Default: $NASATTN_DATA."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Epochs of every variant."),
+    width_mult: Optional[float] = typer.Option(None, "--width-mult", help="Scale every width (e.g. 0.25 on a CPU)."),
+    include: Optional[str] = typer.Option(None, "--include", help="Only these built-in variants, e.g. no_attention,se_only."),
+    exclude: Optional[str] = typer.Option(None, "--exclude", help="Not these variants."),
+    overrides: Optional[list[str]] = typer.Option(None, "--set", help="Override a field of the ablation file, e.g. --set resources.max_concurrent=2 (repeatable)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (overrides the file's output)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted ablation in the output folder (finished runs are not retrained)."),
+    retry_errors: bool = typer.Option(False, "--retry-errors", help="With --resume: run the failed trials again."),
+    dry_run: bool = typer.Option(False, "--dry-run", "--list", help="Print the variants and trials, run nothing."),
+    live: Optional[bool] = typer.Option(None, "--live/--no-live", help="Live table (default: when on a terminal)."),
+) -> None:
+    """Ablate a base network: variants that change one component each, trained for several seeds."""
+    _ablate(ablation_file, preset, arch, seeds, data, epochs, width_mult, include, exclude, overrides, out, resume,
+            retry_errors, dry_run, live)
+
+
+@handle_user_errors
+def _ablate(ablation_file: Path | None, preset: str | None, arch: Path | None, seeds: str | None, data: str | None,
+            epochs: int | None, width_mult: float | None, include: str | None, exclude: str | None,
+            overrides: list[str] | None, out: Path | None, resume: bool, retry_errors: bool, dry_run: bool,
+            live: bool | None) -> None:
+    from nasattn.ablation.run import AblationFailed, run_ablation
+    from nasattn.ablation.study import load_ablation
+    from nasattn.config import ConfigError
+
+    if preset is not None and arch is not None:
+        raise ConfigError("give at most one of --preset NAME or --arch FILE")
+    if retry_errors and not resume:
+        raise ConfigError("--retry-errors continues an ablation: add --resume")
+    flags: dict[str, Any] = {}
+    if preset is not None:
+        flags["base"] = {"preset": preset}
+    if arch is not None:
+        flags["base"] = {"arch": str(arch.expanduser().resolve())}
+    for key, value in (("seeds", _seeds(seeds)), ("data", data), ("epochs", epochs), ("width_mult", width_mult),
+                       ("include", _names(include)), ("exclude", _names(exclude)),
+                       ("output", str(out) if out is not None else None)):
+        if value is not None:
+            flags[key] = value
+    merged = deep_merge(parse_overrides(overrides), flags)
+    if data is not None and not data.startswith("eurosat-mini") and ablation_file is not None:
+        merged["data"] = str(Path(data).expanduser().resolve())  # a flag's path is relative to the working directory
+    loaded = load_ablation(ablation_file, merged)
+    a = loaded.ablation
+    plan = loaded.plan()
+    base = f"preset {a.base.preset}" if a.base.preset else f"arch {a.base.arch}"
+    console.print(
+        f"[bold]nasattn ablate[/] {a.name} | base {base} | {len(plan.variants)} variants x {len(a.seeds)} seeds "
+        f"(seeds {', '.join(map(str, a.seeds))}) | epochs {a.epochs or 'from the recipes'} | width x{a.width_mult:g} | "
+        f"output {loaded.output}" + (" | resume" if resume else ""),
+        highlight=False, soft_wrap=True,
+    )
+    if dry_run:
+        _print_plan(loaded, plan)
+        console.print(f"{len(plan.variants) * len(a.seeds)} trials (dry run: nothing trained)")
+        return
+    argv = sys.argv[1:]
+    command = "nasattn " + " ".join(shlex.quote(x) for x in argv) if "ablate" in argv else "nasattn ablate"
+    try:
+        result = run_ablation(loaded, resume=resume, retry_errors=retry_errors, console=console, live=live, command=command)
+    except AblationFailed as e:
+        raise fail(str(e), code=1) from None
+    counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(result.counts.items()))
+    console.print(f"finished: {counts} | wall {result.wall_s:.0f}s (Ray start {result.ray_start_s:.1f}s)")
+    console.print(f"wrote {result.csv}, {result.summary_csv}, {result.json}")
+    if result.report is not None:
+        console.print(f"report: {result.report}")
+
+
+def _short(spec: Any) -> str:
+    """Blocks, depths, widths, attention and DropBlock of a spec (without importing Ray)."""
+    atts = []
+    for s in spec.stages:
+        a = s.attention
+        atts.append(f"fusion:{a.params.get('strategy', 'learnable_alpha')}" if a.type == "fusion" else a.type)
+    att = atts[0] if len(set(atts)) == 1 else "/".join(atts)
+    blocks = "/".join(sorted({s.block for s in spec.stages}))
+    return (f"{blocks} d{'-'.join(str(s.depth) for s in spec.stages)} w{'-'.join(str(s.width) for s in spec.stages)} "
+            f"att={att} db={spec.dropblock.type} {spec.head.type}")
+
+
+def _print_plan(loaded: Any, plan: Any) -> None:
+    table = Table(title="variants", title_justify="left")
+    table.add_column("variant", style="bold cyan")
+    table.add_column("change")
+    table.add_column("architecture", overflow="fold")
+    for name, (spec, recipe) in plan.variants.items():
+        table.add_row(name, plan.descriptions.get(name, ""), _short(spec) + f" | class_weights={recipe.class_weights if isinstance(recipe.class_weights, str) else 'list'}")
+    console.print(table)
+    for name, why in plan.skipped.items():
+        console.print(f"skipped {name}: {why}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``ablate`` to the nasattn CLI."""
+    app.command("ablate")(ablate)

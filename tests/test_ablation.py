@@ -1,0 +1,259 @@
+"""nasattn ablate: variant generation, ablation files, the CLI's errors, and one small end-to-end run."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from nasattn.ablation import BUILTIN_VARIANTS, load_ablation, make_variants, merge_override, plan_variants
+from nasattn.config import ConfigError
+from nasattn.presets import get_preset
+
+ATTENTION = ["no_attention", "se_only", "coord_only", "cbam"]
+FUSION = ["fusion_fixed_alpha", "fusion_gate", "fusion_sum", "fusion_concat", "fusion_sequential_sc", "fusion_sequential_cs"]
+
+
+def diff_paths(a: Any, b: Any, path: str = "") -> list[str]:
+    """Paths (``stages[0].attention.type``) at which two JSON-like values differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b), key=str):
+            out += diff_paths(a.get(k, "<missing>"), b.get(k, "<missing>"), f"{path}.{k}" if path else str(k))
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [p for i, (x, y) in enumerate(zip(a, b)) for p in diff_paths(x, y, f"{path}[{i}]")]
+    return [] if a == b else [path]
+
+
+def _dumps(variant):
+    spec, recipe = variant
+    return spec.model_dump(mode="json", by_alias=True), recipe.model_dump(mode="json")
+
+
+@pytest.fixture(scope="module")
+def balanced():
+    p = get_preset("balanced")
+    return p.arch, p.recipe
+
+
+def test_builtin_variants_of_balanced_change_exactly_one_component(balanced):
+    spec, recipe = balanced
+    plan = plan_variants(spec, recipe)
+    expected = ["base", *ATTENTION, *FUSION, "no_dropblock", "constant_dropblock", "no_class_weights",
+                "paper_baseline", "paper_cbam"]
+    assert list(plan.variants) == expected
+    assert plan.skipped == {"fusion_learnable_alpha": "equal to the base", "paper_balanced": "equal to the base"}
+    assert set(expected) | set(plan.skipped) == set(BUILTIN_VARIANTS)
+
+    base_arch, base_recipe = _dumps(plan.variants["base"])
+    assert (base_arch, base_recipe) == (spec.model_dump(mode="json", by_alias=True), recipe.model_dump(mode="json"))
+    for name in expected[1:]:
+        arch, rec = _dumps(plan.variants[name])
+        arch_diff, recipe_diff = diff_paths(base_arch, arch), diff_paths(base_recipe, rec)
+        assert arch_diff or recipe_diff, name
+        if name in ATTENTION or name in FUSION:
+            assert not recipe_diff, name
+            assert all(p.startswith("stages[") and ".attention" in p for p in arch_diff), (name, arch_diff)
+            assert {p.split(".")[0] for p in arch_diff} == {f"stages[{i}]" for i in range(4)}, name
+        elif name in ("no_dropblock", "constant_dropblock"):
+            assert not recipe_diff, name
+            assert all(p.startswith("dropblock.") for p in arch_diff), (name, arch_diff)
+        elif name == "no_class_weights":
+            assert not arch_diff and recipe_diff == ["class_weights"]
+            assert rec["class_weights"] == "none"
+        else:  # the paper's presets: their own architecture
+            assert arch["name"] == name.removeprefix("paper_")
+
+    att = lambda name: plan.variants[name][0].stages[0].attention  # noqa: E731
+    assert att("no_attention").type == "none"
+    assert (att("se_only").type, att("se_only").params) == ("se", {"reduction": 16, "bias": False})  # the base's SE branch
+    assert (att("coord_only").type, att("coord_only").params) == ("coord", {"reduction": 8})
+    assert att("cbam").type == "cbam"
+    fixed = att("fusion_fixed_alpha").params
+    assert fixed["strategy"] == "fixed_alpha" and fixed["alpha"] == 0.5 and "init" not in fixed
+    assert fixed["spatial"] == {"type": "coord", "reduction": 8}
+    db = plan.variants["constant_dropblock"][0].dropblock
+    assert db.type == "constant" and db.params["p"] == pytest.approx(0.125) and db.block_size == 7
+    assert plan.variants["no_dropblock"][0].dropblock.type == "none"
+
+
+def test_variants_that_do_not_apply_are_skipped_with_a_reason():
+    p = get_preset("baseline")
+    plan = plan_variants(p.arch, p.recipe)
+    assert "fusion_gate" in plan.skipped and "no fusion" in plan.skipped["fusion_gate"]
+    assert "DropBlock" in plan.skipped["no_dropblock"]
+    assert "class weights" in plan.skipped["no_class_weights"]
+    assert plan.skipped["no_attention"] == "equal to the base"
+    # a base without attention: the attention variants add it to every stage
+    se = plan.variants["se_only"][0]
+    assert [s.attention.type for s in se.stages] == ["se"] * 3
+    assert list(make_variants(p.arch, p.recipe)) == list(plan.variants)
+
+
+def test_include_exclude_and_custom_variants(balanced):
+    spec, recipe = balanced
+    v = make_variants(spec, recipe, include=["no_attention", "fusion_sum", "fusion_learnable_alpha"])
+    assert list(v) == ["base", "no_attention", "fusion_sum"]  # learnable_alpha is the base: skipped
+    v = make_variants(spec, recipe, exclude=[n for n in BUILTIN_VARIANTS if n != "base" and n != "cbam"])
+    assert list(v) == ["base", "cbam"]
+
+    custom = {
+        "se_r8": {"arch": {"stages": {"*": {"attention": {"type": "se", "reduction": 8}}}}},
+        "wide_last": {"arch": {"stages": {"-1": {"width": 1024}}}, "recipe": {"lr": 0.0005}},
+    }
+    v = make_variants(spec, recipe, include=[], custom=custom)
+    assert list(v) == ["base", "se_r8", "wide_last"]
+    se = v["se_r8"][0]
+    assert all(s.attention.type == "se" and s.attention.params == {"reduction": 8} for s in se.stages)
+    assert diff_paths(_dumps(v["base"])[0], _dumps(v["se_r8"])[0])[0].startswith("stages[0].attention")
+    arch_diff = diff_paths(_dumps(v["base"])[0], _dumps(v["wide_last"])[0])
+    rec_diff = diff_paths(_dumps(v["base"])[1], _dumps(v["wide_last"])[1])
+    assert arch_diff == ["stages[3].width"] and rec_diff == ["lr"]
+    assert list(make_variants(spec, recipe, include=[], exclude=["se_r8"], custom=custom)) == ["base", "wide_last"]
+
+    with pytest.raises(ConfigError, match="include: unknown variant 'nope'"):
+        make_variants(spec, recipe, include=["nope"])
+    with pytest.raises(ConfigError, match="built-in variant name"):
+        make_variants(spec, recipe, custom={"cbam": {"arch": {}}})
+    with pytest.raises(ConfigError, match="variants.bad.arch"):
+        make_variants(spec, recipe, custom={"bad": {"arch": {"stages": {"0": {"attention": {"type": "warp"}}}}}})
+    with pytest.raises(ConfigError, match="variants.bad.recipe"):
+        make_variants(spec, recipe, custom={"bad": {"recipe": {"optimizer": "lion"}}})
+    with pytest.raises(ConfigError, match="out of range"):
+        make_variants(spec, recipe, custom={"bad": {"arch": {"stages": {"9": {"width": 8}}}}})
+    assert merge_override({"a": [1, {"b": 1}]}, {"a": {"1": {"c": 2}}}) == {"a": [1, {"b": 1, "c": 2}]}
+
+
+def test_ablation_file_validation(tmp_path: Path):
+    good = tmp_path / "abl.yaml"
+    good.write_text("base: {preset: cbam}\nseeds: [3, 4]\ndata: imgs\nepochs: 2\ninclude: [no_attention]\n"
+                    "variants: {mine: {recipe: {lr: 0.01}}}\nresources: {gpus_per_trial: 0.25}\n")
+    (tmp_path / "imgs").mkdir()
+    loaded = load_ablation(good)
+    assert loaded.ablation.seeds == [3, 4]
+    assert loaded.resolved_data() == str((tmp_path / "imgs").resolve())  # relative to the file
+    plan = loaded.plan()
+    assert list(plan.variants) == ["base", "no_attention", "mine"]
+    assert all(r.epochs == 2 for _, r in plan.variants.values())
+    assert plan.variants["mine"][1].lr == 0.01
+    # --set and flags
+    loaded = load_ablation(good, {"seeds": [0], "base": {"preset": "balanced"}})
+    assert loaded.ablation.base.preset == "balanced" and loaded.ablation.seeds == [0]
+
+    cases = {
+        "seedz: [1]\n": "seedz: unknown field",
+        "resources: {cpus_per_trial: 0}\n": "resources.cpus_per_trial",
+        "base: {preset: huge}\n": "base.preset: unknown preset 'huge'",
+        "base: {preset: cbam, arch: x.yaml}\n": "exactly one of",
+        "seeds: [1, 1]\n": "repeat a seed",
+        "recipe: {optimizer: lion}\n": "recipe",
+        "include: [warp_attention]\n": "include: unknown variant 'warp_attention'",
+        "variants: {x: {arch: {stages: {'*': {depth: 0}}}}}\n": "variants.x.arch",
+        "variants: {x: {archh: {}}}\n": "variants.x.archh: unknown field",
+    }
+    for text, message in cases.items():
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text)
+        with pytest.raises(ConfigError) as e:
+            load_ablation(bad)
+        assert str(bad) in str(e.value) and message in str(e.value), (text, str(e.value))
+
+
+def test_rows_and_csv_when_trials_failed(tmp_path: Path):
+    from nasattn.ablation.run import ablation_rows, write_outputs
+
+    run = tmp_path / "runs" / "base" / "seed0"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps({
+        "test_accuracy": 0.5, "val_accuracy": 0.4, "kappa": 0.3, "per_class_accuracy": {"Forest": 1.0, "River": 0.0},
+        "alpha": {"stages.0.0.attention": 0.6}, "confusion_matrix": [[1, 0], [1, 0]], "params": 10,
+    }))
+    (run / "DONE").write_text("{}")
+    configs = [{"variant": "base", "seed": 0, "run_dir": str(run)},
+               {"variant": "no_attention", "seed": 0, "run_dir": str(tmp_path / "runs" / "no_attention" / "seed0")}]
+    tune_rows = [{"config.index": 1, "status": "ERROR", "error": "RuntimeError: boom"}]
+    rows = ablation_rows(configs, tune_rows)
+    result = write_outputs(tmp_path, rows, ["base", "no_attention"], report=False)
+    df = pd.read_csv(result.csv)
+    assert list(df.columns[:7]) == ["variant", "seed", "status", "error", "run_dir", "test_accuracy", "val_accuracy"]
+    assert df["status"].tolist() == ["COMPLETE", "ERROR"]
+    assert df.loc[1, "error"] == "RuntimeError: boom"
+    assert df.loc[0, "per_class_accuracy/Forest"] == 1.0 and df.loc[0, "alpha/stages.0.0.attention"] == 0.6
+    assert "confusion_matrix" not in df.columns
+    assert result.summary[0]["n"] == 1 and result.summary[1]["n"] == 0
+
+
+def test_cli_bad_input_exits_2(tmp_path: Path):
+    from nasattn.cli.main import app
+
+    runner = CliRunner()
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "ablation.csv").write_text("x\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("resources: {max_concurrent: 0}\n")
+    for args, message in [
+        (["ablate", "--preset", "huge", "--dry-run"], "unknown preset"),
+        (["ablate", "--include", "nope", "--dry-run"], "unknown variant"),
+        (["ablate", "--seeds", "a,b", "--dry-run"], "--seeds"),
+        (["ablate", str(tmp_path / "missing.yaml")], "no such file"),
+        (["ablate", str(bad), "--dry-run"], "resources.max_concurrent"),
+        (["ablate", "--preset", "cbam", "--arch", str(bad)], "at most one"),
+        (["ablate", "--preset", "baseline", "--data", "eurosat-mini", "--out", str(busy)], "--resume"),
+    ]:
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2, (args, res.output)
+        assert message in res.output, (args, res.output)
+    res = runner.invoke(app, ["ablate", "--preset", "balanced", "--include", "no_attention", "--seeds", "0,1", "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "no_attention" in res.output and "4 trials" in res.output
+
+
+def test_end_to_end_ablation_through_ray_and_resume(tmp_path: Path):
+    from nasattn.ablation import run_ablation
+    from nasattn.tune import DONE_MARKER
+
+    out = tmp_path / "abl"
+    overrides = {
+        "base": {"preset": "balanced"}, "include": ["no_attention"], "seeds": [0, 1], "data": "eurosat-mini",
+        "epochs": 1, "width_mult": 0.125, "max_steps_per_epoch": 2, "checkpoint_every": 0,
+        "resources": {"cpus_per_trial": 1, "max_concurrent": 2}, "output": str(out), "report": False,
+    }
+    t0 = time.time()
+    result = run_ablation(load_ablation(None, overrides), live=False, command="nasattn ablate (test)")
+    first_s = time.time() - t0
+    df = pd.read_csv(out / "ablation.csv")
+    assert len(df) == 4 and set(df["status"]) == {"COMPLETE"}, df[["variant", "seed", "status", "error"]]
+    assert sorted(zip(df["variant"], df["seed"])) == [("base", 0), ("base", 1), ("no_attention", 0), ("no_attention", 1)]
+    for col in ("test_accuracy", "kappa", "params", "epochs_run", "per_class_accuracy/Forest"):
+        assert df[col].notna().all(), col
+    assert df.filter(like="alpha/").loc[df["variant"] == "base"].notna().all().all()
+    info = json.loads((out / "ablation.json").read_text())
+    assert info["base"] == "base" and info["seeds"] == [0, 1] and set(info["variants"]) == {"base", "no_attention"}
+    assert info["variants"]["no_attention"]["arch"]["stages"][0]["attention"]["type"] == "none"
+    markers = {}
+    for variant in ("base", "no_attention"):
+        for seed in (0, 1):
+            run = out / "runs" / variant / f"seed{seed}"
+            assert (run / "metrics.json").is_file() and (run / "model.pt").is_file()
+            assert json.loads((run / "metrics.json").read_text())["variant"] == variant
+            markers[run] = ((run / DONE_MARKER).stat().st_mtime_ns, (run / "model.pt").stat().st_mtime_ns)
+    assert [s["variant"] for s in result.summary] == ["base", "no_attention"] and result.summary[0]["n"] == 2
+
+    with pytest.raises(ConfigError, match="--resume"):
+        run_ablation(load_ablation(None, overrides), live=False)
+    t0 = time.time()
+    again = run_ablation(load_ablation(None, overrides), resume=True, live=False)
+    resume_s = time.time() - t0
+    assert again.experiment == "tune"  # the same Tune experiment, restored
+    for run, stamps in markers.items():
+        assert ((run / DONE_MARKER).stat().st_mtime_ns, (run / "model.pt").stat().st_mtime_ns) == stamps, run
+    df2 = pd.read_csv(out / "ablation.csv")
+    assert len(df2) == 4 and df2["test_accuracy"].tolist() == df["test_accuracy"].tolist()
+    print(f"e2e ablation: first run {first_s:.1f}s, resume {resume_s:.1f}s")

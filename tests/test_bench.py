@@ -1,0 +1,121 @@
+"""``nasattn bench``: the CLI record, and that the engine and the naive pipeline train the same thing."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from nasattn.bench import engine_throughput, image_folder_root, naive_loader, naive_throughput, naive_train_set
+from nasattn.bench.measure import skip_evaluation
+from nasattn.cli.main import app
+from nasattn.data import MINI_DIR, load_dataset, normalize, split_dataset
+from nasattn.engine import Recipe, train
+from nasattn.engine.trainer import _channel_stats
+from nasattn.presets import get_preset
+
+WIDTH = 0.125
+BS = 8
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: tiny steps on a loaded 2-core machine run several times faster than with two."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    ds = load_dataset("eurosat-mini")
+    p = get_preset("balanced")
+    recipe = Recipe.model_validate({**p.recipe_dict, "batch_size": BS, "augment": "none", "epochs": 1})
+    splits = split_dataset(ds.labels, recipe.split_ratios, recipe.split_seed, recipe.stratify)
+    train_idx = np.asarray(splits.train, dtype=np.int64)
+    mean, std = _channel_stats(ds.images, train_idx)
+    return ds, p.arch.scaled(WIDTH), recipe, train_idx, mean, std
+
+
+def test_bench_cli_writes_both_pipelines_and_a_ratio(tmp_path):
+    out = tmp_path / "bench.json"
+    res = CliRunner().invoke(app, [
+        "bench", "--data", "eurosat-mini", "--width-mult", str(WIDTH), "--batch-size", str(BS), "--steps", "1",
+        "--warmup", "0", "--workers", "1", "--threads", "1", "--json", str(out),
+    ], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "engine" in res.output and "naive" in res.output and "images/s" in res.output
+    rec = json.loads(out.read_text())
+    assert set(rec["pipelines"]) == {"engine", "naive"}
+    for r in rec["pipelines"].values():
+        assert r["images_per_second"] > 0 and r["seconds_per_epoch"] > 0 and r["timed_images"] == BS
+    assert rec["ratio"] == pytest.approx(
+        rec["pipelines"]["engine"]["images_per_second"] / rec["pipelines"]["naive"]["images_per_second"])
+    assert rec["config"]["n_train"] == 350 and rec["config"]["width_mult"] == WIDTH
+    for key in ("cpu", "cpu_count", "torch", "gpu"):
+        assert key in rec["machine"]
+    assert rec["date"] and rec["command"].startswith("nasattn bench")
+    assert rec["pipelines"]["naive"]["settings"]["num_workers"] == 1
+
+
+def test_bench_bad_input_exits_2():
+    res = CliRunner().invoke(app, ["bench", "--data", "eurosat-mini", "--augment", "dihedral"])
+    assert res.exit_code == 2 and "augment" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(app, ["bench", "--preset", "nope", "--data", "eurosat-mini"])
+    assert res.exit_code == 2 and "unknown preset" in res.output
+
+
+def test_naive_pipeline_sees_the_engine_training_images(setup):
+    ds, _, _, train_idx, mean, std = setup
+    subset = naive_train_set(ds, train_idx, mean, std, augment="none")
+    assert len(subset) == len(train_idx)
+    folder = subset.dataset
+    naive_labels = Counter(folder.targets[j] for j in subset.indices)
+    assert naive_labels == Counter(ds.labels[train_idx].tolist())
+    x, y = next(iter(naive_loader(subset, BS, num_workers=0, shuffle=False)))
+    expected = normalize(ds.images[torch.as_tensor(train_idx[:BS])], mean, std)
+    assert x.dtype == torch.float32 and x.shape == expected.shape
+    assert torch.allclose(x, expected, atol=1e-5, rtol=0)
+    assert torch.equal(y, ds.labels[torch.as_tensor(train_idx[:BS])])
+
+
+def test_first_step_loss_agrees(setup):
+    """Same seed, same init, same first batch (the engine's permutation), no augmentation: same loss."""
+    ds, spec, recipe, train_idx, mean, std = setup
+    with skip_evaluation(len(ds.classes)):
+        res = train(spec, recipe, ds, seed=3, device="cpu", progress=False, max_steps_per_epoch=1)
+    engine_loss = res.history[0]["train_loss"]
+    naive = naive_throughput(spec, recipe, ds, train_idx, mean, std, steps=1, warmup=0, num_workers=0,
+                             device="cpu", seed=3, augment="none")
+    assert naive["first_loss"] == pytest.approx(engine_loss, abs=1e-3)
+    assert naive["timed_images"] == BS
+
+
+def test_engine_throughput_warmup_then_timed(setup):
+    ds, spec, recipe, *_ = setup
+    r = engine_throughput(spec, recipe, ds, steps=1, warmup=1, device="cpu")
+    assert r["timed_steps"] == 1 and r["timed_images"] == BS and r["images_per_second"] > 0
+    assert r["settings"]["evaluation_skipped"] and r["settings"]["channels_last"] is False
+
+
+def test_zip_source_is_extracted_for_image_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("NASATTN_CACHE", str(tmp_path / "cache"))
+    archive = tmp_path / "mini.zip"
+    files = sorted(p for p in MINI_DIR.rglob("*.jpg"))[:30]
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in files:
+            zf.write(f, f"EuroSAT_RGB/{f.relative_to(MINI_DIR).as_posix()}")
+    ds = load_dataset(archive)
+    root, names = image_folder_root(ds)
+    assert len(names) == len(ds) and all((root / n).is_file() for n in names)
+    assert image_folder_root(ds)[0] == root  # extracted once, then reused
+    idx = np.arange(len(ds))
+    subset = naive_train_set(ds, idx, [0.0] * 3, [1.0] * 3, augment="none")
+    x, _ = subset[len(ds) - 1]
+    assert torch.allclose(x * 255, ds.images[-1].float(), atol=1e-3)
