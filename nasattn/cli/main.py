@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from nasattn import __version__
+from nasattn.cli import ablate_cmd, bench_cmd, report_cmd, search_cmd
 from nasattn.cli.common import console, deep_merge, fail, handle_user_errors, parse_overrides
 
 app = typer.Typer(
@@ -168,21 +169,9 @@ def _print_summary(m: dict) -> None:
     console.print(table)
 
 
-def _register_optional_commands() -> None:
-    """Commands of the search/ablation/report/bench packages (they import Ray/Optuna lazily)."""
-    import importlib
-
-    for module in ("search_cmd", "ablate_cmd", "report_cmd", "bench_cmd"):
-        try:
-            mod = importlib.import_module(f"nasattn.cli.{module}")
-        except ModuleNotFoundError as e:
-            if e.name != f"nasattn.cli.{module}":
-                raise
-            continue
-        mod.register(app)
-
-
-_register_optional_commands()
+# Commands of search, ablation, report and bench: their modules import Ray/Optuna/plotly lazily.
+for _module in (ablate_cmd, bench_cmd, report_cmd, search_cmd):
+    _module.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()
