@@ -215,6 +215,7 @@ def test_cli_bad_input_exits_2(tmp_path: Path):
     assert "no_attention" in res.output and "4 trials" in res.output
 
 
+@pytest.mark.slow
 def test_end_to_end_ablation_through_ray_and_resume(tmp_path: Path):
     from nasattn.ablation import run_ablation
     from nasattn.tune import DONE_MARKER

@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 from nasattn.cli.main import app
 from nasattn.config import ConfigError
 from nasattn.presets import get_preset
-from nasattn.search.run import concurrency
+from nasattn.tune.resources import concurrency
 from nasattn.search.space import arch_point, build_arch_dict, canonical_arch, iter_dims, load_space, preset_points, sample_spec
 from nasattn.search.study import load_study
 from nasattn.spec import ArchSpec
@@ -171,13 +171,13 @@ def test_space_command_prints_size_presets_and_samples():
 
 def test_concurrency_follows_the_resources():
     loaded = load_study(ROOT / "studies" / "quickstart.yaml", {"resources": {"cpus_per_trial": 1, "max_concurrent": None}})
-    assert concurrency(loaded, {"CPU": 8}) == 8
+    assert concurrency(loaded.study.resources, {"CPU": 8}) == 8
     loaded = load_study(ROOT / "studies" / "quickstart.yaml", {"resources": {"cpus_per_trial": 2, "gpus_per_trial": 0.25, "max_concurrent": None}})
-    assert concurrency(loaded, {"CPU": 16, "GPU": 1}) == 4  # four quarter-GPU trials share one GPU
-    assert concurrency(loaded, {"CPU": 16, "GPU": 2}) == 8
-    assert concurrency(loaded, {"CPU": 6, "GPU": 2}) == 3  # CPUs bound it
+    assert concurrency(loaded.study.resources, {"CPU": 16, "GPU": 1}) == 4  # four quarter-GPU trials share one GPU
+    assert concurrency(loaded.study.resources, {"CPU": 16, "GPU": 2}) == 8
+    assert concurrency(loaded.study.resources, {"CPU": 6, "GPU": 2}) == 3  # CPUs bound it
     loaded = load_study(ROOT / "studies" / "quickstart.yaml", {"resources": {"cpus_per_trial": 1, "max_concurrent": 2}})
-    assert concurrency(loaded, {"CPU": 8}) == 2
+    assert concurrency(loaded.study.resources, {"CPU": 8}) == 2
 
 
 # ------------------------------------------------------------------------------------ end to end

@@ -23,6 +23,8 @@ from typing import Any
 
 from nasattn.ablation.study import LoadedAblation
 from nasattn.config import ConfigError
+from nasattn.tune.resources import check_resources, concurrency
+from nasattn.tune.trainable import scalar_metrics
 
 log = logging.getLogger("nasattn.ablation")
 EXPERIMENT = "tune"
@@ -99,28 +101,6 @@ def _label(cfg: dict[str, Any]) -> str:
     from nasattn.tune.progress import arch_summary
 
     return f"{cfg['variant']} seed{cfg['seed']} | {arch_summary(cfg)}"
-
-
-def concurrency(loaded: LoadedAblation, cluster: dict[str, float]) -> int:
-    res = loaded.ablation.resources
-    n = math.floor(cluster.get("CPU", 1) / res.cpus_per_trial + 1e-9)
-    if res.gpus_per_trial:
-        n = min(n, math.floor(cluster.get("GPU", 0) / res.gpus_per_trial + 1e-9))
-    if res.max_concurrent:
-        n = min(n, res.max_concurrent)
-    return max(1, n)
-
-
-def _check_resources(loaded: LoadedAblation, cluster: dict[str, float]) -> None:
-    res = loaded.ablation.resources
-    cpus, gpus = cluster.get("CPU", 0), cluster.get("GPU", 0)
-    if res.cpus_per_trial > cpus:
-        raise ConfigError(f"{loaded.source}: resources.cpus_per_trial = {res.cpus_per_trial:g}, but the Ray cluster has {cpus:g} CPUs")
-    if res.gpus_per_trial > gpus:
-        raise ConfigError(
-            f"{loaded.source}: resources.gpus_per_trial = {res.gpus_per_trial:g}, but the Ray cluster has {gpus:g} GPUs "
-            "(set resources.gpus_per_trial: 0 to train on CPUs)"
-        )
 
 
 def _experiment_name(out: Path, configs: list[dict[str, Any]], resume: bool, retry_errors: bool, console: Any) -> tuple[str, bool]:
@@ -201,8 +181,8 @@ def run_ablation(
     t_ray = time.time()
     with ray_session(a.ray.address, num_cpus=res.num_cpus, num_gpus=res.num_gpus) as cluster:
         ray_start_s = time.time() - t_ray
-        _check_resources(loaded, cluster)
-        conc = concurrency(loaded, cluster)
+        check_resources(loaded.ablation.resources, cluster, loaded.source)
+        conc = concurrency(loaded.ablation.resources, cluster)
         done = sum((Path(c["run_dir"]) / "DONE").is_file() for c in configs)
         _say(console, f"ray: {cluster.get('CPU', 0):g} CPUs, {cluster.get('GPU', 0):g} GPUs "
                       f"({'embedded' if not a.ray.address else a.ray.address}, started in {ray_start_s:.1f}s); "
@@ -254,18 +234,6 @@ def ablation_info(loaded: LoadedAblation, plan: Any, data: str | None, command: 
 
 
 # ------------------------------------------------------------------------------------ outputs
-def flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts -> ``a/b`` keys; scalars kept, lists dropped (confusion matrix, class names, ...)."""
-    out: dict[str, Any] = {}
-    for key, value in metrics.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten_metrics(value, f"{name}/"))
-        elif value is None or isinstance(value, (bool, int, float, str)):
-            out[name] = value
-    return out
-
-
 def _tune_metrics(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if not k.startswith("config.") and k not in _SKIP_METRICS}
 
@@ -290,7 +258,7 @@ def ablation_rows(configs: list[dict[str, Any]], tune_rows: list[dict[str, Any]]
         metrics: dict[str, Any] = {}
         if (run_dir / "metrics.json").is_file():
             try:
-                metrics = flatten_metrics(read_run(run_dir)["metrics"])
+                metrics = scalar_metrics(read_run(run_dir)["metrics"])
             except (OSError, ValueError) as e:
                 log.warning("%s: unreadable metrics.json (%s)", run_dir, e)
         if not metrics and tr is not None:
@@ -376,7 +344,7 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], variants: list[str], *,
         for r in failed[:10]:
             _say(console, f"[red]{r['variant']} seed{r['seed']} failed[/]: {r['error']}")
     if report:
-        result.report, result.report_error = make_report(out, console)
+        result.report, result.report_error = _report(out, console)
     return result
 
 
@@ -401,17 +369,10 @@ def print_summary(summary: list[dict[str, Any]], console: Any) -> None:
     console.print(table)
 
 
-def make_report(out: Path, console: Any = None) -> tuple[Path | None, str | None]:
-    try:
-        from nasattn.report import render_report
-    except ImportError as e:
-        msg = f"report skipped: nasattn.report is not available ({e})"
-        _say(console, f"[yellow]{msg}[/]")
-        return None, msg
-    try:
-        path = render_report(out)
-        return (Path(path) if path else out / "report.html"), None
-    except Exception as e:  # noqa: BLE001 - the ablation results stand without the report
-        msg = f"report failed: {type(e).__name__}: {e}"
-        _say(console, f"[yellow]{msg}[/]")
-        return None, msg
+def _report(out: Path, console: Any = None) -> tuple[Path | None, str | None]:
+    from nasattn.report import render_report_safely
+
+    path, error = render_report_safely(out)
+    if error:
+        _say(console, f"[yellow]{error}[/]")
+    return path, error

@@ -30,6 +30,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nasattn.config import ConfigError, format_validation_error, read_yaml
+from nasattn.tune.resources import RayConfig, Resources
 
 PRESETS = ("baseline", "cbam", "balanced")
 
@@ -62,25 +63,6 @@ class CustomVariant(_Strict):
     arch: dict[str, Any] = Field(default_factory=dict, description="Overrides deep-merged into the base spec.")
     recipe: dict[str, Any] = Field(default_factory=dict, description="Overrides deep-merged into the base recipe.")
     description: str | None = None
-
-
-class Resources(_Strict):
-    cpus_per_trial: float = Field(1, gt=0)
-    gpus_per_trial: float = Field(0, ge=0, description="Fractions such as 0.25 share one GPU among several trials.")
-    max_concurrent: int | None = Field(None, ge=1, description="At most this many trials at once (default: what the resources allow).")
-    num_cpus: int | None = Field(None, ge=1, description="Embedded Ray only: CPUs it may use (default: all).")
-    num_gpus: int | None = Field(None, ge=0, description="Embedded Ray only: GPUs it may use (default: all visible).")
-
-    @field_validator("gpus_per_trial")
-    @classmethod
-    def _fraction(cls, v: float) -> float:
-        if v > 1 and not float(v).is_integer():
-            raise ValueError(f"more than one GPU per trial must be a whole number, got {v}")
-        return v
-
-
-class RayConfig(_Strict):
-    address: str | None = Field(None, description="None: embedded local Ray; 'auto', 'host:port' or 'ray://host:port'.")
 
 
 class Ablation(_Strict):
@@ -143,19 +125,11 @@ class Ablation(_Strict):
     @field_validator("recipe")
     @classmethod
     def _recipe(cls, v: dict[str, Any]) -> dict[str, Any]:
-        from nasattn.engine import Recipe
+        from nasattn.engine.recipe import check_recipe_fields
 
         if "epochs" in v:
             raise ValueError("epochs: set the epochs of every variant with the top-level field epochs")
-        try:
-            Recipe.model_validate(v)
-        except ValidationError as e:
-            err = e.errors(include_url=False)[0]
-            loc = ".".join(str(x) for x in err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = f"unknown field; allowed: {', '.join(Recipe.model_fields)}"
-            raise ValueError(f"{loc}: {msg}") from None
+        check_recipe_fields(v)
         return v
 
 

@@ -98,3 +98,18 @@ class Recipe(BaseModel):
     @classmethod
     def from_yaml(cls, text: str, source: str | None = None) -> Recipe:
         return cls.from_dict(yaml.safe_load(text), source)
+
+
+def check_recipe_fields(fields: dict[str, Any]) -> None:
+    """Raise ``ValueError("field: what is wrong")`` when ``fields`` (a partial recipe) would not validate."""
+    from pydantic import ValidationError
+
+    try:
+        Recipe.model_validate(fields)
+    except ValidationError as e:
+        err = e.errors(include_url=False)[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown field; allowed: {', '.join(Recipe.model_fields)}"
+        raise ValueError(f"{loc}: {msg}") from None

@@ -46,4 +46,15 @@ def render_report(folder: str | Path, out: Path | None = None) -> Path:
     return page.write(Path(out) if out is not None else d / "report.html")
 
 
-__all__ = ["KINDS", "NotANasattnFolder", "detect_kind", "render_report"]
+def render_report_safely(folder: str | Path) -> tuple[Path | None, str | None]:
+    """``render_report(folder)`` for the end of a search or ablation: (path, None), or (None, why it failed).
+
+    The results stand without their report, so a failure is returned as a message, never raised.
+    """
+    try:
+        return render_report(folder), None
+    except Exception as e:  # noqa: BLE001
+        return None, f"report failed: {type(e).__name__}: {e}"
+
+
+__all__ = ["KINDS", "NotANasattnFolder", "detect_kind", "render_report", "render_report_safely"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from typing import Any
 
 from nasattn.config import ConfigError, to_yaml
 from nasattn.search.study import LoadedStudy
+from nasattn.tune.resources import check_resources, concurrency
 
 log = logging.getLogger("nasattn.search")
 EXPERIMENT = "tune"  # Tune's experiment folder inside the output folder
@@ -63,31 +63,6 @@ def _scheduler(loaded: LoadedStudy):
     if es.type == "median":
         return MedianStoppingRule(grace_period=es.grace_period, min_samples_required=es.min_samples_required, **common)
     return None
-
-
-def _check_resources(loaded: LoadedStudy, cluster: dict[str, float]) -> None:
-    res = loaded.study.resources
-    cpus, gpus = cluster.get("CPU", 0), cluster.get("GPU", 0)
-    if res.cpus_per_trial > cpus:
-        raise ConfigError(
-            f"{loaded.source}: resources.cpus_per_trial = {res.cpus_per_trial:g}, but the Ray cluster has {cpus:g} CPUs"
-        )
-    if res.gpus_per_trial > gpus:
-        raise ConfigError(
-            f"{loaded.source}: resources.gpus_per_trial = {res.gpus_per_trial:g}, but the Ray cluster has {gpus:g} GPUs "
-            "(set resources.gpus_per_trial: 0 to train on CPUs)"
-        )
-
-
-def concurrency(loaded: LoadedStudy, cluster: dict[str, float]) -> int:
-    """How many trials run at once: the resources allow floor(CPUs/cpu) x floor(GPUs/gpu), capped by max_concurrent."""
-    res = loaded.study.resources
-    n = math.floor(cluster.get("CPU", 1) / res.cpus_per_trial + 1e-9)
-    if res.gpus_per_trial:
-        n = min(n, math.floor(cluster.get("GPU", 0) / res.gpus_per_trial + 1e-9))
-    if res.max_concurrent:
-        n = min(n, res.max_concurrent)
-    return max(1, n)
 
 
 def _trainable(loaded: LoadedStudy):
@@ -164,8 +139,8 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Any = None
     t_ray = time.time()
     with ray_session(study.ray.address, num_cpus=res.num_cpus, num_gpus=res.num_gpus) as cluster:
         ray_start_s = time.time() - t_ray
-        _check_resources(loaded, cluster)
-        conc = concurrency(loaded, cluster)
+        check_resources(loaded.study.resources, cluster, loaded.source)
+        conc = concurrency(loaded.study.resources, cluster)
         _say(console, f"ray: {cluster.get('CPU', 0):g} CPUs, {cluster.get('GPU', 0):g} GPUs "
                       f"({'embedded' if not study.ray.address else study.ray.address}, started in {ray_start_s:.1f}s); "
                       f"up to {conc} trials at once")
@@ -332,22 +307,15 @@ def write_outputs(loaded: LoadedStudy, url: str, name: str, console: Any = None)
         write_rows_csv([r for r in rows if r["number"] in {t.number for t in front}], out / "pareto.csv")
     report, report_error = None, None
     if loaded.study.report:
-        report, report_error = make_report(out, console)
+        report, report_error = _report(out, console)
     return SearchResult(output=out, trials_csv=trials_csv, best_dir=best_dir, report=report, counts=counts,
                         best=best_info, report_error=report_error)
 
 
-def make_report(out: Path, console: Any = None) -> tuple[Path | None, str | None]:
-    """``nasattn.report.render_report(out)``; a missing or failing report is logged, not fatal."""
-    try:
-        from nasattn.report import render_report
-    except ImportError as e:
-        msg = f"report skipped: nasattn.report is not available ({e})"
-        _say(console, f"[yellow]{msg}[/]")
-        return None, msg
-    try:
-        return Path(render_report(out)), None
-    except Exception as e:  # noqa: BLE001 - the search results stand without the report
-        msg = f"report failed: {type(e).__name__}: {e}"
-        _say(console, f"[yellow]{msg}[/]")
-        return None, msg
+def _report(out: Path, console: Any = None) -> tuple[Path | None, str | None]:
+    from nasattn.report import render_report_safely
+
+    path, error = render_report_safely(out)
+    if error:
+        _say(console, f"[yellow]{error}[/]")
+    return path, error

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from nasattn.config import ConfigError, read_yaml
+from nasattn.tune.resources import RayConfig, Resources
 
 SAMPLERS = ("tpe", "random", "cmaes", "nsga2", "gp", "grid")
 SCHEDULERS = ("asha", "hyperband", "median", "none")
@@ -81,21 +82,6 @@ class EarlyStopping(_Strict):
     min_samples_required: int = Field(3, ge=1, description="median: trials needed before stopping any.")
 
 
-class Resources(_Strict):
-    cpus_per_trial: float = Field(1, gt=0)
-    gpus_per_trial: float = Field(0, ge=0, description="Fractions such as 0.25 share one GPU among several trials.")
-    max_concurrent: int | None = Field(None, ge=1, description="At most this many trials at once (default: what the resources allow).")
-    num_cpus: int | None = Field(None, ge=1, description="Embedded Ray only: CPUs it may use (default: all).")
-    num_gpus: int | None = Field(None, ge=0, description="Embedded Ray only: GPUs it may use (default: all visible).")
-
-    @field_validator("gpus_per_trial")
-    @classmethod
-    def _fraction(cls, v: float) -> float:
-        if v > 1 and not float(v).is_integer():
-            raise ValueError(f"more than one GPU per trial must be a whole number, got {v}")
-        return v
-
-
 class Seeds(_Strict):
     presets: list[Literal["baseline", "cbam", "balanced"]] = Field(default_factory=list)
     points: list[dict[str, Any]] = Field(default_factory=list, description="More Optuna parameter dicts to enqueue.")
@@ -121,26 +107,12 @@ class TrainSettings(_Strict):
     @field_validator("recipe")
     @classmethod
     def _recipe(cls, v: dict[str, Any]) -> dict[str, Any]:
-        from pydantic import ValidationError
-
-        from nasattn.engine import Recipe
+        from nasattn.engine.recipe import check_recipe_fields
 
         if "epochs" in v:
             raise ValueError("epochs: set the epochs per trial in budget.epochs")
-        try:
-            Recipe.model_validate(v)
-        except ValidationError as e:
-            err = e.errors(include_url=False)[0]
-            loc = ".".join(str(x) for x in err["loc"])
-            msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg += f"; allowed: {', '.join(Recipe.model_fields)}"
-            raise ValueError(f"{loc}: {msg}") from None
+        check_recipe_fields(v)
         return v
-
-
-class RayConfig(_Strict):
-    address: str | None = Field(None, description="None: embedded local Ray; 'auto', 'host:port' or 'ray://host:port'.")
 
 
 class Study(_Strict):

@@ -20,13 +20,13 @@ STATE_FILE = "train_state.pt"
 ERROR_FILE = "ERROR"  # written in run_dir when training raised: "ExcType: message"
 
 
-def _scalar_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def scalar_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Flatten nested dicts (``alpha`` -> ``alpha/<name>``) and keep numbers, strings and bools."""
     out: dict[str, Any] = {}
     for key, value in metrics.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
-            out.update(_scalar_metrics(value, f"{name}/"))
+            out.update(scalar_metrics(value, f"{name}/"))
         elif isinstance(value, bool) or isinstance(value, (int, str)) or value is None:
             out[name] = value
         elif isinstance(value, float):
@@ -146,7 +146,7 @@ def train_trial(config: dict[str, Any]) -> None:
     def report(epoch: int, row: dict[str, Any], state: Any) -> None:
         if epoch >= last_epoch:
             return  # the final report (after testing and write_run) carries the last epoch
-        metrics = {**_scalar_metrics(row), **static, "epoch": epoch, "final": False}
+        metrics = {**scalar_metrics(row), **static, "epoch": epoch, "final": False}
         if checkpoint_every and epoch % checkpoint_every == 0:
             with tempfile.TemporaryDirectory() as tmp:
                 torch.save(state.checkpoint(), os.path.join(tmp, STATE_FILE))
@@ -174,7 +174,7 @@ def train_trial(config: dict[str, Any]) -> None:
             (run_dir / ERROR_FILE).write_text(f"{type(e).__name__}: {e}\n")
         raise
     last_row = result.history[-1] if result.history else {}
-    final = {**_scalar_metrics(last_row), **static, **_scalar_metrics(result.metrics)}
+    final = {**scalar_metrics(last_row), **static, **scalar_metrics(result.metrics)}
     final.update(epoch=int(last_row.get("epoch", result.metrics.get("epochs_run", 0)) or 0), final=True)
     for key in ("val_accuracy",):  # the scheduler metric must be the last epoch's, as in every report
         if key in last_row:

@@ -1,0 +1,54 @@
+"""Per-trial resources shared by search and ablation files: validation, concurrency, cluster checks."""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from nasattn.config import ConfigError
+
+
+class Resources(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cpus_per_trial: float = Field(1, gt=0)
+    gpus_per_trial: float = Field(0, ge=0, description="Fractions such as 0.25 share one GPU among several trials.")
+    max_concurrent: int | None = Field(None, ge=1, description="At most this many trials at once (default: what the resources allow).")
+    num_cpus: int | None = Field(None, ge=1, description="Embedded Ray only: CPUs it may use (default: all).")
+    num_gpus: int | None = Field(None, ge=0, description="Embedded Ray only: GPUs it may use (default: all visible).")
+
+    @field_validator("gpus_per_trial")
+    @classmethod
+    def _fraction(cls, v: float) -> float:
+        if v > 1 and not float(v).is_integer():
+            raise ValueError(f"more than one GPU per trial must be a whole number, got {v}")
+        return v
+
+
+class RayConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    address: str | None = Field(None, description="None: embedded local Ray; 'auto', 'host:port' or 'ray://host:port'.")
+
+
+def concurrency(res: Resources, cluster: dict[str, float]) -> int:
+    """Trials at once: floor(CPUs / cpus_per_trial), and floor(GPUs / gpus_per_trial) when GPUs are asked for, capped by max_concurrent."""
+    n = math.floor(cluster.get("CPU", 1) / res.cpus_per_trial + 1e-9)
+    if res.gpus_per_trial:
+        n = min(n, math.floor(cluster.get("GPU", 0) / res.gpus_per_trial + 1e-9))
+    if res.max_concurrent:
+        n = min(n, res.max_concurrent)
+    return max(1, n)
+
+
+def check_resources(res: Resources, cluster: dict[str, float], source: str) -> None:
+    """A ConfigError naming ``source`` when one trial asks for more than the Ray cluster has."""
+    cpus, gpus = cluster.get("CPU", 0), cluster.get("GPU", 0)
+    if res.cpus_per_trial > cpus:
+        raise ConfigError(f"{source}: resources.cpus_per_trial = {res.cpus_per_trial:g}, but the Ray cluster has {cpus:g} CPUs")
+    if res.gpus_per_trial > gpus:
+        raise ConfigError(
+            f"{source}: resources.gpus_per_trial = {res.gpus_per_trial:g}, but the Ray cluster has {gpus:g} GPUs "
+            "(set resources.gpus_per_trial: 0 to train on CPUs)"
+        )
