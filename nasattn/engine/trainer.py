@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -403,6 +404,11 @@ def train(
 
         amp_dtype = _amp_dtype(recipe, dev)
         channels_last = recipe.channels_last == "on" or (recipe.channels_last == "auto" and dev.type == "cuda")
+        if channels_last and dev.type == "cpu":
+            # torch 2.14.1 on CPU: the backward of a strided 1x1 conv in channels_last corrupts the heap
+            # (a segfault; seen with the residual shortcuts). Train NCHW rather than crash.
+            warnings.warn("channels_last is not used on the CPU (a torch bug crashes its backward); training in NCHW")
+            channels_last = False
         model = model.to(dev)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
