@@ -202,9 +202,14 @@ def run_ablation(
     result.ray_start_s = ray_start_s
     result.experiment = exp_name
     result.wall_s = time.time() - t0
-    if not result.counts.get("COMPLETE"):
+    failed = result.counts.get("ERROR", 0)
+    if not result.counts.get("COMPLETE") and failed == len(rows):
         first = next((r["error"] for r in rows if r.get("error")), "no trial finished")
-        raise AblationFailed(f"every trial failed ({len(rows)} of {len(rows)}); first error: {first}")
+        raise AblationFailed(f"every trial failed ({failed} of {len(rows)}); first error: {first}")
+    unfinished = result.counts.get("UNFINISHED", 0)
+    if unfinished:
+        _say(console, f"[yellow]interrupted: {unfinished} of {len(rows)} runs did not finish; "
+                      f"continue with: nasattn ablate ... --out {out} --resume[/]")
     return result
 
 
@@ -270,9 +275,9 @@ def ablation_rows(configs: list[dict[str, Any]], tune_rows: list[dict[str, Any]]
             status, error = "ERROR", tr.get("error")
         elif tr is not None and tr.get("status") == "COMPLETE":
             status, error = "COMPLETE", None
-        else:
-            status = "ERROR"
-            error = f"trial did not finish (Tune status {tr.get('status') if tr else 'unknown'})"
+        else:  # interrupted (Ctrl-C, a time limit) or never started: not an error of the variant
+            status = "UNFINISHED"
+            error = None
         row: dict[str, Any] = {
             "variant": cfg["variant"], "seed": cfg["seed"], "status": status, "error": error,
             "run_dir": str(run_dir) if run_dir.exists() else None,
