@@ -86,3 +86,17 @@ def test_width_scaling():
     assert cbam.head.params["conv_width"] == 256 and cbam.head.params["hidden"] == 128
     with pytest.raises(ConfigError):
         spec.scaled(0)
+
+
+def test_building_touches_no_batchnorm_statistics_and_allows_a_1x1_map():
+    import torch
+
+    from nasattn.models import build_model
+
+    stages = [{"block": "residual", "depth": 1, "width": w, "downsample": "stride", "attention": {"type": "coord"}}
+              for w in (8, 16, 16, 16, 16, 16)]  # 64 -> 1 pixel
+    model = build_model(ArchSpec.from_dict({"stages": stages, "head": {"type": "flatten_mlp", "hidden": 32}}))
+    assert model.training
+    for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        assert int(bn.num_batches_tracked) == 0 and torch.all(bn.running_var == 1)
+    assert model(torch.randn(2, 3, 64, 64)).shape == (2, 10)

@@ -65,9 +65,13 @@ class NasNet(nn.Module):
             stages.append(_stage(stage_spec, channels, p, spec.dropblock.block_size))
             channels = stage_spec.width
         self.stages = nn.Sequential(*stages)
+        # Infer the head's input shape in eval mode: no BatchNorm statistics are touched, and a
+        # 1x1 feature map with a batch of one is legal (in training mode BatchNorm rejects it).
+        body = nn.Sequential(self.stem, self.stages).eval()
         with torch.no_grad():
             dummy = torch.zeros(1, spec.in_channels, spec.input_size, spec.input_size)
-            shape = tuple(self.stages(self.stem(dummy)).shape[1:])
+            shape = tuple(body(dummy).shape[1:])
+        body.train()
         self.head = create_block("head", spec.head.type, channels, spec.num_classes, in_shape=shape, **spec.head.params)
         if spec.init == "paper":
             _init_paper(self)

@@ -105,8 +105,21 @@ def _load_data(config: dict[str, Any], seed: int):
 def train_trial(config: dict[str, Any]) -> None:
     """Ray Tune function trainable: train one ArchSpec with one Recipe, report per epoch, write a run.
 
-    See :mod:`nasattn.tune` for the config contract and the metrics reported.
+    See :mod:`nasattn.tune` for the config contract and the metrics reported. Whatever fails (spec,
+    data, build, training) fails the trial, and ``run_dir/ERROR`` keeps "ExcType: message" for the
+    study record.
     """
+    try:
+        _train_trial(config)
+    except Exception as e:
+        run_dir = resolve_run_dir(config)
+        if run_dir is not None:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / ERROR_FILE).write_text(f"{type(e).__name__}: {e}\n")
+        raise
+
+
+def _train_trial(config: dict[str, Any]) -> None:
     import torch
     from ray import tune
 
@@ -162,17 +175,11 @@ def train_trial(config: dict[str, Any]) -> None:
             if os.path.isfile(path):
                 resume_state = torch.load(path, map_location="cpu", weights_only=False)
 
-    try:
-        result = train(
-            spec, recipe, dataset, seed=seed, device=config.get("device", "auto"), callbacks=(report,),
-            progress=False, model=model, resume_state=resume_state,
-            max_steps_per_epoch=config.get("max_steps_per_epoch"),
-        )
-    except Exception as e:  # the trial fails; its error is kept beside its run for the study record
-        if run_dir is not None:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / ERROR_FILE).write_text(f"{type(e).__name__}: {e}\n")
-        raise
+    result = train(
+        spec, recipe, dataset, seed=seed, device=config.get("device", "auto"), callbacks=(report,),
+        progress=False, model=model, resume_state=resume_state,
+        max_steps_per_epoch=config.get("max_steps_per_epoch"),
+    )
     last_row = result.history[-1] if result.history else {}
     final = {**scalar_metrics(last_row), **static, **scalar_metrics(result.metrics)}
     final.update(epoch=int(last_row.get("epoch", result.metrics.get("epochs_run", 0)) or 0), final=True)
