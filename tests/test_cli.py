@@ -36,7 +36,7 @@ def test_train_on_eurosat_mini_writes_every_output(tmp_path, monkeypatch):
     monkeypatch.setenv("NASATTN_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
     res = invoke("train", "--preset", "balanced", "--data", "eurosat-mini", "--epochs", "2", "--width-mult", "0.125",
-                 "--batch-size", "32", "--out", str(out), "--no-progress")
+                 "--batch-size", "32", "--subset", "0.5", "--out", str(out), "--no-progress")
     assert res.exit_code == 0, res.stdout
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("test_accuracy", "val_accuracy", "kappa", "per_class_accuracy", "macro_f1", "confidence_gap", "ece",
