@@ -308,3 +308,11 @@ def test_search_with_a_postgresql_storage(tmp_path, postgres):
     st = optuna.load_study(study_name="tiny", storage=postgres)
     assert [t.state.name for t in st.trials] == ["COMPLETE", "COMPLETE"]
     assert not (tmp_path / "out" / "study.db").exists()
+
+
+def test_preset_seed_points_carry_the_presets_recipe_not_sampled_values():
+    space = load_space(EUROSAT_SPACE)
+    points = preset_points(space, ["baseline", "cbam"])
+    for name in ("baseline", "cbam"):  # defaults (label smoothing 0, no class weights) are fixed too
+        assert points[name]["recipe.label_smoothing"] == 0.0 and points[name]["recipe.class_weights"] == "none"
+        assert points[name]["recipe.lr"] == get_preset(name).recipe.lr

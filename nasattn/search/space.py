@@ -1263,7 +1263,7 @@ def preset_points(space: SearchSpace, names: list[str]) -> dict[str, dict[str, A
             continue
         preset = get_preset(name)
         try:
-            points[name] = arch_point(space, preset.arch, preset.recipe_dict)
+            points[name] = arch_point(space, preset.arch, preset.recipe.to_dict())  # every recipe field, defaults too
             check_constraints(space, preset.arch)
         except (NotInSpace, Rejected) as e:
             raise ConfigError(f"seeds: preset {name!r} is not a point of the search space: {e}") from None
