@@ -92,13 +92,9 @@ def _load_data(config: dict[str, Any], seed: int):
     dataset = load_dataset(config.get("data"), progress=False)
     subset = config.get("subset")
     if subset is not None and 0 < float(subset) < 1:
-        import numpy as np
-        from sklearn.model_selection import train_test_split
+        from nasattn.data import stratified_subset
 
-        keep, _ = train_test_split(
-            np.arange(len(dataset)), train_size=float(subset), stratify=dataset.labels.numpy(), random_state=seed
-        )
-        dataset = dataset.subset(np.sort(keep))
+        dataset = dataset.subset(stratified_subset(dataset.labels, float(subset), seed=seed))
     return dataset
 
 
