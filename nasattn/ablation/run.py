@@ -181,8 +181,8 @@ def run_ablation(
     t_ray = time.time()
     with ray_session(a.ray.address, num_cpus=res.num_cpus, num_gpus=res.num_gpus) as cluster:
         ray_start_s = time.time() - t_ray
-        check_resources(loaded.ablation.resources, cluster, loaded.source)
-        conc = concurrency(loaded.ablation.resources, cluster)
+        check_resources(res, cluster, loaded.source)
+        conc = concurrency(res, cluster)
         done = sum((Path(c["run_dir"]) / "DONE").is_file() for c in configs)
         _say(console, f"ray: {cluster.get('CPU', 0):g} CPUs, {cluster.get('GPU', 0):g} GPUs "
                       f"({'embedded' if not a.ray.address else a.ray.address}, started in {ray_start_s:.1f}s); "

@@ -139,8 +139,8 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Any = None
     t_ray = time.time()
     with ray_session(study.ray.address, num_cpus=res.num_cpus, num_gpus=res.num_gpus) as cluster:
         ray_start_s = time.time() - t_ray
-        check_resources(loaded.study.resources, cluster, loaded.source)
-        conc = concurrency(loaded.study.resources, cluster)
+        check_resources(res, cluster, loaded.source)
+        conc = concurrency(res, cluster)
         _say(console, f"ray: {cluster.get('CPU', 0):g} CPUs, {cluster.get('GPU', 0):g} GPUs "
                       f"({'embedded' if not study.ray.address else study.ray.address}, started in {ray_start_s:.1f}s); "
                       f"up to {conc} trials at once")
