@@ -151,6 +151,28 @@ def test_dropblock_uses_torchvision_and_is_identity_in_eval():
     assert (d(x) == 0).any()
 
 
+@pytest.mark.parametrize("shape,p,block", [((4, 8, 16, 16), 0.1, 7), ((3, 5, 9, 11), 0.3, 5), ((2, 4, 7, 7), 0.9, 7),
+                                            ((2, 3, 8, 8), 0.3, 3)])
+def test_cpu_dropblock_equals_torchvision_bit_for_bit(shape, p, block):
+    from torchvision.ops import drop_block2d
+
+    from nasattn.blocks.dropblock import drop_block2d_cpu
+
+    x = torch.randn(shape, requires_grad=True)
+    torch.manual_seed(1)
+    ref = drop_block2d(x, p, block)
+    torch.manual_seed(1)
+    out = drop_block2d_cpu(x, p, block)
+    assert torch.equal(out, ref) and (out == 0).any()
+    g = torch.randn(shape)
+    (grad_ref,) = torch.autograd.grad(ref, x, g)
+    (grad_out,) = torch.autograd.grad(out, x, g)
+    assert torch.equal(grad_out, grad_ref)
+    torch.manual_seed(1)
+    y = x.detach().clone()
+    assert drop_block2d_cpu(y, p, block, inplace=True) is y and torch.equal(y, ref)
+
+
 def test_unknown_block_lists_allowed():
     with pytest.raises(UnknownBlockError, match="allowed: .*cbam.*coord"):
         create_block("attention", "nope", 8)
