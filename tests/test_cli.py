@@ -4,6 +4,7 @@ import json
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 from typer.testing import CliRunner
 
@@ -35,14 +36,19 @@ def test_presets_table():
 def test_train_on_eurosat_mini_writes_every_output(tmp_path, monkeypatch):
     monkeypatch.setenv("NASATTN_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
-    res = invoke("train", "--preset", "balanced", "--data", "eurosat-mini", "--epochs", "2", "--width-mult", "0.125",
-                 "--batch-size", "32", "--subset", "0.5", "--out", str(out), "--no-progress")
+    threads = torch.get_num_threads()
+    try:
+        res = invoke("train", "--preset", "balanced", "--data", "eurosat-mini", "--epochs", "2", "--width-mult", "0.125",
+                     "--batch-size", "32", "--subset", "0.5", "--threads", "1", "--out", str(out), "--no-progress")
+    finally:
+        torch.set_num_threads(threads)  # the command sets it for its (here: the test's) process
     assert res.exit_code == 0, res.stdout
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("test_accuracy", "val_accuracy", "kappa", "per_class_accuracy", "macro_f1", "confidence_gap", "ece",
                 "params", "flops", "layers", "conv_layers", "train_seconds", "alpha"):
         assert key in metrics, key
     assert metrics["layers"] == 12 and len(metrics["alpha"]) == 11
+    assert metrics["torch_threads"] == 1
     assert len(metrics["per_class_accuracy"]) == 10
     history = pd.read_csv(out / "history.csv")
     assert list(history["epoch"]) == [1, 2]

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+import yaml
 from sklearn.metrics import cohen_kappa_score
 from torch import nn
 
@@ -288,6 +289,16 @@ def test_precision_layout_and_tta_options_run_on_cpu():
         res = run(epochs=1, amp="bf16", channels_last="on", tta=True, optimizer="sgd", grad_clip=1.0, label_smoothing=0.1)
     assert res.metrics["amp"] == "bf16" and not res.metrics["channels_last"] and res.metrics["tta"]
     assert res.model.fuse.alpha.dtype == torch.float32
+
+
+def test_amp_auto_follows_the_cpu_and_yaml_off_means_off(monkeypatch):
+    from nasattn.engine import trainer
+
+    for native, expected in ((True, "bf16"), (False, "off")):
+        monkeypatch.setattr(trainer, "cpu_has_native_bf16", lambda native=native: native)
+        assert run(epochs=1).metrics["amp"] == expected
+    assert Recipe.model_validate(yaml.safe_load("amp: off\nchannels_last: off")).amp == "off"  # YAML's off is False
+    assert run(epochs=1, **yaml.safe_load("amp: off")).metrics["amp"] == "off"
 
 
 def test_write_and_read_run_round_trip(tmp_path):

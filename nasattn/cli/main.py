@@ -87,6 +87,7 @@ def train(
     protocol: str = typer.Option("default", "--protocol", help="default (stratified split, dihedral aug.) or paper (author's random split + augmentation)."),
     overrides: Optional[list[str]] = typer.Option(None, "--set", help="Recipe override, e.g. --set lr=3e-4 (repeatable)."),
     out: Path = typer.Option(Path("runs/train"), "--out", "-o", help="Output folder."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch (default: all cores; give 1 to run two trainings side by side)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Train one architecture and write metrics.json, history.csv, arch.yaml and model.pt."""
@@ -116,6 +117,10 @@ def train(
     if subset is not None and not 0 < subset <= 1:
         raise ConfigError(f"--subset {subset}: must be in (0, 1]")
 
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     dataset = load_dataset(data, download=download, progress=progress)
     if subset is not None and subset < 1:
         from nasattn.data import stratified_subset

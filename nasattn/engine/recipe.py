@@ -60,9 +60,16 @@ class Recipe(BaseModel):
     split_seed: int = 42
     stratify: bool = True
     # --- speed
-    amp: Literal["auto", "off", "bf16", "fp16"] = Field("auto", description="auto: bf16 autocast on CUDA, off on CPU.")
+    amp: Literal["auto", "off", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), else off.")
     channels_last: Literal["auto", "on", "off"] = Field("auto", description="auto: on for CUDA.")
     compile: bool = Field(False, description="torch.compile the model.")
+
+    @field_validator("amp", "channels_last", mode="before")
+    @classmethod
+    def _yaml_switch(cls, v: Any) -> Any:
+        """YAML reads a bare off/on as a boolean: amp: off and --set amp=off mean "off"."""
+        return {False: "off", True: "on"}.get(v, v) if isinstance(v, bool) else v
 
     @field_validator("class_weights")
     @classmethod

@@ -159,8 +159,16 @@ def _device_name(device: torch.device) -> str:
     return device.type
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX), where bf16 autocast pays off."""
+    checks = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return any(check() for check in checks if check is not None)
+
+
 def _amp_dtype(recipe: Recipe, device: torch.device) -> torch.dtype | None:
     if recipe.amp == "auto":
+        if device.type == "cpu":
+            return torch.bfloat16 if cpu_has_native_bf16() else None
         if device.type != "cuda":
             return None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -389,6 +397,9 @@ def train(
             from nasattn.models import build_model
 
             model = build_model(spec)
+        # Training's random stream starts from the seed whether the model was built here or by the
+        # caller (a Tune trial builds and profiles it first): the same seed gives the same run.
+        _seed_everything(seed)
         splits = split_dataset(labels_cpu, recipe.split_ratios, recipe.split_seed, recipe.stratify)
         train_np, val_np, test_np = (np.asarray(s, dtype=np.int64) for s in (splits.train, splits.val, splits.test))
         if len(train_np) < 2 or len(val_np) < 1 or len(test_np) < 1:
@@ -553,6 +564,7 @@ def train(
         **_profile(model, tuple(images_cpu.shape[1:])),
         "seed": seed,
         "device": _device_name(dev),
+        "torch_threads": torch.get_num_threads(),
         "amp": {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype],
         "channels_last": channels_last,
         "compiled": recipe.compile,
