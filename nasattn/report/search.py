@@ -94,7 +94,7 @@ def load_trials(folder: Path, study: dict[str, Any], st: Any | None) -> pd.DataF
     path = folder / "trials.csv"
     if path.is_file():
         try:
-            return pd.read_csv(path)
+            return pd.read_csv(path).copy()  # copy(): one block per dtype (read_csv leaves wide frames fragmented)
         except pd.errors.EmptyDataError:
             return pd.DataFrame()
     if st is not None:
@@ -134,7 +134,7 @@ def _present(df: pd.DataFrame, cols: list[str]) -> list[str]:
 
 def _sorted(df: pd.DataFrame, col: str, mode: str) -> pd.DataFrame:
     key = pd.to_numeric(df[col], errors="coerce")
-    return df.assign(_k=key).sort_values("_k", ascending=mode == "min").drop(columns="_k")
+    return df.loc[key.sort_values(ascending=mode == "min").index]
 
 
 def add_overview(page: Page, trials: pd.DataFrame, study: dict[str, Any]) -> None:
