@@ -47,7 +47,7 @@ def test_bench_cli_writes_both_pipelines_and_a_ratio(tmp_path):
     out = tmp_path / "bench.json"
     res = CliRunner().invoke(app, [
         "bench", "--data", "eurosat-mini", "--width-mult", str(WIDTH), "--batch-size", str(BS), "--steps", "1",
-        "--warmup", "0", "--workers", "1", "--threads", "1", "--json", str(out),
+        "--warmup", "0", "--workers", "1", "--threads", "1", "--amp", "off", "--json", str(out),
     ], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert "engine" in res.output and "naive" in res.output and "images/s" in res.output
@@ -62,6 +62,7 @@ def test_bench_cli_writes_both_pipelines_and_a_ratio(tmp_path):
         assert key in rec["machine"]
     assert rec["date"] and rec["command"].startswith("nasattn bench")
     assert rec["pipelines"]["naive"]["settings"]["num_workers"] == 1
+    assert rec["config"]["amp"] == "off" and rec["pipelines"]["engine"]["settings"]["amp"] == "off"
 
 
 def test_bench_bad_input_exits_2():
@@ -69,6 +70,8 @@ def test_bench_bad_input_exits_2():
     assert res.exit_code == 2 and "augment" in res.output and "Traceback" not in res.output
     res = CliRunner().invoke(app, ["bench", "--preset", "nope", "--data", "eurosat-mini"])
     assert res.exit_code == 2 and "unknown preset" in res.output
+    res = CliRunner().invoke(app, ["bench", "--data", "eurosat-mini", "--amp", "fp8"])
+    assert res.exit_code == 2 and "amp" in res.output and "bf16" in res.output and "Traceback" not in res.output
 
 
 def test_naive_pipeline_sees_the_engine_training_images(setup):

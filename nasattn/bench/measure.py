@@ -266,6 +266,7 @@ def run_bench(
     workers: int | None = None,
     augment: str = "flips",
     channels_last: str = "auto",
+    amp: str = "auto",
     to_accuracy: float | None = None,
     max_epochs: int | None = None,
     seed: int = 0,
@@ -279,7 +280,7 @@ def run_bench(
     images/s over naive images/s. ``to_accuracy`` adds the engine's wall time to that test accuracy.
     ``log`` (optional) is called with progress messages.
     """
-    from nasattn.config import ConfigError
+    from nasattn.config import ConfigError, validate
     from nasattn.data import IMAGENET_MEAN, IMAGENET_STD, load_dataset, split_dataset
     from nasattn.engine import Recipe, resolve_device
     from nasattn.engine.trainer import _channel_stats
@@ -302,9 +303,10 @@ def run_bench(
     if cl == "on" and dev.type == "cpu":
         say("warning: channels_last on a CPU: torch 2.14's strided 1x1 conv backward can crash in it "
             "(see resolve_channels_last)")
-    recipe = Recipe.model_validate({
+    recipe = validate(Recipe, {
         **p.recipe_dict, "batch_size": batch_size, "augment": augment, "compile": compile, "channels_last": cl,
-    })
+        "amp": amp,
+    }, "bench options")
     splits = split_dataset(dataset.labels, recipe.split_ratios, recipe.split_seed, recipe.stratify)
     train_idx = np.asarray(splits.train, dtype=np.int64)
     if recipe.normalize == "imagenet":
@@ -320,7 +322,7 @@ def run_bench(
             "preset": preset, "width_mult": width_mult, "data": dataset.source, "n_images": len(dataset),
             "n_train": len(train_idx), "batch_size": batch_size, "steps": steps, "warmup": warmup, "epochs": epochs,
             "device": str(dev), "threads": threads, "compile": compile, "workers": n_workers, "augment": augment,
-            "channels_last": cl, "seed": seed, "normalize": recipe.normalize,
+            "channels_last": cl, "amp": recipe.amp, "seed": seed, "normalize": recipe.normalize,
         },
     }
     with _threads(threads):
@@ -339,7 +341,7 @@ def run_bench(
         record["to_accuracy"] = None
         if to_accuracy is not None:
             acc_recipe = Recipe.model_validate({**p.recipe_dict, "batch_size": batch_size, "compile": compile,
-                                                "channels_last": cl})
+                                                "channels_last": cl, "amp": amp})
             cap = max_epochs or acc_recipe.epochs
             say(f"engine: training to test accuracy {to_accuracy:.2%} (at most {cap} epochs) ...")
             record["to_accuracy"] = time_to_accuracy(
