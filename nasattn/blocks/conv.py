@@ -29,9 +29,8 @@ def conv_bn(cin: int, cout: int, kernel: int = 3, stride: int = 1, bias: bool = 
     return [nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=bias), nn.BatchNorm2d(cout)]
 
 
-@register_block("conv", "plain")
-class PlainBlock(nn.Sequential):
-    """3x3 conv, BatchNorm, activation, then attention and DropBlock."""
+class _ConvStack(nn.Sequential):
+    """``num_convs`` x (3x3 conv, BatchNorm, activation), then attention and DropBlock."""
 
     num_convs: ClassVar[int] = 1
 
@@ -46,39 +45,25 @@ class PlainBlock(nn.Sequential):
         activation: str = "relu",
         conv_bias: bool = False,
     ) -> None:
-        super().__init__(
-            *conv_bn(in_channels, out_channels, 3, stride, conv_bias),
-            make_activation(activation),
-            attention or nn.Identity(),
-            make_dropblock(drop_prob, block_size),
-        )
+        layers: list[nn.Module] = []
+        for i in range(self.num_convs):
+            layers += [*conv_bn(in_channels if i == 0 else out_channels, out_channels, 3, stride if i == 0 else 1,
+                                conv_bias), make_activation(activation)]
+        super().__init__(*layers, attention or nn.Identity(), make_dropblock(drop_prob, block_size))
+
+
+@register_block("conv", "plain")
+class PlainBlock(_ConvStack):
+    """3x3 conv, BatchNorm, activation, then attention and DropBlock."""
+
+    num_convs: ClassVar[int] = 1
 
 
 @register_block("conv", "double")
-class DoubleConvBlock(nn.Sequential):
+class DoubleConvBlock(_ConvStack):
     """Two 3x3 conv + BatchNorm + activation, then attention and DropBlock (VGG-style)."""
 
     num_convs: ClassVar[int] = 2
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        stride: int = 1,
-        attention: nn.Module | None = None,
-        drop_prob: float = 0.0,
-        block_size: int = 7,
-        activation: str = "relu",
-        conv_bias: bool = False,
-    ) -> None:
-        super().__init__(
-            *conv_bn(in_channels, out_channels, 3, stride, conv_bias),
-            make_activation(activation),
-            *conv_bn(out_channels, out_channels, 3, 1, conv_bias),
-            make_activation(activation),
-            attention or nn.Identity(),
-            make_dropblock(drop_prob, block_size),
-        )
 
 
 @register_block("conv", "residual")
