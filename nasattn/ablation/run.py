@@ -23,7 +23,7 @@ from typing import Any
 
 from nasattn.ablation.study import LoadedAblation
 from nasattn.config import ConfigError
-from nasattn.tune.resources import check_resources, concurrency
+from nasattn.tune.resources import start_ray
 from nasattn.tune.trainable import scalar_metrics
 
 log = logging.getLogger("nasattn.ablation")
@@ -151,7 +151,7 @@ def run_ablation(
     Raises ConfigError for bad input found before the start, AblationFailed when every trial failed
     (ablation.csv is written first).
     """
-    from nasattn.tune import ray_session, result_rows, run_grid
+    from nasattn.tune import result_rows, run_grid
     from nasattn.tune.progress import TrialTable
 
     t0 = time.time()
@@ -178,15 +178,10 @@ def run_ablation(
     (out / TRIALS_FILE).write_text(json.dumps({"experiment": exp_name, "configs": configs}, indent=1) + "\n")
 
     res = a.resources
-    t_ray = time.time()
-    with ray_session(a.ray.address, num_cpus=res.num_cpus, num_gpus=res.num_gpus) as cluster:
-        ray_start_s = time.time() - t_ray
-        check_resources(res, cluster, loaded.source)
-        conc = concurrency(res, cluster)
+    with start_ray(res, a.ray, loaded.source) as ray_started:
+        conc, ray_start_s = ray_started.concurrency, ray_started.start_seconds
         done = sum((Path(c["run_dir"]) / "DONE").is_file() for c in configs)
-        _say(console, f"ray: {cluster.get('CPU', 0):g} CPUs, {cluster.get('GPU', 0):g} GPUs "
-                      f"({'embedded' if not a.ray.address else a.ray.address}, started in {ray_start_s:.1f}s); "
-                      f"{len(configs)} trials ({len(plan.variants)} variants x {len(a.seeds)} seeds), up to {conc} at once"
+        _say(console, f"{ray_started.summary}; {len(configs)} trials ({len(plan.variants)} variants x {len(a.seeds)} seeds), up to {conc} at once"
                       + (f"; {done} already finished" if done else "")
                       + (f"; restoring {out / exp_name}" if restoring else ""))
         table = TrialTable(total=len(configs), concurrency=conc, title=f"nasattn ablate {a.name}",

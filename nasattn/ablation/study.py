@@ -127,9 +127,7 @@ class Ablation(_Strict):
     def _recipe(cls, v: dict[str, Any]) -> dict[str, Any]:
         from nasattn.engine.recipe import check_recipe_fields
 
-        if "epochs" in v:
-            raise ValueError("epochs: set the epochs of every variant with the top-level field epochs")
-        check_recipe_fields(v)
+        check_recipe_fields(v, epochs_elsewhere="the top-level field epochs")
         return v
 
 

@@ -107,9 +107,16 @@ class Recipe(BaseModel):
         return cls.from_dict(yaml.safe_load(text), source)
 
 
-def check_recipe_fields(fields: dict[str, Any]) -> None:
-    """Raise ``ValueError("field: what is wrong")`` when ``fields`` (a partial recipe) would not validate."""
+def check_recipe_fields(fields: dict[str, Any], epochs_elsewhere: str | None = None) -> None:
+    """Raise ``ValueError("field: what is wrong")`` when ``fields`` (a partial recipe) would not validate.
+
+    ``epochs_elsewhere`` names the field that sets the epochs instead, for files where ``epochs`` is
+    not a recipe field (``budget.epochs`` of a study, ``epochs`` of an ablation).
+    """
     from pydantic import ValidationError
+
+    if epochs_elsewhere and "epochs" in fields:
+        raise ValueError(f"epochs: set the epochs in {epochs_elsewhere}, not in the recipe")
 
     try:
         Recipe.model_validate(fields)

@@ -12,7 +12,7 @@ from typing import Any
 
 from nasattn.config import ConfigError, to_yaml
 from nasattn.search.study import LoadedStudy
-from nasattn.tune.resources import check_resources, concurrency
+from nasattn.tune.resources import start_ray
 
 log = logging.getLogger("nasattn.search")
 EXPERIMENT = "tune"  # Tune's experiment folder inside the output folder
@@ -109,7 +109,6 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Any = None
     from nasattn.search.recorder import FailureGuard, StudyRecorder, create_or_load_study, redact, storage_url
     from nasattn.search.searcher import SpaceSearch, TrialConfigFactory, make_sampler, trial_dirname, trial_runs_root
     from nasattn.search.space import preset_points
-    from nasattn.tune import ray_session
     from nasattn.tune.progress import TrialTable
 
     t0 = time.time()
@@ -136,14 +135,9 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Any = None
     _say(console, f"optuna study {name!r} in {redact(url)}")
 
     res = study.resources
-    t_ray = time.time()
-    with ray_session(study.ray.address, num_cpus=res.num_cpus, num_gpus=res.num_gpus) as cluster:
-        ray_start_s = time.time() - t_ray
-        check_resources(res, cluster, loaded.source)
-        conc = concurrency(res, cluster)
-        _say(console, f"ray: {cluster.get('CPU', 0):g} CPUs, {cluster.get('GPU', 0):g} GPUs "
-                      f"({'embedded' if not study.ray.address else study.ray.address}, started in {ray_start_s:.1f}s); "
-                      f"up to {conc} trials at once")
+    with start_ray(res, study.ray, loaded.source) as ray_started:
+        conc, ray_start_s = ray_started.concurrency, ray_started.start_seconds
+        _say(console, f"{ray_started.summary}; up to {conc} trials at once")
         trainable = _trainable(loaded)
         if restoring:
             if not tune.Tuner.can_restore(str(exp_dir)):

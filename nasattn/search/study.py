@@ -109,9 +109,7 @@ class TrainSettings(_Strict):
     def _recipe(cls, v: dict[str, Any]) -> dict[str, Any]:
         from nasattn.engine.recipe import check_recipe_fields
 
-        if "epochs" in v:
-            raise ValueError("epochs: set the epochs per trial in budget.epochs")
-        check_recipe_fields(v)
+        check_recipe_fields(v, epochs_elsewhere="budget.epochs")
         return v
 
 

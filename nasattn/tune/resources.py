@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -52,3 +56,28 @@ def check_resources(res: Resources, cluster: dict[str, float], source: str) -> N
             f"{source}: resources.gpus_per_trial = {res.gpus_per_trial:g}, but the Ray cluster has {gpus:g} GPUs "
             "(set resources.gpus_per_trial: 0 to train on CPUs)"
         )
+
+
+@dataclass(frozen=True)
+class RayStarted:
+    """What ``start_ray`` got: the cluster's resources, trials at once, start-up seconds, a one-line summary."""
+
+    cluster: dict[str, float]
+    concurrency: int
+    start_seconds: float
+    summary: str
+
+
+@contextlib.contextmanager
+def start_ray(res: Resources, ray: RayConfig, source: str) -> Iterator[RayStarted]:
+    """Start an embedded Ray (or join ``ray.address``) for a study's resources and check that a trial fits."""
+    from nasattn.tune.session import ray_session
+
+    t0 = time.time()
+    with ray_session(ray.address, num_cpus=res.num_cpus, num_gpus=res.num_gpus) as cluster:
+        start_s = time.time() - t0
+        check_resources(res, cluster, source)
+        conc = concurrency(res, cluster)
+        summary = (f"ray: {cluster.get('CPU', 0):g} CPUs, {cluster.get('GPU', 0):g} GPUs "
+                   f"({ray.address or 'embedded'}, started in {start_s:.1f}s)")
+        yield RayStarted(cluster, conc, start_s, summary)
