@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -70,3 +71,23 @@ def load_model(model: type[M], path: str | Path, key: str | None = None) -> M:
 
 def to_yaml(data: Any) -> str:
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+
+
+def resolve_data_source(data: str | None, base_dir: Path) -> str | None:
+    """A study or ablation file's ``data`` as trials see it (absolute), or ``$NASATTN_DATA`` when unset.
+
+    Bundled names (``eurosat-mini``) and URLs stay as they are. A relative path in the file is relative
+    to the file (``base_dir``), falling back to the working directory when only that one exists; the
+    environment variable is relative to the working directory.
+    """
+    if data is None:
+        data, base_dir = os.environ.get("NASATTN_DATA"), Path.cwd()
+        if data is None:
+            return None
+    if data.startswith("eurosat-mini") or "://" in data:
+        return data
+    path = Path(data).expanduser()
+    if not path.is_absolute():
+        in_base = base_dir / path
+        path = in_base if in_base.exists() or not path.exists() else path
+    return str(path.resolve())

@@ -188,3 +188,21 @@ def test_eval_transform_normalises():
 def test_full_eurosat_zip(tmp_path):
     ds = load_dataset(Path(__file__).parents[2] / "shared/data/EuroSAT_RGB.zip", cache_dir=os.environ.get("NASATTN_CACHE"))
     assert len(ds) == 27000 and len(ds.classes) == 10
+
+
+def test_a_files_data_field_resolves_relative_to_the_file_then_the_working_directory(tmp_path, monkeypatch):
+    from nasattn.config import resolve_data_source
+
+    study_dir, cwd = tmp_path / "studies", tmp_path / "cwd"
+    for d in (study_dir / "near", cwd / "here", cwd / "near"):
+        d.mkdir(parents=True)
+    monkeypatch.chdir(cwd)
+    monkeypatch.delenv("NASATTN_DATA", raising=False)
+    assert resolve_data_source("near", study_dir) == str(study_dir / "near")  # both exist: the file's wins
+    assert resolve_data_source("here", study_dir) == str(cwd / "here")  # only the working directory's
+    assert resolve_data_source("nowhere.zip", study_dir) == str(study_dir / "nowhere.zip")  # named for the error
+    assert resolve_data_source("eurosat-mini", study_dir) == "eurosat-mini"
+    assert resolve_data_source("s3://bucket/eurosat", study_dir) == "s3://bucket/eurosat"
+    assert resolve_data_source(None, study_dir) is None
+    monkeypatch.setenv("NASATTN_DATA", "near")
+    assert resolve_data_source(None, study_dir) == str(cwd / "near")  # the variable: the working directory

@@ -22,14 +22,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from nasattn.config import ConfigError, format_validation_error, read_yaml
+from nasattn.config import ConfigError, format_validation_error, read_yaml, resolve_data_source
 from nasattn.tune.resources import RayConfig, Resources
 
 PRESETS = ("baseline", "cbam", "balanced")
@@ -145,19 +144,7 @@ class LoadedAblation:
 
     def resolved_data(self) -> str | None:
         """The data source as trials should see it: bundled names as they are, paths absolute."""
-        data = self.ablation.data
-        if data is None:
-            data = os.environ.get("NASATTN_DATA")
-            if data is None:
-                return None
-            return data if data.startswith("eurosat-mini") else str(Path(data).expanduser().resolve())
-        if data.startswith("eurosat-mini") or "://" in data:
-            return data
-        path = Path(data).expanduser()
-        if not path.is_absolute():
-            candidate = self.base_dir / path
-            path = candidate if candidate.exists() or not path.exists() else path
-        return str(path.resolve())
+        return resolve_data_source(self.ablation.data, self.base_dir)
 
     def base(self) -> tuple[Any, Any]:
         """The base (ArchSpec, Recipe) with the file's recipe fields and epochs applied."""

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from nasattn.config import ConfigError, read_yaml
+from nasattn.config import ConfigError, read_yaml, resolve_data_source
 from nasattn.tune.resources import RayConfig, Resources
 
 SAMPLERS = ("tpe", "random", "cmaes", "nsga2", "gp", "grid")
@@ -195,18 +195,7 @@ class LoadedStudy:
 
     def resolved_data(self) -> str | None:
         """The data source as trials should see it: bundled names as they are, paths absolute."""
-        data = self.study.data
-        if data is None:
-            import os
-
-            data = os.environ.get("NASATTN_DATA")
-        if data is None or data.startswith("eurosat-mini") or "://" in data:
-            return data
-        path = Path(data).expanduser()
-        if not path.is_absolute():
-            candidate = (self.base_dir / path)
-            path = candidate if candidate.exists() and not Path(data).exists() else path
-        return str(path.resolve())
+        return resolve_data_source(self.study.data, self.base_dir)
 
 
 def load_study(path: str | Path, overrides: dict[str, Any] | None = None, output: str | Path | None = None) -> LoadedStudy:
