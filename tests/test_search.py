@@ -144,6 +144,25 @@ def test_study_validation_names_file_field_and_allowed_values(override, field, a
     assert ("quickstart.yaml" in msg or "eurosat.yaml" in msg) and field in msg and allowed in msg
 
 
+@pytest.mark.parametrize("kind,cls", [("tpe", "TPESampler"), ("random", "RandomSampler"), ("cmaes", "CmaEsSampler"),
+                                       ("nsga2", "NSGAIISampler"), ("gp", "GPSampler"), ("grid", "GridSampler")])
+def test_every_sampler_is_built_seeded_and_draws_specs_of_the_space(tmp_path, kind, cls):
+    from nasattn.search.searcher import make_sampler
+
+    extra = {"nsga2": {"population_size": 4}, "random": {}, "grid": {}}.get(kind, {"n_startup_trials": 2})
+    loaded = load_study(_study(tmp_path, sampler={"type": kind, "seed": 3, **extra}))
+    sampler = make_sampler(loaded.study, loaded.space)
+    assert type(sampler).__name__ == cls
+    if "n_startup_trials" in extra:
+        assert sampler._n_startup_trials == 2
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    for _ in range(3):
+        trial = study.ask()
+        spec, recipe = sample_spec(trial, loaded.space)
+        assert spec.stages[0].width in (8, 16) and recipe["lr"] in (0.01, 1.0e8)
+        study.tell(trial, float(spec.stages[0].width))
+
+
 def test_empty_choice_and_presets_outside_the_space(tmp_path):
     bad = {**TINY_SPACE, "stages": {**TINY_SPACE["stages"], "depth": {"choice": []}}}
     with pytest.raises(ConfigError, match="stages.depth"):

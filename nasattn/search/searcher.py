@@ -28,31 +28,23 @@ def make_sampler(study: Any, space: SearchSpace):
     cfg = study.sampler
     seed = cfg.seed
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    if cfg.type == "tpe":
-        kwargs: dict[str, Any] = dict(seed=seed, multivariate=cfg.multivariate, group=cfg.multivariate, constant_liar=True)
-        if cfg.n_startup_trials is not None:
-            kwargs["n_startup_trials"] = cfg.n_startup_trials
-        return optuna.samplers.TPESampler(**kwargs)
-    if cfg.type == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if cfg.type == "cmaes":
-        kwargs = dict(seed=seed, warn_independent_sampling=False)
-        if cfg.n_startup_trials is not None:
-            kwargs["n_startup_trials"] = cfg.n_startup_trials
-        return optuna.samplers.CmaEsSampler(**kwargs)
-    if cfg.type == "nsga2":
-        kwargs = dict(seed=seed)
-        if cfg.population_size is not None:
-            kwargs["population_size"] = cfg.population_size
-        return optuna.samplers.NSGAIISampler(**kwargs)
-    if cfg.type == "gp":
-        kwargs = dict(seed=seed, warn_independent_sampling=False)
-        if cfg.n_startup_trials is not None:
-            kwargs["n_startup_trials"] = cfg.n_startup_trials
-        return optuna.samplers.GPSampler(**kwargs)
     if cfg.type == "grid":
         return optuna.samplers.GridSampler(grid_values(space), seed=seed)
-    raise ValueError(f"unknown sampler {cfg.type!r}")
+    samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
+                "cmaes": optuna.samplers.CmaEsSampler, "nsga2": optuna.samplers.NSGAIISampler,
+                "gp": optuna.samplers.GPSampler}
+    if cfg.type not in samplers:
+        raise ValueError(f"unknown sampler {cfg.type!r}")
+    kwargs: dict[str, Any] = {"seed": seed}
+    if cfg.type == "tpe":
+        kwargs.update(multivariate=cfg.multivariate, group=cfg.multivariate, constant_liar=True)
+    if cfg.type in ("cmaes", "gp"):
+        kwargs["warn_independent_sampling"] = False  # conditional spaces always sample some params independently
+    if cfg.n_startup_trials is not None and cfg.type in ("tpe", "cmaes", "gp"):
+        kwargs["n_startup_trials"] = cfg.n_startup_trials
+    if cfg.population_size is not None and cfg.type == "nsga2":
+        kwargs["population_size"] = cfg.population_size
+    return samplers[cfg.type](**kwargs)
 
 
 class TrialConfigFactory:
