@@ -336,3 +336,13 @@ def test_preset_seed_points_carry_the_presets_recipe_not_sampled_values():
     for name in ("baseline", "cbam"):  # defaults (label smoothing 0, no class weights) are fixed too
         assert points[name]["recipe.label_smoothing"] == 0.0 and points[name]["recipe.class_weights"] == "none"
         assert points[name]["recipe.lr"] == get_preset(name).recipe.lr
+
+
+def test_trial_summary_names_blocks_widths_scale_attention_and_dropblock():
+    from nasattn.tune.progress import arch_summary
+
+    arch = get_preset("balanced").arch.to_dict()
+    text = arch_summary({"arch": arch, "width_mult": 0.125})
+    assert "residual d3-3-3-2 w64-128-256-512 x0.125" in text
+    assert "att=learnable_alpha" in text and "db=progressive" in text
+    assert " x" not in arch_summary({"arch": arch, "width_mult": 1.0}).split("att=")[0]

@@ -24,6 +24,8 @@ def arch_summary(config: dict[str, Any]) -> str:
     att = atts[0] if len(set(atts)) == 1 else "/".join(atts)
     depth = "-".join(str(s.get("depth", 1)) for s in stages)
     width = "-".join(str(s.get("width", "?")) for s in stages)
+    if config.get("width_mult") not in (None, 1, 1.0):
+        width += f" x{config['width_mult']:g}"  # the trial scales these widths
     db = (arch.get("dropblock") or {}).get("schedule", "none")
     head = (arch.get("head") or {}).get("type", "")
     name = f"{arch['name']}: " if arch.get("name") else ""
