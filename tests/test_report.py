@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from nasattn.report import NotANasattnFolder, detect_kind, render_report
+from nasattn.report.search import rung_ranks
 
 RUN_IDS = ["table-run-summary", "table-run-per-class", "fig-run-confusion", "fig-run-curves", "fig-run-alpha",
            "fig-run-confidence"]
@@ -167,6 +168,25 @@ def test_partial_search_renders(tmp_path):
     optuna.create_study(study_name="e", storage=f"sqlite:///{empty / 'study.db'}")
     html = render_report(empty).read_text()
     assert "No trial has been recorded yet" in html
+
+
+def test_search_report_ranks_presets_after_epoch_1(tmp_path):
+    """Trials stopped at different epochs are ranked by their epoch-1 value (Optuna intermediate values)."""
+    import optuna
+
+    (tmp_path / "study.yaml").write_text("name: r\nobjectives: [val_accuracy]\n")
+    st = optuna.create_study(study_name="r", storage=f"sqlite:///{tmp_path / 'study.db'}", direction="maximize")
+    dist = {"w": optuna.distributions.IntDistribution(1, 9)}
+    curves = {"baseline": [0.70, 0.80, 0.90], "cbam": [0.50], "balanced": [0.65], None: [0.75, 0.78, 0.79]}
+    for i, (preset, curve) in enumerate(curves.items()):
+        st.add_trial(optuna.trial.create_trial(
+            params={"w": i + 1}, distributions=dist, value=curve[-1],
+            intermediate_values=dict(enumerate(curve, start=1)), user_attrs={"seed_point": preset} if preset else {}))
+    ranks = rung_ranks(st, "max")
+    assert list(ranks["rank"]) == [1, 2, 3, 4] and list(ranks["number"]) == [3, 0, 2, 1]
+    html = render_report(tmp_path).read_text()
+    table = html[html.index('id="table-search-ranks"'):].split("</table>")[0]
+    assert "preset balanced" in table and "3 of 4" in table and "best after epoch 1" in table and "65.00%" in table
 
 
 def test_not_a_nasattn_folder(tmp_path):

@@ -270,6 +270,43 @@ def add_presets(page: Page, trials: pd.DataFrame, ok: pd.DataFrame, modes: dict[
         page.figure(fig, "fig-search-presets")
 
 
+def rung_ranks(st: Any, mode: str, epoch: int = 1) -> pd.DataFrame:
+    """Every trial's objective after ``epoch`` (Optuna intermediate values) and its rank among them.
+
+    Early stopping ends trials at different epochs; the value after the first epoch, which every
+    trial reached, compares them on equal terms.
+    """
+    rows = [{"number": t.number, "seed_point": t.user_attrs.get("seed_point"), "value": t.intermediate_values[epoch],
+             "epochs": max(t.intermediate_values), "last": t.intermediate_values[max(t.intermediate_values)]}
+            for t in st.get_trials(deepcopy=False) if epoch in t.intermediate_values]
+    df = pd.DataFrame(rows, columns=["number", "seed_point", "value", "epochs", "last"])
+    df["rank"] = df["value"].rank(ascending=mode == "min", method="min")
+    return df.sort_values("rank")
+
+
+def add_rung_ranks(page: Page, st: Any | None, modes: dict[str, str]) -> None:
+    """Where the presets rank among all trials after epoch 1 (single objective studies with epoch values)."""
+    if st is None or len(modes) != 1:
+        return
+    metric, mode = next(iter(modes.items()))
+    ranks = rung_ranks(st, mode)
+    if ranks.empty:
+        return
+    n = len(ranks)
+    shown = ranks[ranks["seed_point"].notna() | (ranks["rank"] == 1)].copy()
+    shown["role"] = ["preset " + str(p) if isinstance(p, str) and p else "best after epoch 1" for p in shown["seed_point"]]
+    shown["rank"] = [f"{int(r)} of {n}" for r in shown["rank"]]
+    table = shown.rename(columns={"value": f"{metric} after epoch 1", "last": f"{metric} at its last epoch",
+                                  "epochs": "epochs run"})[["role", "number", "rank", f"{metric} after epoch 1",
+                                                            "epochs run", f"{metric} at its last epoch"]]
+    page.text(f"Ranked by {metric} after epoch 1, which all {n} trials with an epoch reached "
+              "(early stopping ends the others at different epochs):")
+    fmt = fmt_pct if metric in ACCURACY else (lambda v: fmt_num(v, 4))
+    page.table(table.reset_index(drop=True), "table-search-ranks",
+               formats={"number": lambda v: str(int(v)), f"{metric} after epoch 1": fmt, f"{metric} at its last epoch": fmt,
+                        "epochs run": lambda v: str(int(v))})
+
+
 def add_all_trials(page: Page, trials: pd.DataFrame, modes: dict[str, str]) -> None:
     """Every trial, and the errors of failed ones."""
     page.section("All trials", "search-trials")
@@ -299,6 +336,7 @@ def render_search(folder: Path) -> Page:
     add_overview(page, trials, study)
     add_best_trials(page, ok, modes, params)
     add_presets(page, trials, ok, modes)
+    add_rung_ranks(page, st, modes)
     add_history(page, trials, modes)
     imp = add_importances(page, st, len(ok))
     add_parallel(page, ok, params, first, imp)
