@@ -122,3 +122,25 @@ def test_zip_source_is_extracted_for_image_folder(tmp_path, monkeypatch):
     subset = naive_train_set(ds, idx, [0.0] * 3, [1.0] * 3, augment="none")
     x, _ = subset[len(ds) - 1]
     assert torch.allclose(x * 255, ds.images[-1].float(), atol=1e-3)
+
+
+def test_profile_step_reports_throughput_and_operators_with_either_dropblock():
+    from nasattn.bench.profile import profile_step
+
+    threads = torch.get_num_threads()
+    for tv in (False, True):
+        ips, table = profile_step("balanced", 0.125, batch_size=4, steps=1, amp="off", threads=threads, rows=200,
+                                  torchvision_dropblock=tv)
+        assert ips > 0 and "Self CPU" in table
+        assert ("aten::max_pool2d" in table) == tv and ("aten::nonzero" in table) != tv  # which DropBlock ran
+
+
+@pytest.mark.slow
+def test_tune_overhead_trains_the_same_run_both_ways():
+    """The direct run and the Tune trial train the same model from the same seed: same test accuracy."""
+    from nasattn.bench.overhead import tune_overhead
+
+    res = tune_overhead("baseline", "eurosat-mini", epochs=2, width_mult=0.125, cpus=1, checkpoint_every=1)
+    assert res["direct_seconds"] > 0 and res["tune_trial_seconds"] > 0 and res["ray_start_seconds"] > 0
+    assert res["tune_test_accuracy"] == res["direct_test_accuracy"]
+    assert res["added_fraction_trial"] == pytest.approx(res["tune_trial_seconds"] / res["direct_seconds"] - 1)

@@ -59,6 +59,7 @@ def tune_overhead(
         tuned = grid[0].metrics or {}
     return {
         "preset": preset, "width_mult": width_mult, "epochs": epochs, "data": source, "cpus": cpus,
+        "checkpoint_every": checkpoint_every,
         "direct_seconds": direct_s, "direct_test_accuracy": direct.metrics["test_accuracy"],
         "ray_start_seconds": ray_start_s, "tune_trial_seconds": trial_s, "tune_total_seconds": total_s,
         "tune_test_accuracy": tuned.get("test_accuracy"),
@@ -74,11 +75,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--width-mult", type=float, default=1.0)
     ap.add_argument("--cpus", type=int, default=None)
+    ap.add_argument("--checkpoint-every", type=int, default=1, help="Trial checkpoint every N epochs (0: none), as in a study.")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args(argv)
     from nasattn.bench.measure import machine_info
 
-    res = {**tune_overhead(a.preset, a.data, a.epochs, a.width_mult, a.cpus), "machine": machine_info("cpu")}
+    res = {**tune_overhead(a.preset, a.data, a.epochs, a.width_mult, a.cpus, a.checkpoint_every),
+           "machine": machine_info("cpu")}
     text = json.dumps(res, indent=2, default=str)
     print(text)
     if a.json:
