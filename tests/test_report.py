@@ -93,6 +93,18 @@ def test_ablation_report_with_paper_numbers(runs, tmp_path):
     assert "nasattn ablate test.yaml" in html
 
 
+def test_ablation_base_of_a_preset_is_compared_with_the_paper(runs, tmp_path):
+    rows = [dict(r, variant="base" if r["variant"] == "balanced" else "no_attention") for r in ablation_rows(runs)]
+    pd.DataFrame(rows).to_csv(tmp_path / "ablation.csv", index=False)
+    (tmp_path / "ablation.json").write_text(json.dumps({
+        "base": "base", "base_source": {"preset": "balanced"}, "seeds": [0, 1], "width_mult": 0.125, "epochs": 2}))
+    html = render_report(tmp_path).read_text()
+    table = html[html.index('id="table-ablation-paper"'):].split("</table>")[0]
+    assert "base (balanced)" in table and "97.23%" in table and "0.9692" in table and "no_attention" not in table
+    header = html[html.index('id="report-header"'):].split("</header>")[0]
+    assert "base (preset balanced)" in header and "x0.125" in header and "<dd>2</dd>" in header
+
+
 def test_partial_ablation_renders(runs, tmp_path):
     rows = ablation_rows({"baseline": runs["baseline"]})[:1]
     rows.append({"variant": "cbam", "seed": 0, "status": "ERROR", "error": "RuntimeError: boom", "run_dir": None})

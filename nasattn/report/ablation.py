@@ -174,6 +174,17 @@ def paper_numbers(meta: dict[str, Any]) -> dict[str, dict[str, float]]:
     return out
 
 
+def paper_reference(variant: str, meta: dict[str, Any]) -> str | None:
+    """The paper network a variant reproduces: its own name, ``paper_<name>``, or the base's preset."""
+    name = variant.removeprefix("paper_")
+    if name in PAPER_VARIANTS:
+        return name
+    source = meta.get("base_source") or {}
+    if variant == meta.get("base") and isinstance(source, dict) and source.get("preset") in PAPER_VARIANTS:
+        return source["preset"]
+    return None
+
+
 def reproduced(d: pd.DataFrame, key: str) -> list[float]:
     """Per-seed values of ``key`` (``alpha``: the mean over the alpha/* columns of each run)."""
     if key == "alpha":
@@ -191,17 +202,19 @@ def paper_table(ok: pd.DataFrame, variants: list[str], meta: dict[str, Any]) -> 
     paper = paper_numbers(meta)
     out = []
     for v in variants:
-        if v not in paper:
+        name = paper_reference(v, meta)
+        if name not in paper:
             continue
         d = ok[ok["variant"] == v]
-        for key, ref in paper[v].items():
+        label = v if v == name else f"{v} ({name})"
+        for key, ref in paper[name].items():
             s = summarize(reproduced(d, key))
             pct = key != "kappa" and key != "alpha"
             ref_txt = (f"{ref * 100:.2f} points" if key == "confidence_gap" else fmt_pct(ref)) if pct else f"{ref:.4g}"
             mine = _pm(s, pct).replace("%", " points") if key == "confidence_gap" else _pm(s, pct)
             unit = " points" if key == "confidence_gap" else " pp"
             diff = "-" if s.mean is None else (f"{(s.mean - ref) * 100:+.2f}{unit}" if pct else f"{s.mean - ref:+.4f}")
-            out.append({"variant": v, "metric": PAPER_LABELS.get(key, key), "paper": ref_txt,
+            out.append({"variant": label, "metric": PAPER_LABELS.get(key, key), "paper": ref_txt,
                         "reproduced": mine, "n seeds": s.n, "difference": diff})
     return pd.DataFrame(out)
 
@@ -249,8 +262,14 @@ def render_ablation(folder: Path) -> Page:
     base = base_of(variants, meta)
     runs = load_runs(folder, ok)
     page = Page(f"nasattn ablation: {meta.get('name') or folder.name}", "ablation")
-    page.header = {"folder": str(folder), "base": base, "variants": ", ".join(variants),
-                   "runs": f"{len(ok)} finished of {len(rows)}"}
+    source = meta.get("base_source") or {}
+    page.header = {"folder": str(folder),
+                   "base": f"{base} (preset {source['preset']})" if isinstance(source, dict) and source.get("preset") else base,
+                   "variants": ", ".join(variants), "runs": f"{len(ok)} finished of {len(rows)}",
+                   "seeds": ", ".join(map(str, meta.get("seeds") or [])) or None,
+                   "width": None if meta.get("width_mult") is None else f"x{meta['width_mult']:g}",
+                   "epochs": meta.get("epochs") or ("each recipe's own" if meta else None),
+                   "data": meta.get("data")}
 
     page.section("Variants", "ablation-variants")
     if rows.empty:
@@ -263,10 +282,14 @@ def render_ablation(folder: Path) -> Page:
     if not ptable.empty:
         page.section("Paper vs reproduced", "ablation-paper")
         page.table(ptable, "table-ablation-paper")
+        page.text("The paper trained full-size networks with each recipe's own epochs; the reproduced values are "
+                  "this ablation's runs (see the width and epochs above).")
 
     page.section("Accuracy", "ablation-accuracy")
     sums = [summarize(pd.to_numeric(ok.loc[ok["variant"] == v, "test_accuracy"], errors="coerce").tolist()) for v in variants]
-    ref = {v: vals["test_accuracy"] for v, vals in paper_numbers(meta).items() if v in variants and "test_accuracy" in vals}
+    paper = paper_numbers(meta)
+    ref = {v: paper[name]["test_accuracy"] for v in variants
+           if (name := paper_reference(v, meta)) in paper and "test_accuracy" in paper[name]}
     page.figure(figures.bars(variants, [s.mean for s in sums], [s.half_width if s.half_width is not None else s.std for s in sums],
                              title="Test accuracy per variant (error bars: 95% CI)", yaxis="test accuracy", reference=ref),
                 "fig-ablation-accuracy")
