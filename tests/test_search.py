@@ -346,3 +346,22 @@ def test_trial_summary_names_blocks_widths_scale_attention_and_dropblock():
     assert "residual d3-3-3-2 w64-128-256-512 x0.125" in text
     assert "att=learnable_alpha" in text and "db=progressive" in text
     assert " x" not in arch_summary({"arch": arch, "width_mult": 1.0}).split("att=")[0]
+
+
+@pytest.mark.slow
+def test_checkpoints_of_short_epochs_stay_within_their_time_budget(tmp_path):
+    """Due checkpoints are skipped while they cost more than 5% of the trial; budget None writes every one."""
+    from nasattn.tune import ray_session, run_grid
+
+    arch = get_preset("baseline").arch.scaled(0.125).to_dict()
+    base = {"arch": arch, "recipe": {"epochs": 6, "batch_size": 32, "eval_batch_size": 256}, "data": "eurosat-mini",
+            "checkpoint_every": 1, "max_steps_per_epoch": 1}
+    configs = [{**base, "checkpoint_budget": None}, base]
+    with ray_session(None, num_cpus=1):
+        grid = run_grid(configs, storage_path=tmp_path, cpus_per_trial=1, max_concurrent=1)
+    written = []
+    for result in sorted(grid, key=lambda r: r.config["index"]):
+        df = result.metrics_dataframe
+        written.append(int(df["checkpoint_dir_name"].notna().sum()) if "checkpoint_dir_name" in df else 0)
+    assert written[0] == 5  # every epoch but the last, whose report is the final one
+    assert 1 <= written[1] < 5, written

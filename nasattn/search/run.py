@@ -13,6 +13,7 @@ from typing import Any
 from nasattn.config import ConfigError, to_yaml
 from nasattn.search.study import LoadedStudy
 from nasattn.tune.resources import start_ray
+from nasattn.tune.trainable import CHECKPOINT_BUDGET
 
 log = logging.getLogger("nasattn.search")
 EXPERIMENT = "tune"  # Tune's experiment folder inside the output folder
@@ -147,6 +148,8 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Any = None
             constants = {
                 "data": data, "seed": study.train.seed, "device": study.train.device,
                 "runs_root": str(trial_runs_root(out)), "checkpoint_every": study.train.checkpoint_every,
+                # hyperband pauses trials at its rungs and resumes them from their last checkpoint
+                "checkpoint_budget": None if study.early_stopping.type == "hyperband" else CHECKPOINT_BUDGET,
                 "width_mult": study.train.width_mult, "subset": study.subset,
                 "max_steps_per_epoch": study.budget.max_steps_per_epoch,
                 "measure_latency": "latency_ms" in study.metric_names,

@@ -20,6 +20,9 @@ Contract
                             folder, the run goes to ``runs_root/<tune trial id>``; neither: no run
       ``checkpoint_every``  epochs between Tune checkpoints (0 = never); a restored/paused trial
                             resumes from ``tune.get_checkpoint()`` via ``train(resume_state=...)``
+      ``checkpoint_budget`` a due checkpoint is skipped while checkpoints have taken more than this
+                            fraction of the trial's time (default 0.05; None: never skip, for
+                            schedulers that pause trials)
       optional: ``subset`` (stratified fraction of the data), ``width_mult``,
       ``max_steps_per_epoch``, ``measure_latency`` (adds ``latency_ms``, batch 1)
       anything else is passed through ("extra"): scalar extras are added to metrics.json.

@@ -12,9 +12,12 @@ from typing import Any, Iterable
 
 # Keys of ``config`` that train_trial itself understands; everything else is passed through as "extra".
 CONFIG_KEYS = (
-    "arch", "recipe", "data", "seed", "device", "run_dir", "runs_root", "checkpoint_every",
+    "arch", "recipe", "data", "seed", "device", "run_dir", "runs_root", "checkpoint_every", "checkpoint_budget",
     "subset", "width_mult", "max_steps_per_epoch", "measure_latency",
 )
+# Due checkpoints are skipped while writing them has taken more than this fraction of the trial's time
+# (epochs of a second or less, where a checkpoint costs a large part of an epoch).
+CHECKPOINT_BUDGET = 0.05
 DONE_MARKER = "DONE"  # written in run_dir after write_run: a re-run of the trial only re-reports
 STATE_FILE = "train_state.pt"
 ERROR_FILE = "ERROR"  # written in run_dir when training raised: "ExcType: message"
@@ -150,16 +153,23 @@ def _train_trial(config: dict[str, Any]) -> None:
         static["latency_ms"] = 1000 * measure_latency(model, spec.input_size, spec.in_channels)
 
     checkpoint_every = int(config.get("checkpoint_every") or 0)
+    budget = config.get("checkpoint_budget", CHECKPOINT_BUDGET)  # None: every due checkpoint (paused trials)
     last_epoch = recipe.epochs
+    clock = {"start": time.perf_counter(), "checkpointing": 0.0}
 
     def report(epoch: int, row: dict[str, Any], state: Any) -> None:
         if epoch >= last_epoch:
             return  # the final report (after testing and write_run) carries the last epoch
         metrics = {**scalar_metrics(row), **static, "epoch": epoch, "final": False}
-        if checkpoint_every and epoch % checkpoint_every == 0:
+        due = bool(checkpoint_every) and epoch % checkpoint_every == 0
+        if due and budget is not None:
+            due = clock["checkpointing"] <= budget * (time.perf_counter() - clock["start"])
+        if due:
+            t0 = time.perf_counter()
             with tempfile.TemporaryDirectory() as tmp:
                 torch.save(state.checkpoint(), os.path.join(tmp, STATE_FILE))
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+            clock["checkpointing"] += time.perf_counter() - t0
         else:
             tune.report(metrics)
 
