@@ -26,6 +26,19 @@ def _dim_validator(kind: str | None = None, param_type: Any = None):
     return classmethod(check)
 
 
+def _one_of(value: Any, name: str, allowed: tuple[str, ...], what: str) -> Dim:
+    """A fixed value or a choice of strings, each one of ``allowed``."""
+    if isinstance(value, (Fixed, Choice)):
+        return value
+    dim = parse_dim(value, name, param_type=str)
+    if not isinstance(dim, (Fixed, Choice)):
+        raise ValueError(f"give a value or a choice of {_fmt(allowed)}")
+    for v in _dim_values(dim):
+        if v not in allowed:
+            raise ValueError(f"unknown {what} {v!r}; allowed: {_fmt(allowed)}")
+    return dim
+
+
 def _relative(message: str, field_name: str) -> str:
     """Drop the field name that pydantic already puts in front of the message."""
     for prefix in (f"{field_name}.", f"{field_name}: "):
@@ -52,15 +65,7 @@ class StagesSpace(BaseModel):
     @field_validator("downsample", mode="before")
     @classmethod
     def _downsample(cls, value: Any) -> Dim:
-        if isinstance(value, (Fixed, Choice)):
-            return value
-        dim = parse_dim(value, "downsample", param_type=str)
-        for v in _dim_values(dim) or []:
-            if v not in DOWNSAMPLE:
-                raise ValueError(f"unknown downsampling {v!r}; allowed: {_fmt(DOWNSAMPLE)}")
-        if not isinstance(dim, (Fixed, Choice)):
-            raise ValueError(f"give a value or a choice of {_fmt(DOWNSAMPLE)}")
-        return dim
+        return _one_of(value, "downsample", DOWNSAMPLE, "downsampling")
 
     @field_validator("width", mode="before")
     @classmethod
@@ -111,15 +116,7 @@ class AttentionSpace(BaseModel):
     @field_validator("mode", mode="before")
     @classmethod
     def _mode(cls, value: Any) -> Dim:
-        if isinstance(value, (Fixed, Choice)):
-            return value
-        dim = parse_dim(value, "mode", param_type=str)
-        if not isinstance(dim, (Fixed, Choice)):
-            raise ValueError(f"give a value or a choice of {_fmt(ATTENTION_MODES)}")
-        for v in _dim_values(dim):
-            if v not in ATTENTION_MODES:
-                raise ValueError(f"unknown attention mode {v!r}; allowed: {_fmt(ATTENTION_MODES)}")
-        return dim
+        return _one_of(value, "mode", ATTENTION_MODES, "attention mode")
 
 
 class Constraints(BaseModel):
