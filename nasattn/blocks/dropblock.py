@@ -4,8 +4,8 @@ A schedule maps the number of stages to one drop probability per stage; every sc
 ramped linearly from 0 over the first ``ramp_epochs`` epochs, as in the DropBlock paper.
 
 On the CPU the block mask is drawn exactly as torchvision draws it but built by writing the few
-dropped blocks instead of a stride-1 max-pool over the whole noise tensor, which took a quarter of a
-training step of the balanced net (``drop_block2d_cpu``; same output bit for bit, several times faster).
+dropped blocks instead of a stride-1 max-pool over the whole noise tensor, which took 31% of a
+training step of the balanced net at one thread (``drop_block2d_cpu``; same output bit for bit; reports/bench.md).
 """
 
 from __future__ import annotations
