@@ -220,3 +220,14 @@ def test_cli_report(runs, tmp_path):
     (tmp_path / "plain").mkdir()
     res = CliRunner().invoke(app, ["report", str(tmp_path / "plain")])
     assert res.exit_code == 2 and "not a nasattn folder" in res.output
+
+
+def test_a_failing_report_is_returned_and_warned_not_raised(tmp_path):
+    from nasattn.report import render_report_safely
+
+    warned = []
+    path, error = render_report_safely(tmp_path, warn=warned.append)
+    assert path is None and error.startswith("report failed: NotANasattnFolder") and warned == [error]
+    make_search(tmp_path)
+    path, error = render_report_safely(tmp_path, warn=warned.append)
+    assert error is None and path.is_file() and len(warned) == 1

@@ -344,7 +344,9 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], variants: list[str], *,
         for r in failed[:10]:
             _say(console, f"[red]{r['variant']} seed{r['seed']} failed[/]: {r['error']}")
     if report:
-        result.report, result.report_error = _report(out, console)
+        from nasattn.report import render_report_safely
+
+        result.report, result.report_error = render_report_safely(out, warn=lambda msg: _say(console, f"[yellow]{msg}[/]"))
     return result
 
 
@@ -369,10 +371,3 @@ def print_summary(summary: list[dict[str, Any]], console: Any) -> None:
     console.print(table)
 
 
-def _report(out: Path, console: Any = None) -> tuple[Path | None, str | None]:
-    from nasattn.report import render_report_safely
-
-    path, error = render_report_safely(out)
-    if error:
-        _say(console, f"[yellow]{error}[/]")
-    return path, error

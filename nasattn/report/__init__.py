@@ -7,6 +7,7 @@ plotly.js embedded once, no external scripts). Partial folders render what exist
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 KINDS = ("run", "search", "ablation")
 
@@ -46,15 +47,18 @@ def render_report(folder: str | Path, out: Path | None = None) -> Path:
     return page.write(Path(out) if out is not None else d / "report.html")
 
 
-def render_report_safely(folder: str | Path) -> tuple[Path | None, str | None]:
+def render_report_safely(folder: str | Path, warn: Callable[[str], None] | None = None) -> tuple[Path | None, str | None]:
     """``render_report(folder)`` for the end of a search or ablation: (path, None), or (None, why it failed).
 
-    The results stand without their report, so a failure is returned as a message, never raised.
+    The results stand without their report, so a failure is returned (and passed to ``warn``), never raised.
     """
     try:
         return render_report(folder), None
     except Exception as e:  # noqa: BLE001
-        return None, f"report failed: {type(e).__name__}: {e}"
+        error = f"report failed: {type(e).__name__}: {e}"
+        if warn is not None:
+            warn(error)
+        return None, error
 
 
 __all__ = ["KINDS", "NotANasattnFolder", "detect_kind", "render_report", "render_report_safely"]

@@ -304,15 +304,10 @@ def write_outputs(loaded: LoadedStudy, url: str, name: str, console: Any = None)
         write_rows_csv([r for r in rows if r["number"] in {t.number for t in front}], out / "pareto.csv")
     report, report_error = None, None
     if loaded.study.report:
-        report, report_error = _report(out, console)
+        from nasattn.report import render_report_safely
+
+        report, report_error = render_report_safely(out, warn=lambda msg: _say(console, f"[yellow]{msg}[/]"))
     return SearchResult(output=out, trials_csv=trials_csv, best_dir=best_dir, report=report, counts=counts,
                         best=best_info, report_error=report_error)
 
 
-def _report(out: Path, console: Any = None) -> tuple[Path | None, str | None]:
-    from nasattn.report import render_report_safely
-
-    path, error = render_report_safely(out)
-    if error:
-        _say(console, f"[yellow]{error}[/]")
-    return path, error

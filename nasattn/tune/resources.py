@@ -60,9 +60,8 @@ def check_resources(res: Resources, cluster: dict[str, float], source: str) -> N
 
 @dataclass(frozen=True)
 class RayStarted:
-    """What ``start_ray`` got: the cluster's resources, trials at once, start-up seconds, a one-line summary."""
+    """What ``start_ray`` got: trials at once, start-up seconds, a one-line summary of the cluster."""
 
-    cluster: dict[str, float]
     concurrency: int
     start_seconds: float
     summary: str
@@ -80,4 +79,4 @@ def start_ray(res: Resources, ray: RayConfig, source: str) -> Iterator[RayStarte
         conc = concurrency(res, cluster)
         summary = (f"ray: {cluster.get('CPU', 0):g} CPUs, {cluster.get('GPU', 0):g} GPUs "
                    f"({ray.address or 'embedded'}, started in {start_s:.1f}s)")
-        yield RayStarted(cluster, conc, start_s, summary)
+        yield RayStarted(conc, start_s, summary)
