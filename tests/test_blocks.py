@@ -1,5 +1,7 @@
 """Every registered block: output shape, gradient flow, registry behaviour, user-registered blocks."""
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -153,7 +155,7 @@ def test_dropblock_uses_torchvision_and_is_identity_in_eval():
 
 @pytest.mark.parametrize("shape,p,block", [((4, 8, 16, 16), 0.1, 7), ((3, 5, 9, 11), 0.3, 5), ((2, 4, 7, 7), 0.9, 7),
                                             ((2, 3, 8, 8), 0.3, 3)])
-def test_cpu_dropblock_equals_torchvision_bit_for_bit(shape, p, block):
+def test_cpu_dropblock_equals_torchvision_bit_for_bit_given_the_same_seeds(shape, p, block):
     from torchvision.ops import drop_block2d
 
     from nasattn.blocks.dropblock import drop_block2d_cpu
@@ -161,16 +163,56 @@ def test_cpu_dropblock_equals_torchvision_bit_for_bit(shape, p, block):
     x = torch.randn(shape, requires_grad=True)
     torch.manual_seed(1)
     ref = drop_block2d(x, p, block)
-    torch.manual_seed(1)
-    out = drop_block2d_cpu(x, p, block)
+    n, c, h, w = shape
+    gamma = (p * h * w) / ((block**2) * ((h - block + 1) * (w - block + 1)))
+    torch.manual_seed(1)  # torchvision's own draw of the seeds
+    seeds = torch.empty((n, c, h - block + 1, w - block + 1)).bernoulli_(gamma).nonzero()
+    out = drop_block2d_cpu(x, p, block, seeds=seeds)
     assert torch.equal(out, ref) and (out == 0).any()
     g = torch.randn(shape)
     (grad_ref,) = torch.autograd.grad(ref, x, g)
     (grad_out,) = torch.autograd.grad(out, x, g)
     assert torch.equal(grad_out, grad_ref)
-    torch.manual_seed(1)
     y = x.detach().clone()
-    assert drop_block2d_cpu(y, p, block, inplace=True) is y and torch.equal(y, ref)
+    assert drop_block2d_cpu(y, p, block, inplace=True, seeds=seeds) is y and torch.equal(y, ref)
+
+
+def test_sparse_bernoulli_positions_follow_the_dense_law():
+    from nasattn.blocks.dropblock import bernoulli_positions
+
+    torch.manual_seed(0)
+    shape, prob, draws = (4, 8, 16, 16), 0.01, 400
+    counts = torch.zeros(shape)
+    sizes = []
+    for _ in range(draws):
+        pos = bernoulli_positions(shape, prob)
+        assert pos.shape[1] == 4 and len(pos.unique(dim=0)) == len(pos)  # distinct, in-bounds indices
+        assert ((pos >= 0) & (pos < torch.tensor(shape))).all()
+        counts[tuple(pos.T)] += 1
+        sizes.append(len(pos))
+    n = counts.numel()
+    sizes = torch.tensor(sizes, dtype=torch.float64)
+    # Binomial(n, prob) count per draw: mean within 5 standard errors, variance within 30%
+    assert abs(sizes.mean() - n * prob) < 5 * math.sqrt(n * prob * (1 - prob) / draws)
+    assert sizes.var() == pytest.approx(n * prob * (1 - prob), rel=0.3)
+    # every position equally likely: per-axis marginals flat (chi-square, far tail at 6 sd)
+    for axis in range(4):
+        per = counts.sum(dim=[d for d in range(4) if d != axis])
+        expected = per.sum() / len(per)
+        chi2 = float(((per - expected) ** 2 / expected).sum())
+        dof = len(per) - 1
+        assert chi2 < dof + 6 * math.sqrt(2 * dof)
+    assert bernoulli_positions((2, 3), 1.0).tolist() == [[i, j] for i in range(2) for j in range(3)]
+
+
+def test_cpu_dropblock_drops_the_expected_fraction():
+    from nasattn.blocks.dropblock import drop_block2d_cpu
+
+    torch.manual_seed(0)
+    x = torch.ones(16, 8, 32, 32)
+    dropped = [float((drop_block2d_cpu(x, 0.1, 5) == 0).float().mean()) for _ in range(20)]
+    # torchvision's gamma targets p on average; overlapping blocks make it a little less
+    assert 0.07 < sum(dropped) / len(dropped) < 0.11
 
 
 def test_unknown_block_lists_allowed():

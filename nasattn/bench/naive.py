@@ -195,6 +195,7 @@ def naive_throughput(
     n_train = len(train_idx)
     torch.manual_seed(seed)  # same seed, same init as the engine (which seeds, then builds)
     model = build_model(spec).to(dev)
+    torch.manual_seed(seed)  # the engine, too, restarts its random stream (DropBlock's draws) after building
     weights = recipe.class_weights if isinstance(recipe.class_weights, list) else None
     criterion = nn.CrossEntropyLoss(
         weight=None if weights is None else torch.tensor(weights, dtype=torch.float32, device=dev),
