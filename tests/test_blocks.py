@@ -215,6 +215,32 @@ def test_cpu_dropblock_drops_the_expected_fraction():
     assert 0.07 < sum(dropped) / len(dropped) < 0.11
 
 
+@pytest.mark.parametrize("dims", [(2, 3), (3,), (2,)])
+def test_mean_pool_is_mean_with_a_gradient_in_the_input_layout(dims):
+    from nasattn.blocks.pooling import mean_pool
+
+    x = torch.randn(2, 3, 5, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.equal(mean_pool(x, dims), x.mean(dim=dims, keepdim=True))
+    assert torch.autograd.gradcheck(lambda t: mean_pool(t, dims), (x,))
+    xl = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+    g = torch.randn_like(mean_pool(xl, dims))
+    (grad,) = torch.autograd.grad(mean_pool(xl, dims), xl, g)
+    (ref,) = torch.autograd.grad(x.mean(dim=dims, keepdim=True), x, g)
+    assert grad.is_contiguous(memory_format=torch.channels_last) and torch.allclose(grad, ref)
+
+
+@pytest.mark.parametrize("kind", ["coord", "se", "cbam", "fusion"])
+def test_attention_is_the_same_in_channels_last(kind):
+    torch.manual_seed(0)
+    block = create_block("attention", kind, 16).double()
+    x = torch.randn(4, 16, 8, 8, dtype=torch.float64, requires_grad=True)
+    xl = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+    y, yl = block(x), block.to(memory_format=torch.channels_last)(xl)
+    g = torch.randn_like(y)
+    assert torch.allclose(y, yl)
+    assert torch.allclose(torch.autograd.grad(y, x, g)[0], torch.autograd.grad(yl, xl, g)[0])
+
+
 def test_unknown_block_lists_allowed():
     with pytest.raises(UnknownBlockError, match="allowed: .*cbam.*coord"):
         create_block("attention", "nope", 8)

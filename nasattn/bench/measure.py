@@ -28,7 +28,7 @@ import torch
 
 from nasattn.bench.naive import default_workers, naive_throughput
 
-__all__ = ["engine_throughput", "machine_info", "run_bench", "skip_evaluation", "time_to_accuracy", "resolve_channels_last"]
+__all__ = ["engine_throughput", "machine_info", "run_bench", "skip_evaluation", "time_to_accuracy"]
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -57,22 +57,6 @@ def skip_evaluation(num_classes: int) -> Iterator[bool]:
     finally:
         for name, fn in saved.items():
             setattr(trainer, name, fn)
-
-
-def resolve_channels_last(choice: str, spec: Any, device: torch.device) -> str:
-    """The engine's memory format for the bench: ``on``/``off``; ``auto`` picks what pays off.
-
-    CUDA: channels_last (tensor cores). CPU: contiguous NCHW, the engine's own default. On the CPU,
-    channels_last was measured about 3x slower before a flatten + linear head (baseline preset), and
-    with torch 2.14.1 the backward of a stride-2 1x1 convolution in channels_last corrupts the heap
-    (``nn.Conv2d(8, 16, 1, stride=2)``, batch 8, 64x64: "double free or corruption"), which balanced's
-    downsampling shortcuts hit at width 0.125; ``--channels-last on`` on a CPU is at your own risk.
-    """
-    if choice in ("on", "off"):
-        return choice
-    if choice != "auto":
-        raise ValueError(f"channels_last must be auto, on or off, got {choice!r}")
-    return "on" if device.type == "cuda" else "off"
 
 
 def machine_info(device: torch.device | str = "cpu") -> dict[str, Any]:
@@ -299,12 +283,8 @@ def run_bench(
     dataset = load_dataset(data)
     if len(dataset.classes) != spec.num_classes:
         spec = spec.model_copy(update={"num_classes": len(dataset.classes)})
-    cl = resolve_channels_last(channels_last, spec, dev)
-    if cl == "on" and dev.type == "cpu":
-        say("warning: channels_last on a CPU: torch 2.14's strided 1x1 conv backward can crash in it "
-            "(see resolve_channels_last)")
     recipe = validate(Recipe, {
-        **p.recipe_dict, "batch_size": batch_size, "augment": augment, "compile": compile, "channels_last": cl,
+        **p.recipe_dict, "batch_size": batch_size, "augment": augment, "compile": compile, "channels_last": channels_last,
         "amp": amp,
     }, "bench options")
     splits = split_dataset(dataset.labels, recipe.split_ratios, recipe.split_seed, recipe.stratify)
@@ -322,7 +302,7 @@ def run_bench(
             "preset": preset, "width_mult": width_mult, "data": dataset.source, "n_images": len(dataset),
             "n_train": len(train_idx), "batch_size": batch_size, "steps": steps, "warmup": warmup, "epochs": epochs,
             "device": str(dev), "threads": threads, "compile": compile, "workers": n_workers, "augment": augment,
-            "channels_last": cl, "amp": recipe.amp, "seed": seed, "normalize": recipe.normalize,
+            "channels_last": channels_last, "amp": recipe.amp, "seed": seed, "normalize": recipe.normalize,
         },
     }
     with _threads(threads):
@@ -341,7 +321,7 @@ def run_bench(
         record["to_accuracy"] = None
         if to_accuracy is not None:
             acc_recipe = Recipe.model_validate({**p.recipe_dict, "batch_size": batch_size, "compile": compile,
-                                                "channels_last": cl, "amp": amp})
+                                                "channels_last": channels_last, "amp": amp})
             cap = max_epochs or acc_recipe.epochs
             say(f"engine: training to test accuracy {to_accuracy:.2%} (at most {cap} epochs) ...")
             record["to_accuracy"] = time_to_accuracy(

@@ -3,6 +3,7 @@
 import torch
 from torch import nn
 
+from nasattn.blocks.pooling import mean_pool
 from nasattn.registry import register_block
 
 
@@ -15,7 +16,7 @@ class ChannelGate(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(channels, mid, bias=bias), nn.ReLU(inplace=True), nn.Linear(mid, channels, bias=bias))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate = self.mlp(x.mean(dim=(2, 3))) + self.mlp(x.amax(dim=(2, 3)))
+        gate = self.mlp(mean_pool(x, (2, 3)).flatten(1)) + self.mlp(x.amax(dim=(2, 3)))
         return x * gate.sigmoid()[:, :, None, None]
 
 

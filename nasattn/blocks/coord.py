@@ -3,6 +3,7 @@
 import torch
 from torch import nn
 
+from nasattn.blocks.pooling import mean_pool
 from nasattn.registry import register_block
 
 
@@ -21,8 +22,8 @@ class CoordAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        x_h = x.mean(dim=3, keepdim=True)  # N,C,H,1
-        x_w = x.mean(dim=2, keepdim=True).transpose(2, 3)  # N,C,W,1
+        x_h = mean_pool(x, (3,))  # N,C,H,1
+        x_w = mean_pool(x, (2,)).transpose(2, 3)  # N,C,W,1
         y = self.act(self.bn1(self.conv1(torch.cat([x_h, x_w], dim=2))))
         y_h, y_w = torch.split(y, [h, w], dim=2)
         a_h = self.conv_h(y_h).sigmoid()

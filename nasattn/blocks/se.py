@@ -3,6 +3,7 @@
 from torch import nn
 from torchvision.ops import SqueezeExcitation
 
+from nasattn.blocks.pooling import GlobalMeanPool
 from nasattn.registry import register_block
 
 
@@ -13,6 +14,7 @@ class SE(SqueezeExcitation):
     def __init__(self, channels: int, reduction: int = 16, bias: bool = True, min_channels: int = 1) -> None:
         squeeze = max(min_channels, channels // reduction)
         super().__init__(channels, squeeze)
+        self.avgpool = GlobalMeanPool()  # same values; its gradient keeps channels_last (blocks/pooling.py)
         if not bias:  # the paper author's SE uses bias-free linear layers
             self.fc1 = nn.Conv2d(channels, squeeze, 1, bias=False)
             self.fc2 = nn.Conv2d(squeeze, channels, 1, bias=False)

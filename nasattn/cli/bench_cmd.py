@@ -26,7 +26,7 @@ def bench(
     compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile the engine's model (the naive side never compiles)."),
     workers: Optional[int] = typer.Option(None, "--workers", min=0, help="Naive DataLoader workers (default 2 on CPU)."),
     augment: str = typer.Option("flips", "--augment", help="flips or none, for both pipelines."),
-    channels_last: str = typer.Option("auto", "--channels-last", help="Engine memory format: auto (CUDA only), on, off."),
+    channels_last: str = typer.Option("auto", "--channels-last", help="Engine memory format: auto (CUDA, or a CPU under bf16), on, off."),
     amp: str = typer.Option("auto", "--amp", help="Engine autocast: auto (bf16 on CUDA and on CPUs with native bf16), off, bf16, fp16."),
     to_accuracy: Optional[float] = typer.Option(None, "--to-accuracy", help="Also time the engine until test accuracy reaches this fraction (e.g. 0.9)."),
     max_epochs: Optional[int] = typer.Option(None, "--max-epochs", min=1, help="Epoch cap for --to-accuracy (default: the preset's epochs)."),

@@ -62,7 +62,8 @@ class Recipe(BaseModel):
     # --- speed
     amp: Literal["auto", "off", "bf16", "fp16"] = Field(
         "auto", description="auto: bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), else off.")
-    channels_last: Literal["auto", "on", "off"] = Field("auto", description="auto: on for CUDA.")
+    channels_last: Literal["auto", "on", "off"] = Field(
+        "auto", description="auto: on for CUDA, and on a CPU under bf16 autocast (float32 CPU training stays NCHW).")
     compile: bool = Field(False, description="torch.compile the model.")
 
     @field_validator("amp", "channels_last", mode="before")
