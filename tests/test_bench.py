@@ -133,7 +133,10 @@ def test_profile_step_reports_throughput_and_operators_with_either_dropblock():
         ips, table = profile_step("balanced", 0.125, batch_size=4, steps=1, amp="off", threads=threads, rows=200,
                                   torchvision_dropblock=tv)
         assert ips > 0 and "Self CPU" in table
-        assert ("aten::max_pool2d" in table) == tv and ("aten::nonzero" in table) != tv  # which DropBlock ran
+        assert ("aten::max_pool2d" in table) == tv and ("aten::geometric_" in table) != tv  # which DropBlock ran
+    ips, table = profile_step("balanced", 0.125, batch_size=4, steps=1, amp="bf16", threads=threads, rows=200,
+                              channels_last="on")
+    assert ips > 0 and "MeanPoolBackward" in table  # coord/SE pooling with its layout-keeping gradient
 
 
 @pytest.mark.slow

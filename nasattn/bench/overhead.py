@@ -48,7 +48,7 @@ def tune_overhead(
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        with ray_session(None, num_cpus=cpus) as _cluster:
+        with ray_session(None, num_cpus=cpus):
             ray_start_s = time.perf_counter() - t0
             config = {"arch": spec.to_dict(), "recipe": recipe.to_dict(), "data": source, "seed": 0,
                       "checkpoint_every": checkpoint_every, "run_dir": str(Path(tmp) / "run")}

@@ -22,7 +22,6 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bi
     if confidence.size == 0:
         return float("nan")
     bins = np.clip(np.ceil(confidence * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
-    count = np.bincount(bins, minlength=n_bins)
     conf_sum = np.bincount(bins, weights=confidence, minlength=n_bins)
     acc_sum = np.bincount(bins, weights=correct, minlength=n_bins)
     return float(np.abs(acc_sum - conf_sum).sum() / confidence.size)
