@@ -284,8 +284,8 @@ def run_bench(
     if len(dataset.classes) != spec.num_classes:
         spec = spec.model_copy(update={"num_classes": len(dataset.classes)})
     recipe = validate(Recipe, {
-        **p.recipe_dict, "batch_size": batch_size, "augment": augment, "compile": compile, "channels_last": channels_last,
-        "amp": amp,
+        **p.recipe_dict, "batch_size": batch_size, "augment": augment, "compile": compile,
+        "channels_last": channels_last, "amp": amp,
     }, "bench options")
     splits = split_dataset(dataset.labels, recipe.split_ratios, recipe.split_seed, recipe.stratify)
     train_idx = np.asarray(splits.train, dtype=np.int64)
