@@ -179,8 +179,9 @@ def use_channels_last(choice: str, device: torch.device, amp_dtype: torch.dtype 
     """Whether to train in channels_last: ``auto`` = on CUDA, and on a CPU under bf16 autocast.
 
     On the CPU, bf16 convolutions are faster in channels_last (balanced x0.25 +2-4%, baseline +33% on
-    this project's EPYC; reports/bench.md). In float32, torch 2.14.1's CPU backward of a stride-2 1x1 convolution in
-    channels_last corrupts the heap (a segfault in the residual shortcuts), so float32 trains NCHW.
+    this project's EPYC; reports/bench.md). In float32, torch 2.14.1's CPU backward of a stride-2 1x1
+    convolution in channels_last corrupts the heap (a segfault in the residual shortcuts), so float32
+    trains NCHW.
     """
     if choice == "off":
         return False
