@@ -18,6 +18,10 @@ from nasattn.registry import UnknownBlockError, get_block
 
 # Parameters that are widths (channel counts) and therefore follow the width multiplier.
 WIDTH_PARAMS = ("hidden", "conv_width")
+DEFAULT_DROPBLOCK_LAW = "torchvision"
+# Conv blocks that do not say how many main-path convolutions they hold (a ``num_convs`` class
+# attribute) count as one in ``ArchSpec.conv_layers``.
+DEFAULT_NUM_CONVS = 1
 
 
 def _check_params(kind: str, name: str, params: dict[str, Any], reserved: tuple[str, ...] = ()) -> None:
@@ -123,13 +127,26 @@ class StageSpec(BaseModel):
 
 
 class DropBlockSpec(Component):
-    """``schedule`` (none/constant/progressive) with its rates; ``block_size``; ``ramp_epochs`` from p=0."""
+    """``schedule`` (none/constant/progressive) with its rates; ``block_size``; ``ramp_epochs`` from p=0;
+    ``law``: how the mask is drawn, a registered ``dropblock_law`` (``torchvision``, the default, or
+    ``paper``, the paper author's; see :mod:`nasattn.blocks.dropblock`). ``law`` is written out only when
+    it is not the default."""
 
     kind: ClassVar[str] = "dropblock"
     type: str = Field("none", alias="schedule")
     block_size: int = Field(7, ge=1)
     ramp_epochs: int = Field(0, ge=0)
+    law: str = Field(DEFAULT_DROPBLOCK_LAW, exclude_if=lambda v: v == DEFAULT_DROPBLOCK_LAW)
     model_config = ConfigDict(extra="allow", populate_by_name=True, serialize_by_alias=True)
+
+    @field_validator("law")
+    @classmethod
+    def _law_registered(cls, law: str) -> str:
+        try:
+            get_block("dropblock_law", law)
+        except UnknownBlockError as e:
+            raise ValueError(str(e)) from None
+        return law
 
     @model_validator(mode="after")
     def _rates(self) -> DropBlockSpec:
@@ -181,9 +198,13 @@ class ArchSpec(BaseModel):
 
     @property
     def conv_layers(self) -> int:
-        """Main-path convolutions (attention internals and shortcut projections excluded)."""
+        """Main-path convolutions (attention internals and shortcut projections excluded).
+
+        A block counts its class attribute ``num_convs``; a block without one counts ``DEFAULT_NUM_CONVS``.
+        """
         stem = getattr(get_block("stem", self.stem.type).factory, "num_convs", 1) if self.stem else 0
-        blocks = sum(s.depth * get_block("conv", s.block).factory.num_convs for s in self.stages)
+        blocks = sum(s.depth * getattr(get_block("conv", s.block).factory, "num_convs", DEFAULT_NUM_CONVS)
+                     for s in self.stages)
         head = 1 if self.head.params.get("conv_width", 0) else 0
         return stem + blocks + head
 
@@ -205,6 +226,12 @@ class ArchSpec(BaseModel):
         for key in WIDTH_PARAMS:
             if data["head"].get(key):
                 data["head"][key] = w(data["head"][key])
+        return ArchSpec.from_dict(data)
+
+    def with_dropblock_law(self, law: str) -> ArchSpec:
+        """A validated copy whose DropBlock draws its mask with the registered law ``law``."""
+        data = self.to_dict()
+        data["dropblock"]["law"] = law
         return ArchSpec.from_dict(data)
 
     # ---------------------------------------------------------------- serialisation
