@@ -24,6 +24,28 @@ DEFAULT_DROPBLOCK_LAW = "torchvision"
 DEFAULT_NUM_CONVS = 1
 
 
+# Allowed ranges of block parameters, by name: (lowest, highest or None, whether highest is allowed).
+# A block adds or overrides entries with a ``param_ranges`` attribute (same form) on its class or function.
+PARAM_RANGES: dict[str, tuple[float, float | None, bool]] = {
+    "reduction": (1, None, True),
+    "min_channels": (1, None, True),
+    "hidden": (1, None, True),
+    "conv_width": (0, None, True),
+    "kernel_size": (1, None, True),
+    "dropout": (0, 1, False),
+}
+
+
+def _range_error(kind: str, name: str, key: str, value: float, ranges: dict[str, tuple]) -> str | None:
+    if key not in ranges:
+        return None
+    low, high, high_allowed = ranges[key]
+    if value < low or (high is not None and (value > high or (value == high and not high_allowed))):
+        allowed = f">= {low}" if high is None else f"in [{low}, {high}{']' if high_allowed else ')'}"
+        return f"{kind} {name!r} parameter {key!r} must be {allowed}, got {value!r}"
+    return None
+
+
 def _check_params(kind: str, name: str, params: dict[str, Any], reserved: tuple[str, ...] = ()) -> None:
     try:
         info = get_block(kind, name)
@@ -43,6 +65,9 @@ def _check_params(kind: str, name: str, params: dict[str, Any], reserved: tuple[
                 raise ValueError(f"{kind} {name!r} parameter {key!r} must be a number, got {value!r}")
             if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float) and not value.is_integer():
                 raise ValueError(f"{kind} {name!r} parameter {key!r} must be an integer, got {value!r}")
+            problem = _range_error(kind, name, key, value, {**PARAM_RANGES, **getattr(info.factory, "param_ranges", {})})
+            if problem:
+                raise ValueError(problem)
         if isinstance(default, str) and not isinstance(value, str):
             raise ValueError(f"{kind} {name!r} parameter {key!r} must be a string, got {value!r}")
 
@@ -213,9 +238,11 @@ class ArchSpec(BaseModel):
         if width_mult <= 0:
             raise ConfigError(f"width_mult must be > 0, got {width_mult}")
         if width_mult == 1.0:
-            return self.model_copy(deep=True)
+            return ArchSpec.from_dict(self.to_dict())
 
         def w(c: int) -> int:
+            if c <= 0:  # 0 means "none" (conv_width); a negative width stays invalid and is rejected below
+                return c
             return max(divisor, int(math.floor(c * width_mult / divisor + 0.5)) * divisor)
 
         data = self.to_dict()
