@@ -176,3 +176,14 @@ def test_balanced_preset_has_no_graph_break(training):
         paper = build_model(get_preset("balanced").arch.scaled(0.125).with_dropblock_law("paper")).train()
         torch._dynamo.reset()
         assert torch._dynamo.explain(paper)(torch.randn(2, 3, 16, 16)).graph_break_count == 0
+
+
+@pytest.mark.parametrize("law", ["paper", "torchvision"])
+def test_library_closed_form_equals_the_tests(law):
+    """``expected_dropped_fraction`` (used by reports and the device check) restates the same closed form."""
+    from nasattn.blocks.dropblock import expected_dropped_fraction
+
+    for p, block, h, w in ((0.05, 7, 64, 64), (0.2, 7, 8, 8), (0.1, 5, 16, 12), (0.3, 3, 6, 6)):
+        assert expected_dropped_fraction(law, p, block, h, w) == pytest.approx(expected_dropped(law, p, block, h, w))
+    with pytest.raises(ValueError, match="known: paper, torchvision"):
+        expected_dropped_fraction("other", 0.1, 3, 8, 8)

@@ -92,6 +92,31 @@ def paper_law(x: torch.Tensor, p: torch.Tensor | float, block_size: int, eps: fl
     return x * mask.to(x.dtype)
 
 
+def expected_dropped_fraction(law: str, p: float, block_size: int, height: int, width: int) -> float:
+    """Expected share of a map's activations zeroed by ``law`` (``paper`` or ``torchvision``).
+
+    Closed form: the mean over positions of 1 - (1 - gamma)^k, k the number of possible seeds whose
+    block covers the position. ``torchvision``'s block is first clamped to the map and made odd, as in
+    ``torchvision_law``.
+    """
+    def cover_paper(n: int, b: int) -> list[int]:  # blocks centred on any seed, clipped at the border
+        return [min(i + b // 2, n - 1) - max(i - b // 2, 0) + 1 for i in range(n)]
+
+    def cover_torchvision(n: int, b: int) -> list[int]:  # blocks whose top-left corner lets them fit
+        return [min(i, n - b) - max(0, i - b + 1) + 1 for i in range(n)]
+
+    if law == "paper":
+        gamma, rows, cols = p / block_size**2, cover_paper(height, block_size), cover_paper(width, block_size)
+    elif law == "torchvision":
+        b = min(block_size, height, width)
+        b -= 1 - b % 2
+        gamma = p * height * width / (b**2 * (height - b + 1) * (width - b + 1))
+        rows, cols = cover_torchvision(height, b), cover_torchvision(width, b)
+    else:
+        raise ValueError(f"no closed form for DropBlock law {law!r}; known: paper, torchvision")
+    return sum(1 - (1 - gamma) ** (r * c) for r in rows for c in cols) / (height * width)
+
+
 def drop_block2d_dense(x: torch.Tensor, p: torch.Tensor | float, block_size: int, eps: float = 1e-6) -> torch.Tensor:
     """torchvision's ``drop_block2d`` (training mode, odd ``block_size`` <= the map) with ``p`` a tensor.
 
