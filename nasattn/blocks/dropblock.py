@@ -70,8 +70,9 @@ def _eager_cpu(x: torch.Tensor) -> bool:
 
 # ------------------------------------------------------------------------------------------- laws
 @register_block("dropblock_law", "torchvision")
-def torchvision_law(x: torch.Tensor, p: torch.Tensor | float, block_size: int, eps: float = 1e-6) -> torch.Tensor:
+def torchvision_law(x: torch.Tensor, p: torch.Tensor | float, block_size: int) -> torch.Tensor:
     """torchvision's DropBlock2d: a mask per channel, gamma corrected for where a block fits."""
+    eps = 1e-6  # torchvision's
     size = min(block_size, x.shape[-2], x.shape[-1])
     size -= 1 - size % 2  # torchvision clamps the block to the map and rejects an even size: keep it odd
     if size < 1:
@@ -82,8 +83,9 @@ def torchvision_law(x: torch.Tensor, p: torch.Tensor | float, block_size: int, e
 
 
 @register_block("dropblock_law", "paper")
-def paper_law(x: torch.Tensor, p: torch.Tensor | float, block_size: int, eps: float = 1e-7) -> torch.Tensor:
+def paper_law(x: torch.Tensor, p: torch.Tensor | float, block_size: int) -> torch.Tensor:
     """The paper author's DropBlock2D: one mask shared by all channels, gamma = p / block_size^2."""
+    eps = 1e-7  # the author's
     n, _, h, w = x.shape
     gamma = p / block_size**2
     seeds = (torch.rand((n, 1, h, w), device=x.device) < gamma).float()
