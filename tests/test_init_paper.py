@@ -25,7 +25,8 @@ def test_paper_init_gives_se_layers_the_authors_normal_0_01():
     assert float(weights.std()) == pytest.approx(0.01, rel=0.03)
     assert abs(float(weights.mean())) < 5e-4
     x = torch.randn(4, ses[0].fc2.out_channels, 8, 8)
-    gate = ses[0].scale_activation(ses[0].fc2(ses[0].activation(ses[0].fc1(ses[0].avgpool(x)))))
+    with torch.no_grad():
+        gate = ses[0].scale_activation(ses[0].fc2(ses[0].activation(ses[0].fc1(ses[0].avgpool(x)))))
     assert float((gate - 0.5).abs().max()) < 0.01  # gates start near 0.5
 
 
