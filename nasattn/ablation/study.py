@@ -151,25 +151,18 @@ class LoadedAblation:
         from nasattn.cli.common import deep_merge
         from nasattn.config import validate
         from nasattn.engine import Recipe
-        from nasattn.presets import get_preset
-        from nasattn.spec import ArchSpec
+        from nasattn.presets import load_arch_source
 
         choice = self.ablation.base
         if choice.preset is not None:
-            p = get_preset(choice.preset)
-            spec, recipe_dict = p.arch, dict(p.recipe_dict)
+            spec, recipe_dict = load_arch_source(preset=choice.preset)
         else:
             path = Path(choice.arch).expanduser()  # type: ignore[arg-type]
             if not path.is_absolute():
                 path = self.base_dir / path if (self.base_dir / path).is_file() or not path.is_file() else path
             if not path.is_file():
                 raise ConfigError(f"{self.source}: base.arch: no such file {choice.arch!r} (looked beside the ablation file)")
-            raw = read_yaml(path)
-            if not isinstance(raw, dict):
-                raise ConfigError(f"{path}: an architecture file must be a mapping")
-            body = raw.get("arch", raw)
-            spec = ArchSpec.from_dict(body, str(path))
-            recipe_dict = dict(raw.get("recipe") or {}) if "arch" in raw else {}
+            spec, recipe_dict = load_arch_source(path=path)
         recipe = validate(Recipe, deep_merge(recipe_dict, self.recipe_overrides()), f"{self.source}: recipe")
         return spec, recipe
 

@@ -34,7 +34,7 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
 
 
 @app.command()
-def blocks(kind: Optional[str] = typer.Argument(None, help="Only this kind (stem, conv, attention, fusion, head, dropblock).")) -> None:
+def blocks(kind: Optional[str] = typer.Argument(None, help="Only this kind (stem, conv, attention, fusion, head, dropblock, dropblock_law).")) -> None:
     """Print every registered block by kind with its parameters and defaults."""
     from nasattn.registry import KINDS, list_blocks
 
@@ -42,32 +42,57 @@ def blocks(kind: Optional[str] = typer.Argument(None, help="Only this kind (stem
         raise fail(f"unknown block kind {kind!r}; allowed: {', '.join(KINDS)}")
     for k in [kind] if kind else list(KINDS):
         table = Table(title=f"{k}: {KINDS[k]}", title_justify="left", show_lines=False)
-        table.add_column("name", style="bold cyan")
+        table.add_column("name", style="bold cyan", no_wrap=True)
         table.add_column("parameters (defaults)")
         table.add_column("description")
         for info in list_blocks(k):
             params = ", ".join(f"{p}={d!r}" for p, d in info.params.items()) or "-"
-            table.add_row(info.name, params, info.doc)
+            table.add_row(info.name, params, info.doc.replace("``", ""))  # reST literals read as plain text
         console.print(table)
 
 
 @app.command()
 def presets() -> None:
-    """List the paper's presets with layers, parameters, FLOPs and the paper's accuracy."""
-    from nasattn.models import build_model, profile_model
-    from nasattn.presets import get_preset, list_presets
+    """List the presets: layers, parameters, FLOPs, the paper's accuracy, nasattn's choices and the
+    differences from the author's code (read from the preset files; nothing is built)."""
+    from nasattn.presets import list_presets, read_preset
 
-    table = Table(title="presets (64x64 input, 10 classes)")
-    for col in ("preset", "layers", "conv layers", "params", "GFLOP/image", "paper test acc.", "description"):
-        table.add_column(col, justify="right" if col not in ("preset", "description") else "left")
-    for name in list_presets():
-        p = get_preset(name)
-        prof = profile_model(build_model(p.arch))
+    table = Table(title="presets (64x64 input, 10 classes)", title_justify="left")
+    for col in ("preset", "layers", "convs", "params", "GFLOP", "paper acc."):
+        table.add_column(col, justify="left" if col == "preset" else "right", no_wrap=True)
+    files = {name: read_preset(name) for name in list_presets()}
+    for name, data in files.items():
+        prof, paper = data.get("profile") or {}, data.get("paper") or {}
+        acc = paper.get("test_accuracy")
         table.add_row(
-            name, str(prof["layers"]), str(prof["conv_layers"]), f"{prof['params'] / 1e6:.2f}M",
-            f"{prof['flops'] / 1e9:.2f}", f"{p.paper.get('test_accuracy', float('nan')) * 100:.2f}%", p.description,
+            name, str(prof.get("layers", "?")), str(prof.get("conv_layers", "?")),
+            f"{prof['params'] / 1e6:.2f}M" if "params" in prof else "?",
+            f"{prof['flops'] / 1e9:.2f}" if "flops" in prof else "?",
+            f"{acc * 100:.2f}%" if isinstance(acc, (int, float)) else "-",
         )
     console.print(table)
+    for name, data in files.items():
+        notes = Table.grid(padding=(0, 1))
+        notes.add_column(style="dim", no_wrap=True)
+        notes.add_column()
+        for key, value in (data.get("choices") or {}).items():
+            notes.add_row("nasattn's choice", f"{key}: {value}")
+        for line in data.get("differences") or []:
+            notes.add_row("differs from author", str(line))
+        for key, value in _dotted(data.get("paper_protocol") or {}).items():
+            notes.add_row("author's setting", f"{key} = {value} (applied by --protocol paper)")
+        console.print(f"\n[bold cyan]{name}[/]: {data.get('description', '')}", highlight=False)
+        console.print(notes, highlight=False)
+
+
+def _dotted(tree: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_dotted(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 @app.command()
@@ -90,22 +115,14 @@ def train(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Train one architecture and write metrics.json, history.csv, arch.yaml and model.pt."""
-    from nasattn.config import ConfigError, read_yaml, validate
+    from nasattn.config import ConfigError, validate
     from nasattn.data import load_dataset
     from nasattn.engine import Recipe, TrainingDivergedError, train as train_model, write_run
-    from nasattn.presets import get_preset
-    from nasattn.spec import ArchSpec
+    from nasattn.presets import load_arch_source
 
     if (preset is None) == (arch is None):
         raise ConfigError("give exactly one of --preset NAME or --arch FILE")
-    if preset is not None:
-        p = get_preset(preset)
-        spec, recipe_dict = p.arch, dict(p.recipe_dict)
-    else:
-        raw = read_yaml(arch)
-        body = raw.get("arch", raw) if isinstance(raw, dict) else raw
-        spec = ArchSpec.from_dict(body, str(arch))
-        recipe_dict = dict(raw.get("recipe", {})) if isinstance(raw, dict) and "arch" in raw else {}
+    spec, recipe_dict = load_arch_source(preset=preset, path=arch)
     if protocol == "paper":
         recipe_dict.update(augment="paper", normalize="imagenet", stratify=False, split_seed=42, split_ratios=[0.7, 0.15, 0.15])
     elif protocol != "default":
