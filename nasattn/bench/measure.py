@@ -3,10 +3,9 @@
 The engine is measured through ``nasattn.engine.train`` itself (``max_steps_per_epoch`` caps the
 steps; ``images_per_second`` of its history is the training-loop time only, evaluation excluded): a
 warm-up call of ``warmup`` steps, then a timed call of ``steps`` steps that continues the same model.
-``train`` evaluates the whole val and test splits after each call, which the bench does not time but
-which would dominate its wall time on the full dataset; while measuring throughput the bench swaps the
-trainer's ``_predict``/``_profile`` helpers for no-ops (``skip_evaluation``), so the metrics of those
-calls are meaningless and never reported. ``--to-accuracy`` trains normally.
+While measuring throughput the bench calls ``train(..., evaluate=False)``: no validation, test or
+profiling (untimed, but they would dominate the bench's wall time on the full dataset), so those calls
+have no accuracy. ``--to-accuracy`` trains normally.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ import math
 import os
 import platform
 import time
-import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,37 +26,10 @@ import torch
 
 from nasattn.bench.naive import default_workers, naive_throughput
 
-__all__ = ["engine_throughput", "machine_info", "run_bench", "skip_evaluation", "time_to_accuracy"]
+__all__ = ["engine_throughput", "machine_info", "run_bench", "time_to_accuracy"]
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-@contextlib.contextmanager
-def skip_evaluation(num_classes: int) -> Iterator[bool]:
-    """Within the block, ``train()`` skips val/test inference and model profiling (uniform fake probabilities).
-
-    Yields whether the trainer's helpers could be swapped (``False``: it evaluates as usual, only slower).
-    """
-    from nasattn.engine import trainer
-
-    def predict(ctx: Any, idx: torch.Tensor, batch_size: int, tta: bool, compiled: bool) -> torch.Tensor:
-        return torch.full((len(idx), num_classes), 1.0 / num_classes, device=ctx.device)
-
-    def profile(model: torch.nn.Module, input_shape: tuple[int, ...]) -> dict[str, Any]:
-        return {"params": sum(p.numel() for p in model.parameters()), "flops": None, "layers": None, "conv_layers": None}
-
-    saved = {name: getattr(trainer, name) for name in ("_predict", "_profile") if hasattr(trainer, name)}
-    swapped = len(saved) == 2
-    if swapped:
-        trainer._predict, trainer._profile = predict, profile
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # sklearn: undefined metrics of the fake predictions
-            yield swapped
-    finally:
-        for name, fn in saved.items():
-            setattr(trainer, name, fn)
-
-
 def machine_info(device: torch.device | str = "cpu") -> dict[str, Any]:
     """CPU model (``/proc/cpuinfo``), cores, load, torch/torchvision versions and the GPU (if any)."""
     import torchvision
@@ -114,17 +85,14 @@ def engine_throughput(
     """
     from nasattn.engine import train
 
-    num_classes = len(dataset.classes)
-    ctx = skip_evaluation(num_classes) if skip_eval else contextlib.nullcontext(False)
-    with ctx as skipped:
-        model = None
-        if warmup > 0:
-            res = train(spec, recipe.model_copy(update={"epochs": 1}), dataset, seed=seed, device=device,
-                        progress=False, max_steps_per_epoch=warmup)
-            model = res.model
-        timed = recipe.model_copy(update={"epochs": epochs or 1})
-        res = train(spec, timed, dataset, seed=seed, device=device, progress=False, model=model,
-                    max_steps_per_epoch=None if epochs else steps)
+    model = None
+    if warmup > 0:
+        res = train(spec, recipe.model_copy(update={"epochs": 1}), dataset, seed=seed, device=device,
+                    progress=False, max_steps_per_epoch=warmup, evaluate=not skip_eval)
+        model = res.model
+    timed = recipe.model_copy(update={"epochs": epochs or 1})
+    res = train(spec, timed, dataset, seed=seed, device=device, progress=False, model=model,
+                max_steps_per_epoch=None if epochs else steps, evaluate=not skip_eval)
     hist = res.history
     images = sum(int(r["train_images"]) for r in hist)
     seconds = sum(r["train_images"] / r["images_per_second"] for r in hist)
@@ -149,7 +117,7 @@ def engine_throughput(
             "channels_last": res.metrics.get("channels_last"),
             "compile": bool(recipe.compile),
             "optimizer": f"{recipe.optimizer} (foreach on CPU, fused on CUDA)",
-            "evaluation_skipped": bool(skipped),
+            "evaluation_skipped": bool(skip_eval),
             "device": res.metrics.get("device"),
         },
     }
@@ -267,7 +235,7 @@ def run_bench(
     from nasattn.config import ConfigError, validate
     from nasattn.data import IMAGENET_MEAN, IMAGENET_STD, load_dataset, split_dataset
     from nasattn.engine import Recipe, resolve_device
-    from nasattn.engine.trainer import _channel_stats
+    from nasattn.engine.trainer import channel_stats
     from nasattn.presets import get_preset
 
     say = log or (lambda msg: None)
@@ -292,7 +260,7 @@ def run_bench(
     if recipe.normalize == "imagenet":
         mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
     else:
-        mean, std = _channel_stats(torch.as_tensor(dataset.images), train_idx)
+        mean, std = channel_stats(torch.as_tensor(dataset.images), train_idx)
     n_workers = default_workers(dev) if workers is None else workers
 
     record: dict[str, Any] = {

@@ -30,6 +30,10 @@ class Recipe(BaseModel):
     optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
     lr: float = Field(1e-3, gt=0, description="Peak learning rate.")
     weight_decay: float = Field(1e-4, ge=0)
+    no_weight_decay: list[Literal["fusion", "norm", "bias"]] = Field(
+        default_factory=list,
+        description="Parameters trained without weight decay: fusion (the fusion blocks' own, e.g. alpha), "
+                    "norm (normalisation layers), bias.")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum.")
     nesterov: bool = Field(True, description="SGD Nesterov momentum (only when momentum > 0).")
     grad_clip: float | None = Field(None, gt=0, description="Clip the global gradient norm to this value.")
