@@ -234,7 +234,7 @@ def run_bench(
     """
     from nasattn.config import ConfigError, validate
     from nasattn.data import IMAGENET_MEAN, IMAGENET_STD, load_dataset, split_dataset
-    from nasattn.engine import Recipe, resolve_device
+    from nasattn.engine import Recipe, adapt_to_dataset, resolve_device
     from nasattn.engine.trainer import channel_stats
     from nasattn.presets import get_preset
 
@@ -249,12 +249,13 @@ def run_bench(
     p = get_preset(preset)
     spec = p.arch.scaled(width_mult)
     dataset = load_dataset(data)
-    if len(dataset.classes) != spec.num_classes:
-        spec = spec.model_copy(update={"num_classes": len(dataset.classes)})
     recipe = validate(Recipe, {
         **p.recipe_dict, "batch_size": batch_size, "augment": augment, "compile": compile,
         "channels_last": channels_last, "amp": amp,
     }, "bench options")
+    spec, recipe, notes = adapt_to_dataset(spec, recipe, dataset.classes)
+    for note in notes:
+        say(f"note: {note}")
     splits = split_dataset(dataset.labels, recipe.split_ratios, recipe.split_seed, recipe.stratify)
     train_idx = np.asarray(splits.train, dtype=np.int64)
     if recipe.normalize == "imagenet":
@@ -290,6 +291,7 @@ def run_bench(
         if to_accuracy is not None:
             acc_recipe = Recipe.model_validate({**p.recipe_dict, "batch_size": batch_size, "compile": compile,
                                                 "channels_last": channels_last, "amp": amp})
+            acc_recipe = adapt_to_dataset(spec, acc_recipe, dataset.classes)[1]
             cap = max_epochs or acc_recipe.epochs
             say(f"engine: training to test accuracy {to_accuracy:.2%} (at most {cap} epochs) ...")
             record["to_accuracy"] = time_to_accuracy(

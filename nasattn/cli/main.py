@@ -125,8 +125,12 @@ def train(
         from nasattn.data import stratified_subset
 
         dataset = dataset.subset(stratified_subset(dataset.labels, subset, seed=seed))
-    if len(dataset.classes) != spec.num_classes:
-        spec = spec.model_copy(update={"num_classes": len(dataset.classes)})
+    from nasattn.engine import adapt_to_dataset
+
+    spec, recipe, notes = adapt_to_dataset(spec, recipe, dataset.classes,
+                                           user_class_weights="class_weights" in parse_overrides(overrides))
+    for note in notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
     console.print(
         f"[bold]nasattn train[/] {spec.name or arch} | data {dataset.source} ({len(dataset)} images, "
         f"{len(dataset.classes)} classes) | width x{width_mult} | {recipe.epochs} epochs | seed {seed}",
