@@ -65,7 +65,9 @@ class Recipe(BaseModel):
     stratify: bool = True
     # --- speed
     amp: Literal["auto", "off", "bf16", "fp16"] = Field(
-        "auto", description="auto: bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), else off.")
+        "auto", description="auto: bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), else off. "
+                            "off: float32, with TF32 matmuls/convolutions on CUDA. fp16: autocast with a GradScaler "
+                            "(also on the CPU, where it runs but is rarely faster than float32).")
     channels_last: Literal["auto", "on", "off"] = Field(
         "auto", description="auto: on for CUDA, and on a CPU under bf16 autocast (float32 CPU training stays NCHW).")
     compile: bool = Field(False, description="torch.compile the model.")
