@@ -111,7 +111,7 @@ def train(
     elif protocol != "default":
         raise ConfigError(f"--protocol {protocol!r}: allowed: default, paper")
     cli = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size}.items() if v is not None}
-    recipe = validate(Recipe, deep_merge(deep_merge(recipe_dict, cli), parse_overrides(overrides)), "recipe (--set)")
+    recipe = Recipe.from_dict(deep_merge(deep_merge(recipe_dict, cli), parse_overrides(overrides)), "recipe (--set)")
     spec = spec.scaled(width_mult)
     if subset is not None and not 0 < subset <= 1:
         raise ConfigError(f"--subset {subset}: must be in (0, 1]")

@@ -6,9 +6,9 @@ import math
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from nasattn.config import to_yaml, validate
+from nasattn.config import ConfigError, to_yaml
 
 NonNegFloat = Annotated[float, Field(ge=0)]
 
@@ -106,31 +106,47 @@ class Recipe(BaseModel):
 
     @classmethod
     def from_dict(cls, data: Any, source: str | None = None) -> Recipe:
-        """Validate ``data``; problems raise ``ConfigError`` naming ``source`` and the field."""
-        return validate(cls, data if data is not None else {}, source)
+        """Validate ``data``; problems raise ``ConfigError`` with one line per problem, each naming
+        ``source`` and the field (an unknown field lists the recipe's fields)."""
+        try:
+            return cls.model_validate(data if data is not None else {})
+        except ValidationError as e:
+            prefix = f"{source}: " if source else ""
+            raise ConfigError("\n".join(prefix + line for line in recipe_problems(e))) from None
 
     @classmethod
     def from_yaml(cls, text: str, source: str | None = None) -> Recipe:
         return cls.from_dict(yaml.safe_load(text), source)
 
 
+def recipe_problems(error: ValidationError) -> list[str]:
+    """``field: what is wrong`` for every problem of a Recipe validation; an unknown field lists the allowed ones."""
+    lines = []
+    for err in error.errors(include_url=False):
+        loc = ".".join(str(x) for x in err["loc"] if "[" not in str(x) and not str(x).startswith("function-"))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown field; allowed: {', '.join(Recipe.model_fields)}"
+        line = f"{loc or '(top level)'}: {msg}"
+        if line not in lines:
+            lines.append(line)
+    return lines
+
+
 def check_recipe_fields(fields: dict[str, Any], epochs_elsewhere: str | None = None) -> None:
-    """Raise ``ValueError("field: what is wrong")`` when ``fields`` (a partial recipe) would not validate.
+    """Raise ``ValueError("field: what is wrong; field: ...")`` listing every problem of ``fields`` (a partial
+    recipe) that would not validate.
 
     ``epochs_elsewhere`` names the field that sets the epochs instead, for files where ``epochs`` is
     not a recipe field (``budget.epochs`` of a study, ``epochs`` of an ablation).
     """
-    from pydantic import ValidationError
-
+    problems = []
     if epochs_elsewhere and "epochs" in fields:
-        raise ValueError(f"epochs: set the epochs in {epochs_elsewhere}, not in the recipe")
-
+        problems.append(f"epochs: set the epochs in {epochs_elsewhere}, not in the recipe")
+        fields = {k: v for k, v in fields.items() if k != "epochs"}
     try:
         Recipe.model_validate(fields)
     except ValidationError as e:
-        err = e.errors(include_url=False)[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = f"unknown field; allowed: {', '.join(Recipe.model_fields)}"
-        raise ValueError(f"{loc}: {msg}") from None
+        problems += recipe_problems(e)
+    if problems:
+        raise ValueError("; ".join(problems))
