@@ -87,9 +87,10 @@ def train(
     overrides: Optional[list[str]] = typer.Option(None, "--set", help="Recipe override, e.g. --set lr=3e-4 (repeatable)."),
     out: Path = typer.Option(Path("runs/train"), "--out", "-o", help="Output folder."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch (default: all cores; give 1 to run two trainings side by side)."),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="A progress bar (default: when stdout is a terminal); without it, one line per epoch.", show_default=False),
 ) -> None:
     """Train one architecture and write metrics.json, history.csv, arch.yaml and model.pt."""
+    progress = sys.stdout.isatty() if progress is None else progress
     from nasattn.config import ConfigError, read_yaml, validate
     from nasattn.data import load_dataset
     from nasattn.engine import Recipe, TrainingDivergedError, train as train_model, write_run
