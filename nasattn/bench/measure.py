@@ -19,12 +19,17 @@ import platform
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from nasattn.bench.naive import default_workers, naive_throughput
+
+if TYPE_CHECKING:
+    from nasattn.data import ImageDataset
+    from nasattn.engine import Recipe
+    from nasattn.spec import ArchSpec
 
 __all__ = ["engine_throughput", "machine_info", "run_bench", "time_to_accuracy"]
 
@@ -66,9 +71,9 @@ def machine_info(device: torch.device | str = "cpu") -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- engine
 def engine_throughput(
-    spec: Any,
-    recipe: Any,
-    dataset: Any,
+    spec: ArchSpec,
+    recipe: Recipe,
+    dataset: ImageDataset,
     *,
     steps: int = 20,
     warmup: int = 3,
@@ -123,7 +128,7 @@ def engine_throughput(
     }
 
 
-def _accuracy(model: torch.nn.Module, dataset: Any, idx: np.ndarray, mean: Sequence[float], std: Sequence[float],
+def _accuracy(model: torch.nn.Module, dataset: ImageDataset, idx: np.ndarray, mean: Sequence[float], std: Sequence[float],
               batch_size: int) -> float:
     from nasattn.data import normalize
 
@@ -143,9 +148,9 @@ def _accuracy(model: torch.nn.Module, dataset: Any, idx: np.ndarray, mean: Seque
 
 
 def time_to_accuracy(
-    spec: Any,
-    recipe: Any,
-    dataset: Any,
+    spec: ArchSpec,
+    recipe: Recipe,
+    dataset: ImageDataset,
     target: float,
     *,
     test_idx: np.ndarray,

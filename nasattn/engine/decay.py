@@ -14,6 +14,7 @@ at the learning rates the run used: the control for a learned value such as the 
 - SGD (L2 decay): ``g = wd * p`` through momentum (dampening 0, optionally Nesterov).
 
 Adam's and SGD's moments use torch's defaults (betas 0.9/0.999, eps 1e-8), as the engine's optimisers do.
+Steps that fp16's GradScaler skips (non-finite gradients) are counted as taken.
 """
 
 from __future__ import annotations

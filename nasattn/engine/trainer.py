@@ -188,10 +188,9 @@ def _amp_dtype(recipe: Recipe, device: torch.device) -> torch.dtype | None:
 def use_channels_last(choice: str, device: torch.device, amp_dtype: torch.dtype | None) -> bool:
     """Whether to train in channels_last: ``auto`` = on CUDA, and on a CPU under bf16 autocast.
 
-    On the CPU, bf16 convolutions are faster in channels_last (balanced x0.25 +2-4%, baseline +33% on
-    this project's EPYC; reports/bench.md). In float32, torch 2.14.1's CPU backward of a stride-2 1x1
-    convolution in channels_last corrupts the heap (a segfault in the residual shortcuts), so float32
-    trains NCHW.
+    On the CPU, bf16 convolutions are faster in channels_last (measured in reports/bench.md). In
+    float32, torch's CPU backward of a stride-2 1x1 convolution in channels_last corrupts the heap
+    (a segfault in the residual shortcuts; reports/bench.md), so float32 trains NCHW.
     """
     if choice == "off":
         return False
