@@ -50,6 +50,7 @@ def test_train_preset_on_three_classes_prints_the_notes(three_classes, tmp_path,
                             "--width-mult", "0.125", "--threads", "1", "--no-progress", "--out", str(tmp_path / "run")])
     assert r.exit_code == 0, r.output
     assert "head: 10 -> 3 outputs" in r.output and "using 'balanced' weights" in r.output
+    assert "alpha, weight decay alone" in r.output  # the summary shows the alpha control
     bad = runner.invoke(app, ["train", "--preset", "balanced", "--data", str(three_classes), "--epochs", "1",
                               "--set", "class_weights=[1, 2]", "--out", str(tmp_path / "bad")])
     assert bad.exit_code == 2 and "--set class_weights=balanced" in bad.output and "Traceback" not in bad.output

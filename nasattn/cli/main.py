@@ -173,6 +173,9 @@ def _print_summary(m: dict) -> None:
     if m.get("alpha"):
         vals = list(m["alpha"].values())
         rows.append(("alpha s=sigmoid(a)", f"mean {sum(vals) / len(vals):.3f} over {len(vals)} blocks"))
+        control = list((m.get("alpha_decay_only") or {}).values())
+        if control:
+            rows.append(("alpha, weight decay alone", f"mean {sum(control) / len(control):.3f}"))
     for k, v in rows:
         table.add_row(k, v)
     console.print(table)
