@@ -16,7 +16,7 @@ from nasattn.engine.decay import DecayOnly, no_decay_parameters
 from nasattn.engine.schedule import LRSchedule
 from nasattn.engine.trainer import _optimizer
 
-FAST = dict(epochs=3, batch_size=32, eval_batch_size=64, lr=1e-2, schedule="none")
+FAST = {"epochs": 3, "batch_size": 32, "eval_batch_size": 64, "lr": 1e-2, "schedule": "none"}
 
 
 def _data(n: int = 96, k: int = 3, size: int = 8):
@@ -89,10 +89,10 @@ def test_adamw_decay_only_is_the_closed_form_product(schedule):
 
 
 @pytest.mark.parametrize("kw", [
-    dict(optimizer="adam"),
-    dict(optimizer="sgd", momentum=0.9, nesterov=True),
-    dict(optimizer="sgd", momentum=0.9, nesterov=False),
-    dict(optimizer="sgd", momentum=0.0),
+    {"optimizer": "adam"},
+    {"optimizer": "sgd", "momentum": 0.9, "nesterov": True},
+    {"optimizer": "sgd", "momentum": 0.9, "nesterov": False},
+    {"optimizer": "sgd", "momentum": 0.0},
 ])
 def test_l2_decay_only_follows_adam_and_sgd(kw):
     """Adam and SGD add wd * p to the gradient: DecayOnly equals torch stepping with zero loss gradient."""

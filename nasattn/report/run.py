@@ -73,14 +73,14 @@ def alpha_control_curves(history: pd.DataFrame, title: str = "Fusion weight alph
     for i, c in enumerate(cols):
         block, color = c[len("alpha/"):], figures.PALETTE[i % len(figures.PALETTE)]
         fig.add_trace(go.Scatter(x=history["epoch"], y=history[c], mode="lines+markers", name=f"{block} learned",
-                                 legendgroup=block, line=dict(color=color)))
+                                 legendgroup=block, line={"color": color}))
         control = pd.to_numeric(history[DECAY_ONLY + block], errors="coerce") if DECAY_ONLY + block in history.columns else None
         if control is not None and control.notna().any():
             fig.add_trace(go.Scatter(x=history["epoch"], y=control, mode="lines", name=f"{block} decay only",
-                                     legendgroup=block, line=dict(color=color, dash="dash")))
+                                     legendgroup=block, line={"color": color, "dash": "dash"}))
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text="alpha = sigmoid(a) (spatial weight)")
-    fig.update_layout(title=title, height=420, margin=dict(l=60, r=20, t=60, b=50), template="plotly_white")
+    fig.update_layout(title=title, height=420, margin={"l": 60, "r": 20, "t": 60, "b": 50}, template="plotly_white")
     return fig
 
 
