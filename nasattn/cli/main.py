@@ -112,10 +112,11 @@ def train(
     overrides: Optional[list[str]] = typer.Option(None, "--set", help="Recipe override, e.g. --set lr=3e-4 (repeatable)."),
     out: Path = typer.Option(Path("runs/train"), "--out", "-o", help="Output folder."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch (default: all cores; give 1 to run two trainings side by side)."),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="A progress bar (default: when stdout is a terminal); without it, one line per epoch.", show_default=False),
 ) -> None:
     """Train one architecture and write metrics.json, history.csv, arch.yaml and model.pt."""
-    from nasattn.config import ConfigError, validate
+    progress = sys.stdout.isatty() if progress is None else progress
+    from nasattn.config import ConfigError
     from nasattn.data import load_dataset
     from nasattn.engine import Recipe, TrainingDivergedError, train as train_model, write_run
     from nasattn.presets import load_arch_source
@@ -128,7 +129,7 @@ def train(
     elif protocol != "default":
         raise ConfigError(f"--protocol {protocol!r}: allowed: default, paper")
     cli = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size}.items() if v is not None}
-    recipe = validate(Recipe, deep_merge(deep_merge(recipe_dict, cli), parse_overrides(overrides)), "recipe (--set)")
+    recipe = Recipe.from_dict(deep_merge(deep_merge(recipe_dict, cli), parse_overrides(overrides)), "recipe (--set)")
     spec = spec.scaled(width_mult)
     if subset is not None and not 0 < subset <= 1:
         raise ConfigError(f"--subset {subset}: must be in (0, 1]")
@@ -142,8 +143,12 @@ def train(
         from nasattn.data import stratified_subset
 
         dataset = dataset.subset(stratified_subset(dataset.labels, subset, seed=seed))
-    if len(dataset.classes) != spec.num_classes:
-        spec = spec.model_copy(update={"num_classes": len(dataset.classes)})
+    from nasattn.engine import adapt_to_dataset
+
+    spec, recipe, notes = adapt_to_dataset(spec, recipe, dataset.classes,
+                                           user_class_weights="class_weights" in parse_overrides(overrides))
+    for note in notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
     console.print(
         f"[bold]nasattn train[/] {spec.name or arch} | data {dataset.source} ({len(dataset)} images, "
         f"{len(dataset.classes)} classes) | width x{width_mult} | {recipe.epochs} epochs | seed {seed}",
@@ -185,6 +190,9 @@ def _print_summary(m: dict) -> None:
     if m.get("alpha"):
         vals = list(m["alpha"].values())
         rows.append(("alpha s=sigmoid(a)", f"mean {sum(vals) / len(vals):.3f} over {len(vals)} blocks"))
+        control = list((m.get("alpha_decay_only") or {}).values())
+        if control:
+            rows.append(("alpha, weight decay alone", f"mean {sum(control) / len(control):.3f}"))
     for k, v in rows:
         table.add_row(k, v)
     console.print(table)
