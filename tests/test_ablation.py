@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import time
@@ -130,19 +131,28 @@ def test_builtin_variants_of_balanced(balanced):
 
 
 def test_alpha_no_decay_plan_only_for_a_learnable_fusion():
-    from nasattn.ablation.variants import _alpha_no_decay
+    from nasattn.ablation.variants import Skip, no_decay_recipe
 
     balanced_arch = get_preset("balanced").arch.to_dict()
-    if not HAS_NO_DECAY:
-        pytest.skip("Recipe has no no_weight_decay field yet (the engine's part of #13 §3)")
-    assert _alpha_no_decay(balanced_arch, {"lr": 0.1}) == {"lr": 0.1, "no_weight_decay": ["fusion"]}
-    fixed = merge_override(balanced_arch, {"stages": {"*": {"attention": {"strategy": "fixed_alpha", "alpha": 0.5}}}})
-    fixed["stages"] = [dict(s, attention={k: v for k, v in s["attention"].items() if k != "init"}) for s in fixed["stages"]]
-    from nasattn.ablation.variants import Skip
+    assert no_decay_recipe(balanced_arch, {"lr": 0.1}) == {"lr": 0.1, "no_weight_decay": ["fusion"]}
+    assert no_decay_recipe(balanced_arch, {"no_weight_decay": ["norm"]})["no_weight_decay"] == ["norm", "fusion"]
+    with pytest.raises(Skip, match="already excludes"):
+        no_decay_recipe(balanced_arch, {"no_weight_decay": ["fusion"]})
+    fixed = copy.deepcopy(balanced_arch)
+    for stage in fixed["stages"]:  # fixed_alpha: a fusion without parameters
+        stage["attention"] = {k: v for k, v in stage["attention"].items() if k != "init"} | {"strategy": "fixed_alpha"}
     with pytest.raises(Skip, match="learnable"):
-        _alpha_no_decay(fixed, {})
+        no_decay_recipe(fixed, {})
     with pytest.raises(Skip, match="learnable"):
-        _alpha_no_decay(get_preset("cbam").arch.to_dict(), {})
+        no_decay_recipe(get_preset("cbam").arch.to_dict(), {})
+    for stage in fixed["stages"]:  # gate: a fusion with a learnable gate
+        stage["attention"] = {k: v for k, v in stage["attention"].items() if k != "alpha"} | {"strategy": "gate"}
+    assert no_decay_recipe(fixed, {})["no_weight_decay"] == ["fusion"]
+    plan = plan_variants(get_preset("balanced").arch, get_preset("balanced").recipe, include=["alpha_no_decay"])
+    if HAS_NO_DECAY:
+        assert plan.variants["alpha_no_decay"][1].no_weight_decay == ["fusion"]
+    else:
+        assert plan.skipped["alpha_no_decay"] == "this nasattn's recipe has no no_weight_decay field"
 
 
 def test_a_registered_fusion_is_ablated_too(balanced):

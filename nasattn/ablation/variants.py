@@ -299,11 +299,8 @@ def _learnable_fusion(arch: dict[str, Any]) -> bool:
     return False
 
 
-def _alpha_no_decay(arch: dict[str, Any], recipe: dict[str, Any]) -> dict[str, Any]:
-    from nasattn.engine import Recipe
-
-    if "no_weight_decay" not in Recipe.model_fields:
-        raise Skip("this nasattn's recipe has no no_weight_decay field")
+def no_decay_recipe(arch: dict[str, Any], recipe: dict[str, Any]) -> dict[str, Any]:
+    """The ``alpha_no_decay`` recipe dict: ``no_weight_decay`` gains ``fusion``; Skip without a learnable fusion."""
     if not _learnable_fusion(arch):
         raise Skip("the base has no fusion block with learnable parameters")
     groups = list(recipe.get("no_weight_decay") or [])
@@ -311,6 +308,15 @@ def _alpha_no_decay(arch: dict[str, Any], recipe: dict[str, Any]) -> dict[str, A
         raise Skip("the base already excludes the fusion weights from weight decay")
     out = dict(recipe)
     out["no_weight_decay"] = [*groups, NO_DECAY_GROUP]
+    return out
+
+
+def _alpha_no_decay(arch: dict[str, Any], recipe: dict[str, Any]) -> dict[str, Any]:
+    from nasattn.engine import Recipe
+
+    out = no_decay_recipe(arch, recipe)
+    if "no_weight_decay" not in Recipe.model_fields:
+        raise Skip("this nasattn's recipe has no no_weight_decay field")
     return out
 
 
