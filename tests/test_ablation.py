@@ -369,6 +369,12 @@ def test_end_to_end_ablation_through_ray_and_resume(tmp_path: Path):
             assert json.loads((run / "metrics.json").read_text())["variant"] == variant
             markers[run] = ((run / DONE_MARKER).stat().st_mtime_ns, (run / "model.pt").stat().st_mtime_ns)
     assert [s["variant"] for s in result.summary] == ["base", "no_attention"] and result.summary[0]["n"] == 2
+    assert set(df["split_seed"]) == {42}
+    summary = pd.read_csv(out / "summary.csv")
+    na = summary.set_index("variant").loc["no_attention"]
+    assert na["few_seeds"] and na["test_accuracy_n_pairs"] == 2 and na["correction"] == "holm"
+    assert na["mcnemar_runs"] == 2 and na["mcnemar_n"] == 2 * df.loc[0, "n_test"]  # from both runs' predictions.csv
+    assert "one fixed split" in na["ci_covers"]
 
     with pytest.raises(ConfigError, match="--resume"):
         run_ablation(load_ablation(None, overrides), live=False)
