@@ -78,6 +78,8 @@ def test_a_missing_seed_pairs_on_the_seeds_both_have():
     assert one.test is None and one.n_pairs == 1 and one.diff == pytest.approx(0.05) and "one pair" in one.note
     split = compare({(0, 1): 0.9, (0, 2): 0.8}, {(0, 1): 0.95})
     assert "seed 0/split 2" in split.note
+    two = compare({0: 0.9, 1: 0.8}, {0: 0.95, 1: 0.9})
+    assert two.test == "paired t" and two.df == 1 and "only 2 pairs: 1 degree(s) of freedom" in two.note
 
 
 def test_difference_ci_is_clipped_to_the_metric_range():

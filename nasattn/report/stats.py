@@ -182,10 +182,11 @@ def compare(
     res = stats.ttest_1samp(d, 0.0)  # the paired t-test on the (rounded) differences
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * se
     p = float(res.pvalue)
+    few = f"only {n} pairs: {n - 1} degree(s) of freedom, read the p-value with care" if n < MIN_SEEDS else ""
     return Comparison(
         diff=mean, test="paired t", p_value=p if math.isfinite(p) else None, n_pairs=n, sd=sd,
         ci_low=_clip(mean - half, diff_bounds), ci_high=_clip(mean + half, diff_bounds),
-        effect_size=mean / sd, t=mean / se, df=n - 1, note=with_note(""), paired=tuple(keys), missing=missing,
+        effect_size=mean / sd, t=mean / se, df=n - 1, note=with_note(few), paired=tuple(keys), missing=missing,
     )
 
 
