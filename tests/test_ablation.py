@@ -301,7 +301,12 @@ def test_rows_and_csv_when_trials_failed(tmp_path: Path):
                {"variant": "no_attention", "seed": 0, "run_dir": str(tmp_path / "runs" / "no_attention" / "seed0")}]
     tune_rows = [{"config.index": 1, "status": "ERROR", "error": "RuntimeError: boom"}]
     rows = ablation_rows(configs, tune_rows)
-    result = write_outputs(tmp_path, rows, ["base", "no_attention"], report=False)
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    result = write_outputs(tmp_path, rows, ["base", "no_attention"], report=False, console=console)
+    printed = console.export_text()
+    assert "p adj." in printed and "1 (<3)" in printed and "CIs cover: training seeds on one fixed split" in printed
     df = pd.read_csv(result.csv)
     assert list(df.columns[:8]) == ["variant", "seed", "split_seed", "status", "error", "run_dir", "test_accuracy", "val_accuracy"]
     assert df["status"].tolist() == ["COMPLETE", "ERROR"]
