@@ -233,6 +233,8 @@ def test_include_exclude_and_custom_variants(balanced):
     rec_diff = diff_paths(_dumps(v["base"])[1], _dumps(v["wide_last"])[1])
     assert arch_diff == ["stages[3].width"] and rec_diff == ["lr"]
     assert list(make_variants(spec, recipe, include=[], exclude=["se_r8"], custom=custom)) == ["base", "wide_last"]
+    same = plan_variants(spec, recipe, include=[], custom={"same": {"recipe": {"lr": recipe.lr}}})
+    assert list(same.variants) == ["base"] and same.skipped == {"same": "equal to the base"}
 
     with pytest.raises(ConfigError, match="include: unknown variant 'nope'"):
         make_variants(spec, recipe, include=["nope"])
