@@ -66,6 +66,7 @@ def test_report_shows_adjusted_p_paired_ci_and_mcnemar(tmp_path: Path):
     wrong = {"base": {0: 10, 1: 12, 2: 11}, "plus4": {0: 6, 1: 8, 2: 7}, "worse": {0: 20, 1: 25, 2: 21},
              "broken": {0: 30, 1: 40, 2: 33}}
     folder = _ablation(tmp_path, wrong, failed={("broken", 2)})
+    (folder / "runs" / "broken" / "seed1" / "predictions.csv").write_bytes(b"\x00\xff garbage")  # unreadable
     html = render_report(folder).read_text()
     table = _table(html, "table-ablation-variants")
     for header in ("Δ test acc. vs base [95% CI]", "d_z", "p (paired t)", "p adj. (holm)", "McNemar b/c",
@@ -81,6 +82,8 @@ def test_report_shows_adjusted_p_paired_ci_and_mcnemar(tmp_path: Path):
     # broken: a failed seed; paired on the two that both have, marked as fewer than 3 runs
     assert "broken (test accuracy): paired on the 2 run(s) both have (the variant lacks seed 2)" in text
     assert "2/3 †" in table
+    broken = next(r for r in table.split("<tr") if ">broken<" in r)
+    assert ">20/0<" in broken  # McNemar from seed 0 only (30 - 10 wrong): seed 1's predictions.csv is unreadable
     # McNemar of worse, pooled over the 3 seeds: b = 10 + 13 + 10 images only the base gets right
     assert "33/0" in table
     assert f"{stats.binomtest(0, 33, 0.5).pvalue:.3g}" in table

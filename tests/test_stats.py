@@ -121,6 +121,7 @@ def test_mcnemar_exact_matches_binomial_and_statsmodels():
     from_files = mcnemar_from_predictions(pb, po)
     assert (from_files.b, from_files.c, from_files.p_value) == (2, 9, t.p_value)
     assert mcnemar_from_predictions(pb, po.iloc[:50]) is None  # not the same test images
+    assert mcnemar_from_predictions(pb, None) is None and mcnemar_from_predictions(pb, pd.DataFrame({"x": [1]})) is None
 
     pooled = pooled_mcnemar([t, mcnemar_exact([True] * 6, [False] * 6)])
     assert (pooled.b, pooled.c, pooled.n, pooled.runs) == (8, 9, 106, 2)

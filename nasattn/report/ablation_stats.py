@@ -162,7 +162,10 @@ def predictions_from_run_dirs(rows: pd.DataFrame, locate: Callable[[Any], Any]) 
         if (variant, key) not in cache:
             d = locate(where.get((variant, key)))
             f = Path(d) / "predictions.csv" if d is not None else None
-            cache[(variant, key)] = pd.read_csv(f) if f is not None and f.is_file() else None
+            try:
+                cache[(variant, key)] = pd.read_csv(f) if f is not None and f.is_file() else None
+            except (OSError, ValueError):  # a half-written or foreign file: no McNemar for this run
+                cache[(variant, key)] = None
         return cache[(variant, key)]
 
     return load

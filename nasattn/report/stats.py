@@ -232,9 +232,13 @@ def mcnemar_from_predictions(base: object, other: object) -> McNemar | None:
             c = df["correct"].astype(str).str.lower().isin(("true", "1", "1.0"))
         else:
             c = df["label"] == df["pred"]
-        return pd.Series(c.to_numpy(), index=df["index"].to_numpy() if "index" in df.columns else None)
+        return pd.Series(c.to_numpy(), index=df["index"].to_numpy())
 
-    if base is None or other is None:
+    def usable(df: object) -> bool:
+        cols = set(getattr(df, "columns", []))
+        return "index" in cols and ("correct" in cols or {"label", "pred"} <= cols)
+
+    if not usable(base) or not usable(other):
         return None
     cb, co = correct(base), correct(other)  # type: ignore[arg-type]
     if cb.index.has_duplicates or co.index.has_duplicates or set(cb.index) != set(co.index):
