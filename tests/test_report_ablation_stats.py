@@ -54,7 +54,9 @@ def _ablation(tmp_path: Path, wrong: dict[str, dict[int, int]], failed: set = fr
                          f"alpha_decay_only/{BLOCK}": 0.6 if v == "base" else None})
     pd.DataFrame(rows).to_csv(tmp_path / "ablation.csv", index=False)
     (tmp_path / "ablation.json").write_text(json.dumps({
-        "base": "base", "base_source": {"preset": "balanced"}, "seeds": [0, 1, 2], "correction": correction}))
+        "base": "base", "base_source": {"preset": "balanced"}, "seeds": [0, 1, 2], "correction": correction,
+        "differences": {"worse": ['recipe.class_weights: "balanced" -> "none"']},
+        "skipped": {"paper_balanced": "the base is the balanced preset"}}))
     return tmp_path
 
 
@@ -88,6 +90,9 @@ def test_report_shows_adjusted_p_paired_ci_and_mcnemar(tmp_path: Path):
     assert "33/0" in table
     assert f"{stats.binomtest(0, 33, 0.5).pvalue:.3g}" in table
     assert "training seeds on one fixed split" in text and "Holm correction over all variants x metrics" in text
+    changes = _table(html, "table-ablation-changes")
+    assert "worse</td><td>recipe.class_weights: &quot;balanced&quot; -&gt; &quot;none&quot;" in changes
+    assert "skipped: the base is the balanced preset" in changes
 
 
 def test_report_correction_from_the_ablation_file(tmp_path: Path):

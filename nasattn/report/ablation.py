@@ -197,6 +197,17 @@ def statistics_notes(stats_rows: list[dict[str, Any]], correction: str) -> list[
     return out
 
 
+def changes_table(meta: dict[str, Any]) -> pd.DataFrame:
+    """ablation.json's ``differences`` (variant -> changes from the base) and ``skipped`` (variant -> why)."""
+    rows = []
+    diffs, skipped = meta.get("differences") or {}, meta.get("skipped") or {}
+    for v, lines in diffs.items() if isinstance(diffs, dict) else []:
+        rows.append({"variant": v, "differs from the base in": "; ".join(map(str, lines or []))})
+    for v, why in skipped.items() if isinstance(skipped, dict) else []:
+        rows.append({"variant": v, "differs from the base in": f"skipped: {why}"})
+    return pd.DataFrame(rows)
+
+
 def paper_numbers(meta: dict[str, Any]) -> dict[str, dict[str, float]]:
     """The paper's numbers per preset (:func:`nasattn.presets.get_preset` ``.paper``), updated by ablation.json's ``paper``."""
     from nasattn.presets import get_preset, list_presets
@@ -353,6 +364,10 @@ def render_ablation(folder: Path) -> Page:
     page.table(table, "table-ablation-variants", best=best)
     for note in statistics_notes(stats_rows, correction):
         page.text(note)
+    changes = changes_table(meta)
+    if not changes.empty:
+        page.section("What each variant changes", "ablation-changes")
+        page.table(changes, "table-ablation-changes")
     ptable = paper_table(ok, variants, meta)
     if not ptable.empty:
         page.section("Paper vs reproduced", "ablation-paper")
