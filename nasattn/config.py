@@ -91,3 +91,14 @@ def resolve_data_source(data: str | None, base_dir: Path) -> str | None:
         in_base = base_dir / path
         path = in_base if in_base.exists() or not path.exists() else path
     return str(path.resolve())
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``override`` into a copy of ``base``."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
