@@ -131,33 +131,24 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
 
 
 def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
-    """RGB in [0, 1], [B, 3, H, W] -> HSV in [0, 1] (H as a fraction of a turn)."""
-    r, g, b = x.unbind(1)
-    maxc, minc = x.amax(1), x.amin(1)
-    equal = maxc == minc
-    ones = torch.ones_like(maxc)
+    """RGB in [0, 1], [B, 3, H, W] -> HSV in [0, 1] (H as a fraction of a turn; torchvision's formulas,
+    red taking precedence over green over blue where two channels share the maximum)."""
+    r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
+    maxc, minc = x.amax(1, keepdim=True), x.amin(1, keepdim=True)
     chroma = maxc - minc
-    s = chroma / torch.where(equal, ones, maxc)
-    div = torch.where(equal, ones, chroma)
-    rc, gc, bc = (maxc - r) / div, (maxc - g) / div, (maxc - b) / div
-    hr = (maxc == r) * (bc - gc)
-    hg = ((maxc == g) & (maxc != r)) * (2.0 + rc - bc)
-    hb = ((maxc != g) & (maxc != r)) * (4.0 + gc - rc)
-    h = torch.fmod((hr + hg + hb) / 6.0 + 1.0, 1.0)
-    return torch.stack((h, s, maxc), 1)
+    s = chroma / torch.where(maxc > 0, maxc, 1.0)
+    div = torch.where(chroma > 0, chroma, 1.0)
+    h = torch.where(maxc == r, (g - b) / div, torch.where(maxc == g, 2.0 + (b - r) / div, 4.0 + (r - g) / div))
+    h = torch.where(chroma > 0, torch.remainder(h / 6.0, 1.0), 0.0)
+    return torch.cat((h, s, maxc), 1)
 
 
 def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    """HSV in [0, 1], [B, 3, H, W] -> RGB in [0, 1]."""
-    h, s, v = x.unbind(1)
-    i = torch.floor(h * 6.0)
-    f = h * 6.0 - i
-    i = (i.long() % 6).unsqueeze(1)
-    p = (v * (1.0 - s)).clamp(0.0, 1.0)
-    q = (v * (1.0 - s * f)).clamp(0.0, 1.0)
-    t = (v * (1.0 - s * (1.0 - f))).clamp(0.0, 1.0)
-    channels = (torch.stack((v, q, p, p, t, v), 1), torch.stack((t, v, v, q, p, p), 1), torch.stack((p, p, t, v, v, q), 1))
-    return torch.cat([c.gather(1, i) for c in channels], 1)
+    """HSV in [0, 1], [B, 3, H, W] -> RGB in [0, 1]: channel n in (R 5, G 3, B 1) is
+    v - v s clamp(min(k, 4 - k), 0, 1) with k = (n + 6 h) mod 6."""
+    h6, s, v = (x[:, 0:1] * 6.0), x[:, 1:2], x[:, 2:3]
+    k = torch.remainder(torch.cat((h6 + 5.0, h6 + 3.0, h6 + 1.0), 1), 6.0)
+    return v - v * s * torch.minimum(k, 4.0 - k).clamp(0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -215,21 +206,22 @@ def _blend(x: torch.Tensor, other: torch.Tensor, f: torch.Tensor) -> torch.Tenso
 
 
 def apply_jitter(x: torch.Tensor, p: JitterParams, active: Sequence[bool] = (True, True, True, True)) -> torch.Tensor:
-    """Apply the four operations to each image in its own order ``p.order[i]`` (``active[k]``: op k is used)."""
-    ops = [
-        lambda y: adjust_brightness(y, p.brightness),
-        lambda y: adjust_contrast(y, p.contrast),
-        lambda y: adjust_saturation(y, p.saturation),
-        lambda y: adjust_hue(y, p.hue),
-    ]
-    shape = (x.shape[0], 1, 1, 1)
+    """Apply the four operations to each image in its own order ``p.order[i]`` (``active[k]``: op k is used).
+
+    Brightness, contrast and saturation are one blend ``f x + (1 - f) other`` (other: black, the mean
+    luma, the luma), so each of the four steps computes one blend and, where hue is active, one hue shift.
+    """
+    b = x.shape[0]
+    one = torch.ones_like(p.brightness)
+    factors = torch.stack([f if on else one for f, on in zip((p.brightness, p.contrast, p.saturation, one), active)], 1)
     for pos in range(4):
-        which = p.order[:, pos].view(shape)
-        out = x
-        for k, op in enumerate(ops):
-            if active[k]:
-                out = torch.where(which == k, op(x), out)
-        x = out
+        which = p.order[:, pos : pos + 1]  # [B, 1]
+        f = factors.gather(1, which).view(b, 1, 1, 1)
+        which = which.view(b, 1, 1, 1)
+        gray = _gray(x)
+        other = torch.where(which == 2, gray, torch.where(which == 1, gray.mean(dim=(1, 2, 3), keepdim=True), 0.0))
+        out = (f * x + (1 - f) * other).clamp(0, 255)
+        x = torch.where(which == 3, adjust_hue(x, p.hue), out) if active[3] else torch.where(which == 3, x, out)
     return x
 
 
