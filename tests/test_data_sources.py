@@ -81,7 +81,7 @@ def test_on_full_eurosat_size_the_fraction_call_gives_the_same_partition():
     """The issue quotes random_split(ds, [0.7, 0.15, 0.15]); on 27,000 images it equals the author's lengths."""
     from torch.utils.data import random_split
 
-    labels = np.zeros(27000, dtype=np.int64)
+    labels = np.arange(27000) % 10
     s = split_dataset(labels, (0.7, 0.15, 0.15), seed=42, stratify=False)
     frac = random_split(range(27000), [0.7, 0.15, 0.15], generator=torch.Generator().manual_seed(42))
     assert [len(s.train), len(s.val), len(s.test)] == [18900, 4050, 4050]
