@@ -108,7 +108,7 @@ def train(
     seed: int = typer.Option(0, "--seed"),
     width_mult: float = typer.Option(1.0, "--width-mult", help="Scale every width (e.g. 0.25 for a CPU-sized net)."),
     subset: Optional[float] = typer.Option(None, "--subset", help="Train on a stratified fraction (0-1] of the dataset."),
-    protocol: str = typer.Option("default", "--protocol", help="default (stratified split, dihedral aug.) or paper (author's random split + augmentation)."),
+    protocol: str = typer.Option("default", "--protocol", help="default (the preset's recipe, stratified split), paper (the author's split, augmentation, precision, DropBlock) or paper-as-run (paper without augmentation, as the author's code trained)."),
     overrides: Optional[list[str]] = typer.Option(None, "--set", help="Recipe override, e.g. --set lr=3e-4 (repeatable)."),
     out: Path = typer.Option(Path("runs/train"), "--out", "-o", help="Output folder."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch (default: all cores; give 1 to run two trainings side by side)."),
@@ -124,10 +124,9 @@ def train(
     if (preset is None) == (arch is None):
         raise ConfigError("give exactly one of --preset NAME or --arch FILE")
     spec, recipe_dict = load_arch_source(preset=preset, path=arch)
-    if protocol == "paper":
-        recipe_dict.update(augment="paper", normalize="imagenet", stratify=False, split_seed=42, split_ratios=[0.7, 0.15, 0.15])
-    elif protocol != "default":
-        raise ConfigError(f"--protocol {protocol!r}: allowed: default, paper")
+    from nasattn.protocols import apply_protocol
+
+    spec, recipe_dict = apply_protocol(protocol, spec, recipe_dict)
     cli = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size}.items() if v is not None}
     recipe = Recipe.from_dict(deep_merge(deep_merge(recipe_dict, cli), parse_overrides(overrides)), "recipe (--set)")
     spec = spec.scaled(width_mult)
@@ -138,7 +137,7 @@ def train(
         import torch
 
         torch.set_num_threads(threads)
-    dataset = load_dataset(data, download=download, progress=progress)
+    dataset = load_dataset(data, download=download, image_size=spec.input_size, progress=progress)
     if subset is not None and subset < 1:
         from nasattn.data import stratified_subset
 
@@ -161,6 +160,7 @@ def train(
         raise fail(f"training diverged: {e}", code=1) from None
     result.metrics["command"] = " ".join(["nasattn", *sys.argv[1:]])
     result.metrics["width_mult"] = width_mult
+    result.metrics["protocol"] = protocol
     run_dir = write_run(out, result)
     _print_summary(result.metrics)
     console.print(f"wrote {run_dir}/metrics.json, history.csv, arch.yaml, model.pt")

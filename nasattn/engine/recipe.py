@@ -62,7 +62,9 @@ class Recipe(BaseModel):
     tta: bool = Field(False, description="Test-time augmentation: average softmax over identity/h-flip/v-flip.")
     split_ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)
     split_seed: int = 42
-    stratify: bool = True
+    stratify: bool = Field(True, description=(
+        "true: stratified by class (scikit-learn); false: the paper author's split, torch random_split with "
+        "lengths int(r0*n), int(r1*n), rest and Generator().manual_seed(split_seed) over ImageFolder's order."))
     # --- speed
     amp: Literal["auto", "off", "bf16", "fp16"] = Field(
         "auto", description="auto: bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), else off. "
