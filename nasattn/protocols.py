@@ -4,9 +4,9 @@
 - ``paper``: the paper author's code (virAditya/satellite-image-classification-eurosat): the author's
   random split (``stratify: false``, ratios 0.7/0.15/0.15, seed 42: ``torch.utils.data.random_split``
   over ImageFolder's order), the author's augmentation (``augment: paper``), ImageNet normalisation,
-  the author's precision for the three presets (``balanced``: fp16; ``baseline`` and ``cbam``: float32,
-  their configs set no mixed precision), and for an architecture with a DropBlock the author's
-  DropBlock law (``dropblock.law: paper``) and initialisation (``init: paper``).
+  the author's precision for a preset (its file's ``paper_protocol`` section: ``balanced`` fp16,
+  ``baseline`` and ``cbam`` float32, as their configs set no mixed precision), and for an
+  architecture with a DropBlock the author's DropBlock law (``dropblock.law: paper``) and initialisation (``init: paper``).
 - ``paper-as-run``: ``paper`` without augmentation (``augment: none``). The author's loader sets the
   test transform on the dataset object that all three splits share, so the published training ran
   without augmentation; this protocol measures what that changed.
@@ -26,9 +26,17 @@ if TYPE_CHECKING:
     from nasattn.spec import ArchSpec
 
 AUTHOR_SPLIT: dict[str, Any] = {"stratify": False, "split_seed": 42, "split_ratios": [0.7, 0.15, 0.15]}
-# The author's precision by preset name: balanced trains in FP16; the baseline and cbam configs set no
-# mixed precision (float32). Architectures of other names keep their recipe's ``amp``.
-AUTHOR_AMP: dict[str, str] = {"balanced": "fp16", "baseline": "off", "cbam": "off"}
+
+
+def author_fields(name: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The recipe and arch fields of preset ``name``'s ``paper_protocol`` section (its YAML file is the one
+    source: the author's precision, DropBlock law, ...); empty for a spec that is no preset."""
+    from nasattn.presets import list_presets, read_preset
+
+    if not name or name not in list_presets():
+        return {}, {}
+    section = read_preset(name).get("paper_protocol") or {}
+    return dict(section.get("recipe") or {}), dict(section.get("arch") or {})
 
 
 @dataclass(frozen=True)
@@ -83,8 +91,8 @@ def protocol_fields(name: str, spec: ArchSpec) -> tuple[dict[str, Any], dict[str
     """The recipe fields and the arch fields (``"dropblock.law"`` style keys) that ``name`` sets for ``spec``."""
     p = get_protocol(name)
     recipe = dict(p.recipe)
-    if p.author_precision and spec.name in AUTHOR_AMP:
-        recipe["amp"] = AUTHOR_AMP[spec.name]
+    if p.author_precision:
+        recipe.update(author_fields(spec.name)[0])
     arch: dict[str, Any] = {}
     if p.author_arch:
         arch["init"] = "paper"
