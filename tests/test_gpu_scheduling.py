@@ -157,3 +157,55 @@ def test_ablation_packs_eight_trials_four_per_logical_gpu(tmp_path, monkeypatch)
     peak = _peak(records)
     assert len(peak) == 8
     assert Counter(r["cuda_visible_devices"] for r in peak) == {"0": 4, "1": 4}
+
+
+# ------------------------------------------------------------------------------ latency, checkpoints
+class _Probe(torch.nn.Module):
+    """A conv net that records the device and grad mode of what it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.seen: set[tuple[str, bool]] = set()
+
+    def forward(self, x):
+        self.seen.add((x.device.type, torch.is_grad_enabled()))
+        return self.conv(x).mean((2, 3))
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs CUDA"))])
+def test_latency_is_timed_on_the_trials_device_without_grad(device):
+    from nasattn.tune.trainable import measure_latency
+
+    model = _Probe().train()
+    seconds = measure_latency(model, 16, 3, device, min_run_time=0.05)
+    assert 0 < seconds < 1
+    assert model.seen == {(device, False)}
+    assert next(model.parameters()).device.type == device and model.training
+
+
+def test_a_trial_checkpoint_loads_with_weights_only(tmp_path):
+    """The state a trial saves (TrainState.checkpoint) round-trips through torch.load(weights_only=True)."""
+    from nasattn.data import load_dataset
+    from nasattn.engine import Recipe, train
+    from nasattn.spec import ArchSpec
+    from nasattn.tune.trainable import STATE_FILE
+
+    saved = {}
+
+    def keep(epoch, row, state):
+        saved["ckpt"] = state.checkpoint()
+
+    spec = ArchSpec.from_dict(_tiny_arch(), "test")
+    recipe = Recipe.model_validate({"epochs": 2, "batch_size": 32, "eval_batch_size": 256})
+    train(spec, recipe, load_dataset("eurosat-mini", progress=False), seed=0, device="cpu", callbacks=(keep,),
+          progress=False, max_steps_per_epoch=1)
+    path = tmp_path / STATE_FILE
+    torch.save(saved["ckpt"], path)
+    back = torch.load(path, map_location="cpu", weights_only=True)
+    assert back["epoch"] == saved["ckpt"]["epoch"] == 2
+    for key, value in saved["ckpt"]["model"].items():
+        assert torch.equal(back["model"][key], value), key
+    assert torch.equal(back["rng"]["torch"], saved["ckpt"]["rng"]["torch"])
+    assert back["rng"]["python"] == saved["ckpt"]["rng"]["python"]
