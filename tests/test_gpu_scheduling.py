@@ -18,7 +18,13 @@ import torch
 import yaml
 
 from nasattn.presets import get_preset
-from nasattn.tune.placement import FORCE_DEVICE_ENV, PLACEMENT_FILE, RENDEZVOUS_ENV, TrialDeviceError, choose_device
+from nasattn.tune.placement import (
+    FORCE_DEVICE_ENV,
+    PLACEMENT_FILE,
+    RENDEZVOUS_ENV,
+    TrialDeviceError,
+    choose_device,
+)
 
 TINY_SPACE = {
     "name": "tiny",

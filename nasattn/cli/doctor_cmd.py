@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from nasattn.cli.common import console, fail
@@ -13,8 +11,8 @@ def doctor(
     out: str = typer.Option("runs/doctor", "--out", help="Folder for doctor.jsonl (one JSON record per line)."),
     gpu: bool = typer.Option(False, "--gpu", help="Require CUDA (exit 2 without it) and run at full size."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Tiny sizes on the CPU (automatic without CUDA)."),
-    data: Optional[str] = typer.Option(None, "--data", help="Also run a short real training on this dataset."),
-    section: Optional[list[str]] = typer.Option(None, "--section", help="Only these sections (repeatable)."),
+    data: str | None = typer.Option(None, "--data", help="Also run a short real training on this dataset."),
+    section: list[str] | None = typer.Option(None, "--section", help="Only these sections (repeatable)."),
     scale: float = typer.Option(1.0, "--time-scale", min=0.1, help="Multiply every section's time box."),
 ) -> None:
     """Environment, correctness, syncs, speed, packing and compile checks on this machine's device.

@@ -6,9 +6,10 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from nasattn.doctor.record import RECORDS, Recorder, read_records
 
@@ -94,7 +95,7 @@ def run_doctor(
         t0 = time.time()
         try:
             proc = subprocess.run([sys.executable, "-m", "nasattn.doctor.sections", name, json.dumps(asdict(ctx))],
-                                  capture_output=True, text=True, timeout=box, env=child_env())
+                                  capture_output=True, text=True, timeout=box, env=child_env(), check=False)
         except subprocess.TimeoutExpired:
             rec.add("section", "timeout", seconds=round(time.time() - t0, 1), box_seconds=box)
             continue

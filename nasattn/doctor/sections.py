@@ -14,9 +14,10 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from nasattn.doctor.record import Recorder
 
@@ -177,8 +178,6 @@ def section_env(ctx: Context) -> None:
 def section_correctness(ctx: Context) -> None:
     rec = ctx.recorder()
     _need("pydantic", PYDANTIC_HINT)
-    import torch
-
     from nasattn.engine import train
 
     data = synthetic_dataset(64 if ctx.dry else 2048)
@@ -199,7 +198,6 @@ def section_correctness(ctx: Context) -> None:
             _checked(rec, f"{preset}/{amp}", steps)
     _checked(rec, "resume_equality", lambda: _resume_equality(ctx, data))
     _checked(rec, "dropblock_fraction", lambda: _dropblock_fraction(ctx))
-    del torch
 
 
 def _resume_equality(ctx: Context, data: Any) -> dict[str, Any]:
@@ -219,7 +217,7 @@ def _resume_equality(ctx: Context, data: Any) -> dict[str, Any]:
             torch.save(state.checkpoint(), buf)
             saved["ckpt"] = buf.getvalue()
 
-    kw = dict(seed=0, device=ctx.device, progress=False, max_steps_per_epoch=ctx.steps)
+    kw = {"seed": 0, "device": ctx.device, "progress": False, "max_steps_per_epoch": ctx.steps}
     full = train(spec, recipe, data, callbacks=(keep,), **kw)
     state = torch.load(io.BytesIO(saved["ckpt"]), map_location="cpu", weights_only=True)
     resumed = train(spec, recipe, data, resume_state=state, **kw)

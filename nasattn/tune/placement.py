@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 FORCE_DEVICE_ENV = "NASATTN_TRIAL_DEVICE"
 RENDEZVOUS_ENV = "NASATTN_TEST_RENDEZVOUS"

@@ -15,14 +15,14 @@ import os
 import select
 import subprocess
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 POLL_S = 0.25
 
 
 def _psutil_path() -> str:
-    import ray  # noqa: F401 - Ray puts its bundled psutil on sys.path
     import psutil
+    import ray  # noqa: F401 - Ray puts its bundled psutil on sys.path
 
     return os.path.dirname(os.path.dirname(psutil.__file__))
 
