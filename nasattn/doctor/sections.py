@@ -218,12 +218,19 @@ def _resume_equality(ctx: Context, data: Any) -> dict[str, Any]:
             saved["ckpt"] = buf.getvalue()
 
     kw = {"seed": 0, "device": ctx.device, "progress": False, "max_steps_per_epoch": ctx.steps}
+    def difference(x: Any, y: Any) -> float:
+        a, b = x.model.state_dict(), y.model.state_dict()
+        return max(float((a[k].float() - b[k].float()).abs().max()) for k in a if a[k].numel())
+
     full = train(spec, recipe, data, callbacks=(keep,), **kw)
     state = torch.load(io.BytesIO(saved["ckpt"]), map_location="cpu", weights_only=True)
     resumed = train(spec, recipe, data, resume_state=state, **kw)
-    a, b = full.model.state_dict(), resumed.model.state_dict()
-    diff = max(float((a[k].float() - b[k].float()).abs().max()) for k in a if a[k].numel())
-    return {"status": "ok" if diff == 0 else "fail", "max_abs_weight_difference": diff,
+    diff = difference(full, resumed)
+    noise = 0.0
+    if diff > 0:  # on a GPU some kernels are not bit-reproducible: compare with a second straight run
+        noise = difference(full, train(spec, recipe, data, **kw))
+    ok = diff == 0 or diff <= 10 * noise
+    return {"status": "ok" if ok else "fail", "max_abs_weight_difference": diff, "run_to_run_difference": noise,
             "cuda_rng_in_checkpoint": "cuda" in state["rng"]}
 
 
