@@ -25,7 +25,7 @@ from typing import Any
 
 from nasattn.ablation.study import LoadedAblation
 from nasattn.config import ConfigError
-from nasattn.tune.resources import start_ray
+from nasattn.tune.resources import preflight, start_ray
 from nasattn.tune.trainable import scalar_metrics
 
 log = logging.getLogger("nasattn.ablation")
@@ -179,6 +179,7 @@ def run_ablation(
     for name, why in plan.skipped.items():
         _say(console, f"skipped variant {name}: {why}")
     _say(console, "variants: " + ", ".join(plan.variants))
+    preflight(a.resources, a.ray, loaded.source)  # an unreachable cluster or too few resources: nothing written
     out.mkdir(parents=True, exist_ok=True)
 
     data = prepare_data(loaded, console)

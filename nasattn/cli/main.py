@@ -201,6 +201,8 @@ def _print_summary(m: dict) -> None:
 # Commands of search, ablation, report and bench: their modules import Ray/Optuna/plotly lazily.
 for _module in (ablate_cmd, bench_cmd, report_cmd, search_cmd):
     _module.register(app)
+from nasattn.cli import doctor_cmd  # noqa: E402 - nasattn doctor (tune helper)
+doctor_cmd.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

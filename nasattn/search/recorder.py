@@ -64,7 +64,9 @@ def create_or_load_study(url: str, name: str, directions: list[str]):
     try:
         storage = open_storage(url)
     except Exception as e:  # noqa: BLE001 - a bad URL, a missing driver, a refused connection
-        raise ConfigError(f"storage {redact(url)}: cannot open: {type(e).__name__}: {e}") from None
+        pg = isinstance(e, ImportError) and url.startswith(("postgresql://", "postgresql+psycopg2://"))
+        hint = "; install the PostgreSQL driver: pip install psycopg2-binary" if pg else ""
+        raise ConfigError(f"storage {redact(url)}: cannot open: {type(e).__name__}: {e}{hint}") from None
     study = optuna.create_study(storage=storage, study_name=name, directions=directions, load_if_exists=True)
     if [d.name.lower() for d in study.directions] != [d.lower() for d in directions]:
         raise ConfigError(

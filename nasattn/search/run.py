@@ -12,7 +12,7 @@ from typing import Any
 
 from nasattn.config import ConfigError, to_yaml
 from nasattn.search.study import LoadedStudy
-from nasattn.tune.resources import start_ray
+from nasattn.tune.resources import preflight, start_ray
 from nasattn.tune.trainable import CHECKPOINT_BUDGET
 
 log = logging.getLogger("nasattn.search")
@@ -125,6 +125,7 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Any = None
         restoring = True
     elif resume:
         _say(console, f"[yellow]nothing to resume in {out}: starting a new search[/]")
+    preflight(study.resources, study.ray, loaded.source)  # an unreachable cluster or too few resources: nothing written
     out.mkdir(parents=True, exist_ok=True)
     if not restoring:
         _saved_study(out, loaded)

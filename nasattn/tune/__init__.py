@@ -5,7 +5,10 @@ Contract
 ``ray_session(address=None, num_cpus=None, num_gpus=None)``  (context manager)
     ``address=None`` starts an embedded local Ray (no dashboard, token auth off) and stops it at
     exit; ``"auto"``, ``"ray://host:port"`` or ``"host:port"`` join an existing cluster, left
-    running at exit.  Sets ``TUNE_GLOBAL_CHECKPOINT_S=1`` (unless set) so that experiment
+    running at exit (an address where nothing answers within 3 s is a ConfigError naming it).
+    A watchdog (:mod:`nasattn.tune.reaper`) kills the embedded Ray's processes if the driver dies;
+    ``preflight(resources, ray_config, source)`` (:mod:`nasattn.tune.resources`) checks the address
+    and that a trial fits before a run writes anything.  Sets ``TUNE_GLOBAL_CHECKPOINT_S=1`` (unless set) so that experiment
     snapshots are frequent enough for ``--resume`` after a ``kill -9``.
 
 ``train_trial(config)``  (the one Tune function trainable)
@@ -14,7 +17,10 @@ Contract
       ``recipe``            Recipe dict (``nasattn.engine.Recipe``; ``{}`` = defaults)
       ``data``              absolute path, or ``"eurosat-mini"``; None = ``$NASATTN_DATA``
       ``seed``              int (default 0)
-      ``device``            ``"auto"`` (default): the GPU Ray assigned to the trial, else CPU
+      ``device``            ``"auto"`` (default): the GPU of ``ray.get_gpu_ids()``, else CPU (even where
+                            CUDA is visible); a GPU assigned but no CUDA in the trial, or ``"cuda"``
+                            without an assigned GPU, is a ``TrialDeviceError`` naming the trial
+                            (:mod:`nasattn.tune.placement`; ``run_dir/placement.json`` records it)
       ``run_dir``           absolute folder for ``write_run`` (metrics.json, history.csv, arch.yaml,
                             recipe.yaml, model.pt, predictions.csv); or ``runs_root``: absolute
                             folder, the run goes to ``runs_root/<tune trial id>``; neither: no run

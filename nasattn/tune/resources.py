@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -56,6 +57,39 @@ def check_resources(res: Resources, cluster: dict[str, float], source: str) -> N
             f"{source}: resources.gpus_per_trial = {res.gpus_per_trial:g}, but the Ray cluster has {gpus:g} GPUs "
             "(set resources.gpus_per_trial: 0 to train on CPUs)"
         )
+
+
+def expected_cluster(res: Resources, ray: RayConfig) -> dict[str, float] | None:
+    """The CPUs and GPUs the Ray of a study will have, found without writing anything.
+
+    Embedded Ray: ``num_cpus``/``num_gpus`` or what this machine has (CPU count, CUDA devices).
+    A cluster address: checked to answer within a few seconds, then joined briefly to read its
+    resources (None when this process already runs Ray: the running one is used as it is).
+    """
+    from nasattn.tune.session import is_embedded, ray_session
+
+    if is_embedded(ray.address):
+        cpus = res.num_cpus if res.num_cpus is not None else (os.cpu_count() or 1)
+        if res.num_gpus is not None:
+            gpus = res.num_gpus
+        else:
+            import torch
+
+            gpus = torch.cuda.device_count()
+        return {"CPU": float(cpus), "GPU": float(gpus)}
+    import ray as _ray
+
+    if _ray.is_initialized():
+        return None
+    with ray_session(ray.address) as cluster:
+        return dict(cluster)
+
+
+def preflight(res: Resources, ray: RayConfig, source: str) -> None:
+    """Before a run writes anything: an unreachable ``ray.address`` or a trial that cannot fit is a ConfigError."""
+    cluster = expected_cluster(res, ray)
+    if cluster is not None:
+        check_resources(res, cluster, source)
 
 
 @dataclass(frozen=True)

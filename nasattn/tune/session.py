@@ -5,7 +5,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
+from pathlib import Path
 from typing import Iterator
+
+from nasattn.config import ConfigError
 
 # Ray Tune writes its experiment snapshot at most every ~10 s by default; a lower interval keeps
 # the window in which a finished trial is missing from the snapshot (and re-run after a kill -9) short.
@@ -19,7 +23,11 @@ _TUNE_ENV_DEFAULTS = {
     # (measured here: a 1.4 s training took 190 s as a trial beside one CPU-bound process). Trials are
     # the work a search exists for: run them at normal priority.
     "RAY_worker_niceness": "0",
+    # Ray 2.60 leaves CUDA_VISIBLE_DEVICES alone for tasks given 0 GPUs (they would see every GPU);
+    # with this set, a trial without a GPU sees none (the trial also picks its device from ray.get_gpu_ids()).
+    "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "1",
 }
+CONNECT_TIMEOUT_S = 3.0
 
 
 def _apply_env_defaults() -> None:
@@ -44,7 +52,9 @@ def ray_session(
 
     ``address=None`` starts an embedded local Ray (``num_cpus``/``num_gpus`` cap what it sees,
     no dashboard, token auth off) and shuts it down at exit.  ``"auto"``, ``"ray://host:port"`` or
-    ``"host:port"`` connect to an existing cluster, which is left running at exit.  A Ray that is
+    ``"host:port"`` connect to an existing cluster, which is left running at exit; an address where
+    nothing answers within a few seconds is a ConfigError naming it.  The embedded Ray's processes
+    are reaped by a watchdog (:mod:`nasattn.tune.reaper`) when this process dies.  A Ray that is
     already initialised in this process is reused and left alone.
     """
     import ray
@@ -58,14 +68,93 @@ def ray_session(
     if is_embedded(address):
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, **kwargs)
+        reaper = _init_embedded(num_cpus, num_gpus, kwargs)
         try:
             yield ray.cluster_resources()
         finally:
             ray.shutdown()
+            if reaper is not None:
+                from nasattn.tune.reaper import stop_reaper
+
+                stop_reaper(reaper)
     else:
-        ray.init(address=address, **kwargs)
+        target = resolve_address(address)
+        check_reachable(address, target)
+        try:
+            ray.init(address=target, **kwargs)
+        except (ConnectionError, RuntimeError, TimeoutError) as e:
+            raise ConfigError(f"ray.address {address!r}: could not connect to the Ray cluster at {target} ({e})") from None
         try:
             yield ray.cluster_resources()
         finally:
             ray.shutdown()  # disconnects this driver; the cluster keeps running
+
+
+def _init_embedded(num_cpus: int | None, num_gpus: int | None, kwargs: dict):
+    """``ray.init`` a private Ray without dashboard; returns the watchdog that reaps it if this process dies."""
+    import ray
+
+    before = _child_pids()
+    ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, **kwargs)
+    roots = sorted(_child_pids() - before)
+    if not roots:
+        return None
+    from nasattn.tune.reaper import start_reaper
+
+    return start_reaper(roots)
+
+
+def _child_pids() -> set[int]:
+    import ray  # noqa: F401 - Ray puts its bundled psutil on sys.path
+    import psutil
+
+    return {p.pid for p in psutil.Process().children()}
+
+
+def _ray_temp_dir() -> Path:
+    """Where ``ray start`` writes ``ray_current_cluster`` (Ray's rule: RAY_TMPDIR, TMPDIR, /tmp)."""
+    base = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"
+    return Path(base) / "ray"
+
+
+def resolve_address(address: str) -> str:
+    """``auto`` -> ``$RAY_ADDRESS`` or the cluster ``ray start`` recorded on this machine; others as given.
+
+    Unlike Ray's own ``auto``, another process's private (embedded) Ray is never joined.
+    """
+    if address != "auto":
+        return address
+    env = os.environ.get("RAY_ADDRESS")
+    if env and env != "auto":
+        return env
+    recorded = _ray_temp_dir() / "ray_current_cluster"
+    if recorded.is_file() and recorded.read_text().strip():
+        return recorded.read_text().strip()
+    raise ConfigError(
+        "ray.address 'auto': no Ray cluster found (RAY_ADDRESS is not set and no cluster was started with "
+        "`ray start --head` on this machine); start one, give its host:port, or set ray.address: null for an embedded Ray"
+    )
+
+
+def _host_port(target: str) -> tuple[str, int] | None:
+    rest = target.split("://", 1)[1] if "://" in target else target
+    host, sep, port = rest.rstrip("/").rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def check_reachable(address: str, target: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """A ConfigError naming ``address`` when nothing accepts a TCP connection at ``target`` within ``timeout``."""
+    hp = _host_port(target)
+    if hp is None:
+        raise ConfigError(f"ray.address {address!r}: expected 'auto', 'host:port' or 'ray://host:port'")
+    try:
+        with socket.create_connection(hp, timeout=timeout):
+            pass
+    except OSError as e:
+        shown = address if target == address else f"{address} -> {target}"
+        raise ConfigError(
+            f"ray.address {shown!r}: no Ray cluster answers at {hp[0]}:{hp[1]} within {timeout:g} s ({e.strerror or e}); "
+            "start it with `ray start --head`, or set ray.address: null for an embedded Ray"
+        ) from None

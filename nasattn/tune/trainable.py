@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+from nasattn.tune.placement import rendezvous, trial_device, write_placement
+
 # Keys of ``config`` that train_trial itself understands; everything else is passed through as "extra".
 CONFIG_KEYS = (
     "arch", "recipe", "data", "seed", "device", "run_dir", "runs_root", "checkpoint_every", "checkpoint_budget",
@@ -58,24 +60,25 @@ def _set_threads() -> None:
         torch.set_num_threads(max(1, int(math.floor(cpus))))
 
 
-def measure_latency(model, input_size: int, in_channels: int, device: str = "cpu", repeats: int = 10) -> float:
-    """Median seconds for one image (batch 1) through ``model`` in eval mode."""
-    import torch
+def measure_latency(model, input_size: int, in_channels: int, device: str = "cpu", min_run_time: float = 0.2) -> float:
+    """Median seconds for one image (batch 1) through ``model`` in eval mode, on ``device``.
 
-    model = model.eval()
+    Timed with ``torch.utils.benchmark.Timer`` (which synchronises CUDA around each measurement)
+    with the process's torch thread count; the model is moved to ``device`` and left there.
+    """
+    import torch
+    from torch.utils import benchmark
+
+    was_training = model.training
+    model = model.to(device).eval()
     x = torch.randn(1, in_channels, input_size, input_size, device=device)
-    times = []
     with torch.inference_mode():
         for _ in range(2):
             model(x)
-        for _ in range(repeats):
-            t = time.perf_counter()
-            model(x)
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - t)
-    model.train()
-    return sorted(times)[len(times) // 2]
+        timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x}, num_threads=torch.get_num_threads())
+        median = timer.blocked_autorange(min_run_time=min_run_time).median
+    model.train(was_training)
+    return float(median)
 
 
 def resolve_run_dir(config: dict[str, Any]) -> Path | None:
@@ -129,6 +132,7 @@ def _train_trial(config: dict[str, Any]) -> None:
     _set_threads()
     seed = int(config.get("seed", 0))
     run_dir = resolve_run_dir(config)
+    trial = _trial_name()
     extra = {k: v for k, v in config.items() if k not in CONFIG_KEYS}
 
     # A trial that already wrote its run (e.g. re-run after a driver crash) only re-reports it.
@@ -136,6 +140,10 @@ def _train_trial(config: dict[str, Any]) -> None:
         final = json.loads((run_dir / DONE_MARKER).read_text())
         tune.report(final)
         return
+
+    device, placement = trial_device(str(config.get("device") or "auto"), trial)
+    write_placement(run_dir, placement)
+    rendezvous(trial)
 
     spec = ArchSpec.from_dict(config["arch"], "trial arch")
     if config.get("width_mult") not in (None, 1, 1.0):
@@ -153,7 +161,7 @@ def _train_trial(config: dict[str, Any]) -> None:
     prof = profile_model(model)
     static: dict[str, Any] = {k: prof[k] for k in ("params", "flops", "layers", "conv_layers") if k in prof}
     if config.get("measure_latency"):
-        static["latency_ms"] = 1000 * measure_latency(model, spec.input_size, spec.in_channels)
+        static["latency_ms"] = 1000 * measure_latency(model, spec.input_size, spec.in_channels, device)
 
     checkpoint_every = int(config.get("checkpoint_every") or 0)
     budget = config.get("checkpoint_budget", CHECKPOINT_BUDGET)  # None: every due checkpoint (paused trials)
@@ -182,10 +190,10 @@ def _train_trial(config: dict[str, Any]) -> None:
         with checkpoint.as_directory() as ckpt_dir:
             path = os.path.join(ckpt_dir, STATE_FILE)
             if os.path.isfile(path):
-                resume_state = torch.load(path, map_location="cpu", weights_only=False)
+                resume_state = torch.load(path, map_location="cpu", weights_only=True)
 
     result = train(
-        spec, recipe, dataset, seed=seed, device=config.get("device", "auto"), callbacks=(report,),
+        spec, recipe, dataset, seed=seed, device=device, callbacks=(report,),
         progress=False, model=model, resume_state=resume_state,
         max_steps_per_epoch=config.get("max_steps_per_epoch"),
     )
@@ -200,7 +208,19 @@ def _train_trial(config: dict[str, Any]) -> None:
         write_run(run_dir, result)
         final["run_dir"] = str(run_dir)
         (run_dir / DONE_MARKER).write_text(json.dumps(final, default=str))
+    placement["ended"] = time.time()
+    write_placement(run_dir, placement)
     tune.report(final)
+
+
+def _trial_name() -> str:
+    """The Tune trial id (``"local"`` outside Tune)."""
+    try:
+        from ray import tune
+
+        return str(tune.get_context().get_trial_id() or "local")
+    except Exception:  # noqa: BLE001 - outside a Tune session
+        return "local"
 
 
 # --------------------------------------------------------------------------- results -> rows

@@ -1,0 +1,493 @@
+"""The doctor's sections.  Each takes a :class:`Context` and writes its checks through a Recorder.
+
+Run one section in this process with ``python -m nasattn.doctor.sections NAME CONTEXT_JSON``
+(that is how the runner time-boxes them).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from nasattn.doctor.record import Recorder
+
+PRESETS = ("baseline", "cbam", "balanced")
+AMPS = ("bf16", "fp16", "off")
+OPTIONAL = ("pydantic", "ray", "optuna", "plotly", "sqlalchemy", "pandas", "sklearn", "scipy", "typer", "rich", "yaml")
+PYDANTIC_HINT = ("pydantic is required for specs and recipes: pip install pydantic (or carry its wheels: "
+                 "pydantic, pydantic-core, annotated-types, typing-extensions, typing-inspection)")
+
+
+@dataclass
+class Context:
+    """What every section needs: where to write, the device, tiny (dry run) or full sizes, the deadline."""
+
+    out: str
+    device: str = "cpu"
+    dry: bool = True
+    data: str | None = None
+    deadline: float = math.inf
+    section: str = ""
+
+    @property
+    def width(self) -> float:
+        return 0.125 if self.dry else 1.0
+
+    @property
+    def batch(self) -> int:
+        return 8 if self.dry else 128
+
+    @property
+    def steps(self) -> int:
+        return 2 if self.dry else 20
+
+    def left(self) -> float:
+        return self.deadline - time.time()
+
+    def recorder(self) -> Recorder:
+        return Recorder(Path(self.out), self.section)
+
+
+class Skip(Exception):
+    """A section or check that cannot run here; the message says why and what to install."""
+
+
+def importable(module: str) -> bool:
+    """Whether ``import module`` works here (imported, so a broken install counts as missing)."""
+    try:
+        importlib.import_module(module)
+    except Exception:  # noqa: BLE001 - ImportError, or a package that fails while importing
+        return False
+    return True
+
+
+def _need(module: str, hint: str | None = None) -> None:
+    if not importable(module):
+        raise Skip(hint or f"{module} is not installed")
+
+
+def synthetic_dataset(n: int, classes: int = 10, size: int = 64, seed: int = 0):
+    """Random uint8 images with balanced labels, as an ``ImageDataset``."""
+    import torch
+
+    from nasattn.data.dataset import ImageDataset
+
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g)
+    labels = torch.arange(n, dtype=torch.int64) % classes
+    return ImageDataset(images=images, labels=labels, classes=[f"class{i}" for i in range(classes)],
+                        source="synthetic", fingerprint=f"synthetic-{n}-{classes}-{size}-{seed}")
+
+
+def synthetic_image_folder(root: Path, per_class: int = 300, classes: int = 10, size: int = 64) -> Path:
+    """An ImageFolder of random PNGs (for the naive pipeline, which reads files); written once."""
+    import numpy as np
+    from PIL import Image
+
+    done = root / "DONE"
+    if done.is_file():
+        return root
+    rng = np.random.default_rng(0)
+    for c in range(classes):
+        folder = root / f"class{c}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    done.write_text("ok\n")
+    return root
+
+
+def _spec_recipe(preset: str, ctx: Context, **recipe: Any):
+    from nasattn.engine import Recipe
+    from nasattn.presets import get_preset
+
+    p = get_preset(preset)
+    spec = p.arch.scaled(ctx.width) if ctx.width != 1 else p.arch
+    rec = Recipe.model_validate({**p.recipe_dict, "batch_size": ctx.batch, "eval_batch_size": 4 * ctx.batch,
+                                 "epochs": 1, **recipe})
+    return spec, rec
+
+
+def _checked(rec: Recorder, check: str, fn: Callable[[], dict[str, Any]]) -> None:
+    """Run one check; its dict (with ``status`` when not ok) is recorded, an exception as ``error``."""
+    t0 = time.time()
+    try:
+        values = fn()
+    except Skip as e:
+        rec.add(check, "skipped", reason=str(e))
+        return
+    except Exception as e:  # noqa: BLE001 - a check records its own failure and the section goes on
+        rec.add(check, "error", error=f"{type(e).__name__}: {e}", seconds=round(time.time() - t0, 3))
+        return
+    status = values.pop("status", "ok")
+    rec.add(check, status, seconds=round(time.time() - t0, 3), **values)
+
+
+def _cuda(ctx: Context) -> bool:
+    return ctx.device.startswith("cuda")
+
+
+# --------------------------------------------------------------------------------------------- env
+def section_env(ctx: Context) -> None:
+    import platform
+
+    import torch
+
+    rec = ctx.recorder()
+    info: dict[str, Any] = {
+        "python": platform.python_version(), "torch": torch.__version__, "cuda_build": torch.version.cuda,
+        "device": ctx.device, "dry_run": ctx.dry, "cpu_count": os.cpu_count(),
+    }
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        info.update(
+            device_name=torch.cuda.get_device_name(0), capability=".".join(map(str, torch.cuda.get_device_capability(0))),
+            memory_gib=round(props.total_memory / 2**30, 1), device_count=torch.cuda.device_count(),
+            bf16_supported=torch.cuda.is_bf16_supported(), cudnn_version=torch.backends.cudnn.version(),
+            cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+        )
+    info.update(
+        tf32_matmul=torch.backends.cuda.matmul.allow_tf32, tf32_cudnn=torch.backends.cudnn.allow_tf32,
+        cudnn_enabled=torch.backends.cudnn.enabled, cudnn_benchmark=torch.backends.cudnn.benchmark,
+        float32_matmul_precision=torch.get_float32_matmul_precision(),
+    )
+    rec.add("versions", "ok", **info)
+    available = {m: importable(m) for m in OPTIONAL}
+    missing = [m for m, ok in available.items() if not ok]
+    notes = []
+    if not available["pydantic"]:
+        notes.append(PYDANTIC_HINT)
+    if not available["ray"]:
+        notes.append("ray missing: search and ablate need it (pip install 'ray[tune]'); doctor packs plain processes")
+    if not available["optuna"]:
+        notes.append("optuna missing: search needs it (pip install optuna)")
+    rec.add("packages", "ok" if available["pydantic"] else "fail", available=available, missing=missing, notes=notes)
+
+
+# ------------------------------------------------------------------------------------- correctness
+def section_correctness(ctx: Context) -> None:
+    rec = ctx.recorder()
+    _need("pydantic", PYDANTIC_HINT)
+    from nasattn.engine import train
+
+    data = synthetic_dataset(64 if ctx.dry else 2048)
+    for preset in PRESETS:
+        for amp in AMPS:
+            if ctx.left() < 20:
+                rec.add(f"{preset}/{amp}", "skipped", reason="time box")
+                continue
+
+            def steps(preset: str = preset, amp: str = amp) -> dict[str, Any]:
+                spec, recipe = _spec_recipe(preset, ctx, amp=amp)
+                res = train(spec, recipe, data, seed=0, device=ctx.device, progress=False,
+                            max_steps_per_epoch=ctx.steps if ctx.dry else 5)
+                loss = float(res.history[-1]["train_loss"])
+                return {"status": "ok" if math.isfinite(loss) else "fail", "train_loss": loss,
+                        "amp": res.metrics.get("amp"), "channels_last": res.metrics.get("channels_last")}
+
+            _checked(rec, f"{preset}/{amp}", steps)
+    _checked(rec, "resume_equality", lambda: _resume_equality(ctx, data))
+    _checked(rec, "dropblock_fraction", lambda: _dropblock_fraction(ctx))
+
+
+def _resume_equality(ctx: Context, data: Any) -> dict[str, Any]:
+    """Two epochs straight vs one epoch, a checkpoint through torch.save/load(weights_only=True), one more."""
+    import io
+
+    import torch
+
+    from nasattn.engine import train
+
+    spec, recipe = _spec_recipe("balanced", ctx, epochs=2, amp="off")
+    saved: dict[str, Any] = {}
+
+    def keep(epoch: int, row: dict[str, Any], state: Any) -> None:
+        if epoch == 1:
+            buf = io.BytesIO()
+            torch.save(state.checkpoint(), buf)
+            saved["ckpt"] = buf.getvalue()
+
+    kw = {"seed": 0, "device": ctx.device, "progress": False, "max_steps_per_epoch": ctx.steps}
+    def difference(x: Any, y: Any) -> float:
+        a, b = x.model.state_dict(), y.model.state_dict()
+        return max(float((a[k].float() - b[k].float()).abs().max()) for k in a if a[k].numel())
+
+    full = train(spec, recipe, data, callbacks=(keep,), **kw)
+    state = torch.load(io.BytesIO(saved["ckpt"]), map_location="cpu", weights_only=True)
+    resumed = train(spec, recipe, data, resume_state=state, **kw)
+    diff = difference(full, resumed)
+    noise = 0.0
+    if diff > 0:  # on a GPU some kernels are not bit-reproducible: compare with a second straight run
+        noise = difference(full, train(spec, recipe, data, **kw))
+    ok = diff == 0 or diff <= 10 * noise
+    return {"status": "ok" if ok else "fail", "max_abs_weight_difference": diff, "run_to_run_difference": noise,
+            "cuda_rng_in_checkpoint": "cuda" in state["rng"]}
+
+
+def _dropblock_fraction(ctx: Context) -> dict[str, Any]:
+    """Fraction of zeros of DropBlock on the device vs the CPU path, same p and block size (many draws)."""
+    import torch
+
+    from nasattn.blocks.dropblock import ScheduledDropBlock
+
+    p, block, shape = 0.1, 5, (16 if ctx.dry else 64, 16, 32, 32)
+    out = {}
+    for where in ("cpu", ctx.device):
+        torch.manual_seed(0)
+        db = ScheduledDropBlock(p, block).train().to(where)
+        fractions = [float((db(torch.ones(shape, device=where)) == 0).float().mean()) for _ in range(10)]
+        out[where] = sum(fractions) / len(fractions)
+    gap = abs(out[ctx.device] - out["cpu"])
+    return {"status": "ok" if gap < 0.02 else "fail", "p": p, "block_size": block, "cpu_fraction": out["cpu"],
+            "device_fraction": out[ctx.device], "difference": gap}
+
+
+# ------------------------------------------------------------------------------------------- syncs
+def section_syncs(ctx: Context) -> None:
+    rec = ctx.recorder()
+    _need("pydantic", PYDANTIC_HINT)
+    if not _cuda(ctx):
+        rec.add("syncs_per_step", "skipped", reason="needs CUDA (torch.cuda.set_sync_debug_mode)")
+        return
+    import torch
+
+    from nasattn.engine import train
+
+    data = synthetic_dataset(2048)
+    for preset in PRESETS:
+        def count(preset: str = preset) -> dict[str, Any]:
+            spec, recipe = _spec_recipe(preset, ctx)
+            steps = 10
+            train(spec, recipe, data, seed=0, device=ctx.device, progress=False, max_steps_per_epoch=2)  # warm-up
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                torch.cuda.set_sync_debug_mode("warn")
+                try:
+                    train(spec, recipe, data, seed=0, device=ctx.device, progress=False, max_steps_per_epoch=steps)
+                finally:
+                    torch.cuda.set_sync_debug_mode(0)
+            sync = [str(w.message) for w in caught if "synchroniz" in str(w.message).lower()]
+            where = sorted({f"{w.filename}:{w.lineno}" for w in caught if "synchroniz" in str(w.message).lower()})
+            return {"syncs": len(sync), "steps": steps, "syncs_per_step_upper_bound": len(sync) / steps,
+                    "note": "counts the whole epoch (evaluation included)", "sites": where[:20]}
+
+        _checked(rec, f"{preset}", count)
+
+
+# ------------------------------------------------------------------------------------------- speed
+def section_speed(ctx: Context) -> None:
+    rec = ctx.recorder()
+    _need("pydantic", PYDANTIC_HINT)
+    import torch
+
+    from nasattn.bench.measure import run_bench
+
+    data = "eurosat-mini" if ctx.dry else str(synthetic_image_folder(Path(ctx.out) / "synthetic-images"))
+    for preset in PRESETS:
+        if ctx.left() < 30:
+            rec.add(preset, "skipped", reason="time box")
+            continue
+
+        def bench(preset: str = preset) -> dict[str, Any]:
+            if _cuda(ctx):
+                torch.cuda.reset_peak_memory_stats()
+            r = run_bench(preset, ctx.width, data, device=ctx.device, batch_size=ctx.batch,
+                          steps=ctx.steps, warmup=1 if ctx.dry else 3, workers=0 if ctx.dry else None)
+            peak = torch.cuda.max_memory_allocated() / 2**20 if _cuda(ctx) else None
+            eng, naive = r["pipelines"]["engine"], r["pipelines"]["naive"]
+            return {"width_mult": ctx.width, "batch_size": ctx.batch, "engine_images_per_second": eng["images_per_second"],
+                    "naive_images_per_second": naive["images_per_second"], "ratio": r["ratio"], "peak_memory_mib": peak,
+                    "data": data, "amp": eng["settings"]["amp"]}
+
+        _checked(rec, preset, bench)
+
+
+# ----------------------------------------------------------------------------------------- packing
+def _pack_worker(ctx: Context, preset: str, steps: int) -> dict[str, Any]:
+    """One training of ``steps`` steps after a warm-up; prints its images/s as JSON (used by ``packing``)."""
+    from nasattn.engine import train
+
+    data = synthetic_dataset(64 if ctx.dry else 4096)
+    spec, recipe = _spec_recipe(preset, ctx)
+    train(spec, recipe, data, seed=0, device=ctx.device, progress=False, max_steps_per_epoch=1)
+    res = train(spec, recipe, data, seed=0, device=ctx.device, progress=False, max_steps_per_epoch=steps)
+    h = res.history[-1]
+    return {"images": int(h["train_images"]), "seconds": float(h["train_images"]) / float(h["images_per_second"])}
+
+
+def section_packing(ctx: Context) -> None:
+    rec = ctx.recorder()
+    _need("pydantic", PYDANTIC_HINT)
+    counts = (1, 2) if ctx.dry else (1, 2, 4, 8)
+    preset = "baseline" if ctx.dry else "balanced"
+    steps = ctx.steps if ctx.dry else 40
+    via = "processes" + (" (ray present; the doctor packs plain processes)" if importable("ray") else "")
+    for n in counts:
+        if ctx.left() < 15:
+            rec.add(f"{n}_at_once", "skipped", reason="time box")
+            continue
+
+        def pack(n: int = n) -> dict[str, Any]:
+            arg = json.dumps({**asdict(ctx), "deadline": None, "section": "pack-worker"})
+            from nasattn.doctor.runner import child_env
+
+            env = child_env(OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // n)))
+            t0 = time.time()
+            procs = [subprocess.Popen([sys.executable, "-m", "nasattn.doctor.sections", "pack-worker", arg, preset, str(steps)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(n)]
+            results, errors = [], []
+            for p in procs:
+                try:
+                    so, se = p.communicate(timeout=max(5.0, ctx.left() - 5))
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    so, se = p.communicate()
+                    errors.append("killed at the section's time box")
+                    continue
+                lines = [ln for ln in so.splitlines() if ln.startswith("{")]
+                if p.returncode == 0 and lines:
+                    results.append(json.loads(lines[-1]))
+                else:
+                    errors.append(" | ".join((se or "no output").strip().splitlines()[-3:]))
+            wall = time.time() - t0
+            if errors:
+                return {"status": "error", "error": errors[0], "finished": len(results), "of": n}
+            per = [r["images"] / r["seconds"] for r in results]
+            return {"processes": n, "preset": preset, "width_mult": ctx.width, "via": via,
+                    "images_per_second_total": sum(per), "images_per_second_each": per, "wall_seconds": wall}
+
+        _checked(rec, f"{n}_at_once", pack)
+
+
+# ----------------------------------------------------------------------------------------- compile
+def section_compile(ctx: Context) -> None:
+    rec = ctx.recorder()
+    _need("pydantic", PYDANTIC_HINT)
+    preset = "baseline" if ctx.dry else "balanced"  # a dry run only shows the section works
+    _checked(rec, f"{preset}/explain", lambda: _explain(ctx, preset))
+    _checked(rec, f"{preset}/speed", lambda: _compiled_speed(ctx, preset))
+
+
+def _model_and_batch(ctx: Context, preset: str):
+    import torch
+
+    from nasattn.models import build_model
+
+    spec, _ = _spec_recipe(preset, ctx)
+    torch.manual_seed(0)
+    model = build_model(spec).to(ctx.device).train()
+    x = torch.randn(ctx.batch, spec.in_channels, spec.input_size, spec.input_size, device=ctx.device)
+    y = torch.randint(0, spec.num_classes, (ctx.batch,), device=ctx.device)
+    return model, x, y
+
+
+def _explain(ctx: Context, preset: str) -> dict[str, Any]:
+    import torch
+
+    out: dict[str, Any] = {}
+    for mode in ("train", "eval"):
+        model, x, _ = _model_and_batch(ctx, preset)
+        model.train(mode == "train")
+        torch._dynamo.reset()
+        ex = torch._dynamo.explain(model)(x)
+        out[f"{mode}_graph_breaks"] = ex.graph_break_count
+        out[f"{mode}_graphs"] = ex.graph_count
+        out[f"{mode}_break_reasons"] = sorted({str(b.reason)[:160] for b in ex.break_reasons})[:10]
+    out["status"] = "ok" if out["train_graph_breaks"] == 0 and out["eval_graph_breaks"] == 0 else "fail"
+    return out
+
+
+def _compiled_speed(ctx: Context, preset: str) -> dict[str, Any]:
+    import torch
+    import torch._dynamo.utils as dynamo_utils
+
+    def run(model: Any, x: Any, y: Any, steps: int) -> float:
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        sync = torch.cuda.synchronize if _cuda(ctx) else (lambda: None)
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            opt.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+        sync()
+        return time.perf_counter() - t0
+
+    backend = "eager" if ctx.dry else "inductor"  # dry run: dynamo tracing only, no code generation
+    steps = ctx.steps if ctx.dry else 30
+    model, x, y = _model_and_batch(ctx, preset)
+    run(model, x, y, 2)
+    eager = ctx.batch * steps / run(model, x, y, steps)
+    torch._dynamo.reset()
+    dynamo_utils.counters.clear()
+    model, x, y = _model_and_batch(ctx, preset)
+    compiled = torch.compile(model, backend=backend)
+    compile_s = run(compiled, x, y, 1)
+    run(compiled, x, y, 2)
+    fast = ctx.batch * steps / run(compiled, x, y, steps)
+    recompiles = sum(dynamo_utils.counters["recompiles"].values()) if "recompiles" in dynamo_utils.counters else 0
+    return {"backend": backend, "batch_size": ctx.batch, "width_mult": ctx.width, "eager_images_per_second": eager,
+            "compiled_images_per_second": fast, "speedup": fast / eager, "compile_seconds": compile_s,
+            "recompiles": recompiles, "unique_graphs": int(dynamo_utils.counters["stats"].get("unique_graphs", 0))}
+
+
+# -------------------------------------------------------------------------------------------- data
+def section_data(ctx: Context) -> None:
+    rec = ctx.recorder()
+    if not ctx.data:
+        rec.add("training", "skipped", reason="no --data given")
+        return
+    _need("pydantic", PYDANTIC_HINT)
+
+    def short() -> dict[str, Any]:
+        from nasattn.data import load_dataset
+        from nasattn.engine import train
+
+        data = load_dataset(ctx.data, progress=False)
+        spec, recipe = _spec_recipe("baseline", ctx, epochs=1 if ctx.dry else 2)
+        if len(data.classes) != spec.num_classes:
+            spec = spec.model_copy(update={"num_classes": len(data.classes)})
+        res = train(spec, recipe, data, seed=0, device=ctx.device, progress=False,
+                    max_steps_per_epoch=ctx.steps if ctx.dry else None)
+        m = res.metrics
+        return {"data": str(ctx.data), "images": len(data), "epochs": recipe.epochs, "test_accuracy": m.get("test_accuracy"),
+                "train_seconds": m.get("train_seconds"), "width_mult": ctx.width}
+
+    _checked(rec, "training", short)
+
+
+SECTION_FUNCS: dict[str, Callable[[Context], None]] = {
+    "env": section_env, "correctness": section_correctness, "syncs": section_syncs, "speed": section_speed,
+    "packing": section_packing, "compile": section_compile, "data": section_data,
+}
+
+
+def main(argv: list[str]) -> int:
+    name, arg = argv[0], json.loads(argv[1])
+    arg["deadline"] = math.inf if arg.get("deadline") is None else arg["deadline"]
+    ctx = Context(**arg)
+    if name == "pack-worker":
+        print(json.dumps(_pack_worker(ctx, argv[2], int(argv[3]))), flush=True)
+        return 0
+    ctx.section = name
+    try:
+        SECTION_FUNCS[name](ctx)
+    except Skip as e:
+        print(json.dumps({"skipped": str(e)}), flush=True)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

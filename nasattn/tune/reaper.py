@@ -1,0 +1,98 @@
+"""A watchdog that kills an embedded Ray's processes when the driver that started it dies.
+
+Ray ties its GCS server and raylet to the driver, but its dashboard agent, runtime-env agent and
+workers outlive a ``kill -9`` of the driver for a minute or two.  ``start_reaper`` launches this
+module as a separate process (its own session, so a terminal's Ctrl-C does not reach it) with the
+pids of the Ray processes the driver started; it follows their descendants and, once the driver is
+gone or says ``stop`` after ``ray.shutdown()``, kills whatever of that tree is still running.
+
+Run as ``python -m nasattn.tune.reaper DRIVER_PID ROOT_PID...`` (stdin: the driver's pipe).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+from collections.abc import Sequence
+
+POLL_S = 0.25
+
+
+def _psutil_path() -> str:
+    import psutil
+    import ray  # noqa: F401 - Ray puts its bundled psutil on sys.path
+
+    return os.path.dirname(os.path.dirname(psutil.__file__))
+
+
+def start_reaper(root_pids: Sequence[int]) -> subprocess.Popen:
+    """Start the watchdog for the Ray processes ``root_pids`` (and their descendants) of this driver."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (_psutil_path(), *sys.path, env.get("PYTHONPATH", "")) if p)
+    return subprocess.Popen(
+        [sys.executable, "-m", "nasattn.tune.reaper", str(os.getpid()), *map(str, root_pids)],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, env=env,
+    )
+
+
+def stop_reaper(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Tell the watchdog the driver shut Ray down; it kills leftovers and exits."""
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(b"stop\n")
+        proc.stdin.close()
+    except (BrokenPipeError, OSError, ValueError):
+        pass
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _watch(driver_pid: int, roots: list[int]) -> None:
+    import psutil
+
+    tracked: dict[int, psutil.Process] = {}
+    for pid in roots:
+        try:
+            tracked[pid] = psutil.Process(pid)
+        except psutil.NoSuchProcess:
+            pass
+    try:
+        driver = psutil.Process(driver_pid)
+    except psutil.NoSuchProcess:
+        driver = None
+    while driver is not None and driver.is_running():
+        for proc in list(tracked.values()):
+            try:
+                for child in proc.children(recursive=True):
+                    tracked.setdefault(child.pid, child)
+            except psutil.NoSuchProcess:
+                tracked.pop(proc.pid, None)
+        ready, _, _ = select.select([sys.stdin], [], [], POLL_S)
+        if ready:
+            break  # "stop" after ray.shutdown(), or EOF: the driver died
+    for proc in list(tracked.values()):
+        try:
+            for child in proc.children(recursive=True):
+                tracked.setdefault(child.pid, child)
+        except psutil.NoSuchProcess:
+            pass
+    for proc in tracked.values():
+        try:
+            proc.kill()  # psutil checks the process is still the one seen (no pid reuse)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+
+
+def main(argv: Sequence[str]) -> None:
+    driver_pid, *roots = (int(a) for a in argv)
+    _watch(driver_pid, list(roots))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
