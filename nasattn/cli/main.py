@@ -176,6 +176,7 @@ def _print_summary(m: dict) -> None:
 # Commands of search, ablation, report and bench: their modules import Ray/Optuna/plotly lazily.
 for _module in (ablate_cmd, bench_cmd, report_cmd, search_cmd):
     _module.register(app)
+__import__("nasattn.cli.fidelity_cmd", fromlist=["register"]).register(app)  # nasattn fidelity
 
 if __name__ == "__main__":  # pragma: no cover
     app()
