@@ -157,6 +157,8 @@ def _train_trial(config: dict[str, Any]) -> None:
 
         static.update(zero_cost_scores(model, *score_batch(dataset.images, dataset.labels, int(config.get("zero_cost_batch", 64)))))
 
+    if (config.get("optuna") or {}).get("seed_recipe"):  # search seed trials: own or the study's recipe
+        static["seed_recipe"] = config["optuna"]["seed_recipe"]
     checkpoint_every = int(config.get("checkpoint_every") or 0)
     budget = config.get("checkpoint_budget", CHECKPOINT_BUDGET)  # None: every due checkpoint (paused trials)
     last_epoch = recipe.epochs
