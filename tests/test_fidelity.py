@@ -79,6 +79,16 @@ def test_select_takes_the_top_k_k_random_others_and_every_preset_trial():
     assert 7 not in {s.number for s in select_trials(trials, top=2, n_random=0, presets=False)}
 
 
+def test_low_epoch_compares_every_trial_after_the_same_epoch():
+    best = _trial(0, 0.9)
+    best.intermediate_values = {1: 0.55, 2: 0.8, 3: 0.9}
+    stopped = _trial(1, 0.6, "PRUNED", seed_point="cbam")  # ASHA stopped it after epoch 1
+    at_last = {s.number: (s.low, s.low_epochs) for s in select_trials([best, stopped], 1, 0, True)}
+    assert at_last[0] == (0.9, 3) and at_last[1][0] == 0.6  # each trial's last value: 3 epochs vs 1
+    at_one = {s.number: (s.low, s.low_epochs) for s in select_trials([best, stopped], 1, 0, True, low_epoch=1)}
+    assert at_one == {0: (0.55, 1), 1: (0.6, 1)}
+
+
 # ------------------------------------------------------------------------------------ outputs
 def _plan(tmp_path: Path, lows: list[float], presets: dict[int, str]) -> FidelityPlan:
     sample = [Sampled(number=i, tune_trial_id=f"t{i}", group="top", seed_point=presets.get(i), low_status="COMPLETE",

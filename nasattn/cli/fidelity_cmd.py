@@ -38,20 +38,21 @@ def fidelity(
     data: Optional[str] = typer.Option(None, "--data", "-d", help="Dataset (default: the study's data, or $NASATTN_DATA)."),
     metric: str = typer.Option("val_accuracy", "--metric", help="Compared metric: val_accuracy (the search's) or test_accuracy."),
     sample_seed: int = typer.Option(0, "--sample-seed", help="Seed of the random sample of trials."),
+    low_epoch: Optional[int] = typer.Option(None, "--low-epoch", help="Compare the search's val_accuracy after this epoch, which every trial reached (default: each trial's last)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default SEARCH_DIR/fidelity)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted fidelity study (finished runs are not retrained)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the sample and the budget, run nothing."),
     live: Optional[bool] = typer.Option(None, "--live/--no-live", help="Live table (default: when on a terminal)."),
 ) -> None:
     """Re-train a sample of a search's trials at a higher budget and measure how well the cheap ranking predicts it."""
-    _fidelity(search_dir, top, n_random, presets, seeds, overrides, width_mult, subset, data, metric, sample_seed, out,
-              resume, dry_run, live)
+    _fidelity(search_dir, top, n_random, presets, seeds, overrides, width_mult, subset, data, metric, sample_seed,
+              low_epoch, out, resume, dry_run, live)
 
 
 @handle_user_errors
 def _fidelity(search_dir: Path, top: int, n_random: int, presets: bool, seeds: str | None, overrides: list[str] | None,
               width_mult: float | None, subset: float | None, data: str | None, metric: str, sample_seed: int,
-              out: Path | None, resume: bool, dry_run: bool, live: bool | None) -> None:
+              low_epoch: int | None, out: Path | None, resume: bool, dry_run: bool, live: bool | None) -> None:
     from nasattn.config import ConfigError
     from nasattn.fidelity.run import plan_fidelity, run_fidelity
 
@@ -59,7 +60,7 @@ def _fidelity(search_dir: Path, top: int, n_random: int, presets: bool, seeds: s
         raise ConfigError(f"--metric {metric!r}: allowed: val_accuracy, test_accuracy")
     plan = plan_fidelity(search_dir, top=top, n_random=n_random, presets=presets, seeds=_seeds(seeds),
                          overrides=parse_overrides(overrides), width_mult=width_mult, subset=subset, data=data, out=out,
-                         sample_seed=sample_seed, metric=metric)
+                         sample_seed=sample_seed, metric=metric, low_epoch=low_epoch)
     groups = ", ".join(f"{s.number} ({s.group}{': ' + s.seed_point if s.seed_point else ''})" for s in plan.sample)
     console.print(
         f"[bold]nasattn fidelity[/] {plan.search_dir} | {len(plan.sample)} trials x {len(plan.seeds)} seeds | "

@@ -62,6 +62,7 @@ class FidelityPlan:
     metric: str = "val_accuracy"
     max_steps_per_epoch: int | None = None
     top: int = 3
+    low_epoch: int | None = None  # compare every trial's value after this epoch (None: its last)
 
     @property
     def low_epochs(self) -> int:
@@ -108,26 +109,31 @@ def _load_optuna(search_dir: Path, study: dict[str, Any]):
         raise ConfigError(f"{search_dir}: cannot open the search's Optuna study {name!r}: {type(e).__name__}: {e}") from None
 
 
-def _sampled(t: Any, group: str, metric: str) -> Sampled:
+def _sampled(t: Any, group: str, metric: str, low_epoch: int | None = None) -> Sampled:
     a = t.user_attrs
     low = a.get(metric)
     if not isinstance(low, (int, float)) and t.intermediate_values:
         low = t.intermediate_values[max(t.intermediate_values)]
+    epochs = a.get("epochs")
+    if low_epoch is not None:  # every trial at the same epoch (early stopping ends some sooner)
+        low = t.intermediate_values.get(low_epoch)
+        epochs = low_epoch if low is not None else None
     static = {k: a.get(k) for k in ("params", "flops", *ZC_COLUMNS)}
     return Sampled(
         number=t.number, tune_trial_id=a.get("tune_trial_id"), group=group, seed_point=a.get("seed_point"),
-        low_status=a.get("status") or t.state.name, low_epochs=a.get("epochs"),
+        low_status=a.get("status") or t.state.name, low_epochs=epochs,
         low=float(low) if isinstance(low, (int, float)) else None,
         arch=json.loads(a.get("arch") or "null") or {}, recipe=json.loads(a.get("recipe") or "null") or {}, static=static,
     )
 
 
 def select_trials(trials: list[Any], top: int, n_random: int, presets: bool, seed: int = 0,
-                  metric: str = "val_accuracy") -> list[Sampled]:
+                  metric: str = "val_accuracy", low_epoch: int | None = None) -> list[Sampled]:
     """The top ``top`` finished trials by ``metric``, ``n_random`` other finished ones, every preset trial.
 
     Finished: trained to the search's last epoch (COMPLETE). Preset trials are included whatever
-    their state, as long as they reported a value.
+    their state, as long as they reported a value. The low-budget value is the trial's last one, or
+    its value after ``low_epoch`` (the search's intermediate values of val_accuracy).
     """
     import optuna
 
@@ -137,14 +143,14 @@ def select_trials(trials: list[Any], top: int, n_random: int, presets: bool, see
     finished.sort(key=lambda t: (-float(t.user_attrs[metric]), t.number))
     chosen: dict[int, Sampled] = {}
     for t in finished[:top]:
-        chosen[t.number] = _sampled(t, "top", metric)
+        chosen[t.number] = _sampled(t, "top", metric, low_epoch)
     rest = [t for t in finished if t.number not in chosen]
     for t in sorted(random.Random(seed).sample(rest, min(n_random, len(rest))), key=lambda t: t.number):
-        chosen[t.number] = _sampled(t, "random", metric)
+        chosen[t.number] = _sampled(t, "random", metric, low_epoch)
     if presets:
         for t in usable:
             if t.user_attrs.get("seed_point") in PRESETS:
-                s = _sampled(t, "preset", metric)
+                s = _sampled(t, "preset", metric, low_epoch)
                 if s.low is not None:
                     if t.number in chosen:
                         chosen[t.number].group += "+preset"
@@ -156,7 +162,8 @@ def select_trials(trials: list[Any], top: int, n_random: int, presets: bool, see
 def plan_fidelity(search_dir: str | Path, *, top: int = 3, n_random: int = 3, presets: bool = True,
                   seeds: list[int] | None = None, overrides: dict[str, Any] | None = None,
                   width_mult: float | None = None, subset: float | None = None, data: str | None = None,
-                  out: str | Path | None = None, sample_seed: int = 0, metric: str = "val_accuracy") -> FidelityPlan:
+                  out: str | Path | None = None, sample_seed: int = 0, metric: str = "val_accuracy",
+                  low_epoch: int | None = None) -> FidelityPlan:
     """Read a finished search and decide what to re-train at which budget (nothing runs).
 
     Without a ``recipe.epochs`` override the higher budget trains 4x the search's epochs.
@@ -194,7 +201,9 @@ def plan_fidelity(search_dir: str | Path, *, top: int = 3, n_random: int = 3, pr
     if not seeds or len(set(seeds)) != len(seeds):
         raise ConfigError(f"--seeds {seeds}: give distinct seeds, e.g. 0,1")
     st = _load_optuna(search_dir, study)
-    sample = select_trials(st.get_trials(deepcopy=False), top, n_random, presets, sample_seed, metric)
+    if low_epoch is not None and (metric != "val_accuracy" or low_epoch < 1):
+        raise ConfigError("--low-epoch N: an epoch >= 1 of the search, with --metric val_accuracy (the only per-epoch value)")
+    sample = select_trials(st.get_trials(deepcopy=False), top, n_random, presets, sample_seed, metric, low_epoch)
     if not sample:
         raise ConfigError(f"{search_dir}: no finished trial to re-train (the search has no COMPLETE trial)")
     raw_data = data if data is not None else overrides.get("data", study.get("data"))
@@ -204,7 +213,7 @@ def plan_fidelity(search_dir: str | Path, *, top: int = 3, n_random: int = 3, pr
         sample=sample, seeds=seeds, recipe=recipe, width_mult=float(wm), subset=sub,
         data=resolve_data_source(raw_data, Path.cwd()), resources=resources, metric=metric,
         max_steps_per_epoch=overrides.get("max_steps_per_epoch", study.get("budget", {}).get("max_steps_per_epoch")),
-        top=top,
+        top=top, low_epoch=low_epoch,
     )
 
 
@@ -237,7 +246,7 @@ def _say(console: Any, msg: str) -> None:
 def plan_info(plan: FidelityPlan, command: str | None = None) -> dict[str, Any]:
     return {
         "command": command or "nasattn fidelity", "search_dir": str(plan.search_dir), "study": plan.study.get("name"),
-        "metric": plan.metric, "low_epochs": plan.low_epochs,
+        "metric": plan.metric, "low_epochs": plan.low_epoch or plan.low_epochs, "low_epoch": plan.low_epoch,
         "low_width_mult": (plan.study.get("train") or {}).get("width_mult", 1.0), "low_subset": plan.study.get("subset"),
         "high_recipe": plan.recipe, "high_width_mult": plan.width_mult, "high_subset": plan.subset,
         "seeds": plan.seeds, "data": plan.data, "top": plan.top,

@@ -61,7 +61,7 @@ def synflow_score(model: nn.Module, input_shape: tuple[int, ...]) -> float:
     with torch.random.fork_rng(devices=[]):
         out = net(torch.ones(1, *input_shape, dtype=torch.float64, device=device))
         out.sum().backward()
-    total = sum(float((p * p.grad).abs().sum()) for p in net.parameters() if p.grad is not None)
+    total = sum(float((p.detach() * p.grad).abs().sum()) for p in net.parameters() if p.grad is not None)
     return total
 
 
