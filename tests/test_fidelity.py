@@ -162,9 +162,11 @@ def test_the_search_report_shows_the_seed_recipe_and_the_training_free_scores_co
     naswot = [10.0, 12.0, 11.0, 14.0, 15.0]
     pd.DataFrame({"number": range(5), "state": "COMPLETE", "status": "COMPLETE", "seed_point": ["balanced"] + [""] * 4,
                   "objective.val_accuracy": vals, "val_accuracy": vals, "params": [5, 4, 3, 2, 1],
-                  "zc_naswot": naswot, "zc_synflow": [1.0] * 5}).to_csv(folder / "trials.csv", index=False)
+                  "zc_naswot": naswot, "zc_synflow": [1.0] * 5, "time_to_first_epoch_s": [3.0, 4.0, 5.0, 6.0, 100.0],
+                  "duration_s": [10.0] * 5}).to_csv(folder / "trials.csv", index=False)
     html = render_report(folder).read_text()
     assert "seeds.recipe = own" in html and "their own recipe" in html
+    assert "first epoch" in html and "median 5.0 s over 5 trials; median trial duration 10.0 s" in html
     assert 'id="search-zero-cost"' in html and 'id="table-search-zero-cost"' in html
     body = html[html.index('id="table-search-zero-cost"'):]
     row = body[body.index("<td>zc_naswot</td>"):].split("</tr>")[0]

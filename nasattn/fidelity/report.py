@@ -112,6 +112,19 @@ def seed_recipe_note(study: dict[str, Any], trials: pd.DataFrame) -> str | None:
     return f"Preset seed trials ({', '.join(presets)}) were trained with {how}: seeds.recipe = {mode}."
 
 
+def first_epoch_note(trials: pd.DataFrame) -> str | None:
+    """Median wall time to a trial's first epoch beside its median duration (None without the column)."""
+    if "time_to_first_epoch_s" not in trials.columns:
+        return None
+    first = pd.to_numeric(trials["time_to_first_epoch_s"], errors="coerce").dropna()
+    if first.empty:
+        return None
+    total = pd.to_numeric(trials.get("duration_s"), errors="coerce").dropna() if "duration_s" in trials.columns else pd.Series(dtype=float)
+    text = (f"Wall time to the first epoch (data, build, training-free scores, one epoch and its validation): "
+            f"median {first.median():.1f} s over {len(first)} trials")
+    return text + (f"; median trial duration {total.median():.1f} s." if not total.empty else ".")
+
+
 def zero_cost_table(trials: pd.DataFrame, metric: str, n_resamples: int = 1000) -> pd.DataFrame:
     """Spearman and Kendall (bootstrap 95% CI) of params, FLOPs and the training-free scores with ``metric``."""
     from nasattn.fidelity.stats import correlation
@@ -141,6 +154,9 @@ def add_search_sections(page: Page, trials: pd.DataFrame, study: dict[str, Any],
     note = seed_recipe_note(study, trials)
     if note:
         page.text(note)
+    timing = first_epoch_note(trials)
+    if timing:
+        page.text(timing)
     metric = next(iter(modes), None)
     if metric is None or not any(c.startswith("zc_") or c in ("params", "flops") for c in trials.columns):
         return
