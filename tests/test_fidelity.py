@@ -103,21 +103,21 @@ def _plan(tmp_path: Path, lows: list[float], presets: dict[int, str]) -> Fidelit
 def _done(plan: FidelityPlan, number: int, seed: int, val: float) -> None:
     d = run_dir_of(plan.out, number, seed)
     d.mkdir(parents=True)
-    (d / "DONE").write_text(json.dumps({"val_accuracy": val, "test_accuracy": val - 0.01}))
+    (d / "DONE").write_text(json.dumps({"val_accuracy": val, "test_accuracy": val - 0.01 * (seed + 1)}))
 
 
 def test_rows_agreement_and_report_mark_presets_and_show_intervals(tmp_path):
     lows = [0.50, 0.60, 0.70, 0.80, 0.90]
     plan = _plan(tmp_path, lows, {4: "balanced", 0: "baseline"})
-    highs = {0: (0.61, 0.63), 1: (0.70, 0.72), 2: (0.69, 0.73), 3: (0.85, 0.87), 4: (0.88, 0.90)}
+    highs = {0: (0.61, 0.64), 1: (0.70, 0.74), 2: (0.69, 0.73), 3: (0.85, 0.88), 4: (0.88, 0.90)}
     for n, (a, b) in highs.items():
         _done(plan, n, 0, a)
         if n != 2:
             _done(plan, n, 1, b)  # trial 2 seed 1 did not finish
     rows = fidelity_rows(plan)
     r0, r2 = rows[0], rows[2]
-    assert r0["high_val_accuracy_seed0"] == 0.61 and r0["high_val_accuracy_seed1"] == 0.63
-    assert r0["high_val_accuracy_mean"] == pytest.approx(0.62) and r0["high_val_accuracy_std"] == pytest.approx(np.std([0.61, 0.63], ddof=1))
+    assert r0["high_val_accuracy_seed0"] == 0.61 and r0["high_val_accuracy_seed1"] == 0.64
+    assert r0["high_val_accuracy_mean"] == pytest.approx(0.625) and r0["high_val_accuracy_std"] == pytest.approx(np.std([0.61, 0.64], ddof=1))
     assert r2["high_n"] == 1 and r2["high_val_accuracy_mean"] == pytest.approx(0.69) and r2["high_val_accuracy_std"] is None
     assert rows[4]["preset"] == "balanced" and rows[1]["preset"] == ""
 
@@ -131,10 +131,19 @@ def test_rows_agreement_and_report_mark_presets_and_show_intervals(tmp_path):
     assert agree["low_val_accuracy"]["regret"] == pytest.approx(0.0)
     assert agree["low_val_accuracy"]["top2_overlap"] == pytest.approx(1.0)
 
+    paired = {p["trial"]: p for p in csv.DictReader(open(write_outputs(plan, rows, n_resamples=50, report=False).out / "paired.csv"))}
+    assert set(paired) == {"0", "1", "2", "3"}  # every trial against the balanced preset's (trial 4)
+    t3 = [highs[3][s] - 0.01 * (s + 1) for s in (0, 1)]
+    t4 = [highs[4][s] - 0.01 * (s + 1) for s in (0, 1)]
+    assert float(paired["3"]["diff"]) == pytest.approx(np.mean(t3) - np.mean(t4))
+    assert paired["3"]["test"] == "paired t" and float(paired["3"]["p_value"]) == pytest.approx(stats.ttest_rel(t3, t4).pvalue)
+    assert paired["2"]["test"] != "paired t"  # trial 2 has one seed only: no pairing
+
     result = write_outputs(plan, rows, n_resamples=200)
     assert result.report is not None, result.report_error
     html = result.report.read_text()
     assert 'id="agreement"' in html and "Spearman 95% CI" in html and 'id="fidelity-scatter"' in html
+    assert 'id="fidelity-paired"' in html and "Against the balanced preset" in html
     assert '"name":"presets"' in html and "balanced" in html and "baseline" in html
     with open(result.csv, newline="") as f:
         assert len(list(csv.DictReader(f))) == 5

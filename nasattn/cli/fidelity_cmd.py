@@ -30,7 +30,8 @@ def fidelity(
     search_dir: Path = typer.Argument(..., help="The output folder of a finished `nasattn search`."),
     top: int = typer.Option(3, "--top", help="Re-train the k best finished trials."),
     n_random: int = typer.Option(3, "--random", help="Re-train k random other finished trials."),
-    presets: bool = typer.Option(True, "--presets/--no-presets", help="Re-train every preset seed trial."),
+    presets: str = typer.Option("all", "--presets", help="Preset seed trials to re-train: all, none, or names, e.g. balanced."),
+    base_preset: str = typer.Option("balanced", "--base-preset", help="paired.csv compares every trial with this preset's trial."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Seeds of the higher budget, e.g. 0,1 (default: the study's seed)."),
     overrides: Optional[list[str]] = typer.Option(None, "--set", help="Higher budget, e.g. --set recipe.epochs=12 (default: 4x the search's epochs); also width_mult, subset, resources.max_concurrent."),
     width_mult: Optional[float] = typer.Option(None, "--width-mult", help="Width multiplier of the higher budget (default: the search's)."),
@@ -45,12 +46,12 @@ def fidelity(
     live: Optional[bool] = typer.Option(None, "--live/--no-live", help="Live table (default: when on a terminal)."),
 ) -> None:
     """Re-train a sample of a search's trials at a higher budget and measure how well the cheap ranking predicts it."""
-    _fidelity(search_dir, top, n_random, presets, seeds, overrides, width_mult, subset, data, metric, sample_seed,
+    _fidelity(search_dir, top, n_random, presets, base_preset, seeds, overrides, width_mult, subset, data, metric, sample_seed,
               low_epoch, out, resume, dry_run, live)
 
 
 @handle_user_errors
-def _fidelity(search_dir: Path, top: int, n_random: int, presets: bool, seeds: str | None, overrides: list[str] | None,
+def _fidelity(search_dir: Path, top: int, n_random: int, presets: str, base_preset: str, seeds: str | None, overrides: list[str] | None,
               width_mult: float | None, subset: float | None, data: str | None, metric: str, sample_seed: int,
               low_epoch: int | None, out: Path | None, resume: bool, dry_run: bool, live: bool | None) -> None:
     from nasattn.config import ConfigError
@@ -58,9 +59,11 @@ def _fidelity(search_dir: Path, top: int, n_random: int, presets: bool, seeds: s
 
     if metric not in ("val_accuracy", "test_accuracy"):
         raise ConfigError(f"--metric {metric!r}: allowed: val_accuracy, test_accuracy")
-    plan = plan_fidelity(search_dir, top=top, n_random=n_random, presets=presets, seeds=_seeds(seeds),
+    names: bool | list[str] = {"all": True, "none": False}.get(presets.strip(), [p.strip() for p in presets.split(",") if p.strip()])
+    plan = plan_fidelity(search_dir, top=top, n_random=n_random, presets=names, seeds=_seeds(seeds),
                          overrides=parse_overrides(overrides), width_mult=width_mult, subset=subset, data=data, out=out,
                          sample_seed=sample_seed, metric=metric, low_epoch=low_epoch)
+    plan.base_preset = base_preset
     groups = ", ".join(f"{s.number} ({s.group}{': ' + s.seed_point if s.seed_point else ''})" for s in plan.sample)
     console.print(
         f"[bold]nasattn fidelity[/] {plan.search_dir} | {len(plan.sample)} trials x {len(plan.seeds)} seeds | "

@@ -92,6 +92,18 @@ def render_fidelity(folder: str | Path) -> Page:
     page.section("Low vs high budget", "sec-scatter")
     page.figure(scatter(df, metric, low_label, high_label), "fidelity-scatter",
                 note="Stars: the paper's presets (enqueued as seed trials of the search). Error bars: std over seeds.")
+    if (d / "paired.csv").is_file():
+        paired = pd.read_csv(d / "paired.csv", keep_default_na=False, na_values=[""])
+        base = info.get("base_preset", "balanced")
+        page.section(f"Against the {base} preset at the higher budget", "sec-paired")
+        page.text(f"Each re-trained trial minus the {base} preset's trial, seed by seed (test accuracy; paired t-test "
+                  "over the shared seeds, Welch's otherwise, as `nasattn ablate`). Positive: the trial beats the preset.")
+        shown = paired[[c for c in ("trial", "preset", "group", "n", "test_accuracy_mean", "base_test_accuracy_mean",
+                                    "diff", "test", "p_value", "n_pairs") if c in paired.columns]]
+        page.table(shown, "fidelity-paired", formats={
+            "test_accuracy_mean": fmt_pct, "base_test_accuracy_mean": fmt_pct,
+            "diff": lambda v: "-" if not is_number(v) else f"{float(v) * 100:+.2f} points",
+            "p_value": lambda v: fmt_num(v, 3)})
     page.section("Re-trained trials", "sec-trials")
     fmts = {c: fmt_pct for c in df.columns if c.startswith(("low_val", "low_test", "high_val", "high_test")) and not c.endswith("_std")}
     fmts.update({c: fmt_count for c in ("params", "flops") if c in df.columns})

@@ -6,6 +6,8 @@ Output folder (default ``SEARCH_DIR/fidelity``)::
     OUT/fidelity.csv      one row per sampled trial: low-budget metric, high-budget metric per seed, mean
     OUT/agreement.csv     Spearman/Kendall (bootstrap 95% CI) of the high-budget mean with the low-budget
                           metric, params, FLOPs and the training-free scores; top-k overlap; regret
+    OUT/paired.csv        every re-trained trial vs the base preset's (default balanced), seed by seed:
+                          difference of test accuracy, paired t-test (nasattn.report.stats.compare)
     OUT/runs/trial<N>/seed<k>  the run folders (DONE marks a finished one)
     OUT/tune*/            Ray Tune's experiments (what --resume restores)
     OUT/report.html
@@ -63,6 +65,7 @@ class FidelityPlan:
     max_steps_per_epoch: int | None = None
     top: int = 3
     low_epoch: int | None = None  # compare every trial's value after this epoch (None: its last)
+    base_preset: str = "balanced"  # paired.csv compares every trial with this preset's trial
 
     @property
     def low_epochs(self) -> int:
@@ -127,11 +130,12 @@ def _sampled(t: Any, group: str, metric: str, low_epoch: int | None = None) -> S
     )
 
 
-def select_trials(trials: list[Any], top: int, n_random: int, presets: bool, seed: int = 0,
+def select_trials(trials: list[Any], top: int, n_random: int, presets: bool | list[str], seed: int = 0,
                   metric: str = "val_accuracy", low_epoch: int | None = None) -> list[Sampled]:
     """The top ``top`` finished trials by ``metric``, ``n_random`` other finished ones, every preset trial.
 
-    Finished: trained to the search's last epoch (COMPLETE). Preset trials are included whatever
+    ``presets``: True for every preset, or the names to include. Finished: trained to the search's
+    last epoch (COMPLETE). Preset trials are included whatever
     their state, as long as they reported a value. The low-budget value is the trial's last one, or
     its value after ``low_epoch`` (the search's intermediate values of val_accuracy).
     """
@@ -147,9 +151,10 @@ def select_trials(trials: list[Any], top: int, n_random: int, presets: bool, see
     rest = [t for t in finished if t.number not in chosen]
     for t in sorted(random.Random(seed).sample(rest, min(n_random, len(rest))), key=lambda t: t.number):
         chosen[t.number] = _sampled(t, "random", metric, low_epoch)
-    if presets:
+    wanted = list(PRESETS) if presets is True else list(presets or [])
+    if wanted:
         for t in usable:
-            if t.user_attrs.get("seed_point") in PRESETS:
+            if t.user_attrs.get("seed_point") in wanted:
                 s = _sampled(t, "preset", metric, low_epoch)
                 if s.low is not None:
                     if t.number in chosen:
@@ -159,7 +164,7 @@ def select_trials(trials: list[Any], top: int, n_random: int, presets: bool, see
     return sorted(chosen.values(), key=lambda s: s.number)
 
 
-def plan_fidelity(search_dir: str | Path, *, top: int = 3, n_random: int = 3, presets: bool = True,
+def plan_fidelity(search_dir: str | Path, *, top: int = 3, n_random: int = 3, presets: bool | list[str] = True,
                   seeds: list[int] | None = None, overrides: dict[str, Any] | None = None,
                   width_mult: float | None = None, subset: float | None = None, data: str | None = None,
                   out: str | Path | None = None, sample_seed: int = 0, metric: str = "val_accuracy",
@@ -188,6 +193,8 @@ def plan_fidelity(search_dir: str | Path, *, top: int = 3, n_random: int = 3, pr
     from nasattn.search.space import validate_model
 
     validate_model(Recipe, recipe, "--set recipe")
+    if presets not in (True, False) and not set(presets) <= set(PRESETS):
+        raise ConfigError(f"--presets {','.join(presets)}: allowed: all, none, or names among {', '.join(PRESETS)}")
     if top < 0 or n_random < 0:
         raise ConfigError("--top and --random must be >= 0")
     train = study.get("train", {}) or {}
@@ -249,7 +256,7 @@ def plan_info(plan: FidelityPlan, command: str | None = None) -> dict[str, Any]:
         "metric": plan.metric, "low_epochs": plan.low_epoch or plan.low_epochs, "low_epoch": plan.low_epoch,
         "low_width_mult": (plan.study.get("train") or {}).get("width_mult", 1.0), "low_subset": plan.study.get("subset"),
         "high_recipe": plan.recipe, "high_width_mult": plan.width_mult, "high_subset": plan.subset,
-        "seeds": plan.seeds, "data": plan.data, "top": plan.top,
+        "seeds": plan.seeds, "data": plan.data, "top": plan.top, "base_preset": plan.base_preset,
         "sample": [{"trial": s.number, "group": s.group, "seed_point": s.seed_point} for s in plan.sample],
     }
 
@@ -358,6 +365,8 @@ def fidelity_rows(plan: FidelityPlan, configs: list[dict[str, Any]] | None = Non
             final = _finished(run_dir_of(plan.out, s.number, seed)) or {}
             v, t = final.get(plan.metric), final.get("test_accuracy")
             row[f"high_{plan.metric}_seed{seed}"] = v
+            if plan.metric != "test_accuracy":
+                row[f"high_test_accuracy_seed{seed}"] = t
             highs.append(v if isinstance(v, (int, float)) else math.nan)
             tests.append(t if isinstance(t, (int, float)) else math.nan)
         done = [h for h in highs if math.isfinite(h)]
@@ -401,6 +410,32 @@ def agreement(rows: list[dict[str, Any]], metric: str = "val_accuracy", top: int
     return out
 
 
+def paired_vs_preset(rows: list[dict[str, Any]], seeds: list[int], base: str = "balanced",
+                     metric: str = "test_accuracy") -> list[dict[str, Any]]:
+    """Every re-trained trial against the ``base`` preset's trial, seed by seed at the higher budget.
+
+    Uses :func:`nasattn.report.stats.compare` (paired t-test over the shared seeds, as ``nasattn
+    ablate``). Empty when the base preset was not re-trained.
+    """
+    from nasattn.report.stats import compare, summarize
+
+    base_row = next((r for r in rows if r.get("preset") == base), None)
+    if base_row is None:
+        return []
+    b = {s: base_row.get(f"high_{metric}_seed{s}") for s in seeds}
+    out = []
+    for r in rows:
+        if r is base_row:
+            continue
+        o = {s: r.get(f"high_{metric}_seed{s}") for s in seeds}
+        c = compare(b, o)
+        out.append({"trial": r["trial"], "preset": r.get("preset", ""), "group": r.get("group"), "base": base,
+                    "base_trial": base_row["trial"], "metric": metric, "n": summarize(list(o.values())).n,
+                    f"{metric}_mean": summarize(list(o.values())).mean, f"base_{metric}_mean": summarize(list(b.values())).mean,
+                    "diff": c.diff, "test": c.test, "p_value": c.p_value, "n_pairs": c.n_pairs})
+    return out
+
+
 def _num(v: Any) -> float:
     try:
         f = float(v)
@@ -417,6 +452,9 @@ def write_outputs(plan: FidelityPlan, rows: list[dict[str, Any]], *, console: An
     csv = write_rows_csv(rows, plan.out / "fidelity.csv")
     agree = agreement(rows, plan.metric, plan.top, n_resamples)
     agree_csv = write_rows_csv(agree, plan.out / "agreement.csv")
+    paired = paired_vs_preset(rows, plan.seeds, plan.base_preset)
+    if paired:
+        write_rows_csv(paired, plan.out / "paired.csv")
     counts = {"finished": sum(1 for r in rows for s in plan.seeds if r.get(f"high_{plan.metric}_seed{s}") is not None)}
     counts["missing"] = len(rows) * len(plan.seeds) - counts["finished"]
     result = FidelityResult(out=plan.out, csv=csv, agreement_csv=agree_csv, report=None, rows=rows, agreement=agree,
