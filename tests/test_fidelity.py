@@ -220,7 +220,8 @@ def _run(args: list[str], timeout: float = 420) -> subprocess.CompletedProcess:
 def test_fidelity_end_to_end_through_ray_with_resume(tmp_path):
     search = tmp_path / "search"
     _finished_search(search)
-    args = ["fidelity", str(search), "--top", "1", "--random", "2", "--seeds", "3", "--set", "recipe.epochs=2", "--no-live"]
+    args = ["fidelity", str(search), "--top", "1", "--random", "2", "--seeds", "3", "--set", "recipe.epochs=2",
+            "--base-preset", "baseline", "--no-live"]
     res = _run(args)
     assert res.returncode == 0, res.stdout + res.stderr
     fid = search / "fidelity"
@@ -242,6 +243,8 @@ def test_fidelity_end_to_end_through_ray_with_resume(tmp_path):
     assert agree["low_val_accuracy"]["spearman_ci_low"] != "" and agree["low_val_accuracy"]["kendall_ci_high"] != ""
     html = (fid / "report.html").read_text()
     assert "fidelity-scatter" in html and '"name":"presets"' in html
+    with open(fid / "paired.csv", newline="") as f:  # the two other trials against the baseline preset's
+        assert sorted(p["trial"] for p in csv.DictReader(f)) == sorted(r["trial"] for r in rows[1:])
 
     res = _run(args)  # the same folder without --resume: refused
     assert res.returncode == 2 and "--resume" in res.stderr
