@@ -201,8 +201,10 @@ def _print_summary(m: dict) -> None:
 # Commands of search, ablation, report and bench: their modules import Ray/Optuna/plotly lazily.
 for _module in (ablate_cmd, bench_cmd, report_cmd, search_cmd):
     _module.register(app)
-from nasattn.cli import doctor_cmd  # noqa: E402 - nasattn doctor (tune helper)
+from nasattn.cli import doctor_cmd, fidelity_cmd  # noqa: E402 - commands that register themselves
+
 doctor_cmd.register(app)
+fidelity_cmd.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

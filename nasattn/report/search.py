@@ -337,6 +337,9 @@ def render_search(folder: Path) -> Page:
     add_best_trials(page, ok, modes, params)
     add_presets(page, trials, ok, modes)
     add_rung_ranks(page, st, modes)
+    from nasattn.fidelity.report import add_search_sections  # seed trials' recipe; training-free scores
+
+    add_search_sections(page, trials, study, modes)
     add_history(page, trials, modes)
     imp = add_importances(page, st, len(ok))
     add_parallel(page, ok, params, first, imp)

@@ -73,8 +73,14 @@ class TrialConfigFactory:
                 "params": dict(trial.params),
                 "distributions": {k: distribution_to_json(d) for k, d in trial.distributions.items()},
                 "seed_point": trial.user_attrs.get("seed_point"),
+                "seed_recipe": _seed_recipe(self.space, trial.user_attrs.get("seed_point")),
             },
         }
+
+
+def _seed_recipe(space: SearchSpace, seed_point: str | None) -> str | None:
+    """Which recipe a seed trial trains with: own (the preset's, seeds.recipe: own) or study; None for others."""
+    return None if not seed_point else ("own" if seed_point in getattr(space, "own_recipes", {}) else "study")
 
 
 class SpaceSearch(OptunaSearch):

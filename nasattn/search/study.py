@@ -85,6 +85,9 @@ class EarlyStopping(_Strict):
 class Seeds(_Strict):
     presets: list[Literal["baseline", "cbam", "balanced"]] = Field(default_factory=list)
     points: list[dict[str, Any]] = Field(default_factory=list, description="More Optuna parameter dicts to enqueue.")
+    recipe: Literal["own", "study"] = Field(
+        "study", description="own: preset seed trials train with the preset's own recipe (the study's epochs); "
+        "study: with the study's recipe and the space's sampled values.")
 
     @field_validator("presets", mode="before")
     @classmethod
@@ -242,6 +245,10 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None, output
         space_source += " (with --set)"
     space = load_space(space_dict, space_source)
     assert isinstance(space, SearchSpace)
+    if study.seeds.recipe == "own":  # seed trials of presets train with the preset's own recipe
+        from nasattn.presets import get_preset
+
+        space.own_recipes = {n: dict(get_preset(n).recipe_dict) for n in study.seeds.presets if n not in space.points}
     loaded = LoadedStudy(study, space, source, space_source, base_dir)
     check_study(loaded)
     return loaded

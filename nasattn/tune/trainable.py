@@ -15,7 +15,7 @@ from nasattn.tune.placement import rendezvous, trial_device, write_placement
 # Keys of ``config`` that train_trial itself understands; everything else is passed through as "extra".
 CONFIG_KEYS = (
     "arch", "recipe", "data", "seed", "device", "run_dir", "runs_root", "checkpoint_every", "checkpoint_budget",
-    "subset", "width_mult", "max_steps_per_epoch", "measure_latency",
+    "subset", "width_mult", "max_steps_per_epoch", "measure_latency", "zero_cost_batch",
 )
 # Due checkpoints are skipped while writing them has taken more than this fraction of the trial's time
 # (epochs of a second or less, where a checkpoint costs a large part of an epoch).
@@ -129,6 +129,7 @@ def _train_trial(config: dict[str, Any]) -> None:
     from nasattn.models import build_model, profile_model
     from nasattn.spec import ArchSpec
 
+    t_start = time.perf_counter()
     _set_threads()
     seed = int(config.get("seed", 0))
     run_dir = resolve_run_dir(config)
@@ -162,13 +163,21 @@ def _train_trial(config: dict[str, Any]) -> None:
     static: dict[str, Any] = {k: prof[k] for k in ("params", "flops", "layers", "conv_layers") if k in prof}
     if config.get("measure_latency"):
         static["latency_ms"] = 1000 * measure_latency(model, spec.input_size, spec.in_channels, device)
+    if int(config.get("zero_cost_batch", 64) or 0) > 0:  # training-free scores at initialisation (trials.csv zc_*)
+        from nasattn.fidelity.zero_cost import score_batch, zero_cost_scores
 
+        static.update(zero_cost_scores(model, *score_batch(dataset.images, dataset.labels, int(config.get("zero_cost_batch", 64)))))
+
+    if (config.get("optuna") or {}).get("seed_recipe"):  # search seed trials: own or the study's recipe
+        static["seed_recipe"] = config["optuna"]["seed_recipe"]
     checkpoint_every = int(config.get("checkpoint_every") or 0)
     budget = config.get("checkpoint_budget", CHECKPOINT_BUDGET)  # None: every due checkpoint (paused trials)
     last_epoch = recipe.epochs
     clock = {"start": time.perf_counter(), "checkpointing": 0.0}
 
     def report(epoch: int, row: dict[str, Any], state: Any) -> None:
+        if "time_to_first_epoch_s" not in static and resume_state is None:
+            static["time_to_first_epoch_s"] = time.perf_counter() - t_start  # start-up + the first epoch
         if epoch >= last_epoch:
             return  # the final report (after testing and write_run) carries the last epoch
         metrics = {**scalar_metrics(row), **static, "epoch": epoch, "final": False}

@@ -159,8 +159,18 @@ class SearchSpace(BaseModel):
     recipe: Any = Field(default_factory=dict)
     constraints: Constraints = Field(default_factory=Constraints)
     points: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Set by a study with seeds.recipe = own (not read from a space file): preset name -> its own recipe fields.
+    own_recipes: dict[str, dict[str, Any]] = Field(default_factory=dict, exclude=True)
 
     _stem = field_validator("stem", mode="before")(_dim_validator("stem"))
+
+    @field_validator("own_recipes", mode="before")
+    @classmethod
+    def _not_in_files(cls, value: Any) -> Any:
+        if value:
+            raise ValueError("set by a study's seeds: {recipe: own}, not in a search-space file")
+        return {}
+
     _head = field_validator("head", mode="before")(_dim_validator("head"))
     _dropblock = field_validator("dropblock", mode="before")(_dim_validator("dropblock"))
 
@@ -209,7 +219,28 @@ class SearchSpace(BaseModel):
         for name, params in self.points.items():
             if not isinstance(params, dict):
                 raise ValueError(f"points.{name}: expected a mapping of parameter name -> value")
+        cw = self.recipe.items.get("class_weights")
+        if cw is not None and self.num_classes != len(EUROSAT_CLASSES) and PAPER_CLASS_WEIGHTS in _recipe_values(cw):
+            raise ValueError(
+                f"recipe.class_weights: {PAPER_CLASS_WEIGHTS!r} is the paper's hand-set weights of the "
+                f"{len(EUROSAT_CLASSES)} EuroSAT classes ({', '.join(EUROSAT_CLASSES)}), but this space has "
+                f"num_classes {self.num_classes}; use none, balanced or effective_number"
+            )
         return self
+
+
+PAPER_CLASS_WEIGHTS = "paper"  # the class_weights choice that stands for the balanced preset's hand-set weights
+EUROSAT_CLASSES = (
+    "AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial", "Pasture", "PermanentCrop",
+    "Residential", "River", "SeaLake",
+)
+
+
+def paper_class_weights() -> list[float]:
+    """The author's hand-set weights of the 10 EuroSAT classes (alphabetical order), from the balanced preset."""
+    from nasattn.presets import get_preset
+
+    return list(get_preset("balanced").recipe_dict["class_weights"])
 
 
 def _check_recipe_value(key: str, value: Any, path: str) -> None:
@@ -217,6 +248,8 @@ def _check_recipe_value(key: str, value: Any, path: str) -> None:
 
     from nasattn.engine import Recipe
 
+    if key == "class_weights" and value == PAPER_CLASS_WEIGHTS:
+        value = paper_class_weights()
     try:
         Recipe.model_validate({key: value})
     except ValidationError as e:
@@ -235,6 +268,13 @@ def _check_recipe_dim(key: str, dim: Dim, path: str) -> None:
             _check_recipe_value(key, v, path)
     elif isinstance(dim, Tree):
         raise ValueError(f"{path}: a recipe field takes a value or a dim, not a mapping")
+
+
+def _recipe_values(dim: Dim) -> list[Any]:
+    """The values a recipe dim can take (option names for options)."""
+    if isinstance(dim, Options):
+        return list(dim.options)
+    return list(_dim_values(dim) or [])
 
 
 def _dim_values(dim: Dim) -> list[Any] | None:

@@ -10,7 +10,7 @@ from nasattn.registry import get_block
 from nasattn.search.space.dims import (
     Choice, Dim, Fixed, FloatRange, IntRange, NotInSpace, Options, Progression, Rejected, _allowed_params,
 )
-from nasattn.search.space.model import SearchSpace, _dim_values
+from nasattn.search.space.model import PAPER_CLASS_WEIGHTS, SearchSpace, _dim_values, paper_class_weights
 from nasattn.search.space.sample import build_arch_dict, check_constraints
 from nasattn.search.space.walk import _is_variable, describe_dim
 
@@ -243,6 +243,8 @@ def recipe_point(space: SearchSpace, recipe: dict[str, Any]) -> dict[str, Any]:
         if key not in recipe:
             continue
         value = recipe[key]
+        if key == "class_weights" and isinstance(value, list) and value == paper_class_weights():
+            value = PAPER_CLASS_WEIGHTS  # the named choice that samples back to this list
         try:
             if isinstance(dim, Options):
                 if value not in dim.options:

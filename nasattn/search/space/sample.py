@@ -108,7 +108,14 @@ def build_arch_dict(space: SearchSpace, trial: Any) -> dict[str, Any]:
 
 
 def sample_recipe(space: SearchSpace, trial: Any) -> dict[str, Any]:
-    """Recipe overrides chosen by ``trial`` (``recipe.<field>`` parameters)."""
+    """Recipe overrides chosen by ``trial`` (``recipe.<field>`` parameters).
+
+    ``class_weights: paper`` becomes the paper's weights list. A seed trial of a preset whose own
+    recipe the space carries (``own_recipes``, from a study's ``seeds.recipe: own``) gets that recipe
+    on top of the sampled values (its epochs stay the study's).
+    """
+    from nasattn.search.space.model import PAPER_CLASS_WEIGHTS, paper_class_weights
+
     s = _Sampler(trial)
     out: dict[str, Any] = {}
     for key, dim in space.recipe.items.items():
@@ -120,6 +127,12 @@ def sample_recipe(space: SearchSpace, trial: Any) -> dict[str, Any]:
                 out[pk] = s.value(pd, f"recipe.{key}.{chosen}.{pk}")
         else:
             out[key] = s.value(dim, f"recipe.{key}")
+    if out.get("class_weights") == PAPER_CLASS_WEIGHTS:
+        out["class_weights"] = paper_class_weights()
+    seed_point = (getattr(trial, "user_attrs", None) or {}).get("seed_point")
+    own = getattr(space, "own_recipes", {}).get(seed_point) if seed_point else None  # older pickles lack the field
+    if own:
+        out.update({k: v for k, v in own.items() if k != "epochs"})
     return out
 
 

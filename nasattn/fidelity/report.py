@@ -1,0 +1,186 @@
+"""The fidelity report: rank agreement of the cheap ranking (and of zero-cost predictors) with the higher budget."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from nasattn.report.html import Page, fmt_count, fmt_num, fmt_pct, is_number
+
+
+def _ci(row: pd.Series, method: str) -> str:
+    lo, hi = row.get(f"{method}_ci_low"), row.get(f"{method}_ci_high")
+    if not (is_number(lo) and is_number(hi)):
+        return "-"
+    return f"[{float(lo):+.2f}, {float(hi):+.2f}]"
+
+
+def agreement_table(agree: pd.DataFrame, top: int) -> pd.DataFrame:
+    """The agreement rows formatted for the page: value, p and 95% CI per correlation."""
+    rows = []
+    for _, r in agree.iterrows():
+        rows.append({
+            "predictor": r["predictor"], "n": int(r["n"]) if is_number(r.get("n")) else "-",
+            "Spearman": fmt_num(r.get("spearman"), 3), "Spearman 95% CI": _ci(r, "spearman"),
+            "Spearman p": fmt_num(r.get("spearman_p"), 3),
+            "Kendall": fmt_num(r.get("kendall"), 3), "Kendall 95% CI": _ci(r, "kendall"),
+            "Kendall p": fmt_num(r.get("kendall_p"), 3),
+            f"top-{top} overlap": fmt_pct(r.get(f"top{top}_overlap"), 0),
+            "regret (points)": "-" if not is_number(r.get("regret")) else f"{float(r['regret']) * 100:.2f}",
+            "note": r.get("note") if isinstance(r.get("note"), str) else "",
+        })
+    return pd.DataFrame(rows)
+
+
+def scatter(df: pd.DataFrame, metric: str, low_label: str, high_label: str):
+    """Low-budget metric vs high-budget mean (error bars: std over seeds); presets marked and named."""
+    import plotly.graph_objects as go
+
+    low, high, std = f"low_{metric}", f"high_{metric}_mean", f"high_{metric}_std"
+    d = df[pd.to_numeric(df[low], errors="coerce").notna() & pd.to_numeric(df[high], errors="coerce").notna()]
+    if d.empty:
+        return None
+    fig = go.Figure()
+    is_preset = d["preset"].fillna("").astype(str).isin(["baseline", "cbam", "balanced"])
+    for mask, name, symbol, size in ((~is_preset, "searched trials", "circle", 9), (is_preset, "presets", "star", 16)):
+        part = d[mask]
+        if part.empty:
+            continue
+        err = pd.to_numeric(part.get(std), errors="coerce").fillna(0) * 100 if std in part else None
+        fig.add_trace(go.Scatter(
+            x=part[low] * 100, y=part[high] * 100, mode="markers+text" if name == "presets" else "markers", name=name,
+            marker={"symbol": symbol, "size": size}, text=[p or f"trial {t}" for p, t in zip(part["preset"].fillna(""), part["trial"])],
+            textposition="top center", error_y=None if err is None else {"type": "data", "array": err, "visible": True},
+            hovertemplate="%{text}<br>low %{x:.2f}%<br>high %{y:.2f}%<extra></extra>",
+        ))
+    fig.update_layout(xaxis_title=f"{low_label} (%)", yaxis_title=f"{high_label} (%)", height=480,
+                      margin={"l": 60, "r": 20, "t": 30, "b": 50}, legend={"orientation": "h"})
+    return fig
+
+
+def render_fidelity(folder: str | Path) -> Page:
+    """The report page of a fidelity folder (fidelity.csv, agreement.csv, fidelity.json)."""
+    d = Path(folder)
+    info: dict[str, Any] = json.loads((d / "fidelity.json").read_text()) if (d / "fidelity.json").is_file() else {}
+    df = pd.read_csv(d / "fidelity.csv", keep_default_na=False, na_values=[""])
+    agree = pd.read_csv(d / "agreement.csv") if (d / "agreement.csv").is_file() and (d / "agreement.csv").stat().st_size > 1 else pd.DataFrame()
+    metric = info.get("metric", "val_accuracy")
+    top = int(info.get("top", 3) or 3)
+    hi_epochs = (info.get("high_recipe") or {}).get("epochs")
+    low_label = f"{metric}, {info.get('low_epochs')} epochs x{info.get('low_width_mult')} width"
+    high_label = f"{metric}, {hi_epochs} epochs x{info.get('high_width_mult')} width, mean of {len(info.get('seeds', []))} seed(s)"
+    page = Page(f"nasattn fidelity: {info.get('study', d.name)}", "fidelity")
+    page.header = {
+        "search": info.get("search_dir"), "command": info.get("command"),
+        "low budget": f"{info.get('low_epochs')} epochs, width x{info.get('low_width_mult')}, subset {info.get('low_subset') or 'all'}",
+        "high budget": f"recipe {info.get('high_recipe')}, width x{info.get('high_width_mult')}, subset {info.get('high_subset') or 'all'}",
+        "seeds": ", ".join(map(str, info.get("seeds", []))), "trials re-trained": len(df),
+    }
+    page.section("How well does the cheap ranking predict the higher budget?", "sec-agreement")
+    page.text(
+        "Rank correlation of each predictor with the high-budget mean over the re-trained trials (Spearman, Kendall; "
+        "95% percentile-bootstrap intervals over trials). Top-k overlap: share of the predictor's k best that are "
+        "among the k best at the high budget. Regret: best high-budget result minus the high-budget result of the "
+        "predictor's first choice. params and FLOPs rank larger networks first; zc_* are training-free scores at "
+        "initialisation (higher ranks first)."
+    )
+    page.table(agreement_table(agree, top) if not agree.empty else agree, "agreement")
+    page.section("Low vs high budget", "sec-scatter")
+    page.figure(scatter(df, metric, low_label, high_label), "fidelity-scatter",
+                note="Stars: the paper's presets (enqueued as seed trials of the search). Error bars: std over seeds.")
+    if (d / "paired.csv").is_file():
+        paired = pd.read_csv(d / "paired.csv", keep_default_na=False, na_values=[""])
+        base = info.get("base_preset", "balanced")
+        page.section(f"Against the {base} preset at the higher budget", "sec-paired")
+        page.text(f"Each re-trained trial minus the {base} preset's trial, seed by seed (test accuracy; paired t-test "
+                  "over the shared seeds, Welch's otherwise, as `nasattn ablate`). Positive: the trial beats the preset.")
+        shown = paired[[c for c in ("trial", "preset", "group", "n", "test_accuracy_mean", "base_test_accuracy_mean",
+                                    "diff", "test", "p_value", "n_pairs") if c in paired.columns]]
+        page.table(shown, "fidelity-paired", formats={
+            "test_accuracy_mean": fmt_pct, "base_test_accuracy_mean": fmt_pct,
+            "diff": lambda v: "-" if not is_number(v) else f"{float(v) * 100:+.2f} points",
+            "p_value": lambda v: fmt_num(v, 3)})
+    page.section("Re-trained trials", "sec-trials")
+    fmts = {c: fmt_pct for c in df.columns if c.startswith(("low_val", "low_test", "high_val", "high_test")) and not c.endswith("_std")}
+    fmts.update({c: fmt_count for c in ("params", "flops") if c in df.columns})
+    page.table(df, "fidelity-trials", formats=fmts)
+    return page
+
+
+# ------------------------------------------------------------------------ sections of the search report
+def seed_recipe_note(study: dict[str, Any], trials: pd.DataFrame) -> str | None:
+    """One sentence on which recipe the preset seed trials were trained with (None without presets)."""
+    seeds = study.get("seeds") or {}
+    presets = seeds.get("presets") or []
+    if not presets:
+        return None
+    mode = seeds.get("recipe", "study")
+    how = ("their own recipe (the preset file's optimiser, learning rate, schedule, class weights...; the study's "
+           "epochs)" if mode == "own" else "the study's recipe (sampled and fixed values), not the presets' own")
+    return f"Preset seed trials ({', '.join(presets)}) were trained with {how}: seeds.recipe = {mode}."
+
+
+def first_epoch_note(trials: pd.DataFrame) -> str | None:
+    """Median wall time to a trial's first epoch beside its median duration (None without the column)."""
+    if "time_to_first_epoch_s" not in trials.columns:
+        return None
+    first = pd.to_numeric(trials["time_to_first_epoch_s"], errors="coerce").dropna()
+    if first.empty:
+        return None
+    total = pd.to_numeric(trials.get("duration_s"), errors="coerce").dropna() if "duration_s" in trials.columns else pd.Series(dtype=float)
+    text = (f"Wall time to the first epoch (data, build, training-free scores, one epoch and its validation): "
+            f"median {first.median():.1f} s over {len(first)} trials")
+    return text + (f"; median trial duration {total.median():.1f} s." if not total.empty else ".")
+
+
+def zero_cost_table(trials: pd.DataFrame, metric: str, n_resamples: int = 1000) -> pd.DataFrame:
+    """Spearman and Kendall (bootstrap 95% CI) of params, FLOPs and the training-free scores with ``metric``."""
+    from nasattn.fidelity.stats import correlation
+
+    col = f"objective.{metric}" if f"objective.{metric}" in trials.columns else metric
+    if col not in trials.columns:
+        return pd.DataFrame()
+    y = pd.to_numeric(trials[col], errors="coerce")
+    rows = []
+    for name in ("params", "flops", "zc_naswot", "zc_synflow", "zc_gradnorm"):
+        if name not in trials.columns:
+            continue
+        x = pd.to_numeric(trials[name], errors="coerce")
+        entry: dict[str, Any] = {"predictor": name}
+        for method in ("spearman", "kendall"):
+            c = correlation(x.tolist(), y.tolist(), method, n_resamples=n_resamples, ci=method == "spearman")
+            entry.update({"n": c.n, method: c.value, f"{method}_p": c.p_value, f"{method}_ci_low": c.ci_low,
+                          f"{method}_ci_high": c.ci_high})
+            if c.note:
+                entry["note"] = c.note
+        rows.append(entry)
+    return pd.DataFrame(rows)
+
+
+def add_search_sections(page: Page, trials: pd.DataFrame, study: dict[str, Any], modes: dict[str, str]) -> None:
+    """For a search report: the seed trials' recipe, and the training-free scores' correlation with the metric."""
+    note = seed_recipe_note(study, trials)
+    if note:
+        page.text(note)
+    timing = first_epoch_note(trials)
+    if timing:
+        page.text(timing)
+    metric = next(iter(modes), None)
+    if metric is None or not any(c.startswith("zc_") or c in ("params", "flops") for c in trials.columns):
+        return
+    ok = trials[trials["state"] == "COMPLETE"] if "state" in trials.columns else trials
+    page.section("Training-free scores vs the search's metric", "search-zero-cost")
+    page.text(f"Rank correlation with {metric} over the {len(ok)} complete trials (Spearman with a 95% "
+              "percentile-bootstrap interval; Kendall with its p-value). zc_naswot, zc_synflow and zc_gradnorm are computed at initialisation on one batch, before "
+              "training; a score that ranks the trials as well as training does would have saved the search's epochs. "
+              "See `nasattn fidelity` for the same question against a higher budget.")
+    table = zero_cost_table(ok, metric)
+    if table.empty:
+        page.text("No complete trial with these columns yet.", "warn")
+        return
+    page.table(agreement_table(table.assign(regret=None), 0).drop(columns=["top-0 overlap", "regret (points)"]),
+               "table-search-zero-cost")

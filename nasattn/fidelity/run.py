@@ -1,0 +1,470 @@
+"""``nasattn fidelity``: re-train a sample of a finished search's trials at a higher budget, through Ray.
+
+Output folder (default ``SEARCH_DIR/fidelity``)::
+
+    OUT/fidelity.json     the search, the sample, the higher budget (overrides, width, subset, seeds)
+    OUT/fidelity.csv      one row per sampled trial: low-budget metric, high-budget metric per seed, mean
+    OUT/agreement.csv     Spearman/Kendall (bootstrap 95% CI) of the high-budget mean with the low-budget
+                          metric, params, FLOPs and the training-free scores; top-k overlap; regret
+    OUT/paired.csv        every re-trained trial vs the base preset's (default balanced), seed by seed:
+                          difference of test accuracy, paired t-test (nasattn.report.stats.compare)
+    OUT/runs/trial<N>/seed<k>  the run folders (DONE marks a finished one)
+    OUT/tune*/            Ray Tune's experiments (what --resume restores)
+    OUT/report.html
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nasattn.config import ConfigError
+from nasattn.fidelity.zero_cost import ZC_COLUMNS
+
+EXPERIMENT = "tune"
+TRIALS_FILE = "trials.json"
+PRESETS = ("baseline", "cbam", "balanced")
+SETTABLE = ("recipe", "width_mult", "subset", "max_steps_per_epoch", "resources", "data")
+BASELINES = ("low", "params", "flops", *ZC_COLUMNS)
+
+
+@dataclass
+class Sampled:
+    """One trial of the search chosen for re-training."""
+
+    number: int
+    tune_trial_id: str | None
+    group: str  # top / random / preset
+    seed_point: str | None
+    low_status: str
+    low_epochs: int | None
+    low: float | None
+    arch: dict[str, Any]
+    recipe: dict[str, Any]
+    static: dict[str, Any] = field(default_factory=dict)  # params, flops, zc_*
+
+
+@dataclass
+class FidelityPlan:
+    search_dir: Path
+    out: Path
+    study: dict[str, Any]
+    sample: list[Sampled]
+    seeds: list[int]
+    recipe: dict[str, Any]  # overrides of every sampled trial's recipe
+    width_mult: float
+    subset: float | None
+    data: str | None
+    resources: dict[str, Any]
+    metric: str = "val_accuracy"
+    max_steps_per_epoch: int | None = None
+    top: int = 3
+    low_epoch: int | None = None  # compare every trial's value after this epoch (None: its last)
+    base_preset: str = "balanced"  # paired.csv compares every trial with this preset's trial
+
+    @property
+    def low_epochs(self) -> int:
+        return int(self.study.get("budget", {}).get("epochs", 0))
+
+
+@dataclass
+class FidelityResult:
+    out: Path
+    csv: Path
+    agreement_csv: Path
+    report: Path | None
+    rows: list[dict[str, Any]]
+    agreement: list[dict[str, Any]]
+    counts: dict[str, int]
+    wall_s: float = 0.0
+    report_error: str | None = None
+
+
+# ------------------------------------------------------------------------------------------ plan
+def _read_study(search_dir: Path) -> dict[str, Any]:
+    from nasattn.config import read_yaml
+
+    path = search_dir / "study.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{search_dir}: not a search folder (no study.yaml); give the output folder of `nasattn search`")
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: not a study")
+    return data
+
+
+def _load_optuna(search_dir: Path, study: dict[str, Any]):
+    import optuna
+
+    from nasattn.search.recorder import open_storage, storage_url
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = storage_url(study.get("storage"), search_dir)
+    name = study.get("study_name") or study.get("name") or "search"
+    try:
+        return optuna.load_study(study_name=name, storage=open_storage(url))
+    except Exception as e:  # noqa: BLE001 - a missing database or study
+        raise ConfigError(f"{search_dir}: cannot open the search's Optuna study {name!r}: {type(e).__name__}: {e}") from None
+
+
+def _sampled(t: Any, group: str, metric: str, low_epoch: int | None = None) -> Sampled:
+    a = t.user_attrs
+    low = a.get(metric)
+    if not isinstance(low, (int, float)) and t.intermediate_values:
+        low = t.intermediate_values[max(t.intermediate_values)]
+    epochs = a.get("epochs")
+    if low_epoch is not None:  # every trial at the same epoch (early stopping ends some sooner)
+        low = t.intermediate_values.get(low_epoch)
+        epochs = low_epoch if low is not None else None
+    static = {k: a.get(k) for k in ("params", "flops", *ZC_COLUMNS)}
+    return Sampled(
+        number=t.number, tune_trial_id=a.get("tune_trial_id"), group=group, seed_point=a.get("seed_point"),
+        low_status=a.get("status") or t.state.name, low_epochs=epochs,
+        low=float(low) if isinstance(low, (int, float)) else None,
+        arch=json.loads(a.get("arch") or "null") or {}, recipe=json.loads(a.get("recipe") or "null") or {}, static=static,
+    )
+
+
+def select_trials(trials: list[Any], top: int, n_random: int, presets: bool | list[str], seed: int = 0,
+                  metric: str = "val_accuracy", low_epoch: int | None = None) -> list[Sampled]:
+    """The top ``top`` finished trials by ``metric``, ``n_random`` other finished ones, every preset trial.
+
+    ``presets``: True for every preset, or the names to include. Finished: trained to the search's
+    last epoch (COMPLETE). Preset trials are included whatever
+    their state, as long as they reported a value. The low-budget value is the trial's last one, or
+    its value after ``low_epoch`` (the search's intermediate values of val_accuracy).
+    """
+    import optuna
+
+    usable = [t for t in trials if t.user_attrs.get("arch")]
+    finished = [t for t in usable if t.state == optuna.trial.TrialState.COMPLETE
+                and isinstance(t.user_attrs.get(metric), (int, float))]
+    finished.sort(key=lambda t: (-float(t.user_attrs[metric]), t.number))
+    chosen: dict[int, Sampled] = {}
+    for t in finished[:top]:
+        chosen[t.number] = _sampled(t, "top", metric, low_epoch)
+    rest = [t for t in finished if t.number not in chosen]
+    for t in sorted(random.Random(seed).sample(rest, min(n_random, len(rest))), key=lambda t: t.number):
+        chosen[t.number] = _sampled(t, "random", metric, low_epoch)
+    wanted = list(PRESETS) if presets is True else list(presets or [])
+    if wanted:
+        for t in usable:
+            if t.user_attrs.get("seed_point") in wanted:
+                s = _sampled(t, "preset", metric, low_epoch)
+                if s.low is not None:
+                    if t.number in chosen:
+                        chosen[t.number].group += "+preset"
+                    else:
+                        chosen[t.number] = s
+    return sorted(chosen.values(), key=lambda s: s.number)
+
+
+def plan_fidelity(search_dir: str | Path, *, top: int = 3, n_random: int = 3, presets: bool | list[str] = True,
+                  seeds: list[int] | None = None, overrides: dict[str, Any] | None = None,
+                  width_mult: float | None = None, subset: float | None = None, data: str | None = None,
+                  out: str | Path | None = None, sample_seed: int = 0, metric: str = "val_accuracy",
+                  low_epoch: int | None = None) -> FidelityPlan:
+    """Read a finished search and decide what to re-train at which budget (nothing runs).
+
+    Without a ``recipe.epochs`` override the higher budget trains 4x the search's epochs.
+    """
+    from nasattn.cli.common import deep_merge
+    from nasattn.config import resolve_data_source
+
+    search_dir = Path(search_dir).expanduser().resolve()
+    if not search_dir.is_dir():
+        raise ConfigError(f"{search_dir}: no such folder")
+    study = _read_study(search_dir)
+    overrides = dict(overrides or {})
+    unknown = [k for k in overrides if k not in SETTABLE]
+    if unknown:
+        raise ConfigError(f"--set {unknown[0]}: unknown field; allowed: {', '.join(SETTABLE)} (e.g. recipe.epochs=12)")
+    recipe = dict(overrides.get("recipe") or {})
+    if not isinstance(overrides.get("recipe", {}), dict):
+        raise ConfigError("--set recipe: give recipe fields, e.g. --set recipe.epochs=12")
+    low_epochs = int(study.get("budget", {}).get("epochs", 1))
+    recipe.setdefault("epochs", 4 * low_epochs)
+    from nasattn.engine.recipe import Recipe
+    from nasattn.search.space import validate_model
+
+    validate_model(Recipe, recipe, "--set recipe")
+    if presets not in (True, False) and not set(presets) <= set(PRESETS):
+        raise ConfigError(f"--presets {','.join(presets)}: allowed: all, none, or names among {', '.join(PRESETS)}")
+    if top < 0 or n_random < 0:
+        raise ConfigError("--top and --random must be >= 0")
+    train = study.get("train", {}) or {}
+    wm = width_mult if width_mult is not None else overrides.get("width_mult", train.get("width_mult", 1.0))
+    sub = subset if subset is not None else overrides.get("subset", study.get("subset"))
+    if not (isinstance(wm, (int, float)) and wm > 0):
+        raise ConfigError(f"--width-mult {wm!r}: must be > 0")
+    if sub is not None and not (isinstance(sub, (int, float)) and 0 < sub <= 1):
+        raise ConfigError(f"--subset {sub!r}: must be in (0, 1]")
+    seeds = list(seeds if seeds is not None else [int(train.get("seed", 0))])
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds {seeds}: give distinct seeds, e.g. 0,1")
+    st = _load_optuna(search_dir, study)
+    if low_epoch is not None and (metric != "val_accuracy" or low_epoch < 1):
+        raise ConfigError("--low-epoch N: an epoch >= 1 of the search, with --metric val_accuracy (the only per-epoch value)")
+    sample = select_trials(st.get_trials(deepcopy=False), top, n_random, presets, sample_seed, metric, low_epoch)
+    if not sample:
+        raise ConfigError(f"{search_dir}: no finished trial to re-train (the search has no COMPLETE trial)")
+    raw_data = data if data is not None else overrides.get("data", study.get("data"))
+    resources = deep_merge(dict(study.get("resources") or {}), dict(overrides.get("resources") or {}))
+    return FidelityPlan(
+        search_dir=search_dir, out=Path(out).expanduser().resolve() if out else search_dir / "fidelity", study=study,
+        sample=sample, seeds=seeds, recipe=recipe, width_mult=float(wm), subset=sub,
+        data=resolve_data_source(raw_data, Path.cwd()), resources=resources, metric=metric,
+        max_steps_per_epoch=overrides.get("max_steps_per_epoch", study.get("budget", {}).get("max_steps_per_epoch")),
+        top=top, low_epoch=low_epoch,
+    )
+
+
+def run_dir_of(out: Path, number: int, seed: int) -> Path:
+    return (out / "runs" / f"trial{number}" / f"seed{seed}").resolve()
+
+
+def trial_configs(plan: FidelityPlan) -> list[dict[str, Any]]:
+    """One :func:`nasattn.tune.train_trial` config per (sampled trial, seed)."""
+    train = plan.study.get("train", {}) or {}
+    configs = []
+    for s in plan.sample:
+        for seed in plan.seeds:
+            configs.append({
+                "arch": s.arch, "recipe": {**s.recipe, **plan.recipe}, "data": plan.data, "seed": int(seed),
+                "device": train.get("device", "auto"), "run_dir": str(run_dir_of(plan.out, s.number, seed)),
+                "checkpoint_every": int(train.get("checkpoint_every", 1) or 0), "width_mult": plan.width_mult,
+                "subset": plan.subset, "max_steps_per_epoch": plan.max_steps_per_epoch,
+                "trial": s.number,
+            })
+    return configs
+
+
+# ------------------------------------------------------------------------------------------- run
+def _say(console: Any, msg: str) -> None:
+    if console is not None:
+        console.print(msg, highlight=False, soft_wrap=True)
+
+
+def plan_info(plan: FidelityPlan, command: str | None = None) -> dict[str, Any]:
+    return {
+        "command": command or "nasattn fidelity", "search_dir": str(plan.search_dir), "study": plan.study.get("name"),
+        "metric": plan.metric, "low_epochs": plan.low_epoch or plan.low_epochs, "low_epoch": plan.low_epoch,
+        "low_width_mult": (plan.study.get("train") or {}).get("width_mult", 1.0), "low_subset": plan.study.get("subset"),
+        "high_recipe": plan.recipe, "high_width_mult": plan.width_mult, "high_subset": plan.subset,
+        "seeds": plan.seeds, "data": plan.data, "top": plan.top, "base_preset": plan.base_preset,
+        "sample": [{"trial": s.number, "group": s.group, "seed_point": s.seed_point} for s in plan.sample],
+    }
+
+
+def run_fidelity(plan: FidelityPlan, *, resume: bool = False, console: Any = None, live: bool | None = None,
+                 command: str | None = None) -> FidelityResult:
+    """Train every (sampled trial, seed) at the higher budget (resumable), then write the outputs.
+
+    ``resume`` restores the last Tune experiment when the configs are unchanged (unfinished trials
+    continue from their checkpoints), then runs whatever still has no finished run folder.
+    """
+    from nasattn.search.space import validate_model
+    from nasattn.tune.resources import RayConfig, Resources, start_ray
+
+    t0 = time.time()
+    out = plan.out
+    configs = trial_configs(plan)
+    saved = out / TRIALS_FILE
+    if saved.is_file() and not resume:
+        raise ConfigError(f"{out} already holds a fidelity study; add --resume to continue it, or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(saved.read_text()) if saved.is_file() else {}
+    experiments = list(previous.get("experiments", []))
+    same = previous.get("configs") == json.loads(json.dumps(configs))
+    (out / "fidelity.json").write_text(json.dumps(plan_info(plan, command), indent=2, default=str) + "\n")
+
+    def save() -> None:
+        saved.write_text(json.dumps({"experiments": experiments, "configs": configs}, indent=1) + "\n")
+
+    res = validate_model(Resources, plan.resources, "resources")
+    ray_cfg = validate_model(RayConfig, (plan.study.get("ray") or {}), "ray")
+    todo = [i for i, c in enumerate(configs) if not (Path(c["run_dir"]) / "DONE").is_file()]
+    if todo:
+        from nasattn.data import load_dataset
+
+        load_dataset(plan.data, progress=console is not None)  # fill the decoded cache once
+        with start_ray(res, ray_cfg, "fidelity") as ray_started:
+            conc = ray_started.concurrency
+            _say(console, f"{ray_started.summary}; {len(todo)} of {len(configs)} runs to train, up to {conc} at once")
+            if resume and same and experiments and run_grid_restorable(out / experiments[-1]):
+                _say(console, f"restoring {out / experiments[-1]}")
+                _grid(configs, out, experiments[-1], res, conc, True, live)
+                todo = [i for i, c in enumerate(configs) if not (Path(c["run_dir"]) / "DONE").is_file()]
+            if todo:
+                name = EXPERIMENT if not experiments else f"{EXPERIMENT}-{len(experiments) + 1}"
+                experiments.append(name)
+                save()
+                _grid([configs[i] for i in todo], out, name, res, conc, False, live)
+    save()
+    rows = fidelity_rows(plan, configs)
+    return write_outputs(plan, rows, console=console, wall_s=time.time() - t0)
+
+
+def run_grid_restorable(path: Path) -> bool:
+    from ray import tune
+
+    return path.is_dir() and tune.Tuner.can_restore(str(path))
+
+
+def _grid(configs: list[dict[str, Any]], out: Path, name: str, res: Any, conc: int, resume: bool, live: bool | None) -> None:
+    from nasattn.tune import run_grid
+    from nasattn.tune.progress import TrialTable
+
+    table = TrialTable(total=len(configs), concurrency=conc, title="nasattn fidelity", live=live,
+                       describe=_Label([f"trial{c['trial']} seed{c['seed']}" for c in configs]))
+    run_grid(configs, storage_path=out, name=name, cpus_per_trial=res.cpus_per_trial,
+             gpus_per_trial=res.gpus_per_trial, max_concurrent=conc, callbacks=[table], resume=resume)
+
+
+class _Label:
+    """Names a grid trial (config ``{"index": i}``) for the live table; picklable."""
+
+    def __init__(self, labels: list[str]) -> None:
+        self.labels = labels
+
+    def __call__(self, config: dict[str, Any]) -> str:
+        try:
+            return self.labels[int(config["index"])]
+        except (KeyError, ValueError, TypeError, IndexError):
+            return str(config)
+
+
+# --------------------------------------------------------------------------------------- outputs
+def _finished(run_dir: Path) -> dict[str, Any] | None:
+    done = run_dir / "DONE"
+    if not done.is_file():
+        return None
+    try:
+        return json.loads(done.read_text())
+    except ValueError:
+        return None
+
+
+def fidelity_rows(plan: FidelityPlan, configs: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """One row per sampled trial: the low-budget metric and its high-budget value per seed, mean and std."""
+    import numpy as np
+
+    rows = []
+    for s in plan.sample:
+        row: dict[str, Any] = {
+            "trial": s.number, "tune_trial_id": s.tune_trial_id, "group": s.group, "preset": s.seed_point or "",
+            "low_status": s.low_status, "low_epochs": s.low_epochs, f"low_{plan.metric}": s.low,
+        }
+        highs, tests = [], []
+        for seed in plan.seeds:
+            final = _finished(run_dir_of(plan.out, s.number, seed)) or {}
+            v, t = final.get(plan.metric), final.get("test_accuracy")
+            row[f"high_{plan.metric}_seed{seed}"] = v
+            if plan.metric != "test_accuracy":
+                row[f"high_test_accuracy_seed{seed}"] = t
+            highs.append(v if isinstance(v, (int, float)) else math.nan)
+            tests.append(t if isinstance(t, (int, float)) else math.nan)
+        done = [h for h in highs if math.isfinite(h)]
+        row["high_n"] = len(done)
+        row[f"high_{plan.metric}_mean"] = float(np.mean(done)) if done else None
+        row[f"high_{plan.metric}_std"] = float(np.std(done, ddof=1)) if len(done) > 1 else None
+        done_t = [t for t in tests if math.isfinite(t)]
+        row["high_test_accuracy_mean"] = float(np.mean(done_t)) if done_t else None
+        for k, v in s.static.items():
+            row[k] = v
+        rows.append(row)
+    return rows
+
+
+def agreement(rows: list[dict[str, Any]], metric: str = "val_accuracy", top: int = 3,
+              n_resamples: int = 2000) -> list[dict[str, Any]]:
+    """For the low-budget metric, params, FLOPs and each training-free score: how it ranks the high-budget mean.
+
+    Columns: predictor, n, spearman (+ p, CI), kendall (+ p, CI), top-k overlap, regret.
+    """
+    from nasattn.fidelity.stats import correlation, regret, top_k_overlap
+
+    high = [_num(r.get(f"high_{metric}_mean")) for r in rows]
+    out = []
+    for name in BASELINES:
+        col = f"low_{metric}" if name == "low" else name
+        x = [_num(r.get(col)) for r in rows]
+        if not any(math.isfinite(v) for v in x):
+            continue
+        entry: dict[str, Any] = {"predictor": col}
+        for method in ("spearman", "kendall"):
+            c = correlation(x, high, method, n_resamples=n_resamples)
+            entry["n"] = c.n
+            entry.update({method: c.value, f"{method}_p": c.p_value, f"{method}_ci_low": c.ci_low,
+                          f"{method}_ci_high": c.ci_high, f"{method}_boot_dropped": c.dropped})
+            if c.note:
+                entry["note"] = c.note
+        entry[f"top{top}_overlap"] = top_k_overlap(x, high, top)
+        entry["regret"] = regret(x, high)
+        out.append(entry)
+    return out
+
+
+def paired_vs_preset(rows: list[dict[str, Any]], seeds: list[int], base: str = "balanced",
+                     metric: str = "test_accuracy") -> list[dict[str, Any]]:
+    """Every re-trained trial against the ``base`` preset's trial, seed by seed at the higher budget.
+
+    Uses :func:`nasattn.report.stats.compare` (paired t-test over the shared seeds, as ``nasattn
+    ablate``). Empty when the base preset was not re-trained.
+    """
+    from nasattn.report.stats import compare, summarize
+
+    base_row = next((r for r in rows if r.get("preset") == base), None)
+    if base_row is None:
+        return []
+    b = {s: base_row.get(f"high_{metric}_seed{s}") for s in seeds}
+    out = []
+    for r in rows:
+        if r is base_row:
+            continue
+        o = {s: r.get(f"high_{metric}_seed{s}") for s in seeds}
+        c = compare(b, o)
+        out.append({"trial": r["trial"], "preset": r.get("preset", ""), "group": r.get("group"), "base": base,
+                    "base_trial": base_row["trial"], "metric": metric, "n": summarize(list(o.values())).n,
+                    f"{metric}_mean": summarize(list(o.values())).mean, f"base_{metric}_mean": summarize(list(b.values())).mean,
+                    "diff": c.diff, "test": c.test, "p_value": c.p_value, "n_pairs": c.n_pairs})
+    return out
+
+
+def _num(v: Any) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return math.nan
+    return f
+
+
+def write_outputs(plan: FidelityPlan, rows: list[dict[str, Any]], *, console: Any = None, wall_s: float = 0.0,
+                  report: bool = True, n_resamples: int = 2000) -> FidelityResult:
+    """fidelity.csv, agreement.csv and report.html."""
+    from nasattn.tune import write_rows_csv
+
+    csv = write_rows_csv(rows, plan.out / "fidelity.csv")
+    agree = agreement(rows, plan.metric, plan.top, n_resamples)
+    agree_csv = write_rows_csv(agree, plan.out / "agreement.csv")
+    paired = paired_vs_preset(rows, plan.seeds, plan.base_preset)
+    if paired:
+        write_rows_csv(paired, plan.out / "paired.csv")
+    counts = {"finished": sum(1 for r in rows for s in plan.seeds if r.get(f"high_{plan.metric}_seed{s}") is not None)}
+    counts["missing"] = len(rows) * len(plan.seeds) - counts["finished"]
+    result = FidelityResult(out=plan.out, csv=csv, agreement_csv=agree_csv, report=None, rows=rows, agreement=agree,
+                            counts=counts, wall_s=wall_s)
+    if report:
+        try:
+            from nasattn.fidelity.report import render_fidelity
+
+            result.report = render_fidelity(plan.out).write(plan.out / "report.html")
+        except Exception as e:  # noqa: BLE001 - the CSVs stand without their report
+            result.report_error = f"report failed: {type(e).__name__}: {e}"
+            _say(console, f"[yellow]{result.report_error}[/]")
+    return result

@@ -1,0 +1,261 @@
+"""``nasattn fidelity``: sampling a finished search, rank agreement statistics, the report, and an end-to-end run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import yaml
+from scipy import stats
+from typer.testing import CliRunner
+
+from nasattn.cli.main import app
+from nasattn.fidelity.run import FidelityPlan, Sampled, agreement, fidelity_rows, run_dir_of, select_trials, write_outputs
+from nasattn.fidelity.stats import correlation, regret, top_k_overlap
+
+NASATTN = [sys.executable, "-m", "nasattn.cli.main"]
+
+
+# ------------------------------------------------------------------------------------ statistics
+def test_correlations_agree_with_scipy_and_their_bootstrap_interval_covers_them():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=12)
+    y = x + rng.normal(scale=0.8, size=12)
+    for method, ref in (("spearman", stats.spearmanr(x, y)), ("kendall", stats.kendalltau(x, y))):
+        c = correlation(x, y, method, n_resamples=500)
+        assert c.n == 12 and c.value == pytest.approx(ref.statistic) and c.p_value == pytest.approx(ref.pvalue)
+        assert -1 <= c.ci_low < c.value < c.ci_high <= 1
+    perfect = correlation([1, 2, 3, 4, 5], [10, 20, 30, 40, 50], "spearman", n_resamples=200)
+    assert perfect.value == pytest.approx(1.0) and perfect.ci_low == pytest.approx(1.0)
+    few = correlation([1, 2], [2, 1])
+    assert math.isnan(few.value) and "at least 3" in few.note
+    nan_pairs = correlation([1, 2, float("nan"), 4], [1, 2, 3, 4])
+    assert nan_pairs.n == 3
+
+
+def test_top_k_overlap_and_regret_by_hand():
+    low = [0.9, 0.8, 0.7, 0.6]
+    high = [0.70, 0.95, 0.90, 0.60]
+    # cheap top 2 = {0, 1}; high top 2 = {1, 2}: one shared
+    assert top_k_overlap(low, high, 2) == pytest.approx(0.5)
+    # the cheap winner (index 0) reaches 0.70 where the best reaches 0.95
+    assert regret(low, high) == pytest.approx(0.25)
+    assert regret(high, high) == 0.0
+
+
+# ------------------------------------------------------------------------------------ sampling
+def _trial(number: int, value: float | None, state: str = "COMPLETE", seed_point: str | None = None):
+    attrs = {"arch": json.dumps({"n": number}), "recipe": json.dumps({"lr": 0.01}), "tune_trial_id": f"t{number}",
+             "seed_point": seed_point, "status": "COMPLETE" if state == "COMPLETE" else "STOPPED", "epochs": 3,
+             "params": 100 + number, "flops": 1000 + number, "zc_naswot": float(number)}
+    if value is not None:
+        attrs["val_accuracy"] = value
+    st = getattr(optuna.trial.TrialState, state)
+    t = optuna.trial.create_trial(state=st, values=[value] if st == optuna.trial.TrialState.COMPLETE else None,
+                                  user_attrs=attrs, intermediate_values={1: value} if value is not None else {})
+    t.number = number
+    return t
+
+
+def test_select_takes_the_top_k_k_random_others_and_every_preset_trial():
+    trials = [_trial(i, v) for i, v in enumerate([0.5, 0.9, 0.7, 0.8, 0.6, 0.4, 0.3])]
+    trials.append(_trial(7, 0.2, "PRUNED", seed_point="balanced"))  # stopped early, still a preset
+    trials.append(_trial(8, None, "FAIL"))
+    chosen = select_trials(trials, top=2, n_random=2, presets=True, seed=0)
+    groups = {s.number: s.group for s in chosen}
+    assert [n for n, g in groups.items() if g == "top"] == [1, 3]
+    randoms = [n for n, g in groups.items() if g == "random"]
+    assert len(randoms) == 2 and not set(randoms) & {1, 3, 7, 8}
+    assert groups[7] == "preset" and next(s for s in chosen if s.number == 7).low == pytest.approx(0.2)
+    assert chosen == select_trials(trials, top=2, n_random=2, presets=True, seed=0)  # seeded
+    assert 7 not in {s.number for s in select_trials(trials, top=2, n_random=0, presets=False)}
+
+
+def test_low_epoch_compares_every_trial_after_the_same_epoch():
+    best = _trial(0, 0.9)
+    best.intermediate_values = {1: 0.55, 2: 0.8, 3: 0.9}
+    stopped = _trial(1, 0.6, "PRUNED", seed_point="cbam")  # ASHA stopped it after epoch 1
+    at_last = {s.number: (s.low, s.low_epochs) for s in select_trials([best, stopped], 1, 0, True)}
+    assert at_last[0] == (0.9, 3) and at_last[1][0] == 0.6  # each trial's last value: 3 epochs vs 1
+    at_one = {s.number: (s.low, s.low_epochs) for s in select_trials([best, stopped], 1, 0, True, low_epoch=1)}
+    assert at_one == {0: (0.55, 1), 1: (0.6, 1)}
+
+
+# ------------------------------------------------------------------------------------ outputs
+def _plan(tmp_path: Path, lows: list[float], presets: dict[int, str]) -> FidelityPlan:
+    sample = [Sampled(number=i, tune_trial_id=f"t{i}", group="top", seed_point=presets.get(i), low_status="COMPLETE",
+                      low_epochs=3, low=v, arch={}, recipe={},
+                      static={"params": 1000 * (i + 1), "flops": 5000 * (len(lows) - i), "zc_naswot": float(i)})
+              for i, v in enumerate(lows)]
+    return FidelityPlan(search_dir=tmp_path, out=tmp_path / "fid", study={"name": "s", "budget": {"epochs": 3}},
+                        sample=sample, seeds=[0, 1], recipe={"epochs": 12}, width_mult=0.25, subset=None, data=None,
+                        resources={}, top=2)
+
+
+def _done(plan: FidelityPlan, number: int, seed: int, val: float) -> None:
+    d = run_dir_of(plan.out, number, seed)
+    d.mkdir(parents=True)
+    (d / "DONE").write_text(json.dumps({"val_accuracy": val, "test_accuracy": val - 0.01 * (seed + 1)}))
+
+
+def test_rows_agreement_and_report_mark_presets_and_show_intervals(tmp_path):
+    lows = [0.50, 0.60, 0.70, 0.80, 0.90]
+    plan = _plan(tmp_path, lows, {4: "balanced", 0: "baseline"})
+    highs = {0: (0.61, 0.64), 1: (0.70, 0.74), 2: (0.69, 0.73), 3: (0.85, 0.88), 4: (0.88, 0.90)}
+    for n, (a, b) in highs.items():
+        _done(plan, n, 0, a)
+        if n != 2:
+            _done(plan, n, 1, b)  # trial 2 seed 1 did not finish
+    rows = fidelity_rows(plan)
+    r0, r2 = rows[0], rows[2]
+    assert r0["high_val_accuracy_seed0"] == 0.61 and r0["high_val_accuracy_seed1"] == 0.64
+    assert r0["high_val_accuracy_mean"] == pytest.approx(0.625) and r0["high_val_accuracy_std"] == pytest.approx(np.std([0.61, 0.64], ddof=1))
+    assert r2["high_n"] == 1 and r2["high_val_accuracy_mean"] == pytest.approx(0.69) and r2["high_val_accuracy_std"] is None
+    assert rows[4]["preset"] == "balanced" and rows[1]["preset"] == ""
+
+    agree = {a["predictor"]: a for a in agreement(rows, top=2, n_resamples=300)}
+    means = [r["high_val_accuracy_mean"] for r in rows]
+    assert agree["low_val_accuracy"]["spearman"] == pytest.approx(stats.spearmanr(lows, means).statistic)
+    assert agree["params"]["kendall"] == pytest.approx(stats.kendalltau([1, 2, 3, 4, 5], means).statistic)
+    assert agree["flops"]["spearman"] == pytest.approx(-agree["params"]["spearman"])
+    for a in agree.values():
+        assert a["spearman_ci_low"] <= a["spearman"] <= a["spearman_ci_high"]
+    assert agree["low_val_accuracy"]["regret"] == pytest.approx(0.0)
+    assert agree["low_val_accuracy"]["top2_overlap"] == pytest.approx(1.0)
+
+    paired = {p["trial"]: p for p in csv.DictReader(open(write_outputs(plan, rows, n_resamples=50, report=False).out / "paired.csv"))}
+    assert set(paired) == {"0", "1", "2", "3"}  # every trial against the balanced preset's (trial 4)
+    t3 = [highs[3][s] - 0.01 * (s + 1) for s in (0, 1)]
+    t4 = [highs[4][s] - 0.01 * (s + 1) for s in (0, 1)]
+    assert float(paired["3"]["diff"]) == pytest.approx(np.mean(t3) - np.mean(t4))
+    assert paired["3"]["test"] == "paired t" and float(paired["3"]["p_value"]) == pytest.approx(stats.ttest_rel(t3, t4).pvalue)
+    assert paired["2"]["test"] != "paired t"  # trial 2 has one seed only: no pairing
+
+    result = write_outputs(plan, rows, n_resamples=200)
+    assert result.report is not None, result.report_error
+    html = result.report.read_text()
+    assert 'id="agreement"' in html and "Spearman 95% CI" in html and 'id="fidelity-scatter"' in html
+    assert 'id="fidelity-paired"' in html and "Against the balanced preset" in html
+    assert '"name":"presets"' in html and "balanced" in html and "baseline" in html
+    with open(result.csv, newline="") as f:
+        assert len(list(csv.DictReader(f))) == 5
+
+
+def test_cli_rejects_a_folder_that_is_not_a_search_and_unknown_overrides(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(app, ["fidelity", str(tmp_path)])
+    assert res.exit_code == 2 and "not a search folder" in res.output and "Traceback" not in res.output
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump({"name": "x", "budget": {"epochs": 2}}))
+    res = runner.invoke(app, ["fidelity", str(tmp_path), "--set", "budget.trials=3"])
+    assert res.exit_code == 2 and "allowed: recipe, width_mult" in res.output
+
+
+def test_the_search_report_shows_the_seed_recipe_and_the_training_free_scores_correlation(tmp_path):
+    import pandas as pd
+
+    from nasattn.report import render_report
+
+    folder = tmp_path / "search"
+    folder.mkdir()
+    (folder / "study.yaml").write_text(yaml.safe_dump({"name": "s", "objectives": [{"metric": "val_accuracy"}],
+                                                      "seeds": {"presets": ["balanced"], "recipe": "own"}}))
+    vals = [0.5, 0.6, 0.7, 0.8, 0.9]
+    naswot = [10.0, 12.0, 11.0, 14.0, 15.0]
+    pd.DataFrame({"number": range(5), "state": "COMPLETE", "status": "COMPLETE", "seed_point": ["balanced"] + [""] * 4,
+                  "objective.val_accuracy": vals, "val_accuracy": vals, "params": [5, 4, 3, 2, 1],
+                  "zc_naswot": naswot, "zc_synflow": [1.0] * 5, "time_to_first_epoch_s": [3.0, 4.0, 5.0, 6.0, 100.0],
+                  "duration_s": [10.0] * 5}).to_csv(folder / "trials.csv", index=False)
+    html = render_report(folder).read_text()
+    assert "seeds.recipe = own" in html and "their own recipe" in html
+    assert "first epoch" in html and "median 5.0 s over 5 trials; median trial duration 10.0 s" in html
+    assert 'id="search-zero-cost"' in html and 'id="table-search-zero-cost"' in html
+    body = html[html.index('id="table-search-zero-cost"'):]
+    row = body[body.index("<td>zc_naswot</td>"):].split("</tr>")[0]
+    assert f"{stats.spearmanr(naswot, vals).statistic:.3g}" in row  # 0.9
+    params_row = body[body.index("<td>params</td>"):].split("</tr>")[0]
+    assert "-1" in params_row  # the smallest network is the best here
+    synflow_row = body[body.index("<td>zc_synflow</td>"):].split("</tr>")[0]
+    assert "constant" in synflow_row  # a constant score ranks nothing, and says so
+
+
+# ------------------------------------------------------------------------------------ end to end
+def _tiny_arch(width: int, attention: str) -> dict:
+    att = {"type": "se", "reduction": 4} if attention == "se" else {"type": "none"}
+    return {"stages": [{"block": "plain", "depth": 1, "width": width, "attention": att},
+                       {"block": "plain", "depth": 1, "width": 2 * width, "attention": att}],
+            "head": {"type": "gap_linear", "dropout": 0.0}}
+
+
+def _finished_search(folder: Path) -> None:
+    """A search folder as `nasattn search` leaves it (study.yaml, study.db with three finished trials)."""
+    folder.mkdir()
+    study = {"name": "tiny", "data": "eurosat-mini", "budget": {"trials": 3, "epochs": 1, "max_steps_per_epoch": 2},
+             "resources": {"cpus_per_trial": 1, "max_concurrent": 2}, "train": {"width_mult": 1.0, "checkpoint_every": 0},
+             "storage": None, "output": str(folder)}
+    (folder / "study.yaml").write_text(yaml.safe_dump(study))
+    st = optuna.create_study(study_name="tiny", storage=f"sqlite:///{folder / 'study.db'}", direction="maximize")
+    recipe = {"optimizer": "sgd", "lr": 0.03, "eval_batch_size": 256, "epochs": 1}
+    for i, (width, att, val, seed_point) in enumerate([(8, "none", 0.30, "baseline"), (4, "se", 0.20, None), (8, "se", 0.10, None)]):
+        st.add_trial(optuna.trial.create_trial(
+            state=optuna.trial.TrialState.COMPLETE, values=[val], intermediate_values={1: val},
+            user_attrs={"arch": json.dumps(_tiny_arch(width, att)), "recipe": json.dumps(recipe), "val_accuracy": val,
+                        "tune_trial_id": f"t{i}", "seed_point": seed_point, "status": "COMPLETE", "epochs": 1,
+                        "params": 100 * (i + 1), "flops": 1000 * (i + 1), "zc_naswot": 1.0 + i}))
+
+
+def _run(args: list[str], timeout: float = 420) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "COLUMNS": "200"}
+    return subprocess.run([*NASATTN, *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.mark.slow
+def test_fidelity_end_to_end_through_ray_with_resume(tmp_path):
+    search = tmp_path / "search"
+    _finished_search(search)
+    args = ["fidelity", str(search), "--top", "1", "--random", "2", "--seeds", "3", "--set", "recipe.epochs=2",
+            "--base-preset", "baseline", "--no-live"]
+    res = _run(args)
+    assert res.returncode == 0, res.stdout + res.stderr
+    fid = search / "fidelity"
+    with open(fid / "fidelity.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["preset"] for r in rows] == ["baseline", "", ""]
+    assert [r["group"] for r in rows] == ["top+preset", "random", "random"]  # the best trial is the preset's
+    assert all(0 <= float(r["high_val_accuracy_seed3"]) <= 1 for r in rows)
+    for r in rows:
+        run = fid / "runs" / f"trial{r['trial']}" / "seed3"
+        m = json.loads((run / "metrics.json").read_text())
+        assert m["epochs_run"] == 2 and m["seed"] == 3  # the higher budget, the given seed
+        final = json.loads((run / "DONE").read_text())  # every trial reports its training-free scores and start-up time
+        assert final["zc_naswot"] > 0 and final["zc_synflow"] > 0 and final["zc_gradnorm"] > 0
+        assert final["time_to_first_epoch_s"] > 0
+    with open(fid / "agreement.csv", newline="") as f:
+        agree = {a["predictor"]: a for a in csv.DictReader(f)}
+    assert {"low_val_accuracy", "params", "flops", "zc_naswot"} <= set(agree)
+    assert agree["low_val_accuracy"]["spearman_ci_low"] != "" and agree["low_val_accuracy"]["kendall_ci_high"] != ""
+    html = (fid / "report.html").read_text()
+    assert "fidelity-scatter" in html and '"name":"presets"' in html
+    with open(fid / "paired.csv", newline="") as f:  # the two other trials against the baseline preset's
+        assert sorted(p["trial"] for p in csv.DictReader(f)) == sorted(r["trial"] for r in rows[1:])
+
+    res = _run(args)  # the same folder without --resume: refused
+    assert res.returncode == 2 and "--resume" in res.stderr
+    lost = fid / "runs" / f"trial{rows[1]['trial']}" / "seed3"
+    kept = {p: p.stat().st_mtime_ns for p in fid.glob("runs/*/seed3/DONE") if p.parent != lost}
+    for p in lost.iterdir():
+        p.unlink()
+    lost.rmdir()
+    res = _run([*args, "--resume"])
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "1 of 3 runs to train" in res.stdout and (lost / "DONE").is_file()
+    assert all(p.stat().st_mtime_ns == m for p, m in kept.items())  # finished runs were not retrained
+    with open(fid / "fidelity.csv", newline="") as f:
+        assert all(r["high_val_accuracy_seed3"] for r in csv.DictReader(f))
