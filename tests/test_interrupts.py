@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NASATTN = [sys.executable, "-m", "nasattn.cli.main"]
-TINY_SEARCH = ["search", "quickstart", "--set", "budget.trials=4", "--set", "budget.epochs=30", "--set", "budget.max_steps_per_epoch=2",
+TINY_SEARCH = ["search", "quickstart", "--set", "budget.trials=4", "--set", "budget.epochs=200", "--set", "budget.max_steps_per_epoch=2",
                "--set", "train.width_mult=0.125", "--set", "resources.max_concurrent=1", "--set", "report=false",
                "--no-live"]
 
@@ -106,7 +106,7 @@ def test_a_signalled_search_writes_what_exists_and_says_how_to_continue(tmp_path
     lines = [ln for ln in text.splitlines() if ln.startswith("interrupted: ")]
     assert len(lines) == 1, text
     m = re.match(r"interrupted: (\d+) finished, (\d+) checkpointed; continue with `(.*)`$", lines[0])
-    assert m and int(m.group(2)) >= 1, lines[0]  # the running trial (30 epochs) reported, so it has a checkpoint
+    assert m and int(m.group(2)) >= 1, lines[0]  # the running trial (200 epochs) reported, so it has a checkpoint
     assert f"--out {out} --resume" in lines[0] and "nasattn search quickstart" in lines[0]
     assert (out / "trials.csv").is_file() and (out / "study.db").is_file()
     for bad in ("Traceback", "Fatal Python error", "Stack trace", "*** SIG"):

@@ -228,7 +228,7 @@ def load_ablation(
     try:
         ablation = Ablation.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, source)) from None
+        raise ConfigError(format_validation_error(e, source, Ablation)) from None
     loaded = LoadedAblation(ablation, source, where)
     loaded.plan()  # validate include/exclude/custom variants now, before anything starts
     return loaded

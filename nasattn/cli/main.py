@@ -11,7 +11,7 @@ from rich.table import Table
 
 from nasattn import __version__
 from nasattn.cli import ablate_cmd, bench_cmd, report_cmd, search_cmd
-from nasattn.cli.common import check_device, console, fail, handle_user_errors, parse_overrides
+from nasattn.cli.common import check_device, plural, console, fail, handle_user_errors, parse_overrides
 from nasattn.config import deep_merge
 
 DEFAULT_TRAIN_OUT = Path("runs/train")
@@ -22,6 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: flags without a <bool> placeholder
 )
 
 
@@ -147,7 +148,7 @@ def _train_locked(spec, recipe, data, download, progress, subset, seed, width_mu
         spec = spec.model_copy(update={"num_classes": len(dataset.classes)})
     console.print(
         f"[bold]nasattn train[/] {spec.name or arch} | data {dataset.source} ({len(dataset)} images, "
-        f"{len(dataset.classes)} classes) | width x{width_mult} | {recipe.epochs} epochs | seed {seed}",
+        f"{len(dataset.classes)} classes) | width x{width_mult} | {recipe.epochs} {plural(recipe.epochs, 'epoch')} | seed {seed}",
         soft_wrap=True,
     )
     try:

@@ -13,6 +13,11 @@ from rich.table import Table
 from nasattn.cli.common import plural, console, data_flag, fail, handle_user_errors, interrupted_line, parse_overrides
 
 
+def _short_float(v: Any) -> Any:
+    """A sampled float with 4 significant digits (``0.00123456789`` -> ``0.001235``); other values as they are."""
+    return float(f"{v:.4g}") if isinstance(v, float) else v
+
+
 def _fmt_size(n: float) -> str:
     if math.isinf(n):
         return "infinite"
@@ -54,7 +59,8 @@ def _search(study_file: Path, overrides: list[str] | None, resume: bool, out: Pa
     s = loaded.study
     objectives = ", ".join(f"{o.mode} {o.metric}" for o in s.objectives)
     console.print(
-        f"[bold]nasattn search[/] {s.name} | {s.budget.trials} trials x {s.budget.epochs} epochs | {objectives} | "
+        f"[bold]nasattn search[/] {s.name} | {s.budget.trials} {plural(s.budget.trials, 'trial')} x {s.budget.epochs} "
+        f"{plural(s.budget.epochs, 'epoch')} | {objectives} | "
         f"sampler {s.sampler.type} (seed {s.sampler.seed}) | early stopping {s.early_stopping.type} | "
         f"output {loaded.output}" + (" | resume" if resume else ""),
         highlight=False, soft_wrap=True,
@@ -120,7 +126,7 @@ def space(
 def _space(file: Path, samples: int, seed: int, show_dims: bool) -> None:
     import optuna
 
-    from nasattn.config import read_yaml
+    from nasattn.config import read_yaml, to_yaml
     from nasattn.presets import PRESET_NAMES, get_preset
     from nasattn.search.space import (
         NotInSpace, Rejected, arch_point, check_constraints, describe_dim, iter_dims, load_space, sample_spec, space_size,
@@ -187,10 +193,11 @@ def _space(file: Path, samples: int, seed: int, show_dims: bool) -> None:
             console.print(
                 f"[bold]sample {shown}[/]: {arch_summary({'arch': spec.to_dict()})} | {spec.layers} layers, "
                 f"{spec.conv_layers} conv | {prof['params'] / 1e6:.2f}M params, {prof['flops'] / 1e9:.3f} GFLOP"
-                + (f" | recipe {recipe}" if recipe else ""),
-                highlight=False, soft_wrap=True,
+                , highlight=False, soft_wrap=True,
             )
             console.print(spec.to_yaml(), highlight=False)
+            if recipe:
+                console.print(to_yaml({"recipe": {k: _short_float(v) for k, v in recipe.items()}}), highlight=False)
         if rejected:
             console.print(f"({rejected} samples rejected by constraints)")
 
