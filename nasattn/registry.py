@@ -22,11 +22,12 @@ from typing import Any, Callable
 
 KINDS: dict[str, str] = {
     "stem": "first convolution(s) applied to the input image",
-    "conv": "a block of a stage: called with (in_channels, out_channels, stride=..., attention=..., dropblock=...)",
+    "conv": "a block of a stage: called with (in_channels, out_channels, stride=..., attention=..., drop_prob=..., block_size=...)",
     "attention": "called with (channels, **params); returns a module mapping x -> x' of the same shape",
     "fusion": "combines a spatial and a channel attention branch: (channels, spatial, channel, **params)",
     "head": "classifier: (in_channels, num_classes, **params)",
     "dropblock": "DropBlock schedule: gives the drop probability of each stage and epoch",
+    "dropblock_law": "how DropBlock draws its mask in training: called with (x, p, block_size), returns x masked",
 }
 
 # Positional arguments the builder supplies, per kind; they are not user parameters.
@@ -37,6 +38,7 @@ _BUILDER_ARGS: dict[str, tuple[str, ...]] = {
     "fusion": ("channels", "spatial", "channel"),
     "head": ("in_channels", "num_classes", "in_shape"),
     "dropblock": ("num_stages",),
+    "dropblock_law": ("x", "p", "block_size"),
 }
 
 

@@ -18,6 +18,32 @@ from nasattn.registry import UnknownBlockError, get_block
 
 # Parameters that are widths (channel counts) and therefore follow the width multiplier.
 WIDTH_PARAMS = ("hidden", "conv_width")
+DEFAULT_DROPBLOCK_LAW = "torchvision"
+# Conv blocks that do not say how many main-path convolutions they hold (a ``num_convs`` class
+# attribute) count as one in ``ArchSpec.conv_layers``.
+DEFAULT_NUM_CONVS = 1
+
+
+# Allowed ranges of block parameters, by name: (lowest, highest or None, whether highest is allowed).
+# A block adds or overrides entries with a ``param_ranges`` attribute (same form) on its class or function.
+PARAM_RANGES: dict[str, tuple[float, float | None, bool]] = {
+    "reduction": (1, None, True),
+    "min_channels": (1, None, True),
+    "hidden": (1, None, True),
+    "conv_width": (0, None, True),
+    "kernel_size": (1, None, True),
+    "dropout": (0, 1, False),
+}
+
+
+def _range_error(kind: str, name: str, key: str, value: float, ranges: dict[str, tuple]) -> str | None:
+    if key not in ranges:
+        return None
+    low, high, high_allowed = ranges[key]
+    if value < low or (high is not None and (value > high or (value == high and not high_allowed))):
+        allowed = f">= {low}" if high is None else f"in [{low}, {high}{']' if high_allowed else ')'}"
+        return f"{kind} {name!r} parameter {key!r} must be {allowed}, got {value!r}"
+    return None
 
 
 def _check_params(kind: str, name: str, params: dict[str, Any], reserved: tuple[str, ...] = ()) -> None:
@@ -39,6 +65,9 @@ def _check_params(kind: str, name: str, params: dict[str, Any], reserved: tuple[
                 raise ValueError(f"{kind} {name!r} parameter {key!r} must be a number, got {value!r}")
             if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float) and not value.is_integer():
                 raise ValueError(f"{kind} {name!r} parameter {key!r} must be an integer, got {value!r}")
+            problem = _range_error(kind, name, key, value, {**PARAM_RANGES, **getattr(info.factory, "param_ranges", {})})
+            if problem:
+                raise ValueError(problem)
         if isinstance(default, str) and not isinstance(value, str):
             raise ValueError(f"{kind} {name!r} parameter {key!r} must be a string, got {value!r}")
 
@@ -123,13 +152,26 @@ class StageSpec(BaseModel):
 
 
 class DropBlockSpec(Component):
-    """``schedule`` (none/constant/progressive) with its rates; ``block_size``; ``ramp_epochs`` from p=0."""
+    """``schedule`` (none/constant/progressive) with its rates; ``block_size``; ``ramp_epochs`` from p=0;
+    ``law``: how the mask is drawn, a registered ``dropblock_law`` (``torchvision``, the default, or
+    ``paper``, the paper author's; see :mod:`nasattn.blocks.dropblock`). ``law`` is written out only when
+    it is not the default."""
 
     kind: ClassVar[str] = "dropblock"
     type: str = Field("none", alias="schedule")
     block_size: int = Field(7, ge=1)
     ramp_epochs: int = Field(0, ge=0)
+    law: str = Field(DEFAULT_DROPBLOCK_LAW, exclude_if=lambda v: v == DEFAULT_DROPBLOCK_LAW)
     model_config = ConfigDict(extra="allow", populate_by_name=True, serialize_by_alias=True)
+
+    @field_validator("law")
+    @classmethod
+    def _law_registered(cls, law: str) -> str:
+        try:
+            get_block("dropblock_law", law)
+        except UnknownBlockError as e:
+            raise ValueError(str(e)) from None
+        return law
 
     @model_validator(mode="after")
     def _rates(self) -> DropBlockSpec:
@@ -181,9 +223,13 @@ class ArchSpec(BaseModel):
 
     @property
     def conv_layers(self) -> int:
-        """Main-path convolutions (attention internals and shortcut projections excluded)."""
+        """Main-path convolutions (attention internals and shortcut projections excluded).
+
+        A block counts its class attribute ``num_convs``; a block without one counts ``DEFAULT_NUM_CONVS``.
+        """
         stem = getattr(get_block("stem", self.stem.type).factory, "num_convs", 1) if self.stem else 0
-        blocks = sum(s.depth * get_block("conv", s.block).factory.num_convs for s in self.stages)
+        blocks = sum(s.depth * getattr(get_block("conv", s.block).factory, "num_convs", DEFAULT_NUM_CONVS)
+                     for s in self.stages)
         head = 1 if self.head.params.get("conv_width", 0) else 0
         return stem + blocks + head
 
@@ -192,9 +238,11 @@ class ArchSpec(BaseModel):
         if width_mult <= 0:
             raise ConfigError(f"width_mult must be > 0, got {width_mult}")
         if width_mult == 1.0:
-            return self.model_copy(deep=True)
+            return ArchSpec.from_dict(self.to_dict())
 
         def w(c: int) -> int:
+            if c <= 0:  # 0 means "none" (conv_width); a negative width stays invalid and is rejected below
+                return c
             return max(divisor, int(math.floor(c * width_mult / divisor + 0.5)) * divisor)
 
         data = self.to_dict()
@@ -205,6 +253,12 @@ class ArchSpec(BaseModel):
         for key in WIDTH_PARAMS:
             if data["head"].get(key):
                 data["head"][key] = w(data["head"][key])
+        return ArchSpec.from_dict(data)
+
+    def with_dropblock_law(self, law: str) -> ArchSpec:
+        """A validated copy whose DropBlock draws its mask with the registered law ``law``."""
+        data = self.to_dict()
+        data["dropblock"]["law"] = law
         return ArchSpec.from_dict(data)
 
     # ---------------------------------------------------------------- serialisation

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+import torch
 from typer.testing import CliRunner
 
-from nasattn.ablation import BUILTIN_VARIANTS, load_ablation, make_variants, merge_override, plan_variants
+from nasattn.ablation import builtin_variants, load_ablation, make_variants, merge_override, plan_variants
 from nasattn.config import ConfigError
-from nasattn.presets import get_preset
+from nasattn.engine import Recipe
+from nasattn.presets import get_preset, list_presets
 
+BUILTIN_VARIANTS = builtin_variants()
+HAS_NO_DECAY = "no_weight_decay" in Recipe.model_fields
 ATTENTION = ["no_attention", "se_only", "coord_only", "cbam"]
 FUSION = ["fusion_fixed_alpha", "fusion_gate", "fusion_sum", "fusion_concat", "fusion_sequential_sc", "fusion_sequential_cs"]
 
@@ -42,33 +48,72 @@ def balanced():
     return p.arch, p.recipe
 
 
-def test_builtin_variants_of_balanced_change_exactly_one_component(balanced):
+def _changed(name: str, base: tuple, variant: tuple, epochs: int | None) -> None:
+    """Assert that ``variant`` differs from ``base`` in exactly the component ``name`` names."""
+    base_arch, base_recipe = base
+    arch, rec = variant
+    arch_diff, recipe_diff = diff_paths(base_arch, arch), diff_paths(base_recipe, rec)
+    assert arch_diff or recipe_diff, name
+    if name in ATTENTION or name.startswith("fusion_"):
+        assert not recipe_diff, name
+        assert all(re.fullmatch(r"stages\[\d+\]\.attention(\..*)?", p) for p in arch_diff), (name, arch_diff)
+        if name.startswith("fusion_"):
+            strategy = name.removeprefix("fusion_")
+            for before, after in zip(base_arch["stages"], arch["stages"]):
+                if (before.get("attention") or {}).get("type") == "fusion":
+                    assert after["attention"]["strategy"] == strategy
+                    assert {k: after["attention"][k] for k in ("spatial", "channel")} == \
+                        {k: before["attention"][k] for k in ("spatial", "channel")}, name
+                else:
+                    assert after.get("attention") == before.get("attention"), name
+    elif name in ("no_dropblock", "constant_dropblock"):
+        assert not recipe_diff, name
+        assert all(p.startswith("dropblock.") for p in arch_diff), (name, arch_diff)
+        assert arch["dropblock"]["schedule"] == {"no_dropblock": "none", "constant_dropblock": "constant"}[name]
+    elif name == "no_class_weights":
+        assert not arch_diff and recipe_diff == ["class_weights"] and rec["class_weights"] == "none"
+    elif name == "alpha_no_decay":
+        assert not arch_diff and recipe_diff == ["no_weight_decay"] and "fusion" in rec["no_weight_decay"]
+    else:  # paper_<preset>: the preset's own architecture and recipe (only the file's epochs)
+        preset = get_preset(name.removeprefix("paper_"))
+        assert arch == preset.arch.model_dump(mode="json", by_alias=True), name
+        want = dict(preset.recipe.model_dump(mode="json"), **({} if epochs is None else {"epochs": epochs}))
+        assert rec == want, (name, diff_paths(want, rec))
+
+
+@pytest.mark.parametrize("preset", list_presets())
+def test_every_builtin_variant_changes_exactly_its_component(preset: str, tmp_path: Path):
+    """For each preset as the base, with an ablation file that overrides recipe fields (#12 §3)."""
+    f = tmp_path / "abl.yaml"
+    f.write_text(f"base: {{preset: {preset}}}\nepochs: 2\nrecipe: {{schedule: cosine, lr: 0.002, optimizer: adamw}}\n")
+    plan = load_ablation(f).plan()
+    base = _dumps(plan.variants["base"])
+    assert base[1]["schedule"] == "cosine" and base[1]["lr"] == 0.002 and base[1]["epochs"] == 2
+    assert set(plan.variants) | set(plan.skipped) == set(builtin_variants())
+    assert plan.skipped[f"paper_{preset}"].startswith(f"the base is the {preset} preset")
+    for name in plan.variants:
+        if name != "base":
+            _changed(name, base, _dumps(plan.variants[name]), epochs=2)
+            assert plan.differences[name], name
+    for name, why in plan.skipped.items():
+        assert why, name
+
+
+def test_builtin_variants_of_balanced(balanced):
     spec, recipe = balanced
     plan = plan_variants(spec, recipe)
     expected = ["base", *ATTENTION, *FUSION, "no_dropblock", "constant_dropblock", "no_class_weights",
-                "paper_baseline", "paper_cbam"]
-    assert list(plan.variants) == expected
-    assert plan.skipped == {"fusion_learnable_alpha": "equal to the base", "paper_balanced": "equal to the base"}
-    assert set(expected) | set(plan.skipped) == set(BUILTIN_VARIANTS)
-
-    base_arch, base_recipe = _dumps(plan.variants["base"])
-    assert (base_arch, base_recipe) == (spec.model_dump(mode="json", by_alias=True), recipe.model_dump(mode="json"))
-    for name in expected[1:]:
-        arch, rec = _dumps(plan.variants[name])
-        arch_diff, recipe_diff = diff_paths(base_arch, arch), diff_paths(base_recipe, rec)
-        assert arch_diff or recipe_diff, name
-        if name in ATTENTION or name in FUSION:
-            assert not recipe_diff, name
-            assert all(p.startswith("stages[") and ".attention" in p for p in arch_diff), (name, arch_diff)
-            assert {p.split(".")[0] for p in arch_diff} == {f"stages[{i}]" for i in range(4)}, name
-        elif name in ("no_dropblock", "constant_dropblock"):
-            assert not recipe_diff, name
-            assert all(p.startswith("dropblock.") for p in arch_diff), (name, arch_diff)
-        elif name == "no_class_weights":
-            assert not arch_diff and recipe_diff == ["class_weights"]
-            assert rec["class_weights"] == "none"
-        else:  # the paper's presets: their own architecture
-            assert arch["name"] == name.removeprefix("paper_")
+                *(["alpha_no_decay"] if HAS_NO_DECAY else []), "paper_baseline", "paper_cbam"]
+    assert sorted(plan.variants) == sorted(expected)
+    skipped = {"fusion_learnable_alpha": "equal to the base", "paper_balanced": "equal to the base"}
+    if not HAS_NO_DECAY:
+        skipped["alpha_no_decay"] = "this nasattn's recipe has no no_weight_decay field"
+    assert plan.skipped == skipped
+    base = _dumps(plan.variants["base"])
+    assert base == (spec.model_dump(mode="json", by_alias=True), recipe.model_dump(mode="json"))
+    for name in plan.variants:
+        if name != "base":
+            _changed(name, base, _dumps(plan.variants[name]), epochs=None)
 
     att = lambda name: plan.variants[name][0].stages[0].attention  # noqa: E731
     assert att("no_attention").type == "none"
@@ -81,6 +126,78 @@ def test_builtin_variants_of_balanced_change_exactly_one_component(balanced):
     db = plan.variants["constant_dropblock"][0].dropblock
     assert db.type == "constant" and db.params["p"] == pytest.approx(0.125) and db.block_size == 7
     assert plan.variants["no_dropblock"][0].dropblock.type == "none"
+    assert plan.differences["no_class_weights"] == ['recipe.class_weights: [1.0, 0.8, 1.3, 1.0, 1.3, 1.0, 1.3, 0.8, 1.0, 0.8] -> "none"']
+    assert plan.differences["cbam"][0].startswith("arch.stages[*].attention: ")
+
+
+def test_alpha_no_decay_plan_only_for_a_learnable_fusion():
+    from nasattn.ablation.variants import Skip, no_decay_recipe
+
+    balanced_arch = get_preset("balanced").arch.to_dict()
+    assert no_decay_recipe(balanced_arch, {"lr": 0.1}) == {"lr": 0.1, "no_weight_decay": ["fusion"]}
+    assert no_decay_recipe(balanced_arch, {"no_weight_decay": ["norm"]})["no_weight_decay"] == ["norm", "fusion"]
+    with pytest.raises(Skip, match="already excludes"):
+        no_decay_recipe(balanced_arch, {"no_weight_decay": ["fusion"]})
+    fixed = copy.deepcopy(balanced_arch)
+    for stage in fixed["stages"]:  # fixed_alpha: a fusion without parameters
+        stage["attention"] = {k: v for k, v in stage["attention"].items() if k != "init"} | {"strategy": "fixed_alpha"}
+    with pytest.raises(Skip, match="learnable"):
+        no_decay_recipe(fixed, {})
+    with pytest.raises(Skip, match="learnable"):
+        no_decay_recipe(get_preset("cbam").arch.to_dict(), {})
+    for stage in fixed["stages"]:  # gate: a fusion with a learnable gate
+        stage["attention"] = {k: v for k, v in stage["attention"].items() if k != "alpha"} | {"strategy": "gate"}
+    assert no_decay_recipe(fixed, {})["no_weight_decay"] == ["fusion"]
+    plan = plan_variants(get_preset("balanced").arch, get_preset("balanced").recipe, include=["alpha_no_decay"])
+    if HAS_NO_DECAY:
+        assert plan.variants["alpha_no_decay"][1].no_weight_decay == ["fusion"]
+    else:
+        assert plan.skipped["alpha_no_decay"] == "this nasattn's recipe has no no_weight_decay field"
+
+
+def test_a_registered_fusion_is_ablated_too(balanced):
+    import torch.nn as nn
+
+    from nasattn import registry
+
+    @registry.register_block("fusion", "test_max_mix")
+    class MaxMix(nn.Module):
+        def __init__(self, channels: int, spatial: nn.Module, channel: nn.Module, scale: float = 2.0) -> None:
+            super().__init__()
+            self.spatial, self.channel, self.scale = spatial, channel, scale
+
+        def forward(self, x):
+            return self.scale * torch.maximum(self.spatial(x), self.channel(x))
+
+    try:
+        assert "fusion_test_max_mix" in builtin_variants()
+        plan = plan_variants(*balanced)
+        spec = plan.variants["fusion_test_max_mix"][0]
+        assert {s.attention.params["strategy"] for s in spec.stages} == {"test_max_mix"}
+        assert spec.stages[0].attention.params["scale"] == 2.0
+        _changed("fusion_test_max_mix", _dumps(plan.variants["base"]), _dumps(plan.variants["fusion_test_max_mix"]), None)
+    finally:
+        registry._REGISTRY["fusion"].pop("test_max_mix", None)
+    assert "fusion_test_max_mix" not in builtin_variants()
+
+
+def test_paper_variants_come_from_the_preset_files(tmp_path: Path, monkeypatch):
+    import shutil
+
+    import nasattn.presets as presets
+
+    folder = tmp_path / "presets"
+    folder.mkdir()
+    for f in presets.PRESET_DIR.glob("*.yaml"):
+        shutil.copy(f, folder / f.name)
+    (folder / "cbam_wide.yaml").write_text((folder / "cbam.yaml").read_text())  # a fourth preset: one new file
+    monkeypatch.setattr(presets, "PRESET_DIR", folder)
+    assert "paper_cbam_wide" in builtin_variants()
+    plan = plan_variants(*(get_preset("balanced").arch, get_preset("balanced").recipe), include=["paper_cbam_wide"])
+    assert list(plan.variants) == ["base", "paper_cbam_wide"]
+    f = tmp_path / "abl.yaml"
+    f.write_text("base: cbam_wide\n")
+    assert load_ablation(f).ablation.base.preset == "cbam_wide"
 
 
 def test_variants_that_do_not_apply_are_skipped_with_a_reason():
@@ -116,6 +233,8 @@ def test_include_exclude_and_custom_variants(balanced):
     rec_diff = diff_paths(_dumps(v["base"])[1], _dumps(v["wide_last"])[1])
     assert arch_diff == ["stages[3].width"] and rec_diff == ["lr"]
     assert list(make_variants(spec, recipe, include=[], exclude=["se_r8"], custom=custom)) == ["base", "wide_last"]
+    same = plan_variants(spec, recipe, include=[], custom={"same": {"recipe": {"lr": recipe.lr}}})
+    assert list(same.variants) == ["base"] and same.skipped == {"same": "equal to the base"}
 
     with pytest.raises(ConfigError, match="include: unknown variant 'nope'"):
         make_variants(spec, recipe, include=["nope"])
@@ -148,6 +267,10 @@ def test_ablation_file_validation(tmp_path: Path):
 
     cases = {
         "seedz: [1]\n": "seedz: unknown field",
+        "seed: 1\n": "seed: unknown field (a list of seeds: seeds: [0, 1, 2]); allowed: name, description, base, include",
+        "resources: {cpu: 1}\n": "resources.cpu: unknown field; allowed: cpus_per_trial, gpus_per_trial",
+        "correction: bonferroni\n": "correction",
+        "split_seeds: [1, 1]\n": "split_seeds: seeds [1, 1] repeat a seed",
         "resources: {cpus_per_trial: 0}\n": "resources.cpus_per_trial",
         "base: {preset: huge}\n": "base.preset: unknown preset 'huge'",
         "base: {preset: cbam, arch: x.yaml}\n": "exactly one of",
@@ -180,9 +303,14 @@ def test_rows_and_csv_when_trials_failed(tmp_path: Path):
                {"variant": "no_attention", "seed": 0, "run_dir": str(tmp_path / "runs" / "no_attention" / "seed0")}]
     tune_rows = [{"config.index": 1, "status": "ERROR", "error": "RuntimeError: boom"}]
     rows = ablation_rows(configs, tune_rows)
-    result = write_outputs(tmp_path, rows, ["base", "no_attention"], report=False)
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    result = write_outputs(tmp_path, rows, ["base", "no_attention"], report=False, console=console)
+    printed = console.export_text()
+    assert "p adj." in printed and "1 (<3)" in printed and "CIs cover: training seeds on one fixed split" in printed
     df = pd.read_csv(result.csv)
-    assert list(df.columns[:7]) == ["variant", "seed", "status", "error", "run_dir", "test_accuracy", "val_accuracy"]
+    assert list(df.columns[:8]) == ["variant", "seed", "split_seed", "status", "error", "run_dir", "test_accuracy", "val_accuracy"]
     assert df["status"].tolist() == ["COMPLETE", "ERROR"]
     assert df.loc[1, "error"] == "RuntimeError: boom"
     assert df.loc[0, "per_class_accuracy/Forest"] == 1.0 and df.loc[0, "alpha/stages.0.0.attention"] == 0.6
@@ -214,6 +342,7 @@ def test_cli_bad_input_exits_2(tmp_path: Path):
     res = runner.invoke(app, ["ablate", "--preset", "balanced", "--include", "no_attention", "--seeds", "0,1", "--dry-run"])
     assert res.exit_code == 0, res.output
     assert "no_attention" in res.output and "4 trials" in res.output
+    assert 'no_attention differs from base in: arch.stages[*].attention: {"type": "fusion"' in res.output
 
 
 @pytest.mark.slow
@@ -247,6 +376,12 @@ def test_end_to_end_ablation_through_ray_and_resume(tmp_path: Path):
             assert json.loads((run / "metrics.json").read_text())["variant"] == variant
             markers[run] = ((run / DONE_MARKER).stat().st_mtime_ns, (run / "model.pt").stat().st_mtime_ns)
     assert [s["variant"] for s in result.summary] == ["base", "no_attention"] and result.summary[0]["n"] == 2
+    assert set(df["split_seed"]) == {42}
+    summary = pd.read_csv(out / "summary.csv")
+    na = summary.set_index("variant").loc["no_attention"]
+    assert na["few_seeds"] and na["test_accuracy_n_pairs"] == 2 and na["correction"] == "holm"
+    assert na["mcnemar_runs"] == 2 and na["mcnemar_n"] == 2 * df.loc[0, "n_test"]  # from both runs' predictions.csv
+    assert "one fixed split" in na["ci_covers"]
 
     with pytest.raises(ConfigError, match="--resume"):
         run_ablation(load_ablation(None, overrides), live=False)

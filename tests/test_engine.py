@@ -370,3 +370,19 @@ def test_channels_last_on_cpu_only_under_bf16():
     # the same training either way, up to bf16 rounding in a different summation order
     losses = [[r["train_loss"] for r in runs[cl].history] for cl in ("auto", "off")]
     assert losses[0] == pytest.approx(losses[1], abs=0.05)
+
+
+def test_evaluate_false_skips_validation_testing_and_profiling(monkeypatch):
+    from nasattn.engine import trainer
+
+    def no_inference(*a, **k):
+        raise AssertionError("evaluate=False must not run inference")
+
+    monkeypatch.setattr(trainer, "_predict", no_inference)
+    monkeypatch.setattr(trainer, "model_profile", no_inference)
+    recipe = Recipe(**{**FAST, "epochs": 2})
+    res = train(None, recipe, DATA, seed=0, device="cpu", progress=False, model=tiny(), evaluate=False)
+    assert [r["epoch"] for r in res.history] == [1, 2]
+    assert all(math.isnan(r["val_accuracy"]) and r["train_images"] > 0 for r in res.history)
+    assert res.metrics["test_accuracy"] is None and res.metrics["flops"] is None and res.metrics["best_epoch"] == 2
+    assert len(res.predictions["label"]) == 0

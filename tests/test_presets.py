@@ -1,7 +1,10 @@
 """The paper's presets match the author's published code: layers, parameters, FLOPs, structure."""
 
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
 from torch import nn
 
 from nasattn.blocks.dropblock import ScheduledDropBlock
@@ -20,6 +23,78 @@ EXPECTED = {
 
 def test_three_presets_are_listed():
     assert list_presets() == ["balanced", "baseline", "cbam"]
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_stored_profile_equals_the_built_model(name):
+    """``nasattn presets`` prints the YAML's profile without building: it must equal the model's."""
+    preset = get_preset(name)
+    torch.manual_seed(0)
+    assert preset.profile == profile_model(build_model(preset.arch))
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_preset_files_state_nasattns_choices(name):
+    preset = get_preset(name)
+    assert "early_stopping" in preset.choices and "precision" in preset.choices
+    assert isinstance(preset.differences, list)
+    if name != "balanced":  # the author's configs name no optimizer for these two
+        assert preset.recipe_dict["optimizer"] in preset.choices["optimizer"]
+
+
+def test_balanced_paper_protocol_selects_the_authors_dropblock_law_and_fp16():
+    preset = get_preset("balanced")
+    assert preset.paper_protocol == {"arch": {"dropblock": {"law": "paper"}}, "recipe": {"amp": "fp16"}}
+    assert preset.arch.dropblock.law == "torchvision"  # the default protocol keeps torchvision's law
+    assert preset.arch.with_dropblock_law(preset.paper_protocol["arch"]["dropblock"]["law"]).dropblock.law == "paper"
+
+
+def _fourth_preset(folder):
+    text = (Path(get_preset("baseline").path).read_text()
+            .replace("name: baseline", "name: tiny").replace("width: 128", "width: 16"))
+    (folder / "tiny.yaml").write_text(text)
+
+
+def test_a_fourth_preset_is_one_yaml_file_in_a_folder_named_by_the_env_var(tmp_path, monkeypatch):
+    from nasattn.presets import ENV_VAR, load_arch_source
+
+    _fourth_preset(tmp_path)
+    assert "tiny" not in list_presets()
+    monkeypatch.setenv(ENV_VAR, str(tmp_path))
+    assert list_presets() == ["balanced", "baseline", "cbam", "tiny"]
+    spec, recipe = load_arch_source(preset="tiny")
+    assert spec.stages[2].width == 16 and recipe["optimizer"] == "adam"
+    assert get_preset("tiny").paper["test_accuracy"] == get_preset("baseline").paper["test_accuracy"]
+
+
+def test_a_fourth_preset_through_register_preset_dir(tmp_path, monkeypatch):
+    from nasattn import presets
+
+    monkeypatch.setattr(presets, "_registered", [])
+    _fourth_preset(tmp_path)
+    presets.register_preset_dir(tmp_path)
+    assert "tiny" in list_presets() and "tiny" in presets.PRESET_NAMES
+
+
+def test_load_arch_source_reads_presets_specs_and_preset_style_files(tmp_path):
+    from nasattn.config import ConfigError
+    from nasattn.presets import load_arch_source
+
+    spec, recipe = load_arch_source(preset="cbam")
+    assert spec == get_preset("cbam").arch and recipe == get_preset("cbam").recipe_dict
+    bare = tmp_path / "bare.yaml"
+    bare.write_text(spec.to_yaml())
+    assert load_arch_source(path=bare) == (spec, {})
+    styled = tmp_path / "styled.yaml"
+    styled.write_text(yaml.safe_dump({"arch": spec.to_dict(), "recipe": {"lr": 0.01}}))
+    assert load_arch_source(path=styled) == (spec, {"lr": 0.01})
+    with pytest.raises(ConfigError, match="unknown preset 'nope'; allowed: balanced, baseline, cbam"):
+        load_arch_source(preset="nope")
+    with pytest.raises(ConfigError, match="exactly one"):
+        load_arch_source()
+    (tmp_path / "list.yaml").write_text("- 1\n")
+    with pytest.raises(ConfigError, match="list.yaml: an architecture file must be a mapping"):
+        load_arch_source(path=tmp_path / "list.yaml")
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))

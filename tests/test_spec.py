@@ -100,3 +100,51 @@ def test_building_touches_no_batchnorm_statistics_and_allows_a_1x1_map():
     for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
         assert int(bn.num_batches_tracked) == 0 and torch.all(bn.running_var == 1)
     assert model(torch.randn(2, 3, 64, 64)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("where,value,words", [
+    ("se", {"type": "se", "reduction": 0}, "stages[0].attention: attention 'se' parameter 'reduction' must be >= 1, got 0"),
+    ("fusion", {"type": "fusion", "channel": {"type": "se", "reduction": 0}}, "parameter 'reduction' must be >= 1, got 0"),
+    ("dropout", {"type": "gap_linear", "dropout": 1.5}, "head: head 'gap_linear' parameter 'dropout' must be in [0, 1), got 1.5"),
+    ("hidden", {"type": "flatten_mlp", "hidden": -5}, "head: head 'flatten_mlp' parameter 'hidden' must be >= 1, got -5"),
+])
+def test_out_of_range_block_parameters_are_rejected_with_the_field(where, value, words):
+    data = {"stages": [{"width": 16}]}
+    if where in ("se", "fusion"):
+        data["stages"][0]["attention"] = value
+    else:
+        data["head"] = value
+    assert words in _error(data)
+
+
+def test_width_scaling_never_makes_an_invalid_value_valid():
+    spec = ArchSpec.from_dict({"stages": [{"width": 16}], "head": {"type": "flatten_mlp", "hidden": 64}})
+    broken = spec.model_copy(update={"head": spec.head.model_copy(update={"hidden": -5})})  # unvalidated copy
+    for mult in (0.25, 1.0, 2.0):
+        with pytest.raises(ConfigError, match="'hidden' must be >= 1, got -5"):
+            broken.scaled(mult)
+    gap = ArchSpec.from_dict({"stages": [{"width": 16}], "head": {"type": "gap_linear", "conv_width": 0}})
+    assert gap.scaled(0.25).head.params["conv_width"] == 0  # 0 (no 1x1 conv) stays 0
+
+
+def test_user_conv_block_without_num_convs_counts_as_one_conv():
+    from torch import nn
+
+    from nasattn.registry import register_block
+    from nasattn.spec import DEFAULT_NUM_CONVS
+
+    @register_block("conv", "test_no_num_convs")
+    class Bare(nn.Module):
+        """A user conv block that does not declare num_convs."""
+
+        def __init__(self, in_channels, out_channels, stride=1, attention=None, drop_prob=0.0, block_size=7):
+            super().__init__()
+            self.conv = nn.Conv2d(in_channels, out_channels, 3, stride, 1)
+
+        def forward(self, x):
+            return self.conv(x)
+
+    spec = ArchSpec.from_dict({"stem": {"type": "conv", "width": 8},
+                               "stages": [{"block": "test_no_num_convs", "depth": 3, "width": 8},
+                                          {"block": "double", "depth": 2, "width": 8}]})
+    assert spec.conv_layers == 1 + 3 * DEFAULT_NUM_CONVS + 2 * 2

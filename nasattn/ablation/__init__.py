@@ -4,7 +4,8 @@ Public API
 ----------
 ``make_variants(base_spec, base_recipe, include=None, exclude=None, custom=None)``
     -> ``{name: (ArchSpec, Recipe)}`` (``base`` first); ``plan_variants`` also says which built-in
-    variants were skipped and why. ``BUILTIN_VARIANTS`` lists the built-in names.
+    variants were skipped and why, and what each variant changes. ``builtin_variants()`` lists the
+    built-in names (from the registered fusion blocks and presets; also as ``BUILTIN_VARIANTS``).
 ``load_ablation(path=None, overrides=None)`` -> ``LoadedAblation`` (a validated ablation file;
     ConfigError naming the file and the field).
 ``run_ablation(loaded, resume=False, console=None, live=None, command=None)`` -> ``AblationResult``
@@ -16,16 +17,24 @@ Ray is imported only when an ablation runs.
 from nasattn.ablation.run import AblationFailed, AblationResult, run_ablation
 from nasattn.ablation.study import Ablation, LoadedAblation, load_ablation
 from nasattn.ablation.variants import (
-    BUILTIN_VARIANTS,
-    FUSION_STRATEGIES,
     VariantPlan,
+    builtin_variants,
+    fusion_strategies,
     make_variants,
     merge_override,
     plan_variants,
 )
 
 
+def __getattr__(name: str):  # BUILTIN_VARIANTS, FUSION_STRATEGIES: asked of the registries when used
+    if name in ("BUILTIN_VARIANTS", "FUSION_STRATEGIES"):
+        from nasattn.ablation import variants
+
+        return getattr(variants, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
-    "Ablation", "AblationFailed", "AblationResult", "BUILTIN_VARIANTS", "FUSION_STRATEGIES", "LoadedAblation",
-    "VariantPlan", "load_ablation", "make_variants", "merge_override", "plan_variants", "run_ablation",
+    "Ablation", "AblationFailed", "AblationResult", "LoadedAblation", "VariantPlan", "builtin_variants",
+    "fusion_strategies", "load_ablation", "make_variants", "merge_override", "plan_variants", "run_ablation",
 ]

@@ -3,9 +3,11 @@
 Output folder::
 
     OUT/ablation.json          base, command, variants {name: {arch, recipe, description}}, skipped, seeds, data
-    OUT/ablation.csv           one row per (variant, seed): variant, seed, status, error, run_dir, metrics
-    OUT/summary.csv            one row per variant: n, mean/std/95% CI of the test accuracy, difference to base
-    OUT/runs/<variant>/seed<k> the run folders (metrics.json, history.csv, arch.yaml, model.pt, DONE)
+    OUT/ablation.csv           one row per (variant, seed, split_seed): variant, seed, split_seed, status, error, run_dir, metrics
+    OUT/summary.csv            one row per variant: see nasattn.report.ablation_stats (means, CIs, paired
+                               differences, adjusted p-values, McNemar)
+    OUT/runs/<variant>/seed<k> the run folders (metrics.json, history.csv, arch.yaml, model.pt, DONE);
+                               seed<k>-split<s> with split_seeds
     OUT/tune/                  Ray Tune's experiment (what --resume restores)
     OUT/trials.json            the trial configs of that experiment
     OUT/report.html            when nasattn.report is available
@@ -29,7 +31,7 @@ from nasattn.tune.trainable import scalar_metrics
 log = logging.getLogger("nasattn.ablation")
 EXPERIMENT = "tune"
 TRIALS_FILE = "trials.json"
-LEAD_COLUMNS = ("variant", "seed", "status", "error", "run_dir")
+LEAD_COLUMNS = ("variant", "seed", "split_seed", "status", "error", "run_dir")
 METRIC_COLUMNS = (
     "test_accuracy", "val_accuracy", "kappa", "macro_f1", "min_class_accuracy", "confidence_gap", "ece",
     "params", "flops", "train_seconds", "epochs_run",
@@ -80,22 +82,31 @@ class TrialLabel:
 
 
 # ------------------------------------------------------------------------------------ configs
-def run_dir_of(out: Path, variant: str, seed: int) -> Path:
-    return (out / "runs" / variant / f"seed{seed}").resolve()
+def run_dir_of(out: Path, variant: str, seed: int, split_seed: int | None = None) -> Path:
+    """``OUT/runs/<variant>/seed<k>``, or ``seed<k>-split<s>`` for a repeated split."""
+    name = f"seed{seed}" if split_seed is None else f"seed{seed}-split{split_seed}"
+    return (out / "runs" / variant / name).resolve()
 
 
 def trial_configs(loaded: LoadedAblation, plan: Any, out: Path, data: str | None) -> list[dict[str, Any]]:
-    """One :func:`nasattn.tune.train_trial` config per (variant, seed), variants in plan order."""
+    """One :func:`nasattn.tune.train_trial` config per (variant, seed, split_seed), variants in plan order.
+
+    With ``split_seeds`` every variant's ``recipe.split_seed`` is set to each split seed in turn.
+    """
     a = loaded.ablation
     configs = []
     for name, (spec, recipe) in plan.variants.items():
-        for seed in a.seeds:
-            configs.append({
-                "arch": spec.to_dict(), "recipe": recipe.to_dict(), "data": data, "seed": int(seed),
-                "device": a.device, "run_dir": str(run_dir_of(out, name, seed)),
-                "checkpoint_every": a.checkpoint_every, "width_mult": a.width_mult, "subset": a.subset,
-                "max_steps_per_epoch": a.max_steps_per_epoch, "variant": name,
-            })
+        for split in (a.split_seeds or [None]):
+            rec = recipe.to_dict()
+            if split is not None:
+                rec["split_seed"] = int(split)
+            for seed in a.seeds:
+                configs.append({
+                    "arch": spec.to_dict(), "recipe": rec, "data": data, "seed": int(seed),
+                    "device": a.device, "run_dir": str(run_dir_of(out, name, seed, split)),
+                    "checkpoint_every": a.checkpoint_every, "width_mult": a.width_mult, "subset": a.subset,
+                    "max_steps_per_epoch": a.max_steps_per_epoch, "variant": name,
+                })
     return configs
 
 
@@ -185,7 +196,8 @@ def run_ablation(
     with start_ray(res, a.ray, loaded.source) as ray_started:
         conc, ray_start_s = ray_started.concurrency, ray_started.start_seconds
         done = sum((Path(c["run_dir"]) / "DONE").is_file() for c in configs)
-        _say(console, f"{ray_started.summary}; {len(configs)} trials ({len(plan.variants)} variants x {len(a.seeds)} seeds), up to {conc} at once"
+        splits = f" x {len(a.split_seeds)} splits" if a.split_seeds else ""
+        _say(console, f"{ray_started.summary}; {len(configs)} trials ({len(plan.variants)} variants x {len(a.seeds)} seeds{splits}), up to {conc} at once"
                       + (f"; {done} already finished" if done else "")
                       + (f"; restoring {out / exp_name}" if restoring else ""))
         table = TrialTable(total=len(configs), concurrency=conc, title=f"nasattn ablate {a.name}",
@@ -200,7 +212,7 @@ def run_ablation(
         tune_rows = result_rows(grid)
 
     rows = ablation_rows(configs, tune_rows)
-    result = write_outputs(out, rows, list(plan.variants), console=console, report=a.report)
+    result = write_outputs(out, rows, list(plan.variants), console=console, report=a.report, correction=a.correction)
     result.ray_start_s = ray_start_s
     result.experiment = exp_name
     result.wall_s = time.time() - t0
@@ -234,7 +246,10 @@ def ablation_info(loaded: LoadedAblation, plan: Any, data: str | None, command: 
             for name, (spec, recipe) in plan.variants.items()
         },
         "skipped": dict(plan.skipped),
+        "differences": dict(plan.differences),
         "seeds": list(a.seeds),
+        "split_seeds": None if a.split_seeds is None else list(a.split_seeds),
+        "correction": a.correction,
         "data": data,
         "epochs": a.epochs,
         "width_mult": a.width_mult,
@@ -286,7 +301,8 @@ def ablation_rows(configs: list[dict[str, Any]], tune_rows: list[dict[str, Any]]
             status = "UNFINISHED"
             error = None
         row: dict[str, Any] = {
-            "variant": cfg["variant"], "seed": cfg["seed"], "status": status, "error": error,
+            "variant": cfg["variant"], "seed": cfg["seed"], "split_seed": (cfg.get("recipe") or {}).get("split_seed"),
+            "status": status, "error": error,
             "run_dir": str(run_dir) if run_dir.exists() else None,
         }
         for col in METRIC_COLUMNS:
@@ -312,37 +328,29 @@ def _columns(rows: list[dict[str, Any]]) -> list[str]:
     return cols + per_class + alpha + other
 
 
-def summarize_variants(rows: list[dict[str, Any]], variants: list[str], metric: str = "test_accuracy") -> list[dict[str, Any]]:
-    """Per variant: n finished seeds, mean/std/95% CI of ``metric``, and the difference to the base (paired t-test)."""
-    from nasattn.report.stats import compare, summarize
+def summarize_variants(rows: list[dict[str, Any]], variants: list[str], correction: str = "holm") -> list[dict[str, Any]]:
+    """summary.csv: one row per variant (:func:`nasattn.report.ablation_stats.analyze`, McNemar from the
+    runs' predictions.csv)."""
+    import pandas as pd
 
-    by_var: dict[str, dict[int, float | None]] = {v: {} for v in variants}
-    for r in rows:
-        if r["status"] == "COMPLETE":
-            by_var.setdefault(r["variant"], {})[int(r["seed"])] = r.get(metric)
-    base = by_var.get("base", {})
-    out = []
-    for v, vals in by_var.items():
-        s = summarize(list(vals.values()))
-        row = {"variant": v, "n": s.n, f"{metric}_mean": s.mean, f"{metric}_std": s.std,
-               f"{metric}_ci_low": s.ci_low, f"{metric}_ci_high": s.ci_high}
-        if v != "base" and base:
-            c = compare(base, vals)
-            row.update(diff_vs_base=c.diff, test=c.test, p_value=c.p_value)
-        else:
-            row.update(diff_vs_base=None, test=None, p_value=None)
-        out.append(row)
-    return out
+    from nasattn.report.ablation_stats import analyze, predictions_from_run_dirs
+
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return [{"variant": v, "n": 0} for v in variants]
+    base = "base" if "base" in variants else None
+    loader = predictions_from_run_dirs(df, lambda d: d if isinstance(d, str) and d else None)
+    return analyze(df, variants, base, correction=correction, predictions=loader)
 
 
 def write_outputs(out: Path, rows: list[dict[str, Any]], variants: list[str], *, console: Any = None,
-                  report: bool = True) -> AblationResult:
+                  report: bool = True, correction: str = "holm") -> AblationResult:
     """ablation.csv, summary.csv, the summary table on the console, and report.html when possible."""
     import pandas as pd
 
     csv = out / "ablation.csv"
     pd.DataFrame(rows, columns=_columns(rows)).to_csv(csv, index=False)
-    summary = summarize_variants(rows, variants)
+    summary = summarize_variants(rows, variants, correction)
     summary_csv = out / "summary.csv"
     pd.DataFrame(summary).to_csv(summary_csv, index=False)
     counts: dict[str, int] = {}
@@ -367,19 +375,31 @@ def _pct(v: float | None) -> str:
 
 
 def print_summary(summary: list[dict[str, Any]], console: Any) -> None:
+    """The summary table: test accuracy, paired difference to the base with its CI, raw and adjusted p, McNemar."""
     from rich.table import Table
 
-    table = Table(title="ablation summary (test accuracy over seeds)", title_justify="left")
-    for col, just in (("variant", "left"), ("n", "right"), ("test acc. %", "right"), ("95% CI", "right"),
-                      ("vs base (points)", "right"), ("p", "right")):
-        table.add_column(col, justify=just)
+    correction = next((s.get("correction") for s in summary if s.get("correction")), "none")
+    table = Table(title=f"ablation summary (test accuracy over runs; p adjusted: {correction})", title_justify="left")
+    for col in ("variant", "n", "test acc. %", "95% CI", "vs base (points)", "diff 95% CI", "d_z", "p", "p adj.",
+                "McNemar p adj."):
+        table.add_column(col, justify="left" if col == "variant" else "right")
     for s in summary:
-        mean, std = s["test_accuracy_mean"], s["test_accuracy_std"]
+        mean, std = s.get("test_accuracy_mean"), s.get("test_accuracy_std")
         acc = _pct(mean) + ("" if std is None else f" +- {std * 100:.2f}")
-        ci = "-" if s["test_accuracy_ci_low"] is None else f"[{_pct(s['test_accuracy_ci_low'])}, {_pct(s['test_accuracy_ci_high'])}]"
-        diff = "-" if s["diff_vs_base"] is None else f"{s['diff_vs_base'] * 100:+.2f}"
-        p = "-" if s["p_value"] is None else f"{s['p_value']:.3f}"
-        table.add_row(s["variant"], str(s["n"]), acc, ci, diff, p)
+        ci = "-" if s.get("test_accuracy_ci_low") is None else f"[{_pct(s['test_accuracy_ci_low'])}, {_pct(s['test_accuracy_ci_high'])}]"
+        diff = "-" if s.get("test_accuracy_diff") is None else f"{s['test_accuracy_diff'] * 100:+.2f}"
+        dci = "-" if s.get("test_accuracy_diff_ci_low") is None else \
+            f"[{s['test_accuracy_diff_ci_low'] * 100:+.2f}, {s['test_accuracy_diff_ci_high'] * 100:+.2f}]"
+        dz = "-" if s.get("test_accuracy_effect_dz") is None else f"{s['test_accuracy_effect_dz']:.2f}"
+        p = "-" if s.get("test_accuracy_p") is None else f"{s['test_accuracy_p']:.3g}"
+        padj = "-" if s.get("test_accuracy_p_adj") is None else f"{s['test_accuracy_p_adj']:.3g}"
+        mc = "-" if s.get("mcnemar_p_adj") is None else f"{s['mcnemar_p_adj']:.3g}"
+        n = str(s.get("n", 0)) + (" (<3)" if s.get("few_seeds") else "")
+        table.add_row(s["variant"], n, acc, ci, diff, dci, dz, p, padj, mc)
     console.print(table)
-
-
+    notes = [f"{s['variant']}: {s['test_accuracy_note']}" for s in summary if s.get("test_accuracy_note")]
+    for note in notes:
+        console.print(note, highlight=False, soft_wrap=True)
+    covers = next((s.get("ci_covers") for s in summary if s.get("ci_covers")), None)
+    if covers:
+        console.print(f"CIs cover: {covers}", highlight=False, soft_wrap=True)

@@ -9,9 +9,11 @@
     variants:                         # your own: overrides deep-merged into the base
       se_r8: {arch: {stages: {"*": {attention: {type: se, reduction: 8}}}}}
     seeds: [0, 1, 2]
+    split_seeds: null                 # e.g. [1, 2, 3]: repeated train/val/test splits, every seed on each
+    correction: holm                  # multiple-comparison correction of the p-values: holm, bh or none
     data: eurosat-mini                # folder, .zip or eurosat-mini; relative to this file; null: $NASATTN_DATA
     epochs: 3                         # overrides every variant's recipe.epochs
-    recipe: {batch_size: 128}         # fields set in the base's (and the paper presets') recipe
+    recipe: {batch_size: 128}         # fields set in the base's recipe (paper_* variants keep their own)
     width_mult: 0.25
     subset: null
     max_steps_per_epoch: null
@@ -24,14 +26,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from nasattn.config import ConfigError, format_validation_error, read_yaml, resolve_data_source
+from nasattn.config import ConfigError, deep_merge, format_validation_error, read_yaml, resolve_data_source
 from nasattn.tune.resources import RayConfig, Resources
-
-PRESETS = ("baseline", "cbam", "balanced")
 
 
 class _Strict(BaseModel):
@@ -41,14 +41,16 @@ class _Strict(BaseModel):
 class BaseChoice(_Strict):
     """The network every variant is derived from: a preset or an architecture file (exactly one)."""
 
-    preset: str | None = Field(None, description="baseline, cbam or balanced.")
+    preset: str | None = Field(None, description="A preset name (nasattn.presets.list_presets()).")
     arch: str | None = Field(None, description="An ArchSpec YAML, or a file with arch: and recipe: (relative to the ablation file).")
 
     @field_validator("preset")
     @classmethod
     def _known(cls, v: str | None) -> str | None:
-        if v is not None and v not in PRESETS:
-            raise ValueError(f"unknown preset {v!r}; allowed: {', '.join(PRESETS)}")
+        from nasattn.presets import list_presets
+
+        if v is not None and v not in list_presets():
+            raise ValueError(f"unknown preset {v!r}; allowed: {', '.join(list_presets())}")
         return v
 
     @model_validator(mode="after")
@@ -74,10 +76,16 @@ class Ablation(_Strict):
     exclude: list[str] | None = Field(None, description="Variants not to run.")
     variants: dict[str, CustomVariant] = Field(default_factory=dict, description="Custom variants: name -> overrides.")
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    split_seeds: list[int] | None = Field(
+        None, min_length=1, description="Repeated splits: every variant and seed runs on each (recipe.split_seed); "
+        "pairs are (seed, split_seed). None: the recipes' split.")
+    correction: Literal["holm", "bh", "none"] = Field(
+        "holm", description="Multiple-comparison correction over all variants x metrics: holm, bh (Benjamini-Hochberg) or none.")
     data: str | None = Field(None, description="Dataset folder/zip, or 'eurosat-mini'; None: $NASATTN_DATA.")
     download: bool = False
     epochs: int | None = Field(None, ge=1, description="Epochs of every variant (overrides the recipes).")
-    recipe: dict[str, Any] = Field(default_factory=dict, description="Recipe fields set for the base and the paper presets.")
+    recipe: dict[str, Any] = Field(default_factory=dict, description="Recipe fields set in the base's recipe "
+                                   "(and so in the variants derived from it); paper_* variants keep their preset's own.")
     width_mult: float = Field(1.0, gt=0)
     subset: float | None = Field(None, gt=0, le=1, description="Stratified fraction of the dataset to use.")
     max_steps_per_epoch: int | None = Field(None, ge=1, description="Cap on training batches per epoch (smoke tests).")
@@ -102,7 +110,7 @@ class Ablation(_Strict):
             return [x.strip() for x in v.split(",") if x.strip()]
         return v
 
-    @field_validator("seeds", mode="before")
+    @field_validator("seeds", "split_seeds", mode="before")
     @classmethod
     def _seeds(cls, v: Any) -> Any:
         if isinstance(v, int) and not isinstance(v, bool):
@@ -114,10 +122,10 @@ class Ablation(_Strict):
                 raise ValueError(f"expected integers like 0,1,2, got {v!r}") from None
         return v
 
-    @field_validator("seeds")
+    @field_validator("seeds", "split_seeds")
     @classmethod
-    def _unique(cls, v: list[int]) -> list[int]:
-        if len(set(v)) != len(v):
+    def _unique(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and len(set(v)) != len(v):
             raise ValueError(f"seeds {v} repeat a seed")
         return v
 
@@ -148,28 +156,20 @@ class LoadedAblation:
 
     def base(self) -> tuple[Any, Any]:
         """The base (ArchSpec, Recipe) with the file's recipe fields and epochs applied."""
-        from nasattn.cli.common import deep_merge
         from nasattn.config import validate
         from nasattn.engine import Recipe
-        from nasattn.presets import get_preset
-        from nasattn.spec import ArchSpec
+        from nasattn.presets import load_arch_source
 
         choice = self.ablation.base
         if choice.preset is not None:
-            p = get_preset(choice.preset)
-            spec, recipe_dict = p.arch, dict(p.recipe_dict)
+            spec, recipe_dict = load_arch_source(preset=choice.preset)
         else:
             path = Path(choice.arch).expanduser()  # type: ignore[arg-type]
             if not path.is_absolute():
                 path = self.base_dir / path if (self.base_dir / path).is_file() or not path.is_file() else path
             if not path.is_file():
                 raise ConfigError(f"{self.source}: base.arch: no such file {choice.arch!r} (looked beside the ablation file)")
-            raw = read_yaml(path)
-            if not isinstance(raw, dict):
-                raise ConfigError(f"{path}: an architecture file must be a mapping")
-            body = raw.get("arch", raw)
-            spec = ArchSpec.from_dict(body, str(path))
-            recipe_dict = dict(raw.get("recipe") or {}) if "arch" in raw else {}
+            spec, recipe_dict = load_arch_source(path=path)
         recipe = validate(Recipe, deep_merge(recipe_dict, self.recipe_overrides()), f"{self.source}: recipe")
         return spec, recipe
 
@@ -187,7 +187,8 @@ class LoadedAblation:
         spec, recipe = self.base()
         custom = {k: v.model_dump(exclude_none=True) for k, v in a.variants.items()}
         try:
-            return plan_variants(spec, recipe, a.include, a.exclude or None, custom, recipe_overrides=self.recipe_overrides())
+            return plan_variants(spec, recipe, a.include, a.exclude or None, custom, base_preset=a.base.preset,
+                                 recipe_overrides={} if a.epochs is None else {"epochs": a.epochs})
         except ConfigError as e:
             msg = str(e)
             raise ConfigError(msg if msg.startswith(self.source) else f"{self.source}: {msg}") from None
@@ -202,10 +203,9 @@ def load_ablation(
     """Read an ablation file (or start from defaults when ``path`` is None), merge ``overrides``
     (``--set`` and flags) into it, validate it and its variants.
 
-    Every problem is a :class:`ConfigError` naming the file and the field path.
+    Every problem is a :class:`ConfigError` naming the file and the field path (an unknown field
+    with the allowed names).
     """
-    from nasattn.cli.common import deep_merge
-
     overrides = dict(overrides or {})
     if path is not None:
         path = Path(path)
@@ -228,7 +228,36 @@ def load_ablation(
     try:
         ablation = Ablation.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, source, Ablation)) from None
+        raise ConfigError(_with_allowed_names(format_validation_error(e, source), e, source)) from None
     loaded = LoadedAblation(ablation, source, where)
     loaded.plan()  # validate include/exclude/custom variants now, before anything starts
     return loaded
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str] | None:
+    """The field names of the ablation model at ``loc`` (the path of an unknown field), or None."""
+    model: Any = Ablation
+    for part in loc[:-1]:
+        info = getattr(model, "model_fields", {}).get(part)
+        ann = getattr(info, "annotation", None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        model = ann
+    return list(getattr(model, "model_fields", {})) or None
+
+
+def _with_allowed_names(message: str, error: ValidationError, source: str) -> str:
+    """Add the allowed names to each ``unknown field`` line (and ``seeds`` to a ``seed`` one)."""
+    lines = message.split("\n")
+    extras = [err for err in error.errors(include_url=False) if err["type"] == "extra_forbidden"]
+    for err in extras:
+        loc = tuple(err["loc"])
+        path = ".".join(str(x) for x in loc)
+        allowed = _fields_at(loc)
+        if allowed is None:
+            continue
+        hint = " (a list of seeds: seeds: [0, 1, 2])" if loc == ("seed",) else ""
+        for i, line in enumerate(lines):
+            if line == f"{source}: {path}: unknown field":
+                lines[i] = f"{line}{hint}; allowed: {', '.join(allowed)}"
+    return "\n".join(lines)

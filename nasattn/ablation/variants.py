@@ -9,20 +9,24 @@ Every built-in variant is derived from the base ArchSpec + Recipe by one named c
 ``coord_only``              attention -> Coordinate Attention alone (the base's coord branch if any)
 ``cbam``                    attention -> CBAM
 ``fusion_<strategy>``       the fusion strategy of every fusion block (branches kept); one per
-                            strategy: learnable_alpha, fixed_alpha (alpha 0.5), gate, sum, concat,
-                            sequential_sc, sequential_cs -- only when the base has fusion attention
+                            strategy registered as a ``fusion`` block (the built-ins and a user's),
+                            with the strategy's default parameters -- only when the base has fusion
 ``no_dropblock``            DropBlock schedule -> ``none``
 ``constant_dropblock``      DropBlock -> ``constant`` with p = mean(p_min, p_max) of the base's
                             progressive schedule (only when the base's schedule is progressive)
 ``no_class_weights``        recipe.class_weights -> ``none``
-``paper_baseline``,         the paper's three iterations: the presets' architecture and recipe
-``paper_cbam``,
-``paper_balanced``
+``alpha_no_decay``          recipe.no_weight_decay -> ``[fusion]``: the fusion weights without weight
+                            decay (only when the base has a fusion block with parameters)
+``paper_<preset>``          each preset of :mod:`nasattn.presets` (the paper's baseline, cbam,
+                            balanced): its own architecture and its own recipe (only the top-level
+                            ``epochs`` of an ablation file applies); the base's own preset is skipped
 ==========================  ================================================================
 
 The attention variants change the stages that have attention in the base (all stages when none has).
 A variant equal to the base, or one that does not apply to it, is skipped with a reason
-(:func:`plan_variants` returns the reasons; :func:`make_variants` only the variants).
+(:func:`plan_variants` returns the reasons and each variant's differences from the base;
+:func:`make_variants` only the variants). :func:`builtin_variants` lists the names for the blocks and
+presets registered now.
 
 Custom variants are override dicts deep-merged into the base's dicts::
 
@@ -44,31 +48,67 @@ from nasattn.config import ConfigError, validate
 from nasattn.spec import ArchSpec
 
 BASE = "base"
-FUSION_STRATEGIES = ("learnable_alpha", "fixed_alpha", "gate", "sum", "concat", "sequential_sc", "sequential_cs")
-# Parameters a strategy gets when the base used another strategy (its own parameters are dropped).
-FUSION_PARAMS: dict[str, dict[str, Any]] = {"fixed_alpha": {"alpha": 0.5}, "learnable_alpha": {"init": 0.5}}
 FUSION_KEYS = ("type", "strategy", "spatial", "channel")
-PAPER_PRESETS = ("baseline", "cbam", "balanced")
+ALPHA_NO_DECAY = "alpha_no_decay"
+NO_DECAY_GROUP = "fusion"  # the recipe.no_weight_decay group of the fusion parameters
 
-BUILTIN_VARIANTS: tuple[str, ...] = (
-    BASE, "no_attention", "se_only", "coord_only", "cbam",
-    *(f"fusion_{s}" for s in FUSION_STRATEGIES),
-    "no_dropblock", "constant_dropblock", "no_class_weights",
-    *(f"paper_{p}" for p in PAPER_PRESETS),
-)
-
-DESCRIPTIONS: dict[str, str] = {
+_FIXED_DESCRIPTIONS: dict[str, str] = {
     BASE: "the base network and recipe",
     "no_attention": "attention removed from every stage",
     "se_only": "Squeeze-Excitation alone instead of the base's attention",
     "coord_only": "Coordinate Attention alone instead of the base's attention",
     "cbam": "CBAM instead of the base's attention",
-    **{f"fusion_{s}": f"fusion strategy {s}" + (" (alpha 0.5)" if s == "fixed_alpha" else "") for s in FUSION_STRATEGIES},
     "no_dropblock": "DropBlock off",
     "constant_dropblock": "DropBlock at a constant rate (mean of the progressive p_min, p_max)",
     "no_class_weights": "unweighted loss (recipe.class_weights: none)",
-    **{f"paper_{p}": f"the paper's {p} preset (architecture and recipe)" for p in PAPER_PRESETS},
+    ALPHA_NO_DECAY: "fusion weights excluded from weight decay (recipe.no_weight_decay: [fusion])",
 }
+
+
+def fusion_strategies() -> list[str]:
+    """The registered fusion strategies (``fusion`` blocks of :mod:`nasattn.registry`)."""
+    from nasattn.registry import block_names
+
+    return block_names("fusion")
+
+
+def paper_presets() -> list[str]:
+    """The presets (:func:`nasattn.presets.list_presets`), each a ``paper_<name>`` variant."""
+    from nasattn.presets import list_presets
+
+    return list_presets()
+
+
+def builtin_variants() -> tuple[str, ...]:
+    """The built-in variant names, in run order, for the fusion blocks and presets registered now."""
+    return (
+        BASE, "no_attention", "se_only", "coord_only", "cbam",
+        *(f"fusion_{s}" for s in fusion_strategies()),
+        "no_dropblock", "constant_dropblock", "no_class_weights", ALPHA_NO_DECAY,
+        *(f"paper_{p}" for p in paper_presets()),
+    )
+
+
+def describe(name: str) -> str:
+    """The one-line description of a built-in variant."""
+    if name in _FIXED_DESCRIPTIONS:
+        return _FIXED_DESCRIPTIONS[name]
+    if name.startswith("fusion_"):
+        s = name.removeprefix("fusion_")
+        params = _fusion_params(s)
+        return f"fusion strategy {s}" + (f" ({', '.join(f'{k} {v}' for k, v in params.items())})" if params else "")
+    if name.startswith("paper_"):
+        return f"the paper's {name.removeprefix('paper_')} preset (its own architecture and recipe)"
+    return name
+
+
+def __getattr__(name: str) -> Any:  # BUILTIN_VARIANTS, FUSION_STRATEGIES: computed from the registries
+    if name == "BUILTIN_VARIANTS":
+        return builtin_variants()
+    if name == "FUSION_STRATEGIES":
+        return tuple(fusion_strategies())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 Variant = tuple[ArchSpec, Any]  # (ArchSpec, nasattn.engine.Recipe)
 
@@ -84,6 +124,7 @@ class VariantPlan:
     variants: dict[str, Variant] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     descriptions: dict[str, str] = field(default_factory=dict)
+    differences: dict[str, list[str]] = field(default_factory=dict)  # name -> "path: base -> variant"
 
 
 # --------------------------------------------------------------------------------- merging
@@ -156,6 +197,13 @@ def _single(kind: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
     return make
 
 
+def _fusion_params(strategy: str) -> dict[str, Any]:
+    """A strategy's parameters with their registered defaults (those without a default are left out)."""
+    from nasattn.registry import get_block
+
+    return {k: v for k, v in get_block("fusion", strategy).params.items() if v is not None}
+
+
 def _fusion_strategy(arch: dict[str, Any], strategy: str) -> dict[str, Any]:
     if not any(a.get("type") == "fusion" for a in _attentions(arch)):
         raise Skip("the base has no fusion attention")
@@ -169,7 +217,7 @@ def _fusion_strategy(arch: dict[str, Any], strategy: str) -> dict[str, Any]:
             continue
         new = {k: att[k] for k in FUSION_KEYS if k in att}
         new["strategy"] = strategy
-        new.update(FUSION_PARAMS.get(strategy, {}))
+        new.update(_fusion_params(strategy))
         stage["attention"] = new
     return out
 
@@ -214,7 +262,7 @@ def _arch_changes() -> dict[str, ArchChange]:
         "no_dropblock": _no_dropblock,
         "constant_dropblock": _constant_dropblock,
     }
-    for s in FUSION_STRATEGIES:
+    for s in fusion_strategies():
         changes[f"fusion_{s}"] = lambda a, s=s: _fusion_strategy(a, s)
     return changes
 
@@ -231,6 +279,86 @@ def _check_names(names: list[str] | None, allowed: list[str], field_name: str) -
             raise ConfigError(f"{field_name}: unknown variant {n!r}; allowed: {', '.join(allowed)}")
 
 
+def _learnable_fusion(arch: dict[str, Any]) -> bool:
+    """Whether some fusion block of ``arch`` has parameters (built from the registry with identity branches)."""
+    import torch.nn as nn
+
+    from nasattn.registry import create_block
+
+    for att in _attentions(arch):
+        if att.get("type") != "fusion":
+            continue
+        strategy = att.get("strategy", "learnable_alpha")
+        params = {k: v for k, v in att.items() if k not in FUSION_KEYS}
+        try:
+            block = create_block("fusion", strategy, 8, nn.Identity(), nn.Identity(), **params)
+        except Exception:  # noqa: BLE001 - a block that cannot be built here is not known to learn
+            continue
+        if any(True for _ in block.parameters()):
+            return True
+    return False
+
+
+def no_decay_recipe(arch: dict[str, Any], recipe: dict[str, Any]) -> dict[str, Any]:
+    """The ``alpha_no_decay`` recipe dict: ``no_weight_decay`` gains ``fusion``; Skip without a learnable fusion."""
+    if not _learnable_fusion(arch):
+        raise Skip("the base has no fusion block with learnable parameters")
+    groups = list(recipe.get("no_weight_decay") or [])
+    if NO_DECAY_GROUP in groups:
+        raise Skip("the base already excludes the fusion weights from weight decay")
+    out = dict(recipe)
+    out["no_weight_decay"] = [*groups, NO_DECAY_GROUP]
+    return out
+
+
+def _alpha_no_decay(arch: dict[str, Any], recipe: dict[str, Any]) -> dict[str, Any]:
+    from nasattn.engine import Recipe
+
+    out = no_decay_recipe(arch, recipe)
+    if "no_weight_decay" not in Recipe.model_fields:
+        raise Skip("this nasattn's recipe has no no_weight_decay field")
+    return out
+
+
+def diff_paths(a: Any, b: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """``(path, a_value, b_value)`` where two JSON-like values differ (``stages[0].attention.strategy``): at
+    the leaves, or at a component (a dict) whose ``type``/``schedule`` changed."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        if path and any(k in a and k in b and a[k] != b[k] for k in ("type", "schedule")):  # another component
+            return [(path, a, b)]
+        out: list[tuple[str, Any, Any]] = []
+        for k in sorted(set(a) | set(b), key=str):
+            out += diff_paths(a.get(k, "<unset>"), b.get(k, "<unset>"), f"{path}.{k}" if path else str(k))
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in diff_paths(x, y, f"{path}[{i}]")]
+    return [] if a == b else [(path, a, b)]
+
+
+def differences(base: Variant, variant: Variant) -> list[str]:
+    """What a variant changes: ``arch.<path>: base -> variant`` and ``recipe.<path>: ...`` lines."""
+    import json
+
+    def short(v: Any) -> str:
+        text = json.dumps(v, default=str)
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    import re
+
+    out = []
+    for part, x, y in (("arch", base[0].to_dict(), variant[0].to_dict()), ("recipe", base[1].to_dict(), variant[1].to_dict())):
+        groups: dict[tuple[str, str, str], list[str]] = {}  # the same change in several stages: one line
+        for p, u, w in diff_paths(x, y):
+            m = re.match(r"stages\[(\d+)\](.*)", p)
+            key = ("stages[{}]" + m.group(2) if m else p, short(u), short(w))
+            groups.setdefault(key, []).append(m.group(1) if m else "")
+        n_stages = len(x.get("stages", [])) if part == "arch" else 0
+        for (p, u, w), idx in groups.items():
+            where = "*" if len(idx) == n_stages and n_stages > 1 else ",".join(idx)
+            out.append(f"{part}.{p.format(where)}: {u} -> {w}")
+    return out
+
+
 def plan_variants(
     base_spec: ArchSpec,
     base_recipe: Any,
@@ -239,39 +367,43 @@ def plan_variants(
     custom: dict[str, dict[str, Any]] | None = None,
     *,
     recipe_overrides: dict[str, Any] | None = None,
+    base_preset: str | None = None,
 ) -> VariantPlan:
-    """Build the variants (see the module docstring) with the reasons for the skipped ones.
+    """Build the variants (see the module docstring) with the reasons for the skipped ones and each
+    variant's differences from the base.
 
     ``include``: only these built-in variants (``base`` is always kept); ``exclude``: not these
     (built-in or custom). ``custom``: ``{name: {"arch": {...}, "recipe": {...}}}`` overrides
-    deep-merged into the base. ``recipe_overrides`` are merged into the paper presets' recipes
-    (the caller has already merged them into ``base_recipe``). Bad names or overrides raise
-    ConfigError naming the field (``include``, ``variants.<name>.arch...``).
+    deep-merged into the base. ``recipe_overrides``: fields set in the paper presets' own recipes
+    (an ablation file passes its top-level ``epochs`` only). ``base_preset``: the preset the base is
+    (its ``paper_`` variant is skipped). Bad names or overrides raise ConfigError naming the field.
     """
     from nasattn.engine import Recipe
     from nasattn.presets import get_preset
 
+    builtin = builtin_variants()
     custom = dict(custom or {})
-    clash = [n for n in custom if n in BUILTIN_VARIANTS]
+    clash = [n for n in custom if n in builtin]
     if clash:
         raise ConfigError(f"variants.{clash[0]}: {clash[0]!r} is a built-in variant name; choose another name")
     for name in custom:
         if not name or not all(c.isalnum() or c in "_-." for c in name):
             raise ConfigError(f"variants.{name}: a variant name may hold letters, digits, '_', '-' and '.' only")
-    _check_names(include, list(BUILTIN_VARIANTS), "include")
-    _check_names(exclude, [*BUILTIN_VARIANTS, *custom], "exclude")
+    _check_names(include, list(builtin), "include")
+    _check_names(exclude, [*builtin, *custom], "exclude")
     if exclude and BASE in exclude:
         raise ConfigError("exclude: the base cannot be excluded (every variant is compared with it)")
 
     base_arch = base_spec.to_dict()
     recipe_dict = base_recipe.to_dict() if hasattr(base_recipe, "to_dict") else dict(base_recipe or {})
     base_r = Recipe.model_validate(recipe_dict)
-    wanted = [BASE] + [n for n in BUILTIN_VARIANTS if n != BASE and (include is None or n in include)]
+    wanted = [BASE] + [n for n in builtin if n != BASE and (include is None or n in include)]
     wanted = [n for n in wanted if not (exclude and n in exclude)]
 
     plan = VariantPlan()
-    plan.variants[BASE] = (ArchSpec.from_dict(base_arch, "base arch"), base_r)
-    plan.descriptions[BASE] = DESCRIPTIONS[BASE]
+    base_v = (ArchSpec.from_dict(base_arch, "base arch"), base_r)
+    plan.variants[BASE] = base_v
+    plan.descriptions[BASE] = describe(BASE)
     arch_changes = _arch_changes()
     base_key = (base_arch, base_r.to_dict())
     for name in wanted[1:]:
@@ -282,10 +414,16 @@ def plan_variants(
             elif name == "no_class_weights":
                 if base_r.class_weights == "none":
                     raise Skip("the base recipe has no class weights")
-                spec = plan.variants[BASE][0]
+                spec = base_v[0]
                 recipe = Recipe.model_validate(_no_class_weights(recipe_dict))
-            else:  # paper_<preset>
-                preset = get_preset(name.removeprefix("paper_"))
+            elif name == ALPHA_NO_DECAY:
+                recipe = Recipe.model_validate(_alpha_no_decay(base_arch, recipe_dict))
+                spec = base_v[0]
+            else:  # paper_<preset>: the preset's own architecture and recipe
+                preset_name = name.removeprefix("paper_")
+                if preset_name == base_preset:
+                    raise Skip(f"the base is the {preset_name} preset (with the ablation file's recipe fields)")
+                preset = get_preset(preset_name)
                 spec = preset.arch
                 recipe = Recipe.model_validate(merge_override(preset.recipe_dict, recipe_overrides or {}))
         except Skip as e:
@@ -295,7 +433,8 @@ def plan_variants(
             plan.skipped[name] = "equal to the base"
             continue
         plan.variants[name] = (spec, recipe)
-        plan.descriptions[name] = DESCRIPTIONS[name]
+        plan.descriptions[name] = describe(name)
+        plan.differences[name] = differences(base_v, (spec, recipe))
 
     for name, body in custom.items():
         if exclude and name in exclude:
@@ -310,8 +449,12 @@ def plan_variants(
                 raise ConfigError(f"variants.{name}.{key}: expected a mapping of overrides, got {type(val).__name__}")
         spec = ArchSpec.from_dict(merge_override(base_arch, arch_o, f"variants.{name}.arch"), f"variants.{name}.arch")
         recipe = validate(Recipe, merge_override(recipe_dict, recipe_o, f"variants.{name}.recipe"), f"variants.{name}.recipe")
+        if (spec.to_dict(), recipe.to_dict()) == base_key:
+            plan.skipped[name] = "equal to the base"
+            continue
         plan.variants[name] = (spec, recipe)
         plan.descriptions[name] = str(body.get("description") or _describe_override(arch_o, recipe_o))
+        plan.differences[name] = differences(base_v, (spec, recipe))
     return plan
 
 

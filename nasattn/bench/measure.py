@@ -3,10 +3,9 @@
 The engine is measured through ``nasattn.engine.train`` itself (``max_steps_per_epoch`` caps the
 steps; ``images_per_second`` of its history is the training-loop time only, evaluation excluded): a
 warm-up call of ``warmup`` steps, then a timed call of ``steps`` steps that continues the same model.
-``train`` evaluates the whole val and test splits after each call, which the bench does not time but
-which would dominate its wall time on the full dataset; while measuring throughput the bench swaps the
-trainer's ``_predict``/``_profile`` helpers for no-ops (``skip_evaluation``), so the metrics of those
-calls are meaningless and never reported. ``--to-accuracy`` trains normally.
+While measuring throughput the bench calls ``train(..., evaluate=False)``: no validation, test or
+profiling (untimed, but they would dominate the bench's wall time on the full dataset), so those calls
+have no accuracy. ``--to-accuracy`` trains normally.
 """
 
 from __future__ import annotations
@@ -18,47 +17,24 @@ import math
 import os
 import platform
 import time
-import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from nasattn.bench.naive import default_workers, naive_throughput
 
-__all__ = ["engine_throughput", "machine_info", "run_bench", "skip_evaluation", "time_to_accuracy"]
+if TYPE_CHECKING:
+    from nasattn.data import ImageDataset
+    from nasattn.engine import Recipe
+    from nasattn.spec import ArchSpec
+
+__all__ = ["engine_throughput", "machine_info", "run_bench", "time_to_accuracy"]
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-@contextlib.contextmanager
-def skip_evaluation(num_classes: int) -> Iterator[bool]:
-    """Within the block, ``train()`` skips val/test inference and model profiling (uniform fake probabilities).
-
-    Yields whether the trainer's helpers could be swapped (``False``: it evaluates as usual, only slower).
-    """
-    from nasattn.engine import trainer
-
-    def predict(ctx: Any, idx: torch.Tensor, batch_size: int, tta: bool, compiled: bool) -> torch.Tensor:
-        return torch.full((len(idx), num_classes), 1.0 / num_classes, device=ctx.device)
-
-    def profile(model: torch.nn.Module, input_shape: tuple[int, ...]) -> dict[str, Any]:
-        return {"params": sum(p.numel() for p in model.parameters()), "flops": None, "layers": None, "conv_layers": None}
-
-    saved = {name: getattr(trainer, name) for name in ("_predict", "_profile") if hasattr(trainer, name)}
-    swapped = len(saved) == 2
-    if swapped:
-        trainer._predict, trainer._profile = predict, profile
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # sklearn: undefined metrics of the fake predictions
-            yield swapped
-    finally:
-        for name, fn in saved.items():
-            setattr(trainer, name, fn)
-
-
 def machine_info(device: torch.device | str = "cpu") -> dict[str, Any]:
     """CPU model (``/proc/cpuinfo``), cores, load, torch/torchvision versions and the GPU (if any)."""
     import torchvision
@@ -95,9 +71,9 @@ def machine_info(device: torch.device | str = "cpu") -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- engine
 def engine_throughput(
-    spec: Any,
-    recipe: Any,
-    dataset: Any,
+    spec: ArchSpec,
+    recipe: Recipe,
+    dataset: ImageDataset,
     *,
     steps: int = 20,
     warmup: int = 3,
@@ -114,17 +90,14 @@ def engine_throughput(
     """
     from nasattn.engine import train
 
-    num_classes = len(dataset.classes)
-    ctx = skip_evaluation(num_classes) if skip_eval else contextlib.nullcontext(False)
-    with ctx as skipped:
-        model = None
-        if warmup > 0:
-            res = train(spec, recipe.model_copy(update={"epochs": 1}), dataset, seed=seed, device=device,
-                        progress=False, max_steps_per_epoch=warmup)
-            model = res.model
-        timed = recipe.model_copy(update={"epochs": epochs or 1})
-        res = train(spec, timed, dataset, seed=seed, device=device, progress=False, model=model,
-                    max_steps_per_epoch=None if epochs else steps)
+    model = None
+    if warmup > 0:
+        res = train(spec, recipe.model_copy(update={"epochs": 1}), dataset, seed=seed, device=device,
+                    progress=False, max_steps_per_epoch=warmup, evaluate=not skip_eval)
+        model = res.model
+    timed = recipe.model_copy(update={"epochs": epochs or 1})
+    res = train(spec, timed, dataset, seed=seed, device=device, progress=False, model=model,
+                max_steps_per_epoch=None if epochs else steps, evaluate=not skip_eval)
     hist = res.history
     images = sum(int(r["train_images"]) for r in hist)
     seconds = sum(r["train_images"] / r["images_per_second"] for r in hist)
@@ -149,13 +122,13 @@ def engine_throughput(
             "channels_last": res.metrics.get("channels_last"),
             "compile": bool(recipe.compile),
             "optimizer": f"{recipe.optimizer} (foreach on CPU, fused on CUDA)",
-            "evaluation_skipped": bool(skipped),
+            "evaluation_skipped": bool(skip_eval),
             "device": res.metrics.get("device"),
         },
     }
 
 
-def _accuracy(model: torch.nn.Module, dataset: Any, idx: np.ndarray, mean: Sequence[float], std: Sequence[float],
+def _accuracy(model: torch.nn.Module, dataset: ImageDataset, idx: np.ndarray, mean: Sequence[float], std: Sequence[float],
               batch_size: int) -> float:
     from nasattn.data import normalize
 
@@ -175,9 +148,9 @@ def _accuracy(model: torch.nn.Module, dataset: Any, idx: np.ndarray, mean: Seque
 
 
 def time_to_accuracy(
-    spec: Any,
-    recipe: Any,
-    dataset: Any,
+    spec: ArchSpec,
+    recipe: Recipe,
+    dataset: ImageDataset,
     target: float,
     *,
     test_idx: np.ndarray,
@@ -266,8 +239,8 @@ def run_bench(
     """
     from nasattn.config import ConfigError, validate
     from nasattn.data import IMAGENET_MEAN, IMAGENET_STD, load_dataset, split_dataset
-    from nasattn.engine import Recipe, resolve_device
-    from nasattn.engine.trainer import _channel_stats
+    from nasattn.engine import Recipe, adapt_to_dataset, resolve_device
+    from nasattn.engine.trainer import channel_stats
     from nasattn.presets import get_preset
 
     say = log or (lambda msg: None)
@@ -281,18 +254,19 @@ def run_bench(
     p = get_preset(preset)
     spec = p.arch.scaled(width_mult)
     dataset = load_dataset(data)
-    if len(dataset.classes) != spec.num_classes:
-        spec = spec.model_copy(update={"num_classes": len(dataset.classes)})
     recipe = validate(Recipe, {
         **p.recipe_dict, "batch_size": batch_size, "augment": augment, "compile": compile,
         "channels_last": channels_last, "amp": amp,
     }, "bench options")
+    spec, recipe, notes = adapt_to_dataset(spec, recipe, dataset.classes)
+    for note in notes:
+        say(f"note: {note}")
     splits = split_dataset(dataset.labels, recipe.split_ratios, recipe.split_seed, recipe.stratify)
     train_idx = np.asarray(splits.train, dtype=np.int64)
     if recipe.normalize == "imagenet":
         mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
     else:
-        mean, std = _channel_stats(torch.as_tensor(dataset.images), train_idx)
+        mean, std = channel_stats(torch.as_tensor(dataset.images), train_idx)
     n_workers = default_workers(dev) if workers is None else workers
 
     record: dict[str, Any] = {
@@ -322,6 +296,7 @@ def run_bench(
         if to_accuracy is not None:
             acc_recipe = Recipe.model_validate({**p.recipe_dict, "batch_size": batch_size, "compile": compile,
                                                 "channels_last": channels_last, "amp": amp})
+            acc_recipe = adapt_to_dataset(spec, acc_recipe, dataset.classes)[1]
             cap = max_epochs or acc_recipe.epochs
             say(f"engine: training to test accuracy {to_accuracy:.2%} (at most {cap} epochs) ...")
             record["to_accuracy"] = time_to_accuracy(

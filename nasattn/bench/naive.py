@@ -44,9 +44,9 @@ def default_workers(device: torch.device | str) -> int:
 
 
 def _entries(source: Path) -> tuple[list[Any], str]:
-    from nasattn.data.sources import _list_entries  # the very listing load_dataset decoded, in its order
+    from nasattn.data import list_images  # the very listing load_dataset decoded, in its order
 
-    return _list_entries(source)
+    return list_images(source)
 
 
 def image_folder_root(dataset: Any, cache_dir: str | os.PathLike | None = None) -> tuple[Path, list[str]]:
@@ -55,8 +55,7 @@ def image_folder_root(dataset: Any, cache_dir: str | os.PathLike | None = None) 
     ``names[i]`` is the file of ``dataset.images[i]`` relative to the root. A folder source is used in
     place; a zip is extracted once into ``<cache>/extracted/<fingerprint>/`` (see the module docstring).
     """
-    from nasattn.data import DataError, default_cache_dir
-    from nasattn.data.sources import _class_root
+    from nasattn.data import DataError, class_root, default_cache_dir
 
     source = Path(dataset.source)
     entries, kind = _entries(source)
@@ -68,7 +67,7 @@ def image_folder_root(dataset: Any, cache_dir: str | os.PathLike | None = None) 
             "it changed since it was decoded (run again to re-decode)"
         )
     if kind == "folder":
-        root = _class_root(source)
+        root = class_root(source)
         return root, [PurePosixPath(Path(e.name)).as_posix() for e in kept]
 
     # zip: extract the decoded members once, keyed by the dataset's content fingerprint

@@ -8,8 +8,6 @@ its gradient densely in ``x``'s own layout instead, so every later add runs at m
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -17,7 +15,10 @@ from torch import nn
 class _MeanPool(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:  # noqa: ANN001
-        ctx.shape, ctx.count = x.shape, math.prod(x.shape[d] for d in dims)
+        count = 1
+        for d in dims:  # a loop, not a generator expression: generators break torch.compile's graph
+            count *= x.shape[d]
+        ctx.shape, ctx.count = x.shape, count
         ctx.channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
         return x.mean(dim=dims, keepdim=True)
 
@@ -32,7 +33,8 @@ class _MeanPool(torch.autograd.Function):
 
 def mean_pool(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
     """``x.mean(dims, keepdim=True)``, with a dense gradient in ``x``'s memory format."""
-    return _MeanPool.apply(x, tuple(d % x.dim() for d in dims))
+    ndim = x.dim()
+    return _MeanPool.apply(x, tuple([d % ndim for d in dims]))
 
 
 class GlobalMeanPool(nn.Module):

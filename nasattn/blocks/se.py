@@ -1,20 +1,19 @@
-"""Squeeze-and-Excitation (Hu et al. 2018): channel ("spectral") attention."""
+"""Squeeze-and-Excitation (Hu et al. 2018): channel ("spectral") attention.
+
+The module is torchvision's ``SqueezeExcitation`` (``nasattn.blocks.se_torchvision``); torchvision is
+imported when the first SE block is built, not when the registry is listed.
+"""
+
+from __future__ import annotations
 
 from torch import nn
-from torchvision.ops import SqueezeExcitation
 
-from nasattn.blocks.pooling import GlobalMeanPool
 from nasattn.registry import register_block
 
 
 @register_block("attention", "se")
-class SE(SqueezeExcitation):
+def se(channels: int, reduction: int = 16, bias: bool = True, min_channels: int = 1) -> nn.Module:
     """Squeeze-Excitation channel attention (torchvision's), squeeze width = channels // reduction."""
+    from nasattn.blocks.se_torchvision import SE
 
-    def __init__(self, channels: int, reduction: int = 16, bias: bool = True, min_channels: int = 1) -> None:
-        squeeze = max(min_channels, channels // reduction)
-        super().__init__(channels, squeeze)
-        self.avgpool = GlobalMeanPool()  # same values; its gradient keeps channels_last (blocks/pooling.py)
-        if not bias:  # the paper author's SE uses bias-free linear layers
-            self.fc1 = nn.Conv2d(channels, squeeze, 1, bias=False)
-            self.fc2 = nn.Conv2d(squeeze, channels, 1, bias=False)
+    return SE(channels, reduction, bias, min_channels)

@@ -145,6 +145,8 @@ def _print_plan(loaded: Any, plan: Any) -> None:
     for name, (spec, recipe) in plan.variants.items():
         table.add_row(name, plan.descriptions.get(name, ""), _short(spec) + f" | class_weights={recipe.class_weights if isinstance(recipe.class_weights, str) else 'list'}")
     console.print(table)
+    for name, diffs in getattr(plan, "differences", {}).items():  # what each variant changes in the base
+        console.print(f"{name} differs from base in: " + "; ".join(diffs), highlight=False, soft_wrap=True, markup=False)
     for name, why in plan.skipped.items():
         console.print(f"skipped {name}: {why}", highlight=False)
 

@@ -38,7 +38,7 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
 
 
 @app.command()
-def blocks(kind: Optional[str] = typer.Argument(None, help="Only this kind (stem, conv, attention, fusion, head, dropblock).")) -> None:
+def blocks(kind: Optional[str] = typer.Argument(None, help="Only this kind (stem, conv, attention, fusion, head, dropblock, dropblock_law).")) -> None:
     """Print every registered block by kind with its parameters and defaults."""
     from nasattn.registry import KINDS, list_blocks
 
@@ -46,32 +46,57 @@ def blocks(kind: Optional[str] = typer.Argument(None, help="Only this kind (stem
         raise fail(f"unknown block kind {kind!r}; allowed: {', '.join(KINDS)}")
     for k in [kind] if kind else list(KINDS):
         table = Table(title=f"{k}: {KINDS[k]}", title_justify="left", show_lines=False)
-        table.add_column("name", style="bold cyan")
+        table.add_column("name", style="bold cyan", no_wrap=True)
         table.add_column("parameters (defaults)")
         table.add_column("description")
         for info in list_blocks(k):
             params = ", ".join(f"{p}={d!r}" for p, d in info.params.items()) or "-"
-            table.add_row(info.name, params, info.doc)
+            table.add_row(info.name, params, info.doc.replace("``", ""))  # reST literals read as plain text
         console.print(table)
 
 
 @app.command()
 def presets() -> None:
-    """List the paper's presets with layers, parameters, FLOPs and the paper's accuracy."""
-    from nasattn.models import build_model, profile_model
-    from nasattn.presets import get_preset, list_presets
+    """List the presets: layers, parameters, FLOPs, the paper's accuracy, nasattn's choices and the
+    differences from the author's code (read from the preset files; nothing is built)."""
+    from nasattn.presets import list_presets, read_preset
 
-    table = Table(title="presets (64x64 input, 10 classes)")
-    for col in ("preset", "layers", "conv layers", "params", "GFLOP/image", "paper test acc.", "description"):
-        table.add_column(col, justify="right" if col not in ("preset", "description") else "left")
-    for name in list_presets():
-        p = get_preset(name)
-        prof = profile_model(build_model(p.arch))
+    table = Table(title="presets (64x64 input, 10 classes)", title_justify="left")
+    for col in ("preset", "layers", "convs", "params", "GFLOP", "paper acc."):
+        table.add_column(col, justify="left" if col == "preset" else "right", no_wrap=True)
+    files = {name: read_preset(name) for name in list_presets()}
+    for name, data in files.items():
+        prof, paper = data.get("profile") or {}, data.get("paper") or {}
+        acc = paper.get("test_accuracy")
         table.add_row(
-            name, str(prof["layers"]), str(prof["conv_layers"]), f"{prof['params'] / 1e6:.2f}M",
-            f"{prof['flops'] / 1e9:.2f}", f"{p.paper.get('test_accuracy', float('nan')) * 100:.2f}%", p.description,
+            name, str(prof.get("layers", "?")), str(prof.get("conv_layers", "?")),
+            f"{prof['params'] / 1e6:.2f}M" if "params" in prof else "?",
+            f"{prof['flops'] / 1e9:.2f}" if "flops" in prof else "?",
+            f"{acc * 100:.2f}%" if isinstance(acc, (int, float)) else "-",
         )
     console.print(table)
+    for name, data in files.items():
+        notes = Table.grid(padding=(0, 1))
+        notes.add_column(style="dim", no_wrap=True)
+        notes.add_column()
+        for key, value in (data.get("choices") or {}).items():
+            notes.add_row("nasattn's choice", f"{key}: {value}")
+        for line in data.get("differences") or []:
+            notes.add_row("differs from author", str(line))
+        for key, value in _dotted(data.get("paper_protocol") or {}).items():
+            notes.add_row("author's setting", f"{key} = {value} (applied by --protocol paper)")
+        console.print(f"\n[bold cyan]{name}[/]: {data.get('description', '')}", highlight=False)
+        console.print(notes, highlight=False)
+
+
+def _dotted(tree: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_dotted(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 @app.command()
@@ -87,37 +112,28 @@ def train(
     seed: int = typer.Option(0, "--seed"),
     width_mult: float = typer.Option(1.0, "--width-mult", help="Scale every width (e.g. 0.25 for a CPU-sized net)."),
     subset: Optional[float] = typer.Option(None, "--subset", help="Train on a stratified fraction (0-1] of the dataset."),
-    protocol: str = typer.Option("default", "--protocol", help="default (stratified split, dihedral aug.) or paper (author's random split + augmentation)."),
+    protocol: str = typer.Option("default", "--protocol", help="default (the preset's recipe, stratified split), paper (the author's split, augmentation, precision, DropBlock) or paper-as-run (paper without augmentation, as the author's code trained)."),
     overrides: Optional[list[str]] = typer.Option(None, "--set", help="Recipe override, e.g. --set lr=3e-4 (repeatable)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default runs/train, or the next free runs/train-N)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in --out."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch (default: all cores; give 1 to run two trainings side by side)."),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="A progress bar (default: when stdout is a terminal); without it, one line per epoch.", show_default=False),
 ) -> None:
     """Train one architecture and write metrics.json, history.csv, arch.yaml and model.pt."""
-    from nasattn.config import ConfigError, read_yaml, validate
-    from nasattn.data import load_dataset
-    from nasattn.engine import Recipe, TrainingDivergedError, train as train_model, write_run
-    from nasattn.presets import get_preset
+    progress = sys.stdout.isatty() if progress is None else progress
+    from nasattn.config import ConfigError
+    from nasattn.engine import Recipe
+    from nasattn.presets import load_arch_source
     from nasattn.rundir import lock_run_folder, probe_writable, train_output
-    from nasattn.spec import ArchSpec
 
     if (preset is None) == (arch is None):
         raise ConfigError("give exactly one of --preset NAME or --arch FILE")
-    if preset is not None:
-        p = get_preset(preset)
-        spec, recipe_dict = p.arch, dict(p.recipe_dict)
-    else:
-        raw = read_yaml(arch)
-        body = raw.get("arch", raw) if isinstance(raw, dict) else raw
-        spec = ArchSpec.from_dict(body, str(arch))
-        recipe_dict = dict(raw.get("recipe", {})) if isinstance(raw, dict) and "arch" in raw else {}
-    if protocol == "paper":
-        recipe_dict.update(augment="paper", normalize="imagenet", stratify=False, split_seed=42, split_ratios=[0.7, 0.15, 0.15])
-    elif protocol != "default":
-        raise ConfigError(f"--protocol {protocol!r}: allowed: default, paper")
+    spec, recipe_dict = load_arch_source(preset=preset, path=arch)
+    from nasattn.protocols import apply_protocol
+
+    spec, recipe_dict = apply_protocol(protocol, spec, recipe_dict)
     cli = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size}.items() if v is not None}
-    recipe = validate(Recipe, deep_merge(deep_merge(recipe_dict, cli), parse_overrides(overrides)), "recipe (--set)")
+    recipe = Recipe.from_dict(deep_merge(deep_merge(recipe_dict, cli), parse_overrides(overrides)), "recipe (--set)")
     spec = spec.scaled(width_mult)
     if subset is not None and not 0 < subset <= 1:
         raise ConfigError(f"--subset {subset}: must be in (0, 1]")
@@ -127,10 +143,12 @@ def train(
         probe_writable(run_dir)
         if moved:
             console.print(moved, highlight=False, soft_wrap=True)
-        _train_locked(spec, recipe, data, download, progress, subset, seed, width_mult, threads, device, arch, run_dir)
+        _train_locked(spec, recipe, data, download, progress, subset, seed, width_mult, threads, device, arch, run_dir,
+                      overrides, protocol)
 
 
-def _train_locked(spec, recipe, data, download, progress, subset, seed, width_mult, threads, device, arch, out) -> None:  # noqa: ANN001
+def _train_locked(spec, recipe, data, download, progress, subset, seed, width_mult, threads, device, arch, out,  # noqa: ANN001
+                  overrides, protocol) -> None:  # noqa: ANN001
     """The training part of ``train``: runs while the output folder is locked."""
     from nasattn.data import load_dataset
     from nasattn.engine import TrainingDivergedError, train as train_model, write_run
@@ -139,13 +157,17 @@ def _train_locked(spec, recipe, data, download, progress, subset, seed, width_mu
         import torch
 
         torch.set_num_threads(threads)
-    dataset = load_dataset(data, download=download, progress=progress)
+    dataset = load_dataset(data, download=download, image_size=spec.input_size, progress=progress)
     if subset is not None and subset < 1:
         from nasattn.data import stratified_subset
 
         dataset = dataset.subset(stratified_subset(dataset.labels, subset, seed=seed))
-    if len(dataset.classes) != spec.num_classes:
-        spec = spec.model_copy(update={"num_classes": len(dataset.classes)})
+    from nasattn.engine import adapt_to_dataset
+
+    spec, recipe, notes = adapt_to_dataset(spec, recipe, dataset.classes,
+                                           user_class_weights="class_weights" in parse_overrides(overrides))
+    for note in notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
     console.print(
         f"[bold]nasattn train[/] {spec.name or arch} | data {dataset.source} ({len(dataset)} images, "
         f"{len(dataset.classes)} classes) | width x{width_mult} | {recipe.epochs} {plural(recipe.epochs, 'epoch')} | seed {seed}",
@@ -158,6 +180,7 @@ def _train_locked(spec, recipe, data, download, progress, subset, seed, width_mu
         raise fail(f"training diverged: {e}", code=1) from None
     result.metrics["command"] = " ".join(["nasattn", *sys.argv[1:]])
     result.metrics["width_mult"] = width_mult
+    result.metrics["protocol"] = protocol
     run_dir = write_run(out, result)
     _print_summary(result.metrics)
     console.print(f"wrote {run_dir}/metrics.json, history.csv, arch.yaml, model.pt")
@@ -187,6 +210,9 @@ def _print_summary(m: dict) -> None:
     if m.get("alpha"):
         vals = list(m["alpha"].values())
         rows.append(("alpha s=sigmoid(a)", f"mean {sum(vals) / len(vals):.3f} over {len(vals)} blocks"))
+        control = list((m.get("alpha_decay_only") or {}).values())
+        if control:
+            rows.append(("alpha, weight decay alone", f"mean {sum(control) / len(control):.3f}"))
     for k, v in rows:
         table.add_row(k, v)
     console.print(table)

@@ -10,12 +10,35 @@ from nasattn.data.augment import (
     tta_views,
 )
 from nasattn.data.dataset import DataError, DataNotFoundError, ImageDataset
-from nasattn.data.sources import ENV_CACHE, ENV_DATA, HOW_TO_GET_DATA, MINI_DIR, MINI_NAME, default_cache_dir, load_dataset
-from nasattn.data.split import DEFAULT_RATIOS, DEFAULT_SEED, Splits, compute_class_weights, split_dataset, stratified_subset
+from nasattn.data.sources import (
+    ENV_CACHE,
+    ENV_DATA,
+    HOW_TO_GET_DATA,
+    MINI_DIR,
+    MINI_NAME,
+    RESIZE_RULE,
+    ImageFile,
+    class_root,
+    default_cache_dir,
+    fit_image,
+    list_images,
+    load_dataset,
+)
+from nasattn.data.split import (
+    DEFAULT_RATIOS,
+    DEFAULT_SEED,
+    Splits,
+    compute_class_weights,
+    min_split_size,
+    random_split_lengths,
+    split_dataset,
+    stratified_subset,
+)
 
 __all__ = [
     "AUGMENTATIONS", "DEFAULT_RATIOS", "DEFAULT_SEED", "ENV_CACHE", "ENV_DATA", "HOW_TO_GET_DATA", "IMAGENET_MEAN",
-    "IMAGENET_STD", "MINI_DIR", "MINI_NAME", "DataError", "DataNotFoundError", "ImageDataset", "Splits",
-    "compute_class_weights", "default_cache_dir", "load_dataset", "make_eval_transform", "make_train_transform",
-    "normalize", "split_dataset", "stratified_subset", "tta_views",
+    "IMAGENET_STD", "MINI_DIR", "MINI_NAME", "RESIZE_RULE", "DataError", "DataNotFoundError", "ImageDataset",
+    "ImageFile", "Splits", "class_root", "compute_class_weights", "default_cache_dir", "fit_image", "list_images",
+    "load_dataset", "make_eval_transform", "make_train_transform", "min_split_size", "normalize",
+    "random_split_lengths", "split_dataset", "stratified_subset", "tta_views",
 ]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -22,7 +22,8 @@ class ImageDataset:
     """All images of a dataset in memory: ``images`` uint8 [N, C, H, W], ``labels`` int64 [N].
 
     ``classes[i]`` names label ``i`` (sorted folder names, as torchvision's ImageFolder);
-    ``fingerprint`` identifies the source's content; ``skipped`` lists unreadable files.
+    ``fingerprint`` identifies the source's content; ``skipped`` lists unreadable files; ``notes``
+    says what loading changed (resized or skipped images), one line each.
     """
 
     images: torch.Tensor
@@ -31,6 +32,7 @@ class ImageDataset:
     source: str
     fingerprint: str
     skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])

@@ -1,5 +1,21 @@
 """Find a dataset (bundled sample, folder, zip, ``$NASATTN_DATA``, torchvision download) and decode it once.
 
+Images are listed in torchvision ImageFolder's order (sorted class folders, then the files of each
+class as ImageFolder walks them), so index ``i`` is the ``i``-th sample of ``ImageFolder`` over the
+same folder (or over the zip's extraction): the paper author's random split selects the same images.
+
+Images as a model sees them (``image_size``: the spec's ``input_size`` is the truth):
+- every image becomes 3-channel uint8 RGB: grayscale is repeated on the three channels, an alpha
+  channel is dropped (not composited), palette images are expanded; 16-bit images are scaled to
+  8 bits (``value >> 8``, torchvision's ``to_dtype(..., scale=True)``), never clipped;
+- an image that is not ``image_size`` x ``image_size`` has its shorter side resized to ``image_size``
+  (antialiased bilinear) and is then centre-cropped to a square: the aspect ratio is kept, a
+  non-square image loses its edges. One line says how many images were changed and which sizes
+  were found. Without ``image_size``, a dataset of one size is kept as it is; mixed sizes are fitted
+  to the shorter side of the most common size, and the line says so.
+Unreadable files are skipped and named in one line. (A one-class dataset loads, but
+``split_dataset`` refuses it: nothing can be trained on it.)
+
 Decoded datasets are cached as one tensor file in ``$NASATTN_CACHE`` (default ``~/.cache/nasattn``),
 keyed by the source's content: for a zip, every member's name, size and CRC-32 (from the archive's
 directory, so no image is read); for a folder, every file's relative path, size and mtime. Change,
@@ -11,10 +27,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Iterator
+from pathlib import Path, PurePosixPath
 
 import torch
 
@@ -27,7 +45,8 @@ MINI_DIR = Path(__file__).resolve().parent / "eurosat_mini"
 ENV_DATA = "NASATTN_DATA"
 ENV_CACHE = "NASATTN_CACHE"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: ImageFolder order, 16-bit scaling, shorter-side resize + centre crop
+RESIZE_RULE = "shorter side resized (antialiased bilinear), then centre-cropped"
 
 HOW_TO_GET_DATA = f"""\
 Name a dataset in one of these ways:
@@ -39,8 +58,9 @@ Name a dataset in one of these ways:
 
 
 @dataclass(frozen=True)
-class _Entry:
-    """One image file of a source: its class folder, a display name and how to read its bytes."""
+class ImageFile:
+    """One image file of a source: its class folder, its path (relative to the class root for a folder,
+    the member name for a zip) and how to read its bytes."""
 
     cls: str
     name: str
@@ -63,24 +83,49 @@ def load_dataset(
 
     ``source``: ``"eurosat-mini"``, a folder, or a ``.zip``; ``None`` reads ``$NASATTN_DATA``, then
     (with ``download=True``) fetches EuroSAT with torchvision. Folders may hold the class folders
-    directly or under single nested folders (``EuroSAT_RGB/``, ``eurosat/2750/``). Images of another
-    size than the first one (or than ``image_size``) are resized. Unreadable images are skipped,
-    logged and listed in ``skipped``. Raises ``DataNotFoundError`` (with instructions) or ``DataError``.
+    directly or under single nested folders (``EuroSAT_RGB/``, ``eurosat/2750/``). ``image_size``:
+    the side every image is given (pass the spec's ``input_size``; see the module docstring for the
+    rule). What was changed (resized or skipped images) is logged as one warning line each and kept in
+    ``notes``. Raises ``DataNotFoundError`` (with instructions) or ``DataError``.
     """
+    if image_size is not None and image_size < 1:
+        raise ValueError(f"image_size must be >= 1, got {image_size}")
     path = _resolve(source, download, cache_dir)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    entries, kind = _list_entries(path)
+    entries, kind = list_images(path)
     key = _fingerprint(path, kind, entries, image_size)
     cache_file = cache / f"{key}.pt"
+    ds = None
     if cache_file.exists():
         try:
             blob = torch.load(cache_file, weights_only=True)
-            return ImageDataset(blob["images"], blob["labels"], list(blob["classes"]), str(path), key, list(blob["skipped"]))
+            ds = ImageDataset(
+                blob["images"], blob["labels"], list(blob["classes"]), str(path), key, list(blob["skipped"]),
+                list(blob["notes"]),
+            )
         except Exception as e:  # noqa: BLE001 - a damaged cache is rebuilt, never fatal
             log.warning("ignoring unreadable cache %s (%s); decoding again", cache_file, e)
-    ds = _decode(path, entries, key, image_size, progress)
-    _save_cache(cache_file, ds)
+    if ds is None:
+        ds = _decode(path, entries, key, image_size, progress)
+        _save_cache(cache_file, ds)
+    for note in ds.notes:
+        log.warning("%s", note)
     return ds
+
+
+def list_images(source: str | os.PathLike) -> tuple[list[ImageFile], str]:
+    """The image files of a folder or zip source in ``load_dataset``'s (ImageFolder's) order, and the
+    source's kind (``"folder"`` or ``"zip"``). ``"eurosat-mini"`` names the bundled sample.
+
+    ``dataset.images[i]`` was decoded from ``list_images(dataset.source)[0][i]`` unless files were
+    skipped as unreadable (``dataset.skipped`` names them).
+    """
+    path = MINI_DIR if str(source) == MINI_NAME else Path(source)
+    if path.is_file():
+        if not zipfile.is_zipfile(path):
+            raise DataError(f"{path} is a file but not a zip archive; give a .zip or a folder of class folders")
+        return _zip_entries(path), "zip"
+    return _folder_entries(class_root(path)), "folder"
 
 
 # ------------------------------------------------------------------------------------------ locating
@@ -102,30 +147,43 @@ def _resolve(source: str | os.PathLike | None, download: bool, cache_dir: str | 
 
 
 def _download(root: Path) -> Path:
+    """EuroSAT via torchvision into ``root/eurosat/2750``; on failure, remove the folders it created."""
     from torchvision.datasets import EuroSAT
 
+    created = _first_missing(root / "eurosat")
     try:
         EuroSAT(str(root), download=True)
     except Exception as e:  # noqa: BLE001 - offline, blocked, or a bad mirror
-        raise DataNotFoundError(f"downloading EuroSAT into {root} failed: {e}\n{HOW_TO_GET_DATA}") from None
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        reason = (str(e).splitlines() or [""])[0] or type(e).__name__
+        raise DataNotFoundError(
+            f"downloading EuroSAT (torchvision's EuroSAT download, from its huggingface.co mirror) into "
+            f"{root / 'eurosat'} failed: {reason}. It was attempted because a download was requested "
+            f"(--download, or download: true in the study or ablation file) and no dataset was found.\n"
+            f"{HOW_TO_GET_DATA}"
+        ) from None
     return root / "eurosat" / "2750"
 
 
-def _list_entries(path: Path) -> tuple[list[_Entry], str]:
-    if path.is_file():
-        if not zipfile.is_zipfile(path):
-            raise DataError(f"{path} is a file but not a zip archive; give a .zip or a folder of class folders")
-        return _zip_entries(path), "zip"
-    return _folder_entries(_class_root(path)), "folder"
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` (or ``path`` itself) that does not exist yet."""
+    missing = None
+    for p in (path, *path.parents):
+        if p.exists():
+            break
+        missing = p
+    return missing
 
 
 def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_SUFFIXES) and not Path(name).name.startswith(".")
 
 
-def _class_root(path: Path) -> Path:
-    """Descend through single sub-folders (``EuroSAT_RGB/``, ``eurosat/2750/``) to the class folders."""
-    root = path
+def class_root(path: str | os.PathLike) -> Path:
+    """The folder holding the class folders: ``path``, or the folder reached by descending through
+    single sub-folders (``EuroSAT_RGB/``, ``eurosat/2750/``)."""
+    root = Path(path)
     for _ in range(4):
         subdirs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))]
         if len(subdirs) == 1 and not any(_is_image(p.name) for p in root.iterdir() if p.is_file()):
@@ -137,18 +195,24 @@ def _class_root(path: Path) -> Path:
     return root
 
 
-def _folder_entries(root: Path) -> list[_Entry]:
-    entries = []
-    for cls_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))):
-        for f in sorted(cls_dir.rglob("*")):
-            if f.is_file() and _is_image(f.name):
-                entries.append(_Entry(cls_dir.name, str(f.relative_to(root)), f.read_bytes))
+def _folder_entries(root: Path) -> list[ImageFile]:
+    """ImageFolder's listing (``torchvision.datasets.folder.make_dataset``) of the non-hidden class folders."""
+    from torchvision.datasets.folder import make_dataset
+
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
+    samples = make_dataset(
+        str(root), {c: i for i, c in enumerate(classes)}, is_valid_file=lambda f: _is_image(os.path.basename(f)),
+        allow_empty=True,
+    )
+    entries = [
+        ImageFile(classes[label], os.path.relpath(f, root), Path(f).read_bytes) for f, label in samples
+    ]
     if not entries:
         raise DataError(f"no images found in {root}: expected one sub-folder of images per class\n{HOW_TO_GET_DATA}")
     return entries
 
 
-def _zip_entries(path: Path) -> list[_Entry]:
+def _zip_entries(path: Path) -> list[ImageFile]:
     with zipfile.ZipFile(path) as zf:
         infos = [i for i in zf.infolist() if not i.is_dir() and _is_image(i.filename) and "__MACOSX" not in i.filename]
     parts = [Path(i.filename).parts for i in infos]
@@ -160,15 +224,18 @@ def _zip_entries(path: Path) -> list[_Entry]:
     while common < depth - 2 and len({p[common] for p in parts}) == 1:
         common += 1
     holder = _ZipHolder(path)
-    entries = [
-        _Entry(p[common], i.filename, holder.reader(i.filename))
-        for i, p in sorted(zip(infos, parts), key=lambda t: t[0].filename)
-        if len(p) >= common + 2
-    ]
+    entries = [ImageFile(p[common], i.filename, holder.reader(i.filename)) for i, p in zip(infos, parts) if len(p) >= common + 2]
     if not entries:
         raise DataError(f"{path}: images must sit in one folder per class, e.g. EuroSAT_RGB/Forest/x.jpg")
-    entries.sort(key=lambda e: (e.cls, e.name))
+    entries.sort(key=_walk_order)
     return entries
+
+
+def _walk_order(e: ImageFile) -> tuple[str, str, str]:
+    """ImageFolder's order over the extracted files: class, then ``sorted(os.walk(...))`` (folder path
+    as a string, then file name)."""
+    p = PurePosixPath(e.name)
+    return e.cls, str(p.parent), p.name
 
 
 class _ZipHolder:
@@ -191,13 +258,13 @@ class _ZipHolder:
         return read
 
 
-def _fingerprint(path: Path, kind: str, entries: list[_Entry], image_size: int | None) -> str:
+def _fingerprint(path: Path, kind: str, entries: list[ImageFile], image_size: int | None) -> str:
     h = hashlib.sha256(f"nasattn-cache-v{CACHE_VERSION}|{kind}|{image_size}".encode())
     if kind == "zip":
         for e in entries:
             h.update(repr((e.cls, *e.read.signature)).encode())  # type: ignore[attr-defined]
     else:
-        root = _class_root(path)
+        root = class_root(path)
         for e in entries:
             st = (root / e.name).stat()
             h.update(repr((e.cls, e.name, st.st_size, st.st_mtime_ns)).encode())
@@ -205,7 +272,7 @@ def _fingerprint(path: Path, kind: str, entries: list[_Entry], image_size: int |
 
 
 # ------------------------------------------------------------------------------------------ decoding
-def _iter_progress(entries: list[_Entry], enabled: bool, label: str) -> Iterator[_Entry]:
+def _iter_progress(entries: list[ImageFile], enabled: bool, label: str) -> Iterator[ImageFile]:
     if not enabled:
         yield from entries
         return
@@ -215,47 +282,87 @@ def _iter_progress(entries: list[_Entry], enabled: bool, label: str) -> Iterator
 
 
 def _decode_one(data: bytes) -> torch.Tensor:
-    """Decode one image file's bytes to a (3, H, W) uint8 tensor (Pillow: JPEG, PNG, TIFF, ...)."""
+    """Decode one image file's bytes to a (3, H, W) uint8 tensor (Pillow: JPEG, PNG, TIFF, ...).
+
+    Grayscale -> 3 equal channels; alpha dropped; 16-bit (Pillow modes ``I;16*``, and ``I`` with values
+    above 255) scaled to 8 bits with ``to_dtype(..., scale=True)``.
+    """
     import io
 
     import numpy as np
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(io.BytesIO(data)) as im:
+    try:
+        im = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ValueError("not an image file Pillow can read") from None
+    with im:
+        if im.mode.startswith("I;16") or im.mode == "I":
+            arr = np.asarray(im)
+            if im.mode == "I" and arr.max(initial=0) <= 255:
+                gray = torch.from_numpy(arr.astype(np.uint8))
+            else:
+                from torchvision.transforms.v2.functional import to_dtype
+
+                gray = to_dtype(torch.from_numpy(arr.clip(0, 65535).astype(np.uint16)), torch.uint8, scale=True)
+            return gray.unsqueeze(0).expand(3, -1, -1).contiguous()
         arr = np.asarray(im.convert("RGB"))
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
 
-def _decode(path: Path, entries: list[_Entry], key: str, image_size: int | None, progress: bool) -> ImageDataset:
-    from torchvision.transforms.v2.functional import resize
+def fit_image(img: torch.Tensor, size: int) -> torch.Tensor:
+    """``img`` [C, H, W] as ``size`` x ``size``: shorter side resized to ``size`` (antialiased bilinear),
+    then centre-cropped; unchanged when already that size."""
+    from torchvision.transforms.v2.functional import center_crop, resize
 
+    if tuple(img.shape[-2:]) == (size, size):
+        return img
+    return center_crop(resize(img, [size], antialias=True), [size, size])
+
+
+def _decode(path: Path, entries: list[ImageFile], key: str, image_size: int | None, progress: bool) -> ImageDataset:
     classes = sorted({e.cls for e in entries})
     index = {c: i for i, c in enumerate(classes)}
-    images, labels, skipped = [], [], []
+    images, labels, skipped, reasons = [], [], [], []
     for e in _iter_progress(entries, progress, path.name):
         try:
             img = _decode_one(e.read())
         except Exception as err:  # noqa: BLE001 - a corrupt file is reported by name, not fatal
             skipped.append(e.name)
-            log.warning("skipping unreadable image %s (%s)", e.name, str(err).splitlines()[0] if str(err) else type(err).__name__)
+            reasons.append(f"{e.name} ({(str(err).splitlines() or [''])[0] or type(err).__name__})")
             continue
-        size = image_size or (images[0].shape[-1] if images else max(img.shape[-2:]))
-        if img.shape[-2:] != (size, size):
-            img = resize(img, [size, size], antialias=True)
         images.append(img)
         labels.append(index[e.cls])
     if not images:
-        raise DataError(f"none of the {len(entries)} images in {path} could be decoded (first: {skipped[0]})")
+        raise DataError(f"none of the {len(entries)} images in {path} could be decoded (first: {reasons[0]})")
+    notes = []
+    sizes = Counter(tuple(img.shape[-2:]) for img in images)
+    size, why = image_size, ""
+    if size is None and len(sizes) > 1:
+        size, why = min(sizes.most_common(1)[0][0]), " (no image size given: the shorter side of the most common size)"
+    if size is not None:
+        changed = sum(n for hw, n in sizes.items() if hw != (size, size))
+        if changed:
+            images = [fit_image(img, size) for img in images]
+            found = ", ".join(f"{w}x{h} ({n})" for (h, w), n in sizes.most_common(6)) + (", ..." if len(sizes) > 6 else "")
+            notes.append(
+                f"{path.name}: {changed} of {len(images)} images were not {size}x{size}: {RESIZE_RULE} to "
+                f"{size}x{size}{why}; sizes found (WxH): {found}"
+            )
     if skipped:
-        log.warning("%s: skipped %d unreadable image(s): %s", path, len(skipped), ", ".join(skipped[:10]))
-    return ImageDataset(torch.stack(images), torch.tensor(labels, dtype=torch.int64), classes, str(path), key, skipped)
+        shown = ", ".join(reasons[:10]) + (f", and {len(reasons) - 10} more" if len(reasons) > 10 else "")
+        notes.append(f"{path}: skipped {len(skipped)} unreadable image(s): {shown}")
+    return ImageDataset(
+        torch.stack(images), torch.tensor(labels, dtype=torch.int64), classes, str(path), key, skipped, notes
+    )
 
 
 def _save_cache(cache_file: Path, ds: ImageDataset) -> None:
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_suffix(f".tmp{os.getpid()}")
-        torch.save({"images": ds.images, "labels": ds.labels, "classes": ds.classes, "skipped": ds.skipped}, tmp)
+        blob = {"images": ds.images, "labels": ds.labels, "classes": ds.classes, "skipped": ds.skipped, "notes": ds.notes}
+        torch.save(blob, tmp)
         os.replace(tmp, cache_file)
     except OSError as e:  # a read-only home still trains, just without the cache
         log.warning("could not write the dataset cache %s (%s)", cache_file, e)

@@ -1,5 +1,6 @@
 """Training engine: recipes, the fast on-device training loop, the paper's metrics and run folders."""
 
+from nasattn.engine.adapt import adapt_to_dataset
 from nasattn.engine.io import read_run, write_run
 from nasattn.engine.metrics import classification_metrics, expected_calibration_error
 from nasattn.engine.recipe import Recipe
@@ -20,6 +21,7 @@ __all__ = [
     "TrainResult",
     "TrainState",
     "TrainingDivergedError",
+    "adapt_to_dataset",
     "classification_metrics",
     "expected_calibration_error",
     "read_run",

@@ -6,9 +6,9 @@ import math
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from nasattn.config import to_yaml, validate
+from nasattn.config import ConfigError, to_yaml
 
 NonNegFloat = Annotated[float, Field(ge=0)]
 
@@ -30,6 +30,10 @@ class Recipe(BaseModel):
     optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
     lr: float = Field(1e-3, gt=0, description="Peak learning rate.")
     weight_decay: float = Field(1e-4, ge=0)
+    no_weight_decay: list[Literal["fusion", "norm", "bias"]] = Field(
+        default_factory=list,
+        description="Parameters trained without weight decay: fusion (the fusion blocks' own, e.g. alpha), "
+                    "norm (normalisation layers), bias.")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum.")
     nesterov: bool = Field(True, description="SGD Nesterov momentum (only when momentum > 0).")
     grad_clip: float | None = Field(None, gt=0, description="Clip the global gradient norm to this value.")
@@ -58,10 +62,14 @@ class Recipe(BaseModel):
     tta: bool = Field(False, description="Test-time augmentation: average softmax over identity/h-flip/v-flip.")
     split_ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)
     split_seed: int = 42
-    stratify: bool = True
+    stratify: bool = Field(True, description=(
+        "true: stratified by class (scikit-learn); false: the paper author's split, torch random_split with "
+        "lengths int(r0*n), int(r1*n), rest and Generator().manual_seed(split_seed) over ImageFolder's order."))
     # --- speed
     amp: Literal["auto", "off", "bf16", "fp16"] = Field(
-        "auto", description="auto: bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), else off.")
+        "auto", description="auto: bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), else off. "
+                            "off: float32, with TF32 matmuls/convolutions on CUDA. fp16: autocast with a GradScaler "
+                            "(also on the CPU, where it runs but is rarely faster than float32).")
     channels_last: Literal["auto", "on", "off"] = Field(
         "auto", description="auto: on for CUDA, and on a CPU under bf16 autocast (float32 CPU training stays NCHW).")
     compile: bool = Field(False, description="torch.compile the model.")
@@ -100,31 +108,47 @@ class Recipe(BaseModel):
 
     @classmethod
     def from_dict(cls, data: Any, source: str | None = None) -> Recipe:
-        """Validate ``data``; problems raise ``ConfigError`` naming ``source`` and the field."""
-        return validate(cls, data if data is not None else {}, source)
+        """Validate ``data``; problems raise ``ConfigError`` with one line per problem, each naming
+        ``source`` and the field (an unknown field lists the recipe's fields)."""
+        try:
+            return cls.model_validate(data if data is not None else {})
+        except ValidationError as e:
+            prefix = f"{source}: " if source else ""
+            raise ConfigError("\n".join(prefix + line for line in recipe_problems(e))) from None
 
     @classmethod
     def from_yaml(cls, text: str, source: str | None = None) -> Recipe:
         return cls.from_dict(yaml.safe_load(text), source)
 
 
+def recipe_problems(error: ValidationError) -> list[str]:
+    """``field: what is wrong`` for every problem of a Recipe validation; an unknown field lists the allowed ones."""
+    lines = []
+    for err in error.errors(include_url=False):
+        loc = ".".join(str(x) for x in err["loc"] if "[" not in str(x) and not str(x).startswith("function-"))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown field; allowed: {', '.join(Recipe.model_fields)}"
+        line = f"{loc or '(top level)'}: {msg}"
+        if line not in lines:
+            lines.append(line)
+    return lines
+
+
 def check_recipe_fields(fields: dict[str, Any], epochs_elsewhere: str | None = None) -> None:
-    """Raise ``ValueError("field: what is wrong")`` when ``fields`` (a partial recipe) would not validate.
+    """Raise ``ValueError("field: what is wrong; field: ...")`` listing every problem of ``fields`` (a partial
+    recipe) that would not validate.
 
     ``epochs_elsewhere`` names the field that sets the epochs instead, for files where ``epochs`` is
     not a recipe field (``budget.epochs`` of a study, ``epochs`` of an ablation).
     """
-    from pydantic import ValidationError
-
+    problems = []
     if epochs_elsewhere and "epochs" in fields:
-        raise ValueError(f"epochs: set the epochs in {epochs_elsewhere}, not in the recipe")
-
+        problems.append(f"epochs: set the epochs in {epochs_elsewhere}, not in the recipe")
+        fields = {k: v for k, v in fields.items() if k != "epochs"}
     try:
         Recipe.model_validate(fields)
     except ValidationError as e:
-        err = e.errors(include_url=False)[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = f"unknown field; allowed: {', '.join(Recipe.model_fields)}"
-        raise ValueError(f"{loc}: {msg}") from None
+        problems += recipe_problems(e)
+    if problems:
+        raise ValueError("; ".join(problems))

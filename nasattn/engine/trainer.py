@@ -8,12 +8,13 @@ on the device, batch by batch. No DataLoader, no worker processes.
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,9 +22,14 @@ import torch.nn.functional as F
 import torch.utils.deterministic
 from torch import nn
 
+from nasattn.engine.decay import DecayOnly, param_groups
 from nasattn.engine.metrics import classification_metrics
 from nasattn.engine.recipe import Recipe
 from nasattn.engine.schedule import LRSchedule
+
+if TYPE_CHECKING:
+    from nasattn.data import ImageDataset
+    from nasattn.spec import ArchSpec
 
 
 class StopTraining(Exception):
@@ -82,6 +88,7 @@ class TrainState:
     best_epoch: int = 0
     best_weights: dict[str, torch.Tensor] | None = None
     bad_epochs: int = 0
+    decay_only: DecayOnly | None = None
 
     def checkpoint(self) -> dict[str, Any]:
         rng: dict[str, Any] = {
@@ -105,6 +112,7 @@ class TrainState:
             "best_epoch": self.best_epoch,
             "best_weights": self.best_weights,
             "bad_epochs": self.bad_epochs,
+            "decay_only": self.decay_only.state_dict() if self.decay_only is not None else None,
             "rng": rng,
         })
 
@@ -124,6 +132,8 @@ class TrainState:
         bw = ckpt.get("best_weights")
         self.best_weights = {k: v.to(device) for k, v in bw.items()} if bw is not None else None
         self.bad_epochs = int(ckpt["bad_epochs"])
+        if self.decay_only is not None and ckpt.get("decay_only"):
+            self.decay_only.load_state_dict(ckpt["decay_only"])
         rng = ckpt["rng"]
         torch.set_rng_state(rng["torch"])
         _set_numpy_rng_state(rng["numpy"])
@@ -141,7 +151,7 @@ class TrainResult:
     metrics: dict[str, Any]
     history: list[dict[str, Any]]
     model: nn.Module
-    spec: Any
+    spec: ArchSpec | None
     recipe: Recipe
     predictions: dict[str, np.ndarray]
 
@@ -178,10 +188,9 @@ def _amp_dtype(recipe: Recipe, device: torch.device) -> torch.dtype | None:
 def use_channels_last(choice: str, device: torch.device, amp_dtype: torch.dtype | None) -> bool:
     """Whether to train in channels_last: ``auto`` = on CUDA, and on a CPU under bf16 autocast.
 
-    On the CPU, bf16 convolutions are faster in channels_last (balanced x0.25 +2-4%, baseline +33% on
-    this project's EPYC; reports/bench.md). In float32, torch 2.14.1's CPU backward of a stride-2 1x1
-    convolution in channels_last corrupts the heap (a segfault in the residual shortcuts), so float32
-    trains NCHW.
+    On the CPU, bf16 convolutions are faster in channels_last (measured in reports/bench.md). In
+    float32, torch's CPU backward of a stride-2 1x1 convolution in channels_last corrupts the heap
+    (a segfault in the residual shortcuts; reports/bench.md), so float32 trains NCHW.
     """
     if choice == "off":
         return False
@@ -200,25 +209,35 @@ def _seed_everything(seed: int) -> None:
 
 
 @contextlib.contextmanager
-def _backend_flags(device: torch.device) -> Iterator[None]:
-    """Deterministic algorithms on the CPU, cuDNN autotuning on CUDA; previous settings restored after."""
+def _backend_flags(device: torch.device, amp_dtype: torch.dtype | None = None) -> Iterator[None]:
+    """Backend settings for one training run; the previous settings are restored after.
+
+    CPU: deterministic algorithms. CUDA: cuDNN autotuning (``cudnn.benchmark``: the input size is fixed
+    for a run and only the last, partial batch of a split has another batch size, so each phase
+    autotunes at most two shapes); with ``amp: off``, float32 matmuls and convolutions use TF32
+    (``torch.set_float32_matmul_precision("high")``; cuDNN convolutions use TF32 by torch's default).
+    """
     det, det_warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     bench = torch.backends.cudnn.benchmark
     fill = torch.utils.deterministic.fill_uninitialized_memory
+    matmul = torch.get_float32_matmul_precision()
     try:
         if device.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
-            torch.utils.deterministic.fill_uninitialized_memory = False  # NaN-filling torch.empty costs ~10%
+            torch.utils.deterministic.fill_uninitialized_memory = False  # NaN-filling torch.empty is slower
         elif device.type == "cuda":
             torch.backends.cudnn.benchmark = True
+            if amp_dtype is None:
+                torch.set_float32_matmul_precision("high")
         yield
     finally:
         torch.use_deterministic_algorithms(det, warn_only=det_warn)
         torch.utils.deterministic.fill_uninitialized_memory = fill
         torch.backends.cudnn.benchmark = bench
+        torch.set_float32_matmul_precision(matmul)
 
 
-def _channel_stats(images: torch.Tensor, idx: np.ndarray, chunk: int = 1024) -> tuple[list[float], list[float]]:
+def channel_stats(images: torch.Tensor, idx: np.ndarray, chunk: int = 1024) -> tuple[list[float], list[float]]:
     """Per-channel mean and std of the uint8 images [N, C, H, W] at ``idx``, in the [0, 1] scale."""
     c = images.shape[1]
     s = torch.zeros(c, dtype=torch.float64)
@@ -251,7 +270,7 @@ def _class_weights(recipe: Recipe, train_labels: torch.Tensor, classes: Sequence
 
 
 def _optimizer(model: nn.Module, recipe: Recipe, device: torch.device) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = param_groups(model, recipe)
     speed: dict[str, bool] = {"fused": True} if device.type == "cuda" else {"foreach": True}
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(
@@ -262,15 +281,23 @@ def _optimizer(model: nn.Module, recipe: Recipe, device: torch.device) -> torch.
     return cls(params, lr=recipe.lr, weight_decay=recipe.weight_decay, **speed)
 
 
-def _fusion_alphas(model: nn.Module) -> dict[str, float]:
-    try:
-        from nasattn.models import fusion_alphas
-    except ImportError:  # pragma: no cover - models package missing only mid-development
+def _alpha_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
+    """The raw ``a`` of every learnable-alpha fusion block, by module name (the names of ``fusion_alphas``)."""
+    from nasattn.blocks.fusion import LearnableAlpha
+
+    return {name: m.alpha for name, m in model.named_modules() if isinstance(m, LearnableAlpha)}
+
+
+def _alpha_values(params: dict[str, nn.Parameter]) -> dict[str, float]:
+    """``s = sigmoid(a)`` of every parameter, read from the device in one transfer."""
+    if not params:
         return {}
-    return dict(fusion_alphas(model))
+    values = torch.stack([p.detach().float().reshape(()) for p in params.values()]).sigmoid().tolist()
+    return dict(zip(params, values))
 
 
-def _profile(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, Any]:
+def model_profile(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, Any]:
+    """Parameters, FLOPs and layer counts of ``model`` (FLOPs and layers None when it cannot be traced)."""
     fallback = {"params": sum(p.numel() for p in model.parameters()), "flops": None, "layers": None, "conv_layers": None}
     try:
         from nasattn.models import profile_model
@@ -286,6 +313,7 @@ class _Progress:
 
     def __init__(self, enabled: bool, total: int, completed: int) -> None:
         self.bar = None
+        self.enabled = enabled
         if enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -318,7 +346,7 @@ class _Progress:
 
 @dataclass
 class _Ctx:
-    """The per-run objects the epoch loops share."""
+    """The per-run objects that training, evaluation and the result share."""
 
     model: nn.Module
     forward: Callable[[torch.Tensor], torch.Tensor]
@@ -328,6 +356,17 @@ class _Ctx:
     amp_dtype: torch.dtype | None
     channels_last: bool
     eval_tf: Callable[[torch.Tensor], torch.Tensor]
+    train_tf: Callable[..., torch.Tensor]
+    criterion: nn.Module
+    train_idx: torch.Tensor
+    val_idx: torch.Tensor
+    test_idx: torch.Tensor
+    splits: tuple[np.ndarray, np.ndarray, np.ndarray]
+    steps: int
+    mean: list[float]
+    std: list[float]
+    class_weights: torch.Tensor | None
+    alpha_params: dict[str, nn.Parameter]
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
@@ -366,11 +405,167 @@ def _nll(probs: torch.Tensor, y: torch.Tensor) -> float:
     return float(F.nll_loss(probs.clamp_min(1e-12).log(), y, reduction="mean")) if len(y) else float("nan")
 
 
+# ---------------------------------------------------------------------------------------------- setup
+def _check_inputs(spec: ArchSpec | None, data: ImageDataset, device: str, model: nn.Module | None) -> torch.device:
+    dev = resolve_device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    if model is None and spec is None:
+        raise ValueError("train() needs an ArchSpec or a prebuilt model")
+    k = len(data.classes)
+    if spec is not None and getattr(spec, "num_classes", k) != k:
+        raise ValueError(
+            f"the architecture has {spec.num_classes} outputs but the dataset has {k} classes; "
+            f"set num_classes: {k} in the spec (nasattn.engine.adapt_to_dataset does it)"
+        )
+    images = torch.as_tensor(data.images)
+    if images.dtype != torch.uint8 or images.ndim != 4:
+        raise ValueError(f"data.images must be uint8 [N, C, H, W], got {images.dtype} {tuple(images.shape)}")
+    return dev
+
+
+def _setup(spec: ArchSpec | None, recipe: Recipe, data: ImageDataset, seed: int, dev: torch.device,
+           model: nn.Module | None, max_steps_per_epoch: int | None) -> tuple[_Ctx, TrainState]:
+    """Model, split, normalisation, loss, optimiser, schedule and generators of one run (seeded)."""
+    from nasattn.data import make_eval_transform, make_train_transform, split_dataset
+
+    images_cpu, labels_cpu = torch.as_tensor(data.images), torch.as_tensor(data.labels, dtype=torch.int64)
+    _seed_everything(seed)
+    if model is None:
+        from nasattn.models import build_model
+
+        model = build_model(spec)
+    # Training's random stream starts from the seed whether the model was built here or by the
+    # caller (a Tune trial builds and profiles it first): the same seed gives the same run.
+    _seed_everything(seed)
+    splits = split_dataset(labels_cpu, recipe.split_ratios, recipe.split_seed, recipe.stratify)
+    train_np, val_np, test_np = (np.asarray(s, dtype=np.int64) for s in (splits.train, splits.val, splits.test))
+    if len(train_np) < 2 or len(val_np) < 1 or len(test_np) < 1:
+        raise ValueError(
+            f"split {list(recipe.split_ratios)} of {len(labels_cpu)} images leaves "
+            f"{len(train_np)}/{len(val_np)}/{len(test_np)} train/val/test images; need >= 2/1/1"
+        )
+    weights = _class_weights(recipe, labels_cpu[train_np], list(data.classes))
+    if recipe.normalize == "imagenet":
+        from nasattn.data import IMAGENET_MEAN, IMAGENET_STD
+
+        mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
+    else:
+        mean, std = channel_stats(images_cpu, train_np)
+
+    amp_dtype = _amp_dtype(recipe, dev)
+    channels_last = use_channels_last(recipe.channels_last, dev, amp_dtype)
+    model = model.to(dev)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    n_train, bs = len(train_np), recipe.batch_size
+    steps = n_train // bs + (1 if n_train % bs >= 2 else 0)
+    if max_steps_per_epoch is not None:
+        steps = max(1, min(steps, max_steps_per_epoch))
+    ctx = _Ctx(
+        model=model, forward=torch.compile(model) if recipe.compile else model,
+        images=images_cpu.to(dev), labels=labels_cpu.to(dev), device=dev, amp_dtype=amp_dtype,
+        channels_last=channels_last, eval_tf=make_eval_transform(mean, std),
+        train_tf=make_train_transform(recipe.augment, mean, std, crop_pad=recipe.crop_pad),
+        criterion=nn.CrossEntropyLoss(weight=None if weights is None else weights.to(dev),
+                                      label_smoothing=recipe.label_smoothing),
+        train_idx=torch.as_tensor(train_np, device=dev), val_idx=torch.as_tensor(val_np, device=dev),
+        test_idx=torch.as_tensor(test_np, device=dev), splits=(train_np, val_np, test_np), steps=steps,
+        mean=mean, std=std, class_weights=weights, alpha_params=_alpha_parameters(model),
+    )
+    optimizer = _optimizer(model, recipe, dev)
+    group_wd = {id(p): float(g["weight_decay"]) for g in optimizer.param_groups for p in g["params"]}
+    alphas = ctx.alpha_params
+    raw = torch.stack([p.detach().float().reshape(()) for p in alphas.values()]).tolist() if alphas else []
+    state = TrainState(
+        model=model, optimizer=optimizer, schedule=LRSchedule(optimizer, recipe, steps),
+        scaler=torch.amp.GradScaler(dev.type, enabled=amp_dtype == torch.float16),
+        order_generator=torch.Generator().manual_seed(seed),
+        aug_generator=torch.Generator(device=dev).manual_seed(seed + 1),
+        decay_only=DecayOnly.for_recipe(recipe, dict(zip(alphas, raw)), {k: group_wd[id(p)] for k, p in alphas.items()}),
+    )
+    return ctx, state
+
+
+# ---------------------------------------------------------------------------------------------- epochs
+def train_one_epoch(ctx: _Ctx, state: TrainState, recipe: Recipe, epoch: int, bar: _Progress) -> dict[str, Any]:
+    """Train one epoch; returns its training columns of the history row.
+
+    Loss and accuracy are accumulated on the device and read once, at the end of the epoch; with the
+    progress bar on, the loss is read every step on the CPU and every 16th step on CUDA. A non-finite
+    loss raises ``TrainingDivergedError`` naming its first step (at the next read).
+    """
+    model, optimizer, dev = ctx.model, state.optimizer, ctx.device
+    steps, bs = ctx.steps, recipe.batch_size
+    check_every = (1 if dev.type == "cpu" else 16) if bar.enabled else steps
+    t_start = time.perf_counter()
+    lr = float(optimizer.param_groups[0]["lr"])
+    perm = ctx.train_idx[torch.randperm(len(ctx.train_idx), generator=state.order_generator).to(dev)]
+    loss_sum = torch.zeros((), device=dev)
+    correct = torch.zeros((), dtype=torch.long, device=dev)
+    first_bad = torch.full((), -1, dtype=torch.long, device=dev)
+    seen = 0
+    model.train()
+    for step in range(steps):
+        idx = perm[step * bs:(step + 1) * bs]
+        x = ctx.layout(ctx.train_tf(ctx.images[idx], state.aug_generator))
+        y = ctx.labels[idx]
+        with ctx.autocast():
+            logits = ctx.forward(x)
+            loss = ctx.criterion(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        state.scaler.scale(loss).backward()
+        if recipe.grad_clip is not None:
+            state.scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip, foreach=True)
+        step_lr = float(optimizer.param_groups[0]["lr"])
+        state.scaler.step(optimizer)
+        state.scaler.update()
+        if state.decay_only is not None:
+            state.decay_only.step(step_lr)
+        state.schedule.step_batch()
+        loss_d = loss.detach()
+        first_bad = torch.where(~torch.isfinite(loss_d) & (first_bad < 0), step + 1, first_bad)
+        loss_sum += loss_d * len(idx)
+        correct += (logits.detach().argmax(dim=1) == y).sum()
+        seen += len(idx)
+        if step == steps - 1 or (step + 1) % check_every == 0:
+            bad = int(first_bad)
+            if bad >= 0:
+                raise TrainingDivergedError(f"non-finite training loss at epoch {epoch}, step {bad}/{steps} (lr {lr:.3g})")
+            bar.step(epoch, recipe.epochs, float(loss_d) if bar.enabled else None)
+        else:
+            bar.step(epoch, recipe.epochs, None)
+    train_loss, train_correct = torch.stack([loss_sum, correct.to(loss_sum.dtype)]).tolist()
+    seconds = time.perf_counter() - t_start
+    return {
+        "epoch": epoch, "train_loss": train_loss / seen, "train_accuracy": train_correct / seen, "lr": lr,
+        "images_per_second": seen / seconds if seconds > 0 else float("nan"), "train_images": seen,
+    }
+
+
+def validate(ctx: _Ctx, recipe: Recipe) -> tuple[float, float]:
+    """Accuracy and NLL of the current model on the validation split."""
+    probs = _predict(ctx, ctx.val_idx, recipe.eval_batch_size, False, recipe.compile)
+    y = ctx.labels[ctx.val_idx]
+    return float((probs.argmax(dim=1) == y).float().mean()), _nll(probs, y)
+
+
+def _update_best(state: TrainState, epoch: int, val_acc: float, val_loss: float, keep_weights: bool) -> None:
+    if val_acc > state.best_val or (val_acc == state.best_val and val_loss < state.best_val_loss) or not keep_weights:
+        state.best_val, state.best_val_loss, state.best_epoch = val_acc, val_loss, epoch
+        if keep_weights:
+            state.best_weights = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
+        state.bad_epochs = 0
+    else:
+        state.bad_epochs += 1
+
+
 # ---------------------------------------------------------------------------------------------- train
 def train(
-    spec: Any,
+    spec: ArchSpec | None,
     recipe: Recipe,
-    data: Any,
+    data: ImageDataset,
     *,
     seed: int = 0,
     device: str = "auto",
@@ -379,6 +574,7 @@ def train(
     model: nn.Module | None = None,
     resume_state: dict[str, Any] | None = None,
     max_steps_per_epoch: int | None = None,
+    evaluate: bool = True,
 ) -> TrainResult:
     """Train ``spec`` (or the given ``model``) on ``data`` with ``recipe``; evaluate the best-val weights on test.
 
@@ -390,148 +586,41 @@ def train(
     best). ``model`` (optional) is trained in place instead of ``build_model(spec)``.
     ``resume_state`` is a ``TrainState.checkpoint()`` of the same spec/recipe/seed; training continues
     from the epoch after it. ``max_steps_per_epoch`` caps the training batches per epoch (benchmarks).
+    ``evaluate=False`` skips validation, testing and profiling (throughput measurements): the val
+    columns are NaN, the last epoch counts as the best, and the test metrics are None.
+    History rows hold ``alpha/<block>`` (the learned ``sigmoid(a)``) and ``alpha_decay_only/<block>``
+    (where weight decay alone would have moved it, see ``nasattn.engine.decay``).
     Raises ``TrainingDivergedError`` on a non-finite loss; CUDA OOM and KeyboardInterrupt propagate.
     """
-    from nasattn.data import make_eval_transform, make_train_transform, split_dataset
-
-    dev = resolve_device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
-    if model is None and spec is None:
-        raise ValueError("train() needs an ArchSpec or a prebuilt model")
-    classes = list(data.classes)
-    if spec is not None and getattr(spec, "num_classes", len(classes)) != len(classes):
-        raise ValueError(
-            f"the architecture has {spec.num_classes} outputs but the dataset has {len(classes)} classes; "
-            f"set num_classes: {len(classes)} in the spec"
-        )
-    images_cpu, labels_cpu = torch.as_tensor(data.images), torch.as_tensor(data.labels, dtype=torch.int64)
-    if images_cpu.dtype != torch.uint8 or images_cpu.ndim != 4:
-        raise ValueError(f"data.images must be uint8 [N, C, H, W], got {images_cpu.dtype} {tuple(images_cpu.shape)}")
-
-    with _backend_flags(dev):
-        _seed_everything(seed)
-        if model is None:
-            from nasattn.models import build_model
-
-            model = build_model(spec)
-        # Training's random stream starts from the seed whether the model was built here or by the
-        # caller (a Tune trial builds and profiles it first): the same seed gives the same run.
-        _seed_everything(seed)
-        splits = split_dataset(labels_cpu, recipe.split_ratios, recipe.split_seed, recipe.stratify)
-        train_np, val_np, test_np = (np.asarray(s, dtype=np.int64) for s in (splits.train, splits.val, splits.test))
-        if len(train_np) < 2 or len(val_np) < 1 or len(test_np) < 1:
-            raise ValueError(
-                f"split {list(recipe.split_ratios)} of {len(labels_cpu)} images leaves "
-                f"{len(train_np)}/{len(val_np)}/{len(test_np)} train/val/test images; need >= 2/1/1"
-            )
-        weights = _class_weights(recipe, labels_cpu[train_np], classes)
-        if recipe.normalize == "imagenet":
-            from nasattn.data import IMAGENET_MEAN as mean, IMAGENET_STD as std
-        else:
-            mean, std = _channel_stats(images_cpu, train_np)
-
-        amp_dtype = _amp_dtype(recipe, dev)
-        channels_last = use_channels_last(recipe.channels_last, dev, amp_dtype)
-        model = model.to(dev)
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        forward = torch.compile(model) if recipe.compile else model
-        ctx = _Ctx(
-            model=model, forward=forward, images=images_cpu.to(dev), labels=labels_cpu.to(dev), device=dev,
-            amp_dtype=amp_dtype, channels_last=channels_last, eval_tf=make_eval_transform(mean, std),
-        )
-        train_tf = make_train_transform(recipe.augment, mean, std, crop_pad=recipe.crop_pad)
-        train_idx, val_idx, test_idx = (torch.as_tensor(a, device=dev) for a in (train_np, val_np, test_np))
-        n_train, bs = len(train_np), recipe.batch_size
-        steps = n_train // bs + (1 if n_train % bs >= 2 else 0)
-        if max_steps_per_epoch is not None:
-            steps = max(1, min(steps, max_steps_per_epoch))
-
-        criterion = nn.CrossEntropyLoss(
-            weight=None if weights is None else weights.to(dev), label_smoothing=recipe.label_smoothing
-        )
-        optimizer = _optimizer(model, recipe, dev)
-        order_gen = torch.Generator().manual_seed(seed)
-        aug_gen = torch.Generator(device=dev).manual_seed(seed + 1)
-        state = TrainState(
-            model=model, optimizer=optimizer, schedule=LRSchedule(optimizer, recipe, steps),
-            scaler=torch.amp.GradScaler(dev.type, enabled=amp_dtype == torch.float16),
-            order_generator=order_gen, aug_generator=aug_gen,
-        )
+    dev = _check_inputs(spec, data, device, model)
+    with _backend_flags(dev, _amp_dtype(recipe, dev)):
+        ctx, state = _setup(spec, recipe, data, seed, dev, model, max_steps_per_epoch)
         if resume_state is not None:
             state.restore(resume_state)
-        check_every = 1 if dev.type == "cpu" else 16  # host syncs for the NaN check / progress bar
         stop_reason = "completed"
         if recipe.early_stopping_patience and state.bad_epochs >= recipe.early_stopping_patience:
             stop_reason = "early_stopping"
 
-        with _Progress(progress, recipe.epochs * steps, state.epoch * steps) as bar:
+        with _Progress(progress, recipe.epochs * ctx.steps, state.epoch * ctx.steps) as bar:
             epoch = state.epoch
             while stop_reason == "completed" and epoch < recipe.epochs:
                 epoch += 1
-                if hasattr(model, "set_epoch"):
-                    model.set_epoch(epoch)
+                if hasattr(ctx.model, "set_epoch"):
+                    ctx.model.set_epoch(epoch)
                 t_start = time.perf_counter()
-                lr = float(optimizer.param_groups[0]["lr"])
-                perm = train_idx[torch.randperm(n_train, generator=order_gen).to(dev)]
-                loss_sum = torch.zeros((), device=dev)
-                correct = torch.zeros((), dtype=torch.long, device=dev)
-                first_bad = torch.full((), -1, dtype=torch.long, device=dev)
-                seen = 0
-                model.train()
-                for step in range(steps):
-                    idx = perm[step * bs:(step + 1) * bs]
-                    x = ctx.layout(train_tf(ctx.images[idx], aug_gen))
-                    y = ctx.labels[idx]
-                    with ctx.autocast():
-                        logits = forward(x)
-                        loss = criterion(logits.float(), y)
-                    optimizer.zero_grad(set_to_none=True)
-                    state.scaler.scale(loss).backward()
-                    if recipe.grad_clip is not None:
-                        state.scaler.unscale_(optimizer)
-                        nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip, foreach=True)
-                    state.scaler.step(optimizer)
-                    state.scaler.update()
-                    state.schedule.step_batch()
-                    loss_d = loss.detach()
-                    first_bad = torch.where(~torch.isfinite(loss_d) & (first_bad < 0), step + 1, first_bad)
-                    loss_sum += loss_d * len(idx)
-                    correct += (logits.detach().argmax(dim=1) == y).sum()
-                    seen += len(idx)
-                    last = step == steps - 1
-                    if last or (step + 1) % check_every == 0:
-                        bad = int(first_bad)
-                        if bad >= 0:
-                            raise TrainingDivergedError(
-                                f"non-finite training loss at epoch {epoch}, step {bad}/{steps} (lr {lr:.3g})"
-                            )
-                        bar.step(epoch, recipe.epochs, float(loss_d))
-                    else:
-                        bar.step(epoch, recipe.epochs, None)
-                train_loss, train_acc = float(loss_sum) / seen, int(correct) / seen
-                train_seconds = time.perf_counter() - t_start
-
-                val_probs = _predict(ctx, val_idx, recipe.eval_batch_size, False, recipe.compile)
-                val_y = ctx.labels[val_idx]
-                val_acc = float((val_probs.argmax(dim=1) == val_y).float().mean())
-                val_loss = _nll(val_probs, val_y)
+                row = train_one_epoch(ctx, state, recipe, epoch, bar)
+                val_acc, val_loss = validate(ctx, recipe) if evaluate else (float("nan"), float("nan"))
                 state.schedule.step_epoch(epoch, val_acc)
-                if val_acc > state.best_val or (val_acc == state.best_val and val_loss < state.best_val_loss):
-                    state.best_val, state.best_val_loss, state.best_epoch = val_acc, val_loss, epoch
-                    state.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                    state.bad_epochs = 0
-                else:
-                    state.bad_epochs += 1
-                row: dict[str, Any] = {
-                    "epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
-                    "val_loss": val_loss, "val_accuracy": val_acc, "lr": lr,
+                _update_best(state, epoch, val_acc, val_loss, keep_weights=evaluate)
+                row = {
+                    "epoch": epoch, "train_loss": row["train_loss"], "train_accuracy": row["train_accuracy"],
+                    "val_loss": val_loss, "val_accuracy": val_acc, "lr": row["lr"],
                     "epoch_seconds": time.perf_counter() - t_start,
-                    "images_per_second": seen / train_seconds if train_seconds > 0 else float("nan"),
-                    "train_images": seen,
+                    "images_per_second": row["images_per_second"], "train_images": row["train_images"],
                 }
-                row.update({f"alpha/{k}": v for k, v in _fusion_alphas(model).items()})
+                row.update({f"alpha/{k}": v for k, v in _alpha_values(ctx.alpha_params).items()})
+                if state.decay_only is not None:
+                    row.update({f"alpha_decay_only/{k}": v for k, v in state.decay_only.sigmoid().items()})
                 state.history.append(row)
                 state.epoch = epoch
                 bar.epoch_end(row)
@@ -545,56 +634,81 @@ def train(
                     stop_reason = "early_stopping"
 
         if state.best_weights is not None:
-            model.load_state_dict(state.best_weights)
-        test_probs = _predict(ctx, test_idx, recipe.eval_batch_size, recipe.tta, recipe.compile)
-        test_y = ctx.labels[test_idx]
+            ctx.model.load_state_dict(state.best_weights)
+        test_probs = _predict(ctx, ctx.test_idx, recipe.eval_batch_size, recipe.tta, recipe.compile) if evaluate else None
+    return _result(ctx, state, spec, recipe, data, seed, stop_reason, test_probs)
 
-    probs_np = test_probs.cpu().numpy()
+
+def _test_metrics(ctx: _Ctx, probs: torch.Tensor | None, classes: list[str]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Test metrics and saved predictions (empty when the run was not evaluated)."""
+    test_np = ctx.splits[2]
+    y_np = ctx.labels[ctx.test_idx].cpu().numpy().astype(np.int64)
+    if probs is None:
+        empty = np.zeros(0, dtype=np.int64)
+        predictions = {"index": empty, "label": empty, "pred": empty, "confidence": np.zeros(0, dtype=np.float32),
+                       "probs": np.zeros((0, len(classes)), dtype=np.float32)}
+        return {"test_accuracy": None, "test_loss": None}, predictions
+    probs_np = probs.cpu().numpy()
     preds_np = probs_np.argmax(axis=1)
-    y_np = test_y.cpu().numpy()
     cls_metrics = classification_metrics(y_np, preds_np, probs_np, classes)
-    model = model.to("cpu", memory_format=torch.contiguous_format)
-    alphas = _fusion_alphas(model)
+    metrics = {"test_accuracy": cls_metrics.pop("accuracy"), "test_loss": _nll(probs.cpu(), torch.from_numpy(y_np))}
+    metrics.update(cls_metrics)
+    predictions = {
+        "index": test_np,
+        "label": y_np,
+        "pred": preds_np.astype(np.int64),
+        "confidence": probs_np.max(axis=1) if len(probs_np) else np.zeros(0, dtype=np.float32),
+        "probs": probs_np,
+    }
+    return metrics, predictions
+
+
+def _result(ctx: _Ctx, state: TrainState, spec: ArchSpec | None, recipe: Recipe, data: ImageDataset, seed: int,
+            stop_reason: str, test_probs: torch.Tensor | None) -> TrainResult:
+    """The TrainResult of a finished run: test metrics, run facts and the model on the CPU."""
+    import nasattn
+
+    classes = list(data.classes)
+    metrics, predictions = _test_metrics(ctx, test_probs, classes)
+    model = ctx.model.to("cpu", memory_format=torch.contiguous_format)
     history = state.history
     train_secs = sum(r["epoch_seconds"] for r in history)
     train_imgs = sum(r.get("train_images", 0) for r in history)
     train_only = sum(r["train_images"] / r["images_per_second"] for r in history if r.get("images_per_second"))
-
-    import nasattn
-
-    metrics: dict[str, Any] = {"test_accuracy": cls_metrics.pop("accuracy"), "test_loss": _nll(test_probs.cpu(), test_y.cpu())}
-    metrics.update(cls_metrics)
+    best_row = next((r for r in history if r["epoch"] == state.best_epoch), None)
+    if best_row is not None:
+        decay_only = {k.split("/", 1)[1]: v for k, v in best_row.items() if k.startswith("alpha_decay_only/")}
+    else:
+        decay_only = {k: 1.0 / (1.0 + math.exp(-v)) for k, v in (state.decay_only.initial if state.decay_only else {}).items()}
+    evaluated = test_probs is not None
+    amp_names = {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}
+    n_train, n_val, n_test = (len(s) for s in ctx.splits)
     metrics.update({
-        "val_accuracy": state.best_val if state.best_epoch else None,
-        "val_loss": state.best_val_loss if state.best_epoch else None,
+        "val_accuracy": state.best_val if state.best_epoch and evaluated else None,
+        "val_loss": state.best_val_loss if state.best_epoch and evaluated else None,
         "best_epoch": state.best_epoch,
         "epochs_run": len(history),
         "max_epochs": recipe.epochs,
         "stop_reason": stop_reason,
         "train_seconds": train_secs,
         "images_per_second": train_imgs / train_only if train_only > 0 else None,
-        "alpha": alphas,
-        **_profile(model, tuple(images_cpu.shape[1:])),
+        "alpha": _alpha_values(_alpha_parameters(model)),
+        "alpha_decay_only": decay_only,
+        **(model_profile(model, tuple(ctx.images.shape[1:])) if evaluated
+           else {"params": sum(p.numel() for p in model.parameters()), "flops": None, "layers": None, "conv_layers": None}),
         "seed": seed,
-        "device": _device_name(dev),
+        "device": _device_name(ctx.device),
         "torch_threads": torch.get_num_threads(),
-        "amp": {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype],
-        "channels_last": channels_last,
+        "amp": amp_names[ctx.amp_dtype],
+        "channels_last": ctx.channels_last,
         "compiled": recipe.compile,
         "tta": recipe.tta,
-        "n_train": len(train_np), "n_val": len(val_np), "n_test": len(test_np),
+        "n_train": n_train, "n_val": n_val, "n_test": n_test,
         "dataset": getattr(data, "source", None),
         "dataset_fingerprint": getattr(data, "fingerprint", None),
-        "normalization": {"mean": mean, "std": std},
-        "class_weights": None if weights is None else weights.tolist(),
+        "normalization": {"mean": ctx.mean, "std": ctx.std},
+        "class_weights": None if ctx.class_weights is None else ctx.class_weights.tolist(),
         "torch_version": torch.__version__,
         "nasattn_version": nasattn.__version__,
     })
-    predictions = {
-        "index": test_np,
-        "label": y_np.astype(np.int64),
-        "pred": preds_np.astype(np.int64),
-        "confidence": probs_np.max(axis=1) if len(probs_np) else np.zeros(0, dtype=np.float32),
-        "probs": probs_np,
-    }
     return TrainResult(metrics=metrics, history=history, model=model, spec=spec, recipe=recipe, predictions=predictions)

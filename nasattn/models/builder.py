@@ -32,7 +32,11 @@ def _stage(spec: StageSpec, in_channels: int, drop_prob: float, block_size: int)
 
 
 def _init_paper(model: nn.Module) -> None:
-    """The paper author's initialisation: Kaiming (fan_out) convs, N(0, 0.01) linears, BN 1/0."""
+    """The paper author's initialisation: Kaiming (fan_out) convs, N(0, 0.01) linears, BN 1/0.
+
+    A block whose layers stand for the author's linear layers (SE's 1x1 convs) has an ``init_paper()``
+    method, called after the generic pass.
+    """
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -45,6 +49,10 @@ def _init_paper(model: nn.Module) -> None:
             nn.init.normal_(m.weight, 0, 0.01)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+    for m in model.modules():
+        hook = getattr(m, "init_paper", None)
+        if callable(hook) and m is not model:
+            hook()
 
 
 class NasNet(nn.Module):
@@ -75,6 +83,9 @@ class NasNet(nn.Module):
         self.head = create_block("head", spec.head.type, channels, spec.num_classes, in_shape=shape, **spec.head.params)
         if spec.init == "paper":
             _init_paper(self)
+        for m in self.modules():
+            if isinstance(m, ScheduledDropBlock):
+                m.set_law(spec.dropblock.law)
         self.set_epoch(1)
 
     def set_epoch(self, epoch: int) -> None:

@@ -9,18 +9,13 @@ from typing import Any
 import pandas as pd
 
 from nasattn.report import figures
+from nasattn.report.ablation_stats import analyze, predictions_from_run_dirs
 from nasattn.report.env import environment
 from nasattn.report.html import Page, best_cells, fmt_count, fmt_num, fmt_pct, is_number
-from nasattn.report.stats import compare, summarize
+from nasattn.report.stats import summarize
 
 ERROR_STATUSES = {"ERROR", "FAILED", "FAIL", "CRASHED", "DIVERGED", "MISSING"}
-PAPER_VARIANTS = ("baseline", "cbam", "balanced")
-PAPER_FALLBACK: dict[str, dict[str, float]] = {
-    "baseline": {"test_accuracy": 0.9430},
-    "cbam": {"test_accuracy": 0.9598},
-    "balanced": {"test_accuracy": 0.9723, "kappa": 0.9692, "alpha": 0.57, "min_class_accuracy": 0.9446,
-                 "confidence_gap": 0.2425},
-}
+DECAY_ONLY = "alpha_decay_only/"  # the alpha trajectory weight decay alone would give (engine history/metrics)
 PAPER_LABELS = {"test_accuracy": "test accuracy", "kappa": "Cohen's kappa", "alpha": "mean alpha",
                 "min_class_accuracy": "min class accuracy (paper: every class above)", "confidence_gap": "confidence gap"}
 
@@ -116,57 +111,110 @@ def _pm(s: Any, pct: bool) -> str:
     return f"{s.mean:.4f}" + (f" ± {s.std:.4f}" if s.std is not None else "")
 
 
-def _ci(s: Any, pct: bool) -> str:
-    if s.ci_low is None:
+def _ci(lo: Any, hi: Any, pct: bool, signed: bool = False) -> str:
+    if lo is None or hi is None or (isinstance(lo, float) and pd.isna(lo)):
         return "-"
-    return f"[{s.ci_low * 100:.2f}, {s.ci_high * 100:.2f}]%" if pct else f"[{s.ci_low:.4f}, {s.ci_high:.4f}]"
+    f = "+.2f" if signed else ".2f"
+    if pct:
+        return f"[{lo * 100:{f}}, {hi * 100:{f}}]" + (" pp" if signed else "%")
+    g = "+.4f" if signed else ".4f"
+    return f"[{lo:{g}}, {hi:{g}}]"
 
 
-def _diff(c: Any, pct: bool) -> str:
-    if c.diff is None:
+def _p(p: Any) -> str:
+    return "-" if p is None or (isinstance(p, float) and pd.isna(p)) else f"{p:.3g}"
+
+
+def _delta(r: dict[str, Any], m: str, pct: bool) -> str:
+    d = r.get(f"{m}_diff")
+    if d is None:
         return "-"
-    d = f"{c.diff * 100:+.2f} pp" if pct else f"{c.diff:+.4f}"
-    return d + (f" (p={c.p_value:.3g}, {c.test})" if c.p_value is not None else "")
+    text = f"{d * 100:+.2f} pp" if pct else f"{d:+.4f}"
+    ci = _ci(r.get(f"{m}_diff_ci_low"), r.get(f"{m}_diff_ci_high"), pct, signed=True)
+    return text + ("" if ci == "-" else f" {ci}")
 
 
-def variant_table(ok: pd.DataFrame, rows: pd.DataFrame, variants: list[str], base: str | None) -> tuple[pd.DataFrame, set]:
-    """Display table of the variants and the cells to highlight (best mean accuracy/kappa, least cost)."""
+def variant_table(ok: pd.DataFrame, rows: pd.DataFrame, variants: list[str], base: str | None,
+                  stats_rows: list[dict[str, Any]] | None = None, correction: str = "holm") -> tuple[pd.DataFrame, set]:
+    """Display table of the variants and the cells to highlight (best mean accuracy/kappa, least cost).
+
+    ``stats_rows``: :func:`nasattn.report.ablation_stats.analyze` of ``rows`` (computed when None).
+    """
+    if stats_rows is None:
+        stats_rows = analyze(rows, variants, base, correction=correction)
+    by = {r["variant"]: r for r in stats_rows}
     disp, num = [], []
-    base_df = ok[ok["variant"] == base] if base else ok.iloc[0:0]
     for v in variants:
         d = ok[ok["variant"] == v]
-        acc, kap = summarize(pd.to_numeric(d["test_accuracy"], errors="coerce").tolist()), \
-            summarize(pd.to_numeric(d.get("kappa", pd.Series(dtype=float)), errors="coerce").tolist())
+        r = by.get(v, {})
+        acc = summarize(pd.to_numeric(d["test_accuracy"], errors="coerce").tolist())
+        kap = summarize(pd.to_numeric(d.get("kappa", pd.Series(dtype=float)), errors="coerce").tolist())
         n_all = int((rows["variant"] == v).sum())
-        row = {"variant": v + (" (base)" if v == base else ""), "seeds ok": f"{len(d)}/{n_all}",
-               "test accuracy": _pm(acc, True), "test acc. 95% CI": _ci(acc, True),
-               "kappa": _pm(kap, False), "kappa 95% CI": _ci(kap, False),
+        few = " †" if len(d) and len(d) < 3 else ""
+        row = {"variant": v + (" (base)" if v == base else ""), "runs ok": f"{len(d)}/{n_all}{few}",
+               "test accuracy": _pm(acc, True),
+               "test acc. 95% CI": _ci(r.get("test_accuracy_ci_low"), r.get("test_accuracy_ci_high"), True),
+               "Δ test acc. vs base [95% CI]": _delta(r, "test_accuracy", True),
+               "d_z": fmt_num(r.get("test_accuracy_effect_dz"), 3),
+               "p (paired t)": _p(r.get("test_accuracy_p")), f"p adj. ({correction})": _p(r.get("test_accuracy_p_adj")),
+               "kappa": _pm(kap, False), "kappa 95% CI": _ci(r.get("kappa_ci_low"), r.get("kappa_ci_high"), False),
+               "Δ kappa vs base [95% CI]": _delta(r, "kappa", False),
+               "kappa p": _p(r.get("kappa_p")), "kappa p adj.": _p(r.get("kappa_p_adj")),
+               "McNemar b/c": "-" if r.get("mcnemar_b") is None else f"{r['mcnemar_b']}/{r['mcnemar_c']}",
+               "McNemar p": _p(r.get("mcnemar_p")), "McNemar p adj.": _p(r.get("mcnemar_p_adj")),
                "params": fmt_count(_mean(d, "params")), "FLOPs": fmt_count(_mean(d, "flops")),
                "train s": fmt_num(_mean(d, "train_seconds"), 3)}
         nrow = {"test accuracy": acc.mean, "kappa": kap.mean, "params": _mean(d, "params"),
                 "FLOPs": _mean(d, "flops"), "train s": _mean(d, "train_seconds")}
-        if base is not None and v != base:
-            row["Δ test acc. vs base"] = _diff(compare(_by_seed(base_df, "test_accuracy"), _by_seed(d, "test_accuracy")), True)
-            row["Δ kappa vs base"] = _diff(compare(_by_seed(base_df, "kappa"), _by_seed(d, "kappa")), False) \
-                if "kappa" in d.columns else "-"
-        else:
-            row["Δ test acc. vs base"] = row["Δ kappa vs base"] = "-"
         disp.append(row)
         num.append(nrow)
     rules = {"test accuracy": "max", "kappa": "max", "params": "min", "FLOPs": "min", "train s": "min"}
     return pd.DataFrame(disp), best_cells(pd.DataFrame(num), rules)
 
 
-def paper_numbers(meta: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """The paper's numbers per preset: ablation.json ``paper``, else the presets' ``paper``, else built-ins."""
-    out = {k: dict(v) for k, v in PAPER_FALLBACK.items()}
-    try:
-        from nasattn.presets import get_preset
+def statistics_notes(stats_rows: list[dict[str, Any]], correction: str) -> list[str]:
+    """The sentences under the variant table: methods, which variance the CIs cover, each comparison's caveats."""
+    method = {"holm": "Holm", "bh": "Benjamini-Hochberg", "none": "no"}.get(correction, correction)
+    out = [
+        "Mean ± sample std over runs; 95% CI: Student t, clipped to the metric's range; † fewer than 3 runs. "
+        "Δ: mean paired difference to the base over the runs both have (same seed and split), with its 95% t CI; "
+        "accuracies are compared as whole test images (1/n_test), so a constant difference has zero variance and "
+        "gets no t-test. d_z: Cohen's d_z (mean / sd of the paired differences). p: paired t-test.",
+        f"Multiple comparisons: {method} correction over all variants x metrics (test accuracy, kappa); "
+        "the McNemar p-values form a second family, corrected the same way.",
+        "McNemar: exact test of each variant against the base on the same test images, per run "
+        "(b: images only the base classifies correctly, c: only the variant); pooled over runs by summing b and c "
+        "and an exact binomial test (p = 1/2) on the totals. The runs are treated as independent; on one split the "
+        "same test images recur across seeds, so the pooled p is optimistic.",
+    ]
+    covers = next((r.get("ci_covers") for r in stats_rows if r.get("ci_covers")), None)
+    if covers:
+        out.append(f"The CIs cover: {covers}.")
+    for r in stats_rows:
+        for m, label in (("test_accuracy", "test accuracy"), ("kappa", "kappa")):
+            if r.get(f"{m}_note"):
+                out.append(f"{r['variant']} ({label}): {r[f'{m}_note']}.")
+    return out
 
-        for name in PAPER_VARIANTS:
-            out[name].update({k: v for k, v in get_preset(name).paper.items() if k in PAPER_LABELS})
-    except Exception:  # noqa: BLE001
-        pass
+
+def changes_table(meta: dict[str, Any]) -> pd.DataFrame:
+    """ablation.json's ``differences`` (variant -> changes from the base) and ``skipped`` (variant -> why)."""
+    rows = []
+    diffs, skipped = meta.get("differences") or {}, meta.get("skipped") or {}
+    for v, lines in diffs.items() if isinstance(diffs, dict) else []:
+        rows.append({"variant": v, "differs from the base in": "; ".join(map(str, lines or []))})
+    for v, why in skipped.items() if isinstance(skipped, dict) else []:
+        rows.append({"variant": v, "differs from the base in": f"skipped: {why}"})
+    return pd.DataFrame(rows)
+
+
+def paper_numbers(meta: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The paper's numbers per preset (:func:`nasattn.presets.get_preset` ``.paper``), updated by ablation.json's ``paper``."""
+    from nasattn.presets import get_preset, list_presets
+
+    out: dict[str, dict[str, float]] = {}
+    for name in list_presets():
+        out[name] = {k: v for k, v in get_preset(name).paper.items() if k in PAPER_LABELS and is_number(v)}
     paper = meta.get("paper") or {}
     for name, values in paper.items() if isinstance(paper, dict) else []:
         if isinstance(values, dict):
@@ -176,19 +224,22 @@ def paper_numbers(meta: dict[str, Any]) -> dict[str, dict[str, float]]:
 
 def paper_reference(variant: str, meta: dict[str, Any]) -> str | None:
     """The paper network a variant reproduces: its own name, ``paper_<name>``, or the base's preset."""
+    from nasattn.presets import list_presets
+
+    presets = list_presets()
     name = variant.removeprefix("paper_")
-    if name in PAPER_VARIANTS:
+    if name in presets:
         return name
     source = meta.get("base_source") or {}
-    if variant == meta.get("base") and isinstance(source, dict) and source.get("preset") in PAPER_VARIANTS:
+    if variant == meta.get("base") and isinstance(source, dict) and source.get("preset") in presets:
         return source["preset"]
     return None
 
 
 def reproduced(d: pd.DataFrame, key: str) -> list[float]:
     """Per-seed values of ``key`` (``alpha``: the mean over the alpha/* columns of each run)."""
-    if key == "alpha":
-        cols = figures.alpha_columns(d)
+    if key in ("alpha", "alpha_decay_only"):
+        cols = figures.alpha_columns(d) if key == "alpha" else [c for c in d.columns if str(c).startswith(DECAY_ONLY)]
         if not cols:
             return []
         return pd.to_numeric(d[cols].stack(), errors="coerce").groupby(level=0).mean().dropna().tolist()
@@ -216,6 +267,11 @@ def paper_table(ok: pd.DataFrame, variants: list[str], meta: dict[str, Any]) -> 
             diff = "-" if s.mean is None else (f"{(s.mean - ref) * 100:+.2f}{unit}" if pct else f"{s.mean - ref:+.4f}")
             out.append({"variant": label, "metric": PAPER_LABELS.get(key, key), "paper": ref_txt,
                         "reproduced": mine, "n seeds": s.n, "difference": diff})
+            decay = summarize(reproduced(d, "alpha_decay_only")) if key == "alpha" else None
+            if decay is not None and decay.mean is not None:
+                out.append({"variant": label, "metric": "mean alpha from weight decay alone (same init and schedule)",
+                            "paper": "-", "reproduced": _pm(decay, False), "n seeds": decay.n,
+                            "difference": f"{decay.mean - ref:+.4f}"})
     return pd.DataFrame(out)
 
 
@@ -225,6 +281,30 @@ def _mean_history(runs: list[dict[str, Any]]) -> pd.DataFrame:
         return pd.DataFrame()
     cat = pd.concat(hs, ignore_index=True)
     return cat.apply(pd.to_numeric, errors="coerce").groupby("epoch", as_index=False).mean(numeric_only=True)
+
+
+def alpha_control(history: pd.DataFrame, title: str) -> Any:
+    """Learned alpha per fusion block over epochs (solid) beside the alpha weight decay alone would give
+    (dashed, ``alpha_decay_only/<block>``); None without alpha columns."""
+    import plotly.graph_objects as go
+
+    cols = figures.alpha_columns(history)
+    if not cols or "epoch" not in history.columns:
+        return None
+    fig = go.Figure()
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+    for i, c in enumerate(cols):
+        block, color = c[len("alpha/"):], palette[i % len(palette)]
+        fig.add_trace(go.Scatter(x=history["epoch"], y=history[c], mode="lines+markers", name=f"{block} (learned)",
+                                 line=dict(color=color)))
+        decay = DECAY_ONLY + block
+        if decay in history.columns and pd.to_numeric(history[decay], errors="coerce").notna().any():
+            fig.add_trace(go.Scatter(x=history["epoch"], y=history[decay], mode="lines", name=f"{block} (weight decay alone)",
+                                     line=dict(color=color, dash="dash")))
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(title_text="alpha (spatial weight)")
+    fig.update_layout(title=title, template="plotly_white", height=420)
+    return fig
 
 
 def _per_class(ok: pd.DataFrame, variants: list[str]) -> pd.DataFrame:
@@ -267,6 +347,8 @@ def render_ablation(folder: Path) -> Page:
                    "base": f"{base} (preset {source['preset']})" if isinstance(source, dict) and source.get("preset") else base,
                    "variants": ", ".join(variants), "runs": f"{len(ok)} finished of {len(rows)}",
                    "seeds": ", ".join(map(str, meta.get("seeds") or [])) or None,
+                   "split seeds": ", ".join(map(str, meta.get("split_seeds") or [])) or None,
+                   "p-value correction": meta.get("correction"),
                    "width": None if meta.get("width_mult") is None else f"x{meta['width_mult']:g}",
                    "epochs": meta.get("epochs") or ("each recipe's own" if meta else None),
                    "data": meta.get("data")}
@@ -274,10 +356,18 @@ def render_ablation(folder: Path) -> Page:
     page.section("Variants", "ablation-variants")
     if rows.empty:
         page.text("ablation.csv is missing or empty: no run has finished yet.", "warn")
-    table, best = variant_table(ok, rows, variants, base)
+    correction = meta.get("correction") if meta.get("correction") in ("holm", "bh", "none") else "holm"
+    stats_rows = analyze(rows, variants, base, correction=correction,
+                         predictions=predictions_from_run_dirs(rows, lambda d: resolve_run_dir(folder, d))) \
+        if not rows.empty else []
+    table, best = variant_table(ok, rows, variants, base, stats_rows, correction)
     page.table(table, "table-ablation-variants", best=best)
-    page.text("mean ± sample std over seeds; 95% CI: Student t; Δ: difference of means to the base with the "
-              "p-value of a paired t-test by seed (Welch's t-test when the seeds differ).")
+    for note in statistics_notes(stats_rows, correction):
+        page.text(note)
+    changes = changes_table(meta)
+    if not changes.empty:
+        page.section("What each variant changes", "ablation-changes")
+        page.table(changes, "table-ablation-changes")
     ptable = paper_table(ok, variants, meta)
     if not ptable.empty:
         page.section("Paper vs reproduced", "ablation-paper")
@@ -303,7 +393,9 @@ def render_ablation(folder: Path) -> Page:
     hist = {v: _mean_history(runs[v]) for v in variants if v in runs}
     page.figure(figures.training_curves(hist, "Training curves (mean over seeds)"), "fig-ablation-curves")
     for v, h in hist.items():
-        page.figure(figures.alpha_curves(h, f"{v}: fusion weight alpha over epochs (mean over seeds)"),
+        decay = any(str(c).startswith(DECAY_ONLY) for c in h.columns)
+        page.figure(alpha_control(h, f"{v}: fusion weight alpha over epochs (mean over seeds)"
+                                  + (", learned vs weight decay alone" if decay else "")),
                     f"fig-ablation-alpha-{variants.index(v)}")
     preds = {v: pd.concat([r["predictions"] for r in runs[v] if r.get("predictions") is not None], ignore_index=True)
              for v in variants if v in runs and any(r.get("predictions") is not None for r in runs[v])}
@@ -312,7 +404,7 @@ def render_ablation(folder: Path) -> Page:
         page.text("No run folder could be read: no training curves, confusion matrix or confidence histograms.", "warn")
 
     page.section("Runs", "ablation-runs")
-    cols = [c for c in ("variant", "seed", "status", "test_accuracy", "kappa", "val_accuracy", "train_seconds", "run_dir", "error")
+    cols = [c for c in ("variant", "seed", "split_seed", "status", "test_accuracy", "kappa", "val_accuracy", "train_seconds", "run_dir", "error")
             if c in rows.columns]
     page.table(rows[cols].reset_index(drop=True), "table-ablation-runs",
                formats={"test_accuracy": fmt_pct, "val_accuracy": fmt_pct})

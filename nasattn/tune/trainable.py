@@ -142,8 +142,11 @@ def _train_trial(config: dict[str, Any]) -> None:
         spec = spec.scaled(float(config["width_mult"]))
     recipe = Recipe.model_validate(config.get("recipe") or {})
     dataset = _load_data(config, seed)
-    if len(dataset.classes) != spec.num_classes:
-        spec = spec.model_copy(update={"num_classes": len(dataset.classes)})
+    from nasattn.engine import adapt_to_dataset
+
+    spec, recipe, notes = adapt_to_dataset(spec, recipe, dataset.classes)
+    for note in notes:
+        print(f"nasattn: {note}", flush=True)
 
     torch.manual_seed(seed)
     model = build_model(spec)

@@ -1,0 +1,52 @@
+"""Adapt an architecture and a recipe made for one dataset (a preset: EuroSAT) to another dataset's classes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from nasattn.engine.recipe import Recipe
+
+if TYPE_CHECKING:
+    from nasattn.spec import ArchSpec
+
+
+def adapt_to_dataset(
+    spec: ArchSpec, recipe: Recipe, classes: Sequence[str], *, user_class_weights: bool = False
+) -> tuple[ArchSpec, Recipe, list[str]]:
+    """``(spec, recipe, notes)`` fitted to a dataset with ``classes``; each note is one line saying what changed.
+
+    - The head gets one output per class (``spec.num_classes``).
+    - Per-class ``class_weights`` of another length were written for another dataset: they are replaced by
+      weights computed from the training labels (``balanced``). When the user gave them
+      (``user_class_weights``, e.g. with ``--set``), a wrong length is an error instead.
+
+    Raises ``ConfigError`` (naming the ``--set`` that fixes it) for what cannot adapt: fewer than two
+    classes, or user-given class weights of the wrong length.
+    """
+    from nasattn.config import ConfigError
+
+    k = len(classes)
+    if k < 2:
+        raise ConfigError(
+            f"the dataset has {k} class{'es' if k != 1 else ''} ({', '.join(classes) or 'none'}); a classifier "
+            "needs at least 2 (one sub-folder of images per class)"
+        )
+    notes: list[str] = []
+    if spec.num_classes != k:
+        notes.append(f"head: {spec.num_classes} -> {k} outputs (the dataset's classes)")
+        spec = spec.model_copy(update={"num_classes": k})
+    weights = recipe.class_weights
+    if isinstance(weights, list) and len(weights) != k:
+        if user_class_weights:
+            raise ConfigError(
+                f"recipe.class_weights has {len(weights)} entries but the dataset has {k} classes "
+                f"({', '.join(classes)}); give one weight per class in this order "
+                f"(--set class_weights=[{', '.join(['1.0'] * k)}]) or computed ones (--set class_weights=balanced)"
+            )
+        notes.append(
+            f"class_weights: the recipe's {len(weights)} per-class weights are for another dataset; using "
+            f"'balanced' weights computed from the training labels (--set class_weights=... to choose)"
+        )
+        recipe = recipe.model_copy(update={"class_weights": "balanced"})
+    return spec, recipe, notes
