@@ -203,3 +203,37 @@ def test_space_prints_the_sampled_recipe_as_yaml():
     assert len(blocks) == 2 and all(isinstance(b, dict) and "lr" in b for b in blocks), res.output
     for b in blocks:
         assert all(len(repr(v)) <= 10 for v in b.values() if isinstance(v, float)), b  # 4 significant digits
+
+
+@pytest.mark.slow
+def test_a_wheel_installed_outside_the_checkout_ships_the_studies_and_spaces(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    wheels, target, work = tmp_path / "wheels", tmp_path / "site", tmp_path / "work"
+    work.mkdir()
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels),
+                    str(root)], check=True, cwd=tmp_path)
+    wheel = next(wheels.glob("nasattn-*.whl"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+                   check=True, cwd=tmp_path)
+    env = dict(os.environ, PYTHONPATH=str(target), NASATTN_CACHE=str(tmp_path / "cache"))
+
+    def nasattn(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "nasattn.cli.main", *args], cwd=work, env=env, capture_output=True,
+                              text=True, timeout=300)
+
+    where = subprocess.run([sys.executable, "-c", "import nasattn; print(nasattn.__file__)"], cwd=work, env=env,
+                           capture_output=True, text=True, check=True).stdout
+    assert where.startswith(str(target)), where  # the installed copy, not the checkout
+    res = nasattn("space", "quickstart", "-n", "0", "--no-dims")  # a bundled study by name, its space beside it
+    assert res.returncode == 0 and "eurosat" in res.stdout, res.stderr
+    res = nasattn("search", "nope")
+    assert res.returncode == 2 and "quickstart" in res.stderr and "eurosat-cpu" in res.stderr
+    res = nasattn("init", "ex")
+    assert res.returncode == 0, res.stderr
+    assert (work / "ex" / "studies" / "quickstart.yaml").read_text() == (root / "studies" / "quickstart.yaml").read_text()
+    assert (work / "ex" / "search_spaces" / "eurosat.yaml").is_file()

@@ -113,7 +113,7 @@ def check_gpu_study(loaded: Any, study_file: Path) -> None:
 
 
 def space(
-    file: Path = typer.Argument(..., help="A search-space YAML (or a study YAML: its space is used)."),
+    file: Path = typer.Argument(..., help="A search-space YAML (or a study YAML: its space is used), or a bundled one by name (eurosat, quickstart)."),
     samples: int = typer.Option(3, "--samples", "-n", min=0, help="How many sampled architectures to print."),
     seed: int = typer.Option(0, "--seed"),
     show_dims: bool = typer.Option(True, "--dims/--no-dims", help="List every parameter of the space."),
@@ -132,6 +132,10 @@ def _space(file: Path, samples: int, seed: int, show_dims: bool) -> None:
         NotInSpace, Rejected, arch_point, check_constraints, describe_dim, iter_dims, load_space, sample_spec, space_size,
     )
 
+    if not Path(file).exists():  # a bundled space or study by name: eurosat, quickstart
+        from nasattn.examples import bundled_space, resolve_study
+
+        file = bundled_space(str(file)) or resolve_study(file)
     raw = read_yaml(file)
     if isinstance(raw, dict) and "space" in raw and "stages" not in raw:
         from nasattn.search.study import load_study
