@@ -23,6 +23,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain help: flags without a <bool> placeholder
+    context_settings={"max_content_width": 160},  # help as wide as the terminal (click's default stops at 80)
 )
 
 
