@@ -136,3 +136,22 @@ def test_a_signalled_ablation_writes_its_csv_and_exits_143(tmp_path):
     rows = pd.read_csv(out / "ablation.csv")
     assert "UNFINISHED" in set(rows["status"]), rows
     assert "Traceback" not in text and "Fatal Python error" not in text
+
+
+@pytest.mark.slow
+def test_a_signalled_training_exits_130_with_one_line_and_no_traceback(tmp_path):
+    log = tmp_path / "train.log"
+    out = tmp_path / "run"
+    proc = _start(["train", "--preset", "baseline", "--data", "eurosat-mini", "--width-mult", "0.125", "--epochs", "200",
+                   "--threads", "1", "--no-progress", "--out", str(out)], tmp_path, log)
+    try:
+        _wait_for(lambda: "epoch 1:" in log.read_text(), proc, log)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log.read_text()
+    assert proc.returncode == 130, text
+    assert "interrupted (SIGINT)" in text and "Traceback" not in text and "KeyboardInterrupt" not in text
+    assert not (out / "metrics.json").exists()
