@@ -26,14 +26,38 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return "".join(parts) or "(top level)"
 
 
-def format_validation_error(error: ValidationError, source: str | None = None) -> str:
-    """One line per problem: ``source: field.path: message``."""
+def _model_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model that holds the field at ``loc`` (None when the path leaves nested models)."""
+    import typing
+
+    for item in loc:
+        if model is None:
+            return None
+        if isinstance(item, int):
+            continue
+        field = model.model_fields.get(str(item))
+        if field is None:
+            return None
+        ann = field.annotation
+        candidates = [ann, *typing.get_args(ann)]
+        for arg in list(candidates):
+            candidates += typing.get_args(arg)  # list[Model], Optional[list[Model]]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    return model
+
+
+def format_validation_error(error: ValidationError, source: str | None = None,
+                            model: type[BaseModel] | None = None) -> str:
+    """One line per problem: ``source: field.path: message``; unknown fields list the allowed names."""
     prefix = f"{source}: " if source else ""
     lines = []
     for err in error.errors(include_url=False):
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
+            holder = _model_at(model, tuple(err["loc"][:-1])) if model is not None else None
+            if holder is not None:
+                msg += f"; allowed: {', '.join(holder.model_fields)}"
         lines.append(f"{prefix}{_loc(err['loc'])}: {msg}")
     return "\n".join(lines)
 
@@ -56,7 +80,7 @@ def validate(model: type[M], data: Any, source: str | None = None) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, source)) from None
+        raise ConfigError(format_validation_error(e, source, model)) from None
 
 
 def load_model(model: type[M], path: str | Path, key: str | None = None) -> M:

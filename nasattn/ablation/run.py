@@ -57,6 +57,8 @@ class AblationResult:
     wall_s: float = 0.0
     ray_start_s: float = 0.0
     experiment: str = EXPERIMENT
+    interrupted: int | None = None  # the signal that stopped the ablation (SIGINT, SIGTERM), if any
+    checkpointed: int = 0  # unfinished runs with a checkpoint to resume from
 
 
 def _say(console: Any, msg: str) -> None:
@@ -170,7 +172,9 @@ def run_ablation(
     out = loaded.output
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output {out} is a file, not a folder")
-    if out.exists() and any(out.iterdir()):
+    from nasattn.rundir import is_run_content
+
+    if out.exists() and any(is_run_content(p) for p in out.iterdir()):  # the run folder's lock file aside
         if not resume:
             raise ConfigError(f"{out} already holds an ablation; add --resume to continue it, or choose another --out")
     elif resume:
@@ -199,10 +203,13 @@ def run_ablation(
                       + (f"; restoring {out / exp_name}" if restoring else ""))
         table = TrialTable(total=len(configs), concurrency=conc, title=f"nasattn ablate {a.name}",
                            describe=TrialLabel([_label(c) for c in configs]), live=live)
-        grid = run_grid(
-            configs, storage_path=out, name=exp_name, cpus_per_trial=res.cpus_per_trial,
-            gpus_per_trial=res.gpus_per_trial, max_concurrent=conc, callbacks=[table], resume=restoring,
-        )
+        from nasattn.interrupt import tune_interrupts
+
+        with tune_interrupts() as stop:
+            grid = run_grid(
+                configs, storage_path=out, name=exp_name, cpus_per_trial=res.cpus_per_trial,
+                gpus_per_trial=res.gpus_per_trial, max_concurrent=conc, callbacks=[table], resume=restoring,
+            )
         tune_rows = result_rows(grid)
 
     rows = ablation_rows(configs, tune_rows)
@@ -210,6 +217,11 @@ def run_ablation(
     result.ray_start_s = ray_start_s
     result.experiment = exp_name
     result.wall_s = time.time() - t0
+    if stop.signum is not None:
+        result.interrupted = stop.signum
+        result.checkpointed = sum(1 for r in grid if r.checkpoint is not None and r.error is None
+                                  and not (r.metrics or {}).get("final"))
+        return result
     failed = result.counts.get("ERROR", 0)
     if not result.counts.get("COMPLETE") and failed == len(rows):
         first = next((r["error"] for r in rows if r.get("error")), "no trial finished")

@@ -10,7 +10,8 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from nasattn.cli.common import console, deep_merge, fail, handle_user_errors, parse_overrides
+from nasattn.cli.common import console, data_flag, fail, handle_user_errors, interrupted_line, parse_overrides
+from nasattn.config import deep_merge
 
 
 def _names(value: str | None) -> list[str] | None:
@@ -63,6 +64,7 @@ def _ablate(ablation_file: Path | None, preset: str | None, arch: Path | None, s
     from nasattn.ablation.run import AblationFailed, run_ablation
     from nasattn.ablation.study import load_ablation
     from nasattn.config import ConfigError
+    from nasattn.rundir import check_output_folder, lock_run_folder
 
     if preset is not None and arch is not None:
         raise ConfigError("give at most one of --preset NAME or --arch FILE")
@@ -79,8 +81,14 @@ def _ablate(ablation_file: Path | None, preset: str | None, arch: Path | None, s
         if value is not None:
             flags[key] = value
     merged = deep_merge(parse_overrides(overrides), flags)
-    if data is not None and not data.startswith("eurosat-mini") and ablation_file is not None:
-        merged["data"] = str(Path(data).expanduser().resolve())  # a flag's path is relative to the working directory
+    if data is not None and ablation_file is not None:
+        merged["data"] = data_flag(data)  # a flag's path is relative to the working directory
+    if ablation_file is not None:
+        from nasattn.examples import resolve_study
+
+        ablation_file = resolve_study(ablation_file)  # a bundled file by name: ablation-quick
+    if out is not None:
+        check_output_folder(out)
     loaded = load_ablation(ablation_file, merged)
     a = loaded.ablation
     plan = loaded.plan()
@@ -97,10 +105,19 @@ def _ablate(ablation_file: Path | None, preset: str | None, arch: Path | None, s
         return
     argv = sys.argv[1:]
     command = "nasattn " + " ".join(shlex.quote(x) for x in argv) if "ablate" in argv else "nasattn ablate"
+    check_output_folder(loaded.output)
     try:
-        result = run_ablation(loaded, resume=resume, retry_errors=retry_errors, console=console, live=live, command=command)
+        with lock_run_folder(loaded.output, command):
+            result = run_ablation(loaded, resume=resume, retry_errors=retry_errors, console=console, live=live,
+                                  command=command)
     except AblationFailed as e:
         raise fail(str(e), code=1) from None
+    if result.interrupted:
+        finished = result.counts.get("COMPLETE", 0) + result.counts.get("ERROR", 0)
+        again = [x for x in argv if x != "--resume"]
+        flags_out = [] if "--out" in again or "-o" in again else ["--out", str(loaded.output)]
+        console.print(f"wrote {result.csv}, {result.summary_csv}", highlight=False)
+        interrupted_line(result, finished, " ".join(["nasattn", *(shlex.quote(x) for x in again), *flags_out, "--resume"]))
     counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(result.counts.items()))
     console.print(f"finished: {counts} | wall {result.wall_s:.0f}s (Ray start {result.ray_start_s:.1f}s)")
     console.print(f"wrote {result.csv}, {result.summary_csv}, {result.json}")

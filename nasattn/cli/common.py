@@ -8,6 +8,8 @@ from typing import Any, Callable, TypeVar
 import typer
 from rich.console import Console
 
+from nasattn.config import deep_merge  # noqa: F401  (re-exported: the merge lives in nasattn.config)
+
 console = Console()
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,10 +40,17 @@ def handle_user_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from nasattn.interrupt import Interrupted, catch_interrupts
+
         try:
-            return fn(*args, **kwargs)
+            with catch_interrupts():
+                return fn(*args, **kwargs)
         except user_errors() as e:
             raise fail(str(e)) from None
+        except Interrupted as e:
+            err_console.print(f"interrupted ({e}) before any result was written",
+                              highlight=False, soft_wrap=True)
+            raise typer.Exit(e.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -57,20 +66,71 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key=value (e.g. budget.trials=20)")
         key, value = item.split("=", 1)
-        node = out
         parts = key.strip().split(".")
+        if not all(p.strip() for p in parts):
+            raise ConfigError(f"--set {item!r}: the key {key!r} is not a field path like budget.trials")
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ConfigError(
+                f"--set {item!r}: the value {value!r} is not valid YAML ({getattr(e, 'problem', None) or e}); "
+                "quote text, e.g. --set 'name=\"a b\"', and give lists as [1, 2]"
+            ) from None
+        node = out
         for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(value)
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {part} was already given a value")
+            node = child
+        node[parts[-1]] = parsed
     return out
 
 
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Recursively merge ``override`` into a copy of ``base``."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+def check_device(device: str) -> None:
+    """A ConfigError when ``device`` (auto, cpu, cuda, cuda:N, mps) is not usable here, before any work starts."""
+    import re
+
+    from nasattn.config import ConfigError
+
+    if device in ("auto", "cpu"):
+        return
+    m = re.fullmatch(r"cuda(?::(\d+))?", device)
+    if m:
+        import torch
+
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise ConfigError(f"--device {device}: no CUDA GPU is visible to torch here; use --device cpu (or auto)")
+        if m.group(1) is not None and int(m.group(1)) >= n:
+            raise ConfigError(f"--device {device}: only {n} GPU(s) visible (cuda:0..cuda:{n - 1})")
+        return
+    if device == "mps":
+        import torch
+
+        if not torch.backends.mps.is_available():
+            raise ConfigError("--device mps: Apple's MPS backend is not available here; use --device cpu (or auto)")
+        return
+    raise ConfigError(f"--device {device!r}: allowed: auto, cpu, cuda, cuda:N, mps")
+
+
+def interrupted_line(result: Any, finished: int, resume_command: str) -> None:
+    """The one line after a SIGINT/SIGTERM, then exit ``128 + signal``."""
+    err_console.print(
+        f"interrupted: {finished} finished, {result.checkpointed} checkpointed; continue with `{resume_command}`",
+        highlight=False, soft_wrap=True,
+    )
+    raise typer.Exit(128 + result.interrupted)
+
+
+def plural(n: float, word: str) -> str:
+    """``word`` or ``word + "s"`` to go with the count ``n``."""
+    return word if n == 1 else word + "s"
+
+
+def data_flag(value: str) -> str:
+    """A ``--data`` flag's value for a study or ablation file: paths absolute (relative to the working directory)."""
+    from pathlib import Path
+
+    if value.startswith("eurosat-mini") or "://" in value:
+        return value
+    return str(Path(value).expanduser().resolve())

@@ -11,7 +11,10 @@ from rich.table import Table
 
 from nasattn import __version__
 from nasattn.cli import ablate_cmd, bench_cmd, report_cmd, search_cmd
-from nasattn.cli.common import console, deep_merge, fail, handle_user_errors, parse_overrides
+from nasattn.cli.common import check_device, plural, console, fail, handle_user_errors, parse_overrides
+from nasattn.config import deep_merge
+
+DEFAULT_TRAIN_OUT = Path("runs/train")
 
 app = typer.Typer(
     name="nasattn",
@@ -19,6 +22,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: flags without a <bool> placeholder
+    context_settings={"max_content_width": 160},  # help as wide as the terminal (click's default stops at 80)
 )
 
 
@@ -110,16 +115,17 @@ def train(
     subset: Optional[float] = typer.Option(None, "--subset", help="Train on a stratified fraction (0-1] of the dataset."),
     protocol: str = typer.Option("default", "--protocol", help="default (the preset's recipe, stratified split), paper (the author's split, augmentation, precision, DropBlock) or paper-as-run (paper without augmentation, as the author's code trained)."),
     overrides: Optional[list[str]] = typer.Option(None, "--set", help="Recipe override, e.g. --set lr=3e-4 (repeatable)."),
-    out: Path = typer.Option(Path("runs/train"), "--out", "-o", help="Output folder."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default runs/train, or the next free runs/train-N)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in --out."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch (default: all cores; give 1 to run two trainings side by side)."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="A progress bar (default: when stdout is a terminal); without it, one line per epoch.", show_default=False),
 ) -> None:
     """Train one architecture and write metrics.json, history.csv, arch.yaml and model.pt."""
     progress = sys.stdout.isatty() if progress is None else progress
     from nasattn.config import ConfigError
-    from nasattn.data import load_dataset
-    from nasattn.engine import Recipe, TrainingDivergedError, train as train_model, write_run
+    from nasattn.engine import Recipe
     from nasattn.presets import load_arch_source
+    from nasattn.rundir import lock_run_folder, probe_writable, train_output
 
     if (preset is None) == (arch is None):
         raise ConfigError("give exactly one of --preset NAME or --arch FILE")
@@ -132,6 +138,21 @@ def train(
     spec = spec.scaled(width_mult)
     if subset is not None and not 0 < subset <= 1:
         raise ConfigError(f"--subset {subset}: must be in (0, 1]")
+    check_device(device)
+    run_dir, moved = train_output(out or DEFAULT_TRAIN_OUT, default=out is None, overwrite=overwrite)
+    with lock_run_folder(run_dir):
+        probe_writable(run_dir)
+        if moved:
+            console.print(moved, highlight=False, soft_wrap=True)
+        _train_locked(spec, recipe, data, download, progress, subset, seed, width_mult, threads, device, arch, run_dir,
+                      overrides, protocol)
+
+
+def _train_locked(spec, recipe, data, download, progress, subset, seed, width_mult, threads, device, arch, out,  # noqa: ANN001
+                  overrides, protocol) -> None:  # noqa: ANN001
+    """The training part of ``train``: runs while the output folder is locked."""
+    from nasattn.data import load_dataset
+    from nasattn.engine import TrainingDivergedError, train as train_model, write_run
 
     if threads is not None:
         import torch
@@ -150,7 +171,7 @@ def train(
         console.print(f"note: {note}", highlight=False, soft_wrap=True)
     console.print(
         f"[bold]nasattn train[/] {spec.name or arch} | data {dataset.source} ({len(dataset)} images, "
-        f"{len(dataset.classes)} classes) | width x{width_mult} | {recipe.epochs} epochs | seed {seed}",
+        f"{len(dataset.classes)} classes) | width x{width_mult} | {recipe.epochs} {plural(recipe.epochs, 'epoch')} | seed {seed}",
         soft_wrap=True,
     )
     try:
@@ -196,6 +217,20 @@ def _print_summary(m: dict) -> None:
     for k, v in rows:
         table.add_row(k, v)
     console.print(table)
+
+
+@app.command()
+@handle_user_errors
+def init(
+    folder: Path = typer.Argument(Path("."), help="Where to copy studies/ and search_spaces/ (default: here)."),
+    force: bool = typer.Option(False, "--force", help="Replace files that already exist."),
+) -> None:
+    """Copy the example studies and search spaces out of the package, for editing."""
+    from nasattn.examples import copy_examples
+
+    written = copy_examples(folder, force=force)
+    console.print(f"wrote {len(written)} files into {folder}/studies and {folder}/search_spaces; "
+                  f"try: nasattn search {folder / 'studies' / 'quickstart.yaml'}", highlight=False, soft_wrap=True)
 
 
 # Commands of search, ablation, report and bench: their modules import Ray/Optuna/plotly lazily.

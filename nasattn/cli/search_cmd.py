@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import math
+import shlex
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.table import Table
 
-from nasattn.cli.common import console, fail, handle_user_errors, parse_overrides
+from nasattn.cli.common import plural, console, data_flag, fail, handle_user_errors, interrupted_line, parse_overrides
+
+
+def _short_float(v: Any) -> Any:
+    """A sampled float with 4 significant digits (``0.00123456789`` -> ``0.001235``); other values as they are."""
+    return float(f"{v:.4g}") if isinstance(v, float) else v
 
 
 def _fmt_size(n: float) -> str:
@@ -19,35 +25,58 @@ def _fmt_size(n: float) -> str:
 
 
 def search(
-    study_file: Path = typer.Argument(..., help="A study YAML (see studies/quickstart.yaml)."),
+    study_file: Path = typer.Argument(..., help="A study YAML, or the name of a bundled study (quickstart, eurosat-cpu, eurosat; see `nasattn init`)."),
     overrides: Optional[list[str]] = typer.Option(None, "--set", help="Override a study field, e.g. --set budget.trials=20 (repeatable)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted search in the output folder."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (overrides the study's output)."),
     live: Optional[bool] = typer.Option(None, "--live/--no-live", help="Live table (default: when on a terminal)."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="Folder or zip of images, or 'eurosat-mini' (overrides the study's data)."),
+    download: bool = typer.Option(False, "--download", help="Download EuroSAT with torchvision when no data is found."),
 ) -> None:
     """Run a neural architecture search (Ray Tune + Optuna) described by a study file."""
-    _search(study_file, overrides, resume, out, live)
+    _search(study_file, overrides, resume, out, live, data, download)
 
 
 @handle_user_errors
-def _search(study_file: Path, overrides: list[str] | None, resume: bool, out: Path | None, live: bool | None) -> None:
+def _search(study_file: Path, overrides: list[str] | None, resume: bool, out: Path | None, live: bool | None,
+            data: str | None = None, download: bool = False) -> None:
+    from nasattn.examples import resolve_study
+    from nasattn.rundir import check_output_folder, lock_run_folder
     from nasattn.search.run import SearchFailed, run_search
     from nasattn.search.study import load_study
 
-    loaded = load_study(study_file, parse_overrides(overrides), output=out)
+    given, study_file = study_file, resolve_study(study_file)
+    merged = parse_overrides(overrides)
+    if data is not None:
+        merged["data"] = data_flag(data)
+    if download:
+        merged["download"] = True
+    if out is not None:
+        check_output_folder(out)
+    loaded = load_study(study_file, merged, output=out)
+    check_output_folder(loaded.output)
+    check_gpu_study(loaded, study_file)
     s = loaded.study
     objectives = ", ".join(f"{o.mode} {o.metric}" for o in s.objectives)
     console.print(
-        f"[bold]nasattn search[/] {s.name} | {s.budget.trials} trials x {s.budget.epochs} epochs | {objectives} | "
+        f"[bold]nasattn search[/] {s.name} | {s.budget.trials} {plural(s.budget.trials, 'trial')} x {s.budget.epochs} "
+        f"{plural(s.budget.epochs, 'epoch')} | {objectives} | "
         f"sampler {s.sampler.type} (seed {s.sampler.seed}) | early stopping {s.early_stopping.type} | "
         f"output {loaded.output}" + (" | resume" if resume else ""),
         highlight=False, soft_wrap=True,
     )
     try:
-        result = run_search(loaded, resume=resume, console=console, live=live)
+        with lock_run_folder(loaded.output):
+            result = run_search(loaded, resume=resume, console=console, live=live)
     except SearchFailed as e:
         raise fail(str(e), code=1) from None
     counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(result.counts.items()))
+    if result.interrupted:
+        finished = sum(result.counts.get(k, 0) for k in ("COMPLETE", "STOPPED", "FAILED"))
+        again = ["nasattn", "search", shlex.quote(str(given)), *[f"--set {shlex.quote(o)}" for o in overrides or []],
+                 *([f"--data {shlex.quote(data)}"] if data else []), "--out", shlex.quote(str(loaded.output)), "--resume"]
+        console.print(f"wrote {result.trials_csv}" + (f", {result.report}" if result.report else ""), highlight=False)
+        interrupted_line(result, finished, " ".join(again))
     console.print(f"finished: {counts} | wall {result.wall_s:.0f}s (Ray start {result.ray_start_s:.1f}s)"
                   + (f" | {result.rejected} samples rejected by constraints" if result.rejected else ""))
     if result.best:
@@ -61,8 +90,30 @@ def _search(study_file: Path, overrides: list[str] | None, resume: bool, out: Pa
     console.print(f"wrote {result.trials_csv}" + (f", {result.report}" if result.report else ""))
 
 
+def check_gpu_study(loaded: Any, study_file: Path) -> None:
+    """On a machine without GPUs, a study that asks for GPUs is refused with the CPU study to use instead."""
+    from nasattn.config import ConfigError
+
+    res = loaded.study.resources
+    if not res.gpus_per_trial or loaded.study.ray.address not in (None, "", "local"):
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    b = loaded.study.budget
+    cost = (f"{b.trials} {plural(b.trials, 'trial')} x {b.epochs} {plural(b.epochs, 'epoch')} at width "
+            f"x{loaded.study.train.width_mult:g}" + ("" if b.time_limit else " with no time limit"))
+    raise ConfigError(
+        f"{study_file}: resources.gpus_per_trial = {res.gpus_per_trial:g}, but this machine has no GPU. "
+        f"This study ({cost}) is sized for GPUs. Use the CPU proxy instead: "
+        "nasattn search eurosat-cpu (studies/eurosat-cpu.yaml: 1/8 width, 3 epochs, 45 minutes), "
+        "or --set resources.gpus_per_trial=0 to run this one on CPUs anyway"
+    )
+
+
 def space(
-    file: Path = typer.Argument(..., help="A search-space YAML (or a study YAML: its space is used)."),
+    file: Path = typer.Argument(..., help="A search-space YAML (or a study YAML: its space is used), or a bundled one by name (eurosat, quickstart)."),
     samples: int = typer.Option(3, "--samples", "-n", min=0, help="How many sampled architectures to print."),
     seed: int = typer.Option(0, "--seed"),
     show_dims: bool = typer.Option(True, "--dims/--no-dims", help="List every parameter of the space."),
@@ -75,12 +126,16 @@ def space(
 def _space(file: Path, samples: int, seed: int, show_dims: bool) -> None:
     import optuna
 
-    from nasattn.config import read_yaml
+    from nasattn.config import read_yaml, to_yaml
     from nasattn.presets import PRESET_NAMES, get_preset
     from nasattn.search.space import (
         NotInSpace, Rejected, arch_point, check_constraints, describe_dim, iter_dims, load_space, sample_spec, space_size,
     )
 
+    if not Path(file).exists():  # a bundled space or study by name: eurosat, quickstart
+        from nasattn.examples import bundled_space, resolve_study
+
+        file = bundled_space(str(file)) or resolve_study(file)
     raw = read_yaml(file)
     if isinstance(raw, dict) and "space" in raw and "stages" not in raw:
         from nasattn.search.study import load_study
@@ -142,10 +197,11 @@ def _space(file: Path, samples: int, seed: int, show_dims: bool) -> None:
             console.print(
                 f"[bold]sample {shown}[/]: {arch_summary({'arch': spec.to_dict()})} | {spec.layers} layers, "
                 f"{spec.conv_layers} conv | {prof['params'] / 1e6:.2f}M params, {prof['flops'] / 1e9:.3f} GFLOP"
-                + (f" | recipe {recipe}" if recipe else ""),
-                highlight=False, soft_wrap=True,
+                , highlight=False, soft_wrap=True,
             )
             console.print(spec.to_yaml(), highlight=False)
+            if recipe:
+                console.print(to_yaml({"recipe": {k: _short_float(v) for k, v in recipe.items()}}), highlight=False)
         if rejected:
             console.print(f"({rejected} samples rejected by constraints)")
 

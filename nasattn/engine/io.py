@@ -40,10 +40,18 @@ def json_safe(obj: Any) -> Any:
     return str(obj)
 
 
+def _umask() -> int:
+    """The process's umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic(path: Path, write: Callable[[Path], None]) -> None:
     """Write via ``write(tmp)`` to a temporary file beside ``path``, then ``os.replace`` it into place."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a run's files follow the umask like any other
     try:
         write(Path(tmp))
         os.replace(tmp, path)

@@ -35,6 +35,8 @@ class SearchResult:
     ray_start_s: float = 0.0
     rejected: int = 0
     report_error: str | None = None
+    interrupted: int | None = None  # the signal that stopped the search (SIGINT, SIGTERM), if any
+    checkpointed: int = 0  # unfinished trials with a checkpoint to resume from
 
 
 def _say(console: Any, msg: str) -> None:
@@ -139,7 +141,7 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Any = None
     res = study.resources
     with start_ray(res, study.ray, loaded.source) as ray_started:
         conc, ray_start_s = ray_started.concurrency, ray_started.start_seconds
-        _say(console, f"{ray_started.summary}; up to {conc} trials at once")
+        _say(console, f"{ray_started.summary}; up to {conc} trial{'' if conc == 1 else 's'} at once")
         trainable = _trainable(loaded)
         if restoring:
             if not tune.Tuner.can_restore(str(exp_dir)):
@@ -182,18 +184,37 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Any = None
                 ),
             )
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        tuner.fit()
+        from nasattn.interrupt import tune_interrupts
+
+        with tune_interrupts() as stop:
+            grid = tuner.fit()
         rejected = 0 if restoring else getattr(getattr(searcher, "searcher", None), "rejected", 0)
 
     result = write_outputs(loaded, url, name, console=console)
     result.ray_start_s = ray_start_s
     result.rejected = rejected
     result.wall_s = time.time() - t0
+    if stop.signum is not None:
+        result.interrupted = stop.signum
+        result.checkpointed = _unfinished_with_checkpoint(grid, url, name)
+        return result
     ok = result.counts.get("COMPLETE", 0) + result.counts.get("STOPPED", 0)
     if ok == 0:
         first = _first_error(url, name)
         raise SearchFailed(f"every trial failed ({result.counts.get('FAILED', 0)} of {study.budget.trials}); first error: {first}")
     return result
+
+
+def _unfinished_with_checkpoint(grid: Any, url: str, name: str) -> int:
+    """Tune trials not recorded as finished in the study that have a checkpoint to resume from."""
+    import optuna
+
+    from nasattn.search.recorder import open_storage
+
+    st = optuna.load_study(study_name=name, storage=open_storage(url))
+    ended = ("COMPLETE", "STOPPED", "FAILED")  # the status attribute of trials that ended on their own
+    done = {t.user_attrs.get("tune_trial_id") for t in st.get_trials(deepcopy=False) if t.user_attrs.get("status") in ended}
+    return sum(1 for r in grid if r.checkpoint is not None and (r.metrics or {}).get("trial_id") not in done)
 
 
 def _first_error(url: str, name: str) -> str:

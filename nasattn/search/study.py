@@ -226,7 +226,10 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None, output
     if isinstance(space_raw, str):
         space_path = Path(space_raw).expanduser()
         if not space_path.is_absolute():
-            for candidate in (base_dir / space_path, Path.cwd() / space_path, base_dir.parent / space_path):
+            from nasattn.examples import bundled_space  # a bare name (space: eurosat) is a bundled space
+
+            for candidate in (base_dir / space_path, Path.cwd() / space_path, base_dir.parent / space_path,
+                              bundled_space(space_raw) or space_path):
                 if candidate.is_file():
                     space_path = candidate.resolve()
                     break

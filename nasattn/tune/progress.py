@@ -42,7 +42,8 @@ def _fmt_s(seconds: float | None) -> str:
 class TrialTable(Callback):
     """Running and finished trials, their key choices, current and best ``metric``, time left.
 
-    On a terminal it redraws a rich table in place; otherwise it prints one line per finished trial.
+    On a terminal it redraws a rich table in place (as wide as the terminal); otherwise (logs, CI, a pipe)
+    it prints one plain line per trial event: started, each reported epoch, finished.
     """
 
     def __init__(
@@ -107,6 +108,7 @@ class TrialTable(Callback):
         row = self._row(trial)
         row["status"] = "RUNNING"
         row["started"] = time.time()
+        self._line(f"{trial.trial_id} started | {row['choices']}")
         self._refresh()
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
@@ -120,19 +122,24 @@ class TrialTable(Callback):
         row["seconds"] = result.get("time_total_s")
         if result.get("final"):
             row["final_test"] = result.get("test_accuracy")
+        elif row["epoch"] is not None:
+            cur = "-" if row["current"] is None else f"{row['current'] * 100:.2f}%"
+            self._line(f"{trial.trial_id} epoch {row['epoch']}: {self.metric}={cur}")
         self._refresh()
 
     def _finish(self, trial: Any, status: str) -> None:
         row = self._row(trial)
         row["status"] = status
-        if not self._live and self._console is not None:
-            cur = row["current"]
-            cur_s = "-" if cur is None else f"{cur * 100:.2f}%"
-            self._console.print(
-                f"[{self.finished}/{self.total}] {trial.trial_id} {status.lower()} {self.metric}={cur_s} "
-                f"epochs={row['epoch']} | {row['choices']}", highlight=False, soft_wrap=True,
-            )
+        cur = row["current"]
+        cur_s = "-" if cur is None else f"{cur * 100:.2f}%"
+        self._line(f"[{self.finished}/{self.total}] {trial.trial_id} {status.lower()} {self.metric}={cur_s} "
+                   f"epochs={row['epoch']} | {row['choices']}")
         self._refresh()
+
+    def _line(self, text: str) -> None:
+        """One plain line when there is no live table (output is not a terminal, or --no-live)."""
+        if self._live is None and self._console is not None:
+            self._console.print(text, highlight=False, soft_wrap=True, markup=False)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         row = self._row(trial)

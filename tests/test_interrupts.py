@@ -1,0 +1,157 @@
+"""Real processes, real signals: a locked output folder, and SIGINT/SIGTERM during a search or an ablation."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NASATTN = [sys.executable, "-m", "nasattn.cli.main"]
+TINY_SEARCH = ["search", "quickstart", "--set", "budget.trials=4", "--set", "budget.epochs=200", "--set", "budget.max_steps_per_epoch=2",
+               "--set", "train.width_mult=0.125", "--set", "resources.max_concurrent=1", "--set", "report=false",
+               "--no-live"]
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", NASATTN_CACHE=str(tmp_path / "cache"),
+               COLUMNS="200")
+    env.pop("NASATTN_DATA", None)
+    return env
+
+
+def _start(args: list[str], tmp_path: Path, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(NASATTN + args, cwd=tmp_path, env=_env(tmp_path), stdout=log.open("w"),
+                            stderr=subprocess.STDOUT)
+
+
+def _wait_for(cond, proc: subprocess.Popen, log: Path, timeout: float = 240) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended (rc {proc.returncode}) before the awaited state:\n{log.read_text()}")
+        time.sleep(0.5)
+    proc.kill()
+    pytest.fail(f"timed out waiting:\n{log.read_text()}")
+
+
+def _run(args: list[str], tmp_path: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(NASATTN + args, cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _holder(folder: Path, tmp_path: Path) -> subprocess.Popen:
+    """Another process that takes the folder's lock and keeps it until killed."""
+    code = ("import sys, time\nfrom nasattn.rundir import lock_run_folder\n"
+            f"with lock_run_folder({str(folder)!r}, 'holder test'):\n    print('locked', flush=True)\n    time.sleep(600)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], env=_env(tmp_path), stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+@pytest.mark.slow
+def test_a_locked_folder_refuses_search_ablate_and_train_naming_the_pid(tmp_path):
+    out = tmp_path / "run"
+    holder = _holder(out, tmp_path)
+    try:
+        for args in (TINY_SEARCH + ["--out", str(out)],
+                     ["ablate", "--preset", "baseline", "--data", "eurosat-mini", "--out", str(out)],
+                     ["train", "--preset", "baseline", "--data", "eurosat-mini", "--out", str(out)]):
+            res = _run(args, tmp_path)
+            assert res.returncode == 2, (args, res.stdout, res.stderr)
+            assert f"pid {holder.pid}" in res.stderr and "holder test" in res.stderr, res.stderr
+            assert "Traceback" not in res.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder died with kill -9 (SIGKILL): its lock file stays, its lock does not
+    assert (out / ".nasattn.lock").is_file()
+    again = _holder(out, tmp_path)
+    again.kill()
+    again.wait()
+
+
+def _interrupt_search(tmp_path: Path, sig: int) -> tuple[subprocess.Popen, Path, Path, str]:
+    out = tmp_path / "search"
+    log = tmp_path / "search.log"
+    proc = _start(TINY_SEARCH + ["--out", str(out)], tmp_path, log)
+    try:
+        # a trial is running once Tune made its folder and the trial reported an epoch
+        _wait_for(lambda: any(out.glob("tune/*/result.json")) and any(p.stat().st_size for p in out.glob("tune/*/result.json")),
+                  proc, log)
+        second = _run(TINY_SEARCH + ["--out", str(out), "--resume"], tmp_path)
+        assert second.returncode == 2 and f"pid {proc.pid}" in second.stderr, second.stderr
+        proc.send_signal(sig)
+        proc.wait(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc, out, log, log.read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signalled_search_writes_what_exists_and_says_how_to_continue(tmp_path, sig, code):
+    proc, out, log, text = _interrupt_search(tmp_path, sig)
+    assert proc.returncode == code, text
+    lines = [ln for ln in text.splitlines() if ln.startswith("interrupted: ")]
+    assert len(lines) == 1, text
+    m = re.match(r"interrupted: (\d+) finished, (\d+) checkpointed; continue with `(.*)`$", lines[0])
+    assert m and int(m.group(2)) >= 1, lines[0]  # the running trial (200 epochs) reported, so it has a checkpoint
+    assert f"--out {out} --resume" in lines[0] and "nasattn search quickstart" in lines[0]
+    assert (out / "trials.csv").is_file() and (out / "study.db").is_file()
+    for bad in ("Traceback", "Fatal Python error", "Stack trace", "*** SIG"):
+        assert bad not in text, text
+
+
+@pytest.mark.slow
+def test_a_signalled_ablation_writes_its_csv_and_exits_143(tmp_path):
+    out = tmp_path / "abl"
+    log = tmp_path / "abl.log"
+    args = ["ablate", "--preset", "baseline", "--data", "eurosat-mini", "--seeds", "0", "--epochs", "30",
+            "--width-mult", "0.125", "--include", "no_attention", "--set", "max_steps_per_epoch=2",
+            "--set", "resources.max_concurrent=1", "--set", "report=false", "--no-live", "--out", str(out)]
+    proc = _start(args, tmp_path, log)
+    try:
+        _wait_for(lambda: any(p.stat().st_size for p in out.glob("*/*/result.json")), proc, log)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log.read_text()
+    assert proc.returncode == 143, text
+    lines = [ln for ln in text.splitlines() if ln.startswith("interrupted: ")]
+    assert len(lines) == 1 and f"--out {out} --resume" in lines[0] and "nasattn ablate" in lines[0], text
+    assert re.search(r"interrupted: \d+ finished, [1-9]\d* checkpointed", lines[0]), lines[0]
+    rows = pd.read_csv(out / "ablation.csv")
+    assert "UNFINISHED" in set(rows["status"]), rows
+    assert "Traceback" not in text and "Fatal Python error" not in text
+
+
+@pytest.mark.slow
+def test_a_signalled_training_exits_130_with_one_line_and_no_traceback(tmp_path):
+    log = tmp_path / "train.log"
+    out = tmp_path / "run"
+    proc = _start(["train", "--preset", "baseline", "--data", "eurosat-mini", "--width-mult", "0.125", "--epochs", "200",
+                   "--threads", "1", "--no-progress", "--out", str(out)], tmp_path, log)
+    try:
+        _wait_for(lambda: "epoch 1:" in log.read_text(), proc, log)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log.read_text()
+    assert proc.returncode == 130, text
+    assert "interrupted (SIGINT)" in text and "Traceback" not in text and "KeyboardInterrupt" not in text
+    assert not (out / "metrics.json").exists()
