@@ -141,3 +141,13 @@ def test_a_missing_postgresql_driver_names_the_package(monkeypatch):
     with pytest.raises(ConfigError, match=r"pip install psycopg2-binary") as info:
         create_or_load_study("postgresql+psycopg2://u:secret@127.0.0.1:1/db", "s", ["maximize"])
     assert "secret" not in str(info.value)
+
+
+def test_the_embedded_ray_never_joins_a_cluster_left_on_the_machine(monkeypatch):
+    """A cluster recorded by `ray start` (or RAY_ADDRESS) must not capture the embedded Ray: plain
+    ``ray.init()`` would try to join it (and hang or fail when that head is gone)."""
+    from nasattn.tune.session import ray_session
+
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")  # nothing listens there
+    with ray_session(None, num_cpus=1) as resources:
+        assert resources.get("CPU") == 1

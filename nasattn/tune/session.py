@@ -95,7 +95,8 @@ def _init_embedded(num_cpus: int | None, num_gpus: int | None, kwargs: dict):
     import ray
 
     before = _child_pids()
-    ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, **kwargs)
+    # address="local": always a new private Ray, never a cluster that `ray start` left on this machine
+    ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, **kwargs)
     roots = sorted(_child_pids() - before)
     if not roots:
         return None
