@@ -92,10 +92,10 @@ def resolve_run_dir(config: dict[str, Any]) -> Path | None:
     return None
 
 
-def _load_data(config: dict[str, Any], seed: int):
+def _load_data(config: dict[str, Any], seed: int, image_size: int):
     from nasattn.data import load_dataset
 
-    dataset = load_dataset(config.get("data"), progress=False)
+    dataset = load_dataset(config.get("data"), image_size=image_size, progress=False)
     subset = config.get("subset")
     if subset is not None and 0 < float(subset) < 1:
         from nasattn.data import stratified_subset
@@ -150,7 +150,7 @@ def _train_trial(config: dict[str, Any]) -> None:
     if config.get("width_mult") not in (None, 1, 1.0):
         spec = spec.scaled(float(config["width_mult"]))
     recipe = Recipe.model_validate(config.get("recipe") or {})
-    dataset = _load_data(config, seed)
+    dataset = _load_data(config, seed, spec.input_size)
     from nasattn.engine import adapt_to_dataset
 
     spec, recipe, notes = adapt_to_dataset(spec, recipe, dataset.classes)
