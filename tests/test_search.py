@@ -134,7 +134,7 @@ def test_an_architecture_outside_the_space_is_rejected():
         ({"space": {"stages": {"depth": {"int": [3, 1]}}}}, "stages.depth.int", "low is above high"),
         ({"train": {"recipe": {"optimiser": "sgd"}}}, "optimiser", "allowed: epochs"),
         ({"train": {"recipe": {"epochs": 3}}}, "train.recipe", "set the epochs in budget.epochs"),
-        ({"seeds": {"presets": ["resnet"]}}, "seeds.presets", "'baseline'"),
+        ({"seeds": {"presets": ["resnet"]}}, "seeds.presets", "allowed: "),
     ],
 )
 def test_study_validation_names_file_field_and_allowed_values(override, field, allowed):
