@@ -250,10 +250,18 @@ def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path):
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     proc = subprocess.Popen([*NASATTN, "search", str(study), "--no-live"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    seen_running = []  # (number, intermediate values) of RUNNING trials read from the live study
     try:
         deadline = time.time() + 300
         while time.time() < deadline and len(glob.glob(str(out / "trials" / "*" / "DONE"))) < 2:
             time.sleep(0.5)
+            if (out / "study.db").is_file():
+                try:
+                    live = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}")
+                    seen_running += [(t.number, dict(t.intermediate_values)) for t in live.trials
+                                     if t.state.name == "RUNNING" and t.intermediate_values]
+                except Exception:  # noqa: BLE001 - the study may not exist yet
+                    pass
         assert len(glob.glob(str(out / "trials" / "*" / "DONE"))) >= 2, "the search did not get going"
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything it started, as a crash would
@@ -265,6 +273,15 @@ def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path):
     complete = [r for r in rows if r["state"] == "COMPLETE"]
     assert len(rows) == len(complete) == 5, [(r["state"], r["tune_trial_id"]) for r in rows]
     assert len({r["tune_trial_id"] for r in complete}) == 5
+    assert seen_running, "no RUNNING trial with an epoch value was visible in the study while the search ran"
+    st = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}")
+    assert [t.number for t in st.trials] == [0, 1, 2, 3, 4] and [t.state.name for t in st.trials] == ["COMPLETE"] * 5
+    assert all(t.datetime_complete > t.datetime_start for t in st.trials)
+    assert sorted(st.trials, key=lambda t: t.datetime_start) == st.trials  # numbers follow start order
+    assert all(sorted(t.intermediate_values) == [1, 2, 3] for t in st.trials) and st.metric_names == ["val_accuracy"]
+    assert sorted(int(r["number"]) for r in rows) == [0, 1, 2, 3, 4]
+    assert all(Path(r["run_dir"]) == out / "trials" / r["number"] and (Path(r["run_dir"]) / "DONE").is_file() for r in rows)
+    assert not glob.glob(str(out / "tune" / "*" / "checkpoint_*"))  # finished trials keep no checkpoint
     for p, mtime in done_before.items():  # trials finished before the kill were not trained again
         assert os.stat(p).st_mtime_ns == mtime
 

@@ -95,7 +95,8 @@ class StudyLedger:
 
     def get(self, number: int) -> Any:
         """The FrozenTrial with study number ``number``."""
-        return self.storage.get_trial(self.storage_id(number))
+        tid = self.storage_id(number)  # connects first
+        return self.storage.get_trial(tid)
 
     def storage_id(self, number: int) -> int:
         self.connect()
