@@ -129,6 +129,24 @@ class StudyLedger:
         self.numbers = None
         return self.trial_ids()[int(key)]
 
+    def close_running(self, stopped_by: str, error: str) -> int:
+        """Finish this run's records still RUNNING (the search ended without them): PRUNED at their last
+        epoch when they reported one, else FAIL with ``error``; returns how many."""
+        import optuna
+
+        closed = 0
+        for number in sorted(self.trial_ids().values()):
+            t = self.get(number)
+            if t.state.is_finished():
+                continue
+            if t.intermediate_values:
+                closed += self.finish(number, optuna.trial.TrialState.PRUNED, None,
+                                      {"status": "STOPPED", "stopped_by": stopped_by})
+            else:
+                closed += self.finish(number, optuna.trial.TrialState.FAIL, None,
+                                      {"status": "NOT_STARTED", "stopped_by": stopped_by, "error": error})
+        return closed
+
     def is_running(self, number: int) -> bool:
         return not self.get(number).state.is_finished()
 
@@ -254,7 +272,7 @@ class StudyRecorder(Callback):
                 attrs["error"] = f"objective value missing or not finite: {dict(zip(self.metrics, [result.get(m) for m in self.metrics]))}"
             else:
                 state, attrs["status"] = TrialState.COMPLETE, "COMPLETE"
-        elif result:
+        elif result.get("epoch"):
             state, attrs["status"], attrs["stopped_by"] = TrialState.PRUNED, "STOPPED", stopped_by
         else:
             state, attrs["status"], attrs["stopped_by"] = TrialState.FAIL, "NOT_STARTED", stopped_by

@@ -238,6 +238,8 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Any = None
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         tuner.fit()
         rejected = 0 if restoring else getattr(getattr(searcher, "searcher", None), "rejected", 0)
+        if not restoring and guard.tripped:  # trials the abort cut short would otherwise stay RUNNING
+            ledger.close_running("abort", f"search aborted: the first {guard.failures} trials failed")
 
     if not study.train.keep_finished_checkpoints:
         remove_finished_checkpoints(exp_dir, url, name)
