@@ -16,7 +16,7 @@ import optuna
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_search import TINY_SPACE, _rows, _run, _study  # noqa: E402
+from test_search import TINY_SPACE, _rows, _run, _study
 
 pytestmark = pytest.mark.slow
 State = optuna.trial.TrialState

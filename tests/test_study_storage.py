@@ -4,7 +4,6 @@ study records (RUNNING -> finished in place), resume checks, and the report read
 from __future__ import annotations
 
 import json
-import pickle
 import sys
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from nasattn.search.storage import create_or_load_study
 from nasattn.search.study import load_study
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_search import TINY_SPACE, _study  # noqa: E402
+from test_search import TINY_SPACE, _study
 
 State = optuna.trial.TrialState
 

@@ -162,9 +162,7 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Any = None
     from ray.tune.search import ConcurrencyLimiter
 
     from nasattn.search.recorder import FailureGuard, StudyLedger, StudyRecorder, create_or_load_study, redact, storage_url
-    from nasattn.search.searcher import (
-        SpaceSearch, TrialConfigFactory, describe_trial, make_sampler, trial_dirname, trial_runs_root,
-    )
+    from nasattn.search.searcher import SpaceSearch, TrialConfigFactory, describe_trial, make_sampler, trial_dirname, trial_runs_root
     from nasattn.search.space import preset_points
     from nasattn.tune.progress import TrialTable
 
