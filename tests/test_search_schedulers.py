@@ -140,3 +140,45 @@ def test_a_time_limit_keeps_every_started_trial(tmp_path_factory):
     assert all("before its first epoch" in t.user_attrs["error"] for t in cut if t.state == State.FAIL)
     _check_pruned(st, rows)
     assert all(r["stopped_by"] == "time_limit" for r in rows if int(r["number"]) in {t.number for t in cut})
+
+
+def test_an_interrupted_trial_stays_running_and_resume_finishes_it_in_place(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from test_search import NASATTN
+
+    stable = {**TINY_SPACE, "recipe": {"lr": 0.01, "optimizer": "sgd"}}
+    study = _study(tmp_path, space=stable, seeds={}, budget={"trials": 2, "epochs": 8, "max_steps_per_epoch": 3},
+                   resources={"cpus_per_trial": 1, "max_concurrent": 1})
+    out, url = tmp_path / "out", f"sqlite:///{tmp_path / 'out' / 'study.db'}"
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    proc = subprocess.Popen([*NASATTN, "search", str(study), "--no-live"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    running = None
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and running is None:
+            time.sleep(0.5)
+            try:
+                trials = optuna.load_study(study_name="tiny", storage=url).trials
+            except Exception:  # noqa: BLE001 - not created yet
+                continue
+            running = next((t for t in trials if t.state == State.RUNNING and t.intermediate_values), None)
+        assert running is not None, "no trial reported an epoch"
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    after = optuna.load_study(study_name="tiny", storage=url).trials[running.number]
+    assert after.state == State.RUNNING and after.user_attrs["status"] == "INTERRUPTED"
+    res = _run(["search", str(study), "--resume", "--no-live"])
+    assert res.returncode == 0, res.stdout + res.stderr
+    st = optuna.load_study(study_name="tiny", storage=url)
+    assert [t.number for t in st.trials] == [0, 1] and [t.state for t in st.trials] == [State.COMPLETE] * 2
+    resumed = st.trials[running.number]
+    assert resumed.datetime_start == running.datetime_start and sorted(resumed.intermediate_values)[-1] == 8

@@ -248,6 +248,8 @@ class StudyRecorder(Callback):
                 self.record(trial, None)
             elif timed_out:
                 self.record(trial, None, stopped_by="time_limit")
+            else:  # interrupted: the record stays RUNNING so that --resume continues it in place
+                self.ledger.report(number, None, None, {"status": "INTERRUPTED"})
 
     # ------------------------------------------------------------------ writing
     def record(self, trial: Any, error: str | None, stopped_by: str = "early_stopping") -> None:

@@ -1,7 +1,7 @@
 """Optuna trials -> flat rows (the one place that defines trials.csv's columns).
 
 Columns, in order: ``number`` (the Optuna trial number; the run folder is ``trials/<number>``),
-``state`` (Optuna: COMPLETE, PRUNED, FAIL, RUNNING), ``status`` (COMPLETE, STOPPED, FAILED, RUNNING,
+``state`` (Optuna: COMPLETE, PRUNED, FAIL, RUNNING), ``status`` (COMPLETE, STOPPED, FAILED, RUNNING, INTERRUPTED,
 NOT_STARTED), ``run_dir``, ``tune_trial_id``, ``seed_point``, ``epochs``, ``duration_s``,
 ``datetime_start``, ``datetime_complete``, ``stopped_by`` (early_stopping or time_limit), ``objective.<metric>`` per objective,
 ``pareto`` (multi-objective: on Optuna's Pareto front), ``param.<name>`` per sampled parameter, then

@@ -245,7 +245,7 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Any = None
     result.ray_start_s = ray_start_s
     result.rejected = rejected
     result.wall_s = time.time() - t0
-    ok = result.counts.get("COMPLETE", 0) + result.counts.get("STOPPED", 0) + result.counts.get("RUNNING", 0)
+    ok = result.counts.get("COMPLETE", 0) + result.counts.get("STOPPED", 0) + result.counts.get("INTERRUPTED", 0)
     if ok == 0:
         first = _first_error(url, name)
         raise SearchFailed(f"every trial failed ({result.counts.get('FAILED', 0)} of {study.budget.trials}); first error: {first}")
