@@ -167,3 +167,17 @@ def test_search_report_reads_a_journal_storage_with_optunas_figures(tmp_path):
     start = html.index('id="fig-search-pareto"')
     figure = html[start:html.index("</script>", start)]  # the front trace lists Optuna's front, in x order
     assert '"text":[' + ",".join(f'"{n}"' for n in sorted(front)) + "]" in figure
+
+
+def test_checkpoints_of_finished_trials_are_removed_and_running_ones_kept(tmp_path):
+    from nasattn.search.run import remove_finished_checkpoints
+
+    ledger = _ledger(tmp_path)
+    search = _searcher(tmp_path, ledger)
+    done, running = (search.suggest(t)["optuna"]["number"] for t in ("a", "b"))
+    ledger.finish(done, State.FAIL, None, {"error": "x"})
+    exp = tmp_path / "tune"
+    for n, tid in ((done, "a"), (running, "b")):
+        (exp / f"{n}-{tid}" / "checkpoint_000001").mkdir(parents=True)
+    assert remove_finished_checkpoints(exp, ledger.url, "s") == 1
+    assert not (exp / f"{done}-a" / "checkpoint_000001").exists() and (exp / f"{running}-b" / "checkpoint_000001").is_dir()
