@@ -288,22 +288,36 @@ def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path):
 
 @pytest.mark.slow
 def test_search_on_an_existing_ray_cluster(tmp_path):
+    """A head started with ``ray start --head --block`` in its own process group, stopped by that group
+    (``ray stop`` would stop every Ray on the machine)."""
     ray = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
     port = _free_port()
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    start = subprocess.run(
-        [ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
-         "--include-dashboard=false", "--disable-usage-stats"], capture_output=True, text=True, env=env, timeout=120,
+    head = subprocess.Popen(
+        [ray, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+         "--include-dashboard=false", "--disable-usage-stats"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
     )
-    assert start.returncode == 0, start.stdout + start.stderr
     try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert head.poll() is None, "ray start --head exited"
+            time.sleep(0.5)
         study = _study(tmp_path, ray={"address": f"127.0.0.1:{port}"}, budget={"trials": 2, "epochs": 1, "max_steps_per_epoch": 2})
         res = _run(["search", str(study), "--no-live"])
         assert res.returncode == 0, res.stdout + res.stderr
         assert f"127.0.0.1:{port}" in res.stdout
         assert [r["state"] for r in _rows(tmp_path / "out")] == ["COMPLETE", "COMPLETE"]
     finally:
-        subprocess.run([ray, "stop", "--force"], capture_output=True, env=env, timeout=120)
+        os.killpg(head.pid, signal.SIGTERM)  # --block: the head stops the processes it started
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
 
 
 def _postgres_bin() -> Path | None:
