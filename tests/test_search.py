@@ -318,6 +318,10 @@ def test_search_on_an_existing_ray_cluster(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
             head.wait()
+        # the head's address file would send the next embedded ray.init() to this dead cluster
+        current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+        if current.is_file() and current.read_text().strip().endswith(f":{port}"):
+            current.unlink()
 
 
 def _postgres_bin() -> Path | None:
