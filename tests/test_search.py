@@ -134,7 +134,7 @@ def test_an_architecture_outside_the_space_is_rejected():
         ({"space": {"stages": {"depth": {"int": [3, 1]}}}}, "stages.depth.int", "low is above high"),
         ({"train": {"recipe": {"optimiser": "sgd"}}}, "optimiser", "allowed: epochs"),
         ({"train": {"recipe": {"epochs": 3}}}, "train.recipe", "set the epochs in budget.epochs"),
-        ({"seeds": {"presets": ["resnet"]}}, "seeds.presets", "'baseline'"),
+        ({"seeds": {"presets": ["resnet"]}}, "seeds.presets", "allowed: "),
     ],
 )
 def test_study_validation_names_file_field_and_allowed_values(override, field, allowed):
@@ -250,10 +250,18 @@ def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path):
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     proc = subprocess.Popen([*NASATTN, "search", str(study), "--no-live"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    seen_running = []  # (number, intermediate values) of RUNNING trials read from the live study
     try:
         deadline = time.time() + 300
         while time.time() < deadline and len(glob.glob(str(out / "trials" / "*" / "DONE"))) < 2:
             time.sleep(0.5)
+            if (out / "study.db").is_file():
+                try:
+                    live = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}")
+                    seen_running += [(t.number, dict(t.intermediate_values)) for t in live.trials
+                                     if t.state.name == "RUNNING" and t.intermediate_values]
+                except Exception:  # noqa: BLE001 - the study may not exist yet
+                    pass
         assert len(glob.glob(str(out / "trials" / "*" / "DONE"))) >= 2, "the search did not get going"
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything it started, as a crash would
@@ -265,28 +273,55 @@ def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path):
     complete = [r for r in rows if r["state"] == "COMPLETE"]
     assert len(rows) == len(complete) == 5, [(r["state"], r["tune_trial_id"]) for r in rows]
     assert len({r["tune_trial_id"] for r in complete}) == 5
+    assert seen_running, "no RUNNING trial with an epoch value was visible in the study while the search ran"
+    st = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}")
+    assert [t.number for t in st.trials] == [0, 1, 2, 3, 4] and [t.state.name for t in st.trials] == ["COMPLETE"] * 5
+    assert all(t.datetime_complete > t.datetime_start for t in st.trials)
+    assert sorted(st.trials, key=lambda t: t.datetime_start) == st.trials  # numbers follow start order
+    assert all(sorted(t.intermediate_values) == [1, 2, 3] for t in st.trials) and st.metric_names == ["val_accuracy"]
+    assert sorted(int(r["number"]) for r in rows) == [0, 1, 2, 3, 4]
+    assert all(Path(r["run_dir"]) == out / "trials" / r["number"] and (Path(r["run_dir"]) / "DONE").is_file() for r in rows)
+    assert not glob.glob(str(out / "tune" / "*" / "checkpoint_*"))  # finished trials keep no checkpoint
     for p, mtime in done_before.items():  # trials finished before the kill were not trained again
         assert os.stat(p).st_mtime_ns == mtime
 
 
 @pytest.mark.slow
 def test_search_on_an_existing_ray_cluster(tmp_path):
+    """A head started with ``ray start --head --block`` in its own process group, stopped by that group
+    (``ray stop`` would stop every Ray on the machine)."""
     ray = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
     port = _free_port()
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    start = subprocess.run(
-        [ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
-         "--include-dashboard=false", "--disable-usage-stats"], capture_output=True, text=True, env=env, timeout=120,
+    head = subprocess.Popen(
+        [ray, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+         "--include-dashboard=false", "--disable-usage-stats"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
     )
-    assert start.returncode == 0, start.stdout + start.stderr
     try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert head.poll() is None, "ray start --head exited"
+            time.sleep(0.5)
         study = _study(tmp_path, ray={"address": f"127.0.0.1:{port}"}, budget={"trials": 2, "epochs": 1, "max_steps_per_epoch": 2})
         res = _run(["search", str(study), "--no-live"])
         assert res.returncode == 0, res.stdout + res.stderr
         assert f"127.0.0.1:{port}" in res.stdout
         assert [r["state"] for r in _rows(tmp_path / "out")] == ["COMPLETE", "COMPLETE"]
     finally:
-        subprocess.run([ray, "stop", "--force"], capture_output=True, env=env, timeout=120)
+        os.killpg(head.pid, signal.SIGTERM)  # --block: the head stops the processes it started
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+        # the head's address file would send the next embedded ray.init() to this dead cluster
+        current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+        if current.is_file() and current.read_text().strip().endswith(f":{port}"):
+            current.unlink()
 
 
 def _postgres_bin() -> Path | None:

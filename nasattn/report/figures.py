@@ -180,16 +180,6 @@ def optimization_history(numbers: Sequence[int], values: Sequence[float], direct
     return _layout(fig, title)
 
 
-def importances(values: Mapping[str, float], title: str = "Parameter importances (Optuna, first objective)") -> go.Figure | None:
-    """Horizontal bars of parameter importances, most important on top."""
-    if not values:
-        return None
-    items = sorted(values.items(), key=lambda kv: kv[1])
-    fig = go.Figure(go.Bar(x=[v for _, v in items], y=[k for k, _ in items], orientation="h"))
-    fig.update_xaxes(title_text="importance")
-    return _layout(fig, title, height=max(300, 24 * len(items) + 120))
-
-
 def parallel_coordinates(df: pd.DataFrame, columns: Sequence[str], color: str,
                          title: str = "Parallel coordinates") -> go.Figure | None:
     """One line per row across ``columns`` (categorical columns get labelled ticks), coloured by ``color``."""
@@ -220,28 +210,15 @@ def parallel_coordinates(df: pd.DataFrame, columns: Sequence[str], color: str,
     return _layout(fig, title, height=480)
 
 
-def pareto_front(xs: Sequence[float], ys: Sequence[float], directions: tuple[str, str]) -> list[bool]:
-    """Which points are not dominated (``directions``: "max"/"min" for x and y)."""
-    sx = 1 if directions[0] == "max" else -1
-    sy = 1 if directions[1] == "max" else -1
-    pts = [(sx * float(x), sy * float(y)) for x, y in zip(xs, ys)]
-    out = []
-    for i, (a, b) in enumerate(pts):
-        dominated = any((c >= a and d >= b) and (c > a or d > b) for j, (c, d) in enumerate(pts) if j != i)
-        out.append(not dominated)
-    return out
-
-
-def pareto_scatter(df: pd.DataFrame, x: str, y: str, directions: tuple[str, str], label: str = "number",
+def pareto_scatter(df: pd.DataFrame, x: str, y: str, front: str = "pareto", label: str = "number",
                    title: str = "Pareto front") -> go.Figure | None:
-    """Trials on two objectives, the non-dominated ones highlighted and joined."""
+    """Trials on two objectives; rows whose boolean column ``front`` is true are highlighted and joined."""
     if df is None or x not in df.columns or y not in df.columns:
         return None
     d = df.assign(_x=pd.to_numeric(df[x], errors="coerce"), _y=pd.to_numeric(df[y], errors="coerce")).dropna(subset=["_x", "_y"])
     if d.empty:
         return None
-    front = pareto_front(d["_x"].tolist(), d["_y"].tolist(), directions)
-    d = d.assign(_front=front)
+    d = d.assign(_front=d[front].astype(bool) if front in d.columns else False)
     names = d[label].astype(str).tolist() if label in d.columns else [""] * len(d)
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=d["_x"], y=d["_y"], mode="markers", name="trial", text=names,

@@ -1,4 +1,4 @@
-"""The report of a search folder (trials.csv, study.yaml, study.db, best/, trials/<id>/)."""
+"""The report of a search folder (trials.csv, study.yaml, the Optuna study at its storage URL, best/, trials/<number>/)."""
 
 from __future__ import annotations
 
@@ -54,43 +54,38 @@ def study_name(study: dict[str, Any]) -> str | None:
     return study.get("study_name") or study.get("name")
 
 
-def load_optuna_study(folder: Path, name: str | None) -> Any | None:
-    """The Optuna study in ``folder/study.db`` (the only one when ``name`` is unknown); None when unreadable."""
-    db = folder / "study.db"
-    if not db.is_file():
+def load_optuna_study(folder: Path, name: str | None, storage: str | None = None) -> Any | None:
+    """The Optuna study at the run's storage (study.yaml's ``storage``: SQLite, PostgreSQL, journal;
+    default ``folder/study.db``); the only study there when ``name`` is unknown; None when unreadable."""
+    from nasattn.search.storage import open_storage, storage_url
+
+    url = storage_url(storage, folder)
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
         return None
     try:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        url = f"sqlite:///{db.resolve()}"
+        backend = open_storage(url)
         if name is None:
-            summaries = optuna.get_all_study_summaries(storage=url)
+            summaries = optuna.get_all_study_summaries(storage=backend)
             if len(summaries) != 1:
                 return None
             name = summaries[0].study_name
-        return optuna.load_study(study_name=name, storage=url)
-    except Exception:  # noqa: BLE001 - a locked or foreign database: report from trials.csv only
+        return optuna.load_study(study_name=name, storage=backend)
+    except Exception:  # noqa: BLE001 - a locked, unreachable or foreign storage: report from trials.csv only
         return None
 
 
 def rows_from_study(st: Any, metrics: list[str]) -> pd.DataFrame:
-    """trials.csv-like rows from an Optuna study (for a search interrupted before trials.csv)."""
-    rows = []
-    for t in st.get_trials(deepcopy=False):
-        a = t.user_attrs
-        row: dict[str, Any] = {"number": t.number, "state": t.state.name, "tune_trial_id": a.get("tune_trial_id"),
-                               "seed_point": a.get("seed_point"), "status": a.get("status") or t.state.name}
-        for i, m in enumerate(metrics):
-            row[f"objective.{m}"] = t.values[i] if t.values and i < len(t.values) else None
-        row.update({f"param.{k}": v for k, v in t.params.items()})
-        row.update({k: v for k, v in a.items() if k not in row and k not in ("arch", "recipe")})
-        rows.append(row)
-    return pd.DataFrame(rows)
+    """trials.csv's rows rebuilt from an Optuna study (for a search interrupted before trials.csv)."""
+    from nasattn.search.rows import study_rows
+
+    return pd.DataFrame(study_rows(st, metrics))
 
 
 def load_trials(folder: Path, study: dict[str, Any], st: Any | None) -> pd.DataFrame:
-    """trials.csv, else rows rebuilt from study.db, else an empty frame."""
+    """trials.csv, else rows rebuilt from the Optuna study, else an empty frame."""
     path = folder / "trials.csv"
     if path.is_file():
         try:
@@ -168,10 +163,32 @@ def add_best_trials(page: Page, ok: pd.DataFrame, modes: dict[str, str], params:
     page.table(top, "table-search-best", formats=_formats(cols), best=best_cells(top, rules))
 
 
-def add_history(page: Page, trials: pd.DataFrame, modes: dict[str, str]) -> None:
-    """Objective per trial and the best-so-far line, for each objective."""
+def history_figure(st: Any, index: int, metric: str) -> Any | None:
+    """Optuna's optimization history of objective ``index`` (best-so-far line for one objective)."""
+    import warnings
+
+    import optuna
+
+    if not any(t.state == optuna.trial.TrialState.COMPLETE for t in st.get_trials(deepcopy=False)):
+        return None
+    target = (lambda t: t.values[index]) if len(st.directions) > 1 else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return optuna.visualization.plot_optimization_history(st, target=target, target_name=metric)
+
+
+def add_history(page: Page, trials: pd.DataFrame, modes: dict[str, str], st: Any | None = None) -> None:
+    """Objective per trial and the best-so-far line, for each objective (Optuna's plot when the study is readable)."""
     page.section("Optimization history", "search-history")
     for i, (m, mode) in enumerate(modes.items()):
+        if st is not None and i < len(st.directions):
+            fig = history_figure(st, i, m)
+            if fig is not None:
+                fig.update_layout(title=f"Optimization history: {m} ({mode})")
+                if m in ACCURACY:
+                    fig.update_yaxes(tickformat=".1%")
+                page.figure(fig, "fig-search-history" if i == 0 else f"fig-search-history-{m}")
+                continue
         c = f"objective.{m}"
         if c not in trials.columns or "number" not in trials.columns:
             continue
@@ -188,7 +205,7 @@ def add_history(page: Page, trials: pd.DataFrame, modes: dict[str, str]) -> None
 def importances_of(st: Any | None, n_complete: int) -> tuple[dict[str, float], str | None]:
     """Optuna's parameter importances of the first objective, or ``({}, why not)``."""
     if st is None:
-        return {}, "study.db is missing or unreadable"
+        return {}, "the Optuna study is missing or unreadable"
     if n_complete < 2:
         return {}, "needs at least 2 complete trials"
     try:
@@ -209,7 +226,15 @@ def add_importances(page: Page, st: Any | None, n_complete: int) -> dict[str, fl
     page.section("Parameter importances", "search-importances")
     imp, why = importances_of(st, n_complete)
     if imp:
-        page.figure(figures.importances(imp), "fig-search-importances")
+        import warnings
+
+        import optuna
+
+        target = (lambda t: t.values[0]) if len(st.directions) > 1 else None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fig = optuna.visualization.plot_param_importances(st, target=target)
+        page.figure(fig, "fig-search-importances")
     else:
         page.text(f"Parameter importances not available: {why}.", "warn")
     return imp
@@ -229,16 +254,26 @@ def add_parallel(page: Page, ok: pd.DataFrame, params: list[str], first: str | N
         page.text("No complete trial with parameters yet.", "warn")
 
 
-def add_pareto(page: Page, ok: pd.DataFrame, modes: dict[str, str]) -> None:
-    """Pareto fronts of the first objective against each other objective (multi-objective studies)."""
+def add_pareto(page: Page, ok: pd.DataFrame, modes: dict[str, str], st: Any | None = None) -> None:
+    """The first objective against each other one, Optuna's Pareto front marked (multi-objective studies).
+
+    The front is trials.csv's ``pareto`` column, else the study's ``best_trials``.
+    """
     names = list(modes)
     if len(names) < 2:
         return
     page.section("Pareto front", "search-pareto")
+    if "pareto" in ok.columns:
+        front = ok["pareto"].astype(str).str.lower().isin(["true", "1"])
+    else:
+        from nasattn.search.rows import pareto_numbers
+
+        numbers = pareto_numbers(st) if st is not None else set()
+        front = ok["number"].isin(numbers) if "number" in ok.columns else pd.Series(False, index=ok.index)
+    marked = ok.assign(pareto=front.tolist())
     for i, other in enumerate(names[1:]):
         x, y = f"objective.{other}", f"objective.{names[0]}"
-        fig = figures.pareto_scatter(ok, x, y, (modes[other], modes[names[0]]),
-                                     title=f"Pareto front: {names[0]} vs {other}")
+        fig = figures.pareto_scatter(marked, x, y, front="pareto", title=f"Pareto front: {names[0]} vs {other}")
         page.figure(fig, "fig-search-pareto" if i == 0 else f"fig-search-pareto-{other}")
         if fig is None:
             page.text("No complete trial yet.", "warn")
@@ -323,7 +358,7 @@ def add_all_trials(page: Page, trials: pd.DataFrame, modes: dict[str, str]) -> N
 def render_search(folder: Path) -> Page:
     """The page of a search folder."""
     study, source = read_study_yaml(folder)
-    st = load_optuna_study(folder, study_name(study))
+    st = load_optuna_study(folder, study_name(study), study.get("storage"))
     trials = load_trials(folder, study, st)
     modes = objective_modes(study, trials)
     first = next(iter(modes), None)
@@ -340,10 +375,10 @@ def render_search(folder: Path) -> Page:
     from nasattn.fidelity.report import add_search_sections  # seed trials' recipe; training-free scores
 
     add_search_sections(page, trials, study, modes)
-    add_history(page, trials, modes)
+    add_history(page, trials, modes, st)
     imp = add_importances(page, st, len(ok))
     add_parallel(page, ok, params, first, imp)
-    add_pareto(page, ok, modes)
+    add_pareto(page, ok, modes, st)
     add_all_trials(page, trials, modes)
     best = folder / "best"
     if (best / "metrics.json").is_file() and (best / "history.csv").is_file():

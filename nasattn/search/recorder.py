@@ -1,18 +1,27 @@
-"""Finished Tune trials -> a persistent Optuna study (SQLite, any SQLAlchemy URL, or a journal file).
+"""Tune trials -> a persistent Optuna study (SQLite, any SQLAlchemy URL, or a journal file).
 
-Idempotent by Tune trial id: a trial re-run after a crash (or reported twice) is recorded once.
-States: COMPLETE (trained to the end: the objective values), PRUNED (stopped early by the
-scheduler: intermediate validation accuracies and the epoch it reached), FAIL (the error text).
+A trial is opened as RUNNING when the searcher suggests it (real ``datetime_start``), gets an
+intermediate value per reported epoch, and is finished in place with ``study.tell``:
+COMPLETE (trained to the end: the objective values), PRUNED (stopped early by the scheduler or by
+the time limit: its last intermediate value and ``stopped_by``), FAIL (``error``). Records are keyed
+by the run id and the sampler's trial number, so a trial re-run after ``kill -9`` and ``--resume``
+reuses its record: nothing is recorded twice.
+
+User attributes hold measurements only (``epochs``, ``last_lr``, ``test_accuracy``, ...); the sampled
+values are the trial's Optuna params, and ``recipe`` is the full recipe it trained with.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback, Stopper
+
+from nasattn.search.storage import create_or_load_study, open_storage, redact, storage_url  # noqa: F401 - re-exported
 
 # Metrics that are not copied into user attributes (Tune bookkeeping or big values).
 _SKIP = {
@@ -22,74 +31,14 @@ _SKIP = {
 }
 
 
-def storage_url(storage: str | None, output: Path) -> str:
-    """The storage spec of a study: default ``sqlite:///<output>/study.db``."""
-    if storage is None:
-        return f"sqlite:///{(output / 'study.db').resolve()}"
-    if storage.endswith((".log", ".jsonl")) and "://" not in storage and not storage.startswith("journal:"):
-        return f"journal:{Path(storage).expanduser().resolve()}"
-    if storage.startswith("journal:"):
-        return f"journal:{Path(storage[len('journal:'):]).expanduser().resolve()}"
-    return storage
-
-
-def open_storage(url: str):
-    """An Optuna storage object for ``url`` (``journal:PATH`` = a JournalStorage file)."""
-    import optuna
-
-    if url.startswith("journal:"):
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-        path = Path(url[len("journal:"):])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
-    return optuna.storages.RDBStorage(url, heartbeat_interval=None, engine_kwargs=_engine_kwargs(url))
-
-
-def _engine_kwargs(url: str) -> dict[str, Any]:
-    if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 60}}
-    return {"pool_pre_ping": True}
-
-
-def create_or_load_study(url: str, name: str, directions: list[str]):
-    """Create the study once (before any worker touches the storage) or load it; checks directions."""
-    import optuna
-
-    from nasattn.config import ConfigError
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    try:
-        storage = open_storage(url)
-    except Exception as e:  # noqa: BLE001 - a bad URL, a missing driver, a refused connection
-        pg = isinstance(e, ImportError) and url.startswith(("postgresql://", "postgresql+psycopg2://"))
-        hint = "; install the PostgreSQL driver: pip install psycopg2-binary" if pg else ""
-        raise ConfigError(f"storage {redact(url)}: cannot open: {type(e).__name__}: {e}{hint}") from None
-    study = optuna.create_study(storage=storage, study_name=name, directions=directions, load_if_exists=True)
-    if [d.name.lower() for d in study.directions] != [d.lower() for d in directions]:
-        raise ConfigError(
-            f"storage {redact(url)}: study {name!r} exists with directions "
-            f"{[d.name.lower() for d in study.directions]}, not {directions}; use another study_name"
-        )
-    return study
-
-
-def redact(url: str) -> str:
-    """Hide a password in a database URL for messages."""
-    import re
-
-    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", url)
-
-
 def _error_text(trial: Any) -> str:
     """The trial's error: the ERROR file its run wrote, else Tune's error trace (the last error line)."""
     from nasattn.tune.trainable import ERROR_FILE
 
-    runs_root = (trial.config or {}).get("runs_root")
-    if runs_root and (Path(runs_root) / trial.trial_id / ERROR_FILE).is_file():
-        return (Path(runs_root) / trial.trial_id / ERROR_FILE).read_text().strip()[:2000]
+    config = trial.config or {}
+    run_dir = config.get("run_dir") or (Path(config["runs_root"]) / trial.trial_id if config.get("runs_root") else None)
+    if run_dir and (Path(run_dir) / ERROR_FILE).is_file():
+        return (Path(run_dir) / ERROR_FILE).read_text().strip()[:2000]
     text = None
     try:
         text = trial.get_error()
@@ -107,23 +56,157 @@ def _error_text(trial: Any) -> str:
     return last[:2000]
 
 
-class StudyRecorder(Callback):
-    """Writes every finished Tune trial into the Optuna study ``study_name`` at ``url``."""
+class StudyLedger:
+    """The persistent Optuna study of one run: opens, updates and finishes trial records in place.
 
-    def __init__(self, url: str, study_name: str, metrics: list[str], scheduler_metric: str = "val_accuracy") -> None:
+    Records carry ``run_id`` and ``sampler_number`` (the in-memory searcher's trial number); opening
+    the same key again returns the existing record. Picklable: the storage is reopened lazily.
+    """
+
+    def __init__(self, url: str, study_name: str, run_id: str) -> None:
         self.url = url
         self.study_name = study_name
-        self.metrics = metrics
-        self.scheduler_metric = scheduler_metric
-        self.histories: dict[str, dict[int, float]] = {}
-        self._study = None
-        self._recorded: set[str] | None = None
+        self.run_id = run_id
+        self.storage: Any = None
+        self.study: Any = None
+        self.numbers: dict[int, int] | None = None  # sampler number -> study trial number
 
     def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_study"] = None
-        state["_recorded"] = None
-        return state
+        return {**vars(self), "storage": None, "study": None, "numbers": None}
+
+    def connect(self) -> Any:
+        """The loaded study (opened on first use)."""
+        if self.study is None:
+            import optuna
+
+            self.storage = open_storage(self.url)
+            self.study = optuna.load_study(study_name=self.study_name, storage=self.storage,
+                                           sampler=optuna.samplers.RandomSampler())
+        return self.study
+
+    def trial_ids(self) -> dict[int, int]:
+        """Sampler number -> study trial number, for this run's records."""
+        if self.numbers is None:
+            self.numbers = {
+                int(t.user_attrs["sampler_number"]): t.number for t in self.connect().get_trials(deepcopy=False)
+                if t.user_attrs.get("run_id") == self.run_id and t.user_attrs.get("sampler_number") is not None
+            }
+        return self.numbers
+
+    def get(self, number: int) -> Any:
+        """The FrozenTrial with study number ``number``."""
+        tid = self.storage_id(number)  # connects first
+        return self.storage.get_trial(tid)
+
+    def storage_id(self, number: int) -> int:
+        self.connect()
+        sid = self.storage.get_study_id_from_name(self.study_name)
+        return self.storage.get_trial_id_from_study_id_trial_number(sid, number)
+
+    def open(self, key: int, params: dict[str, Any], distributions: dict[str, str], attrs: dict[str, Any]) -> int:
+        """Open a RUNNING record for sampler trial ``key`` (or return the existing one); its study number."""
+        import optuna
+        from optuna.distributions import json_to_distribution
+
+        known = self.trial_ids().get(int(key))
+        if known is not None:
+            old = self.get(known)
+            if old.params == params or old.state.is_finished():
+                if not old.state.is_finished():
+                    self.storage.set_trial_user_attr(self.storage_id(known), "tune_trial_id", attrs.get("tune_trial_id"))
+                return known
+            self.finish(known, optuna.trial.TrialState.FAIL, None,
+                        {"status": "FAILED", "error": "interrupted; the resumed search drew another point"})
+        user_attrs = {"run_id": self.run_id, "sampler_number": int(key)}
+        for k, v in attrs.items():
+            user_attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) else v
+        frozen = optuna.trial.create_trial(
+            state=optuna.trial.TrialState.RUNNING, params=params,
+            distributions={k: json_to_distribution(v) for k, v in distributions.items()}, user_attrs=user_attrs,
+        )
+        study = self.connect()
+        study.add_trial(frozen)
+        self.numbers = None
+        return self.trial_ids()[int(key)]
+
+    def close_running(self, stopped_by: str, error: str) -> int:
+        """Finish this run's records still RUNNING (the search ended without them): PRUNED at their last
+        epoch when they reported one, else FAIL with ``error``; returns how many."""
+        import optuna
+
+        closed = 0
+        for number in sorted(self.trial_ids().values()):
+            t = self.get(number)
+            if t.state.is_finished():
+                continue
+            if t.intermediate_values:
+                closed += self.finish(number, optuna.trial.TrialState.PRUNED, None,
+                                      {"status": "STOPPED", "stopped_by": stopped_by})
+            else:
+                closed += self.finish(number, optuna.trial.TrialState.FAIL, None,
+                                      {"status": "NOT_STARTED", "stopped_by": stopped_by, "error": error})
+        return closed
+
+    def is_running(self, number: int) -> bool:
+        return not self.get(number).state.is_finished()
+
+    def report(self, number: int, step: int | None, value: float | None, attrs: dict[str, Any]) -> None:
+        """An intermediate value (one per epoch) and running attributes of a RUNNING record."""
+        if not self.is_running(number):
+            return
+        tid = self.storage_id(number)
+        if step is not None and value is not None:
+            self.storage.set_trial_intermediate_value(tid, int(step), float(value))
+        for k, v in attrs.items():
+            self.storage.set_trial_user_attr(tid, k, v)
+
+    def finish(self, number: int, state: Any, values: list[float] | None, attrs: dict[str, Any]) -> bool:
+        """Set the final attributes and tell the end state (PRUNED keeps its last intermediate value)."""
+        if not self.is_running(number):
+            return False
+        tid = self.storage_id(number)
+        for k, v in attrs.items():
+            self.storage.set_trial_user_attr(tid, k, v)
+        self.connect().tell(number, values, state=state, skip_if_finished=True)
+        return True
+
+
+def trial_number(trial: Any) -> int | None:
+    """The study number of a Tune trial (set by the searcher in ``config["optuna"]["number"]``)."""
+    number = ((trial.config or {}).get("optuna") or {}).get("number")
+    return None if number is None else int(number)
+
+
+def measured_attrs(result: dict[str, Any], recipe: dict[str, Any] | None) -> dict[str, Any]:
+    """User attributes from a Tune result: measurements only; a recipe field's value becomes ``last_<field>``."""
+    recipe_keys = set(recipe or {})
+    attrs: dict[str, Any] = {}
+    for k, v in result.items():
+        if k in _SKIP or isinstance(v, (dict, list)):
+            continue
+        if isinstance(v, float) and not math.isfinite(v):
+            v = None
+        attrs[f"last_{k}" if k in recipe_keys else k] = v
+    return attrs
+
+
+class StudyRecorder(Callback):
+    """Updates each trial's record as Tune reports it and finishes it when the trial ends.
+
+    Trials that Tune stops without a completion event (the time limit) are finished at the end of
+    the experiment: PRUNED with ``stopped_by: time_limit`` and their last epoch, or FAIL with the
+    same reason when they reported no epoch. Trials still running at an interrupt stay RUNNING and
+    are continued by ``--resume``. A stopped trial's folder keeps ``history.csv`` and ``stopped.json``.
+    """
+
+    def __init__(self, ledger: StudyLedger, metrics: list[str], time_limit: float | None = None,
+                 scheduler_metric: str = "val_accuracy") -> None:
+        self.ledger = ledger
+        self.metrics = metrics
+        self.time_limit = time_limit
+        self.scheduler_metric = scheduler_metric
+        self.histories: dict[str, list[dict[str, Any]]] = {}
+        self.started = time.time()
 
     def get_state(self) -> dict[str, Any]:
         return {"histories": self.histories}
@@ -131,28 +214,21 @@ class StudyRecorder(Callback):
     def set_state(self, state: dict[str, Any]) -> None:
         self.histories = state.get("histories", {})
 
-    @property
-    def study(self):
-        if self._study is None:
-            import optuna
-
-            self._study = optuna.load_study(study_name=self.study_name, storage=open_storage(self.url))
-        return self._study
-
-    def recorded_ids(self) -> set[str]:
-        if self._recorded is None:
-            self._recorded = {
-                t.user_attrs["tune_trial_id"] for t in self.study.get_trials(deepcopy=False)
-                if "tune_trial_id" in t.user_attrs
-            }
-        return self._recorded
+    def setup(self, **info: Any) -> None:
+        self.started = time.time()
 
     # ------------------------------------------------------------------ Tune events
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        value = result.get(self.scheduler_metric)
+        number = trial_number(trial)
         epoch = result.get("epoch") or result.get("training_iteration")
-        if isinstance(value, (int, float)) and epoch is not None and math.isfinite(value):
-            self.histories.setdefault(trial.trial_id, {})[int(epoch)] = float(value)
+        row = {k: v for k, v in measured_attrs(result, {}).items()}
+        self.histories.setdefault(trial.trial_id, []).append(row)
+        if number is None or result.get("final"):
+            return
+        value = result.get(self.scheduler_metric)
+        ok = isinstance(value, (int, float)) and math.isfinite(value)
+        self.ledger.report(number, epoch, float(value) if ok else None,
+                           {"epochs": epoch, "duration_s": result.get("time_total_s"), "status": "RUNNING"})
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.record(trial, None)
@@ -160,40 +236,36 @@ class StudyRecorder(Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.record(trial, _error_text(trial))
 
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        timed_out = bool(self.time_limit) and time.time() - self.started >= 0.9 * float(self.time_limit)
+        for trial in trials:
+            number = trial_number(trial)
+            if number is None or not self.ledger.is_running(number):
+                continue
+            if trial.status == "ERROR":
+                self.record(trial, _error_text(trial))
+            elif (trial.last_result or {}).get("final"):
+                self.record(trial, None)
+            elif timed_out:
+                self.record(trial, None, stopped_by="time_limit")
+            else:  # interrupted: the record stays RUNNING so that --resume continues it in place
+                self.ledger.report(number, None, None, {"status": "INTERRUPTED"})
+
     # ------------------------------------------------------------------ writing
-    def record(self, trial: Any, error: str | None) -> None:
-        import optuna
-        from optuna.distributions import json_to_distribution
+    def record(self, trial: Any, error: str | None, stopped_by: str = "early_stopping") -> None:
         from optuna.trial import TrialState
 
-        if trial.trial_id in self.recorded_ids():
+        number = trial_number(trial)
+        if number is None or not self.ledger.is_running(number):
             return
         config = trial.config or {}
-        meta = config.get("optuna") or {}
         result = dict(trial.last_result or {})
-        params = dict(meta.get("params") or {})
-        dists = {k: json_to_distribution(v) for k, v in (meta.get("distributions") or {}).items()}
-        history = self.histories.get(trial.trial_id, {})
-        attrs: dict[str, Any] = {
-            "tune_trial_id": trial.trial_id,
-            "searcher_number": meta.get("number"),
-            "seed_point": meta.get("seed_point"),
-            "epochs": result.get("epoch"),
-            "duration_s": result.get("time_total_s"),
-            "arch": json.dumps(config.get("arch")),
-            "recipe": json.dumps(config.get("recipe")),
-        }
-        for k, v in result.items():
-            if k in _SKIP or k in attrs or isinstance(v, (dict, list)):
-                continue
-            if isinstance(v, float) and not math.isfinite(v):
-                v = None
-            attrs[k] = v
+        attrs: dict[str, Any] = {"tune_trial_id": trial.trial_id, "epochs": result.get("epoch"),
+                                 "duration_s": result.get("time_total_s")}
+        attrs.update({k: v for k, v in measured_attrs(result, config.get("recipe")).items() if k not in attrs})
         values = None
         if error is not None:
-            state = TrialState.FAIL
-            attrs["status"] = "FAILED"
-            attrs["error"] = error
+            state, attrs["status"], attrs["error"] = TrialState.FAIL, "FAILED", error
         elif result.get("final"):
             values = [result.get(m) for m in self.metrics]
             if any(not isinstance(v, (int, float)) or not math.isfinite(v) for v in values):
@@ -201,21 +273,28 @@ class StudyRecorder(Callback):
                 attrs["status"] = "FAILED"
                 attrs["error"] = f"objective value missing or not finite: {dict(zip(self.metrics, [result.get(m) for m in self.metrics]))}"
             else:
-                state = TrialState.COMPLETE
-                attrs["status"] = "COMPLETE"
+                state, attrs["status"] = TrialState.COMPLETE, "COMPLETE"
+        elif result.get("epoch"):
+            state, attrs["status"], attrs["stopped_by"] = TrialState.PRUNED, "STOPPED", stopped_by
         else:
-            state = TrialState.PRUNED
-            attrs["status"] = "STOPPED" if result else "NOT_STARTED"
-        frozen = optuna.trial.create_trial(
-            state=state,
-            values=values,
-            params=params,
-            distributions=dists,
-            user_attrs=attrs,
-            intermediate_values={int(k): v for k, v in history.items()},
-        )
-        self.study.add_trial(frozen)
-        self.recorded_ids().add(trial.trial_id)
+            state, attrs["status"], attrs["stopped_by"] = TrialState.FAIL, "NOT_STARTED", stopped_by
+            attrs["error"] = f"{stopped_by}: stopped before its first epoch"
+        value = result.get(self.scheduler_metric)
+        if result.get("final") and isinstance(value, (int, float)) and math.isfinite(value):
+            self.ledger.report(number, result.get("epoch"), float(value), {})  # the last epoch's value too
+        if state != TrialState.COMPLETE and config.get("run_dir"):
+            self.keep_partial(Path(config["run_dir"]), trial.trial_id, attrs)
+        self.ledger.finish(number, state, values, attrs)
+
+    def keep_partial(self, run_dir: Path, tune_id: str, attrs: dict[str, Any]) -> None:
+        """A stopped or failed trial's folder: ``history.csv`` (its epochs so far) and ``stopped.json``."""
+        import pandas as pd
+
+        rows = [r for r in self.histories.get(tune_id, []) if not r.get("final")]
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if rows and not (run_dir / "history.csv").is_file():
+            pd.DataFrame(rows).to_csv(run_dir / "history.csv", index=False)
+        (run_dir / "stopped.json").write_text(json.dumps(attrs, indent=2, default=str) + "\n")
 
 
 class FailureGuard(Callback, Stopper):

@@ -89,6 +89,60 @@ def _saved_study(out: Path, loaded: LoadedStudy) -> None:
         shutil.copyfile(src, out / "space.yaml")
 
 
+RUN_FILE = "run.json"  # the run id and the fingerprint of the resolved study, written at the start
+# Study fields that may differ on --resume (they change nothing the saved run depends on).
+RESUME_FREE = ("output", "report")
+
+
+def resolved_study(loaded: LoadedStudy) -> dict[str, Any]:
+    """The study as the run uses it: every field (space resolved inline), minus RESUME_FREE."""
+    data = loaded.study.model_dump(mode="json")
+    data["space"] = loaded.space.model_dump(mode="json")
+    return {k: v for k, v in data.items() if k not in RESUME_FREE}
+
+
+def study_fingerprint(resolved: dict[str, Any]) -> str:
+    """SHA-256 of the resolved study's canonical JSON."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def start_record(out: Path, loaded: LoadedStudy) -> str:
+    """Write ``run.json`` (run id, fingerprint, resolved study) for a new run; returns the run id."""
+    import uuid
+
+    resolved = resolved_study(loaded)
+    run_id = uuid.uuid4().hex[:12]
+    record = {"run_id": run_id, "fingerprint": study_fingerprint(resolved), "source": loaded.source, "study": resolved}
+    (out / RUN_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n")
+    return run_id
+
+
+def check_resume(out: Path, loaded: LoadedStudy) -> str:
+    """The run id to continue; ConfigError unless ``out`` holds a run of exactly this study."""
+    run_file = out / RUN_FILE
+    if not out.is_dir():
+        raise ConfigError(f"--resume: {out} does not exist; nothing to resume (drop --resume to start a search)")
+    if not run_file.is_file() or not (out / EXPERIMENT).is_dir():
+        raise ConfigError(f"--resume: {out} holds no search run ({RUN_FILE} or {EXPERIMENT}/ missing); "
+                          "drop --resume to start a search, or give the folder of the run to continue")
+    try:
+        record = json.loads(run_file.read_text())
+        saved, run_id = record["study"], record["run_id"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"--resume: {run_file} is unreadable ({e}); cannot check the run's study") from None
+    now = resolved_study(loaded)
+    if study_fingerprint(now) != record.get("fingerprint"):
+        changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+        raise ConfigError(
+            f"--resume: {loaded.source} is not the study {out} was started with "
+            f"({record.get('source')}); fields that differ: {', '.join(changed)}. A resumed search keeps "
+            f"its study (budget included); resume with the original study file, or start a new search in another --out"
+        )
+    return run_id
+
+
 def prepare_data(loaded: LoadedStudy, console: Any = None) -> str | None:
     """Resolve the data source and fill the decoded cache once, before any trial starts."""
     from nasattn.data import load_dataset
@@ -109,8 +163,8 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Any = None
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
 
-    from nasattn.search.recorder import FailureGuard, StudyRecorder, create_or_load_study, redact, storage_url
-    from nasattn.search.searcher import SpaceSearch, TrialConfigFactory, make_sampler, trial_dirname, trial_runs_root
+    from nasattn.search.recorder import FailureGuard, StudyLedger, StudyRecorder, create_or_load_study, redact, storage_url
+    from nasattn.search.searcher import SpaceSearch, TrialConfigFactory, describe_trial, make_sampler, trial_dirname, trial_runs_root
     from nasattn.search.space import preset_points
     from nasattn.tune.progress import TrialTable
 
@@ -118,24 +172,21 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Any = None
     study, space = loaded.study, loaded.space
     out = loaded.output
     exp_dir = out / EXPERIMENT
-    restoring = False
-    if exp_dir.exists():
-        if not resume:
-            raise ConfigError(
-                f"{out} already holds a search; add --resume to continue it, or choose another --out"
-            )
-        restoring = True
-    elif resume:
-        _say(console, f"[yellow]nothing to resume in {out}: starting a new search[/]")
+    restoring = bool(resume)
+    if restoring:
+        run_id = check_resume(out, loaded)
+    elif exp_dir.exists() or (out / RUN_FILE).exists():
+        raise ConfigError(f"{out} already holds a search; add --resume to continue it, or choose another --out")
     preflight(study.resources, study.ray, loaded.source)  # an unreachable cluster or too few resources: nothing written
     out.mkdir(parents=True, exist_ok=True)
     if not restoring:
         _saved_study(out, loaded)
+        run_id = start_record(out, loaded)
 
     data = prepare_data(loaded, console)
     url = storage_url(study.storage, out)
     name = _study_name(loaded)
-    create_or_load_study(url, name, _directions(loaded))
+    create_or_load_study(url, name, _directions(loaded), study.metric_names)
     _say(console, f"optuna study {name!r} in {redact(url)}")
 
     res = study.resources
@@ -163,12 +214,14 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Any = None
                 seeds[f"point{i + 1}"] = p
             metric: Any = study.metric_names if study.multi_objective else study.metric_names[0]
             mode: Any = study.modes if study.multi_objective else study.modes[0]
-            searcher: Any = SpaceSearch(factory, metric, mode, make_sampler(study, space), seeds)
+            ledger = StudyLedger(url, name, run_id)
+            searcher: Any = SpaceSearch(factory, metric, mode, make_sampler(study, space), seeds,
+                                        ledger=ledger, runs_root=trial_runs_root(out))
             searcher = ConcurrencyLimiter(searcher, max_concurrent=conc)
-            recorder = StudyRecorder(url, name, study.metric_names)
+            recorder = StudyRecorder(ledger, study.metric_names, time_limit=study.budget.time_limit)
             guard = FailureGuard(min(study.budget.abort_after_failures, study.budget.trials))
             table = TrialTable(total=study.budget.trials, concurrency=conc, time_budget_s=study.budget.time_limit,
-                               title=f"nasattn search {study.name}", live=live)
+                               title=f"nasattn search {study.name}", live=live, describe=describe_trial)
             tuner = tune.Tuner(
                 trainable,
                 tune_config=tune.TuneConfig(
@@ -189,7 +242,11 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Any = None
         with tune_interrupts() as stop:
             grid = tuner.fit()
         rejected = 0 if restoring else getattr(getattr(searcher, "searcher", None), "rejected", 0)
+        if not restoring and guard.tripped:  # trials the abort cut short would otherwise stay RUNNING
+            ledger.close_running("abort", f"search aborted: the first {guard.failures} trials failed")
 
+    if not study.train.keep_finished_checkpoints:
+        remove_finished_checkpoints(exp_dir, url, name)
     result = write_outputs(loaded, url, name, console=console)
     result.ray_start_s = ray_start_s
     result.rejected = rejected
@@ -198,7 +255,7 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Any = None
         result.interrupted = stop.signum
         result.checkpointed = _unfinished_with_checkpoint(grid, url, name)
         return result
-    ok = result.counts.get("COMPLETE", 0) + result.counts.get("STOPPED", 0)
+    ok = result.counts.get("COMPLETE", 0) + result.counts.get("STOPPED", 0) + result.counts.get("INTERRUPTED", 0)
     if ok == 0:
         first = _first_error(url, name)
         raise SearchFailed(f"every trial failed ({result.counts.get('FAILED', 0)} of {study.budget.trials}); first error: {first}")
@@ -228,37 +285,20 @@ def _first_error(url: str, name: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------- outputs
-_ATTR_FIRST = ("tune_trial_id", "seed_point", "status", "epochs", "duration_s")
-_ATTR_LAST = ("run_dir", "error")
-_ATTR_SKIP = ("arch", "recipe", "searcher_number")
+def remove_finished_checkpoints(exp_dir: Path, url: str, name: str) -> int:
+    """Delete Tune's checkpoints of trials whose study record is finished; returns how many folders went."""
+    import optuna
 
+    from nasattn.search.recorder import open_storage
 
-def study_rows(study: Any, metric_names: list[str]) -> list[dict[str, Any]]:
-    """One row per recorded trial: number, state, ids, objective values, every parameter and metric, error."""
-    rows = []
-    for t in study.get_trials(deepcopy=False):
-        a = t.user_attrs
-        row: dict[str, Any] = {"number": t.number, "state": t.state.name}
-        for k in _ATTR_FIRST:
-            row[k] = a.get(k)
-        for i, m in enumerate(metric_names):
-            row[f"objective.{m}"] = t.values[i] if t.values else None
-        for k, v in t.params.items():
-            row[f"param.{k}"] = v
-        for k, v in a.items():
-            if k not in _ATTR_FIRST and k not in _ATTR_LAST and k not in _ATTR_SKIP:
-                row[k] = v
-        for k in _ATTR_LAST:
-            row[k] = a.get(k)
-        rows.append(row)
-    return rows
-
-
-def _pareto(study: Any) -> list[Any]:
-    try:
-        return list(study.best_trials)
-    except Exception:  # noqa: BLE001
-        return []
+    st = optuna.load_study(study_name=name, storage=open_storage(url))
+    finished = {str(t.number) for t in st.get_trials(deepcopy=False) if t.state.is_finished()}
+    removed = 0
+    for ckpt in sorted(exp_dir.glob("*-*/checkpoint_*")):
+        if ckpt.is_dir() and ckpt.parent.name.split("-", 1)[0] in finished:
+            shutil.rmtree(ckpt, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def pick_best(study: Any, metric_names: list[str]) -> Any | None:
@@ -268,7 +308,10 @@ def pick_best(study: Any, metric_names: list[str]) -> Any | None:
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         return None
-    pool = _pareto(study) if len(metric_names) > 1 else complete
+    from nasattn.search.rows import pareto_numbers
+
+    front = pareto_numbers(study) if len(metric_names) > 1 else set()
+    pool = [t for t in complete if t.number in front] if front else complete
     pool = pool or complete
     i = metric_names.index("val_accuracy")
     return max(pool, key=lambda t: (t.values[i], -(t.user_attrs.get("params") or 0)))
@@ -278,6 +321,7 @@ def write_outputs(loaded: LoadedStudy, url: str, name: str, console: Any = None)
     import optuna
 
     from nasattn.search.recorder import open_storage
+    from nasattn.search.rows import study_rows
     from nasattn.tune import write_rows_csv
 
     out = loaded.output
@@ -308,7 +352,7 @@ def write_outputs(loaded: LoadedStudy, url: str, name: str, console: Any = None)
         metrics: dict[str, Any] = {}
         if run_dir and (Path(run_dir) / "metrics.json").is_file():
             metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
-            for extra in ("history.csv", "predictions.csv"):
+            for extra in ("history.csv", "predictions.csv", "model.pt"):
                 if (Path(run_dir) / extra).is_file():
                     shutil.copyfile(Path(run_dir) / extra, best_dir / extra)
             if (Path(run_dir) / "arch.yaml").is_file():
@@ -322,8 +366,7 @@ def write_outputs(loaded: LoadedStudy, url: str, name: str, console: Any = None)
         best_info = {"number": best.number, **dict(zip(metric_names, best.values)),
                      "test_accuracy": best.user_attrs.get("test_accuracy"), "arch": arch}
     if len(metric_names) > 1:
-        front = _pareto(st)
-        write_rows_csv([r for r in rows if r["number"] in {t.number for t in front}], out / "pareto.csv")
+        write_rows_csv([r for r in rows if r.get("pareto")], out / "pareto.csv")
     report, report_error = None, None
     if loaded.study.report:
         from nasattn.report import render_report_safely

@@ -1,18 +1,21 @@
 """Optuna inside Ray Tune: the seeded sampler, the define-by-run space with rejection, seed points.
 
-The searcher keeps its Optuna study in memory (it is pickled with Tune's experiment state, so a
-restored search continues exactly where the sampler was); finished trials are written into the
-persistent Optuna study by :class:`nasattn.search.recorder.StudyRecorder` (see stack notes: an
-OptunaSearch bound to a database diverges from Tune's snapshot after a ``kill -9``).
+:class:`SpaceSearch` is a Ray Tune :class:`~ray.tune.search.Searcher` (public interface: suggest,
+on_trial_result, on_trial_complete, save, restore) around an in-memory Optuna study driven by ask/tell.
+The in-memory study is pickled with Tune's experiment state, so a restored search continues exactly
+where the sampler was. Each suggested point is also opened as a RUNNING trial in the persistent
+study (:class:`nasattn.search.recorder.StudyLedger`), keyed by the run id and the sampler's trial
+number, so a point suggested again after a restore reuses its record and its folder.
 """
 
 from __future__ import annotations
 
+import pickle
 import warnings
 from pathlib import Path
 from typing import Any
 
-from ray.tune.search.optuna import OptunaSearch
+from ray.tune.search import Searcher
 
 from nasattn.search.space import Rejected, SearchSpace, sample_spec
 
@@ -69,7 +72,8 @@ class TrialConfigFactory:
             "arch": spec.to_dict(),
             "recipe": full_recipe,
             "optuna": {
-                "number": trial.number,
+                "number": trial.number,  # replaced by the persistent study's number when recorded
+                "sampler_number": trial.number,
                 "params": dict(trial.params),
                 "distributions": {k: distribution_to_json(d) for k, d in trial.distributions.items()},
                 "seed_point": trial.user_attrs.get("seed_point"),
@@ -83,48 +87,140 @@ def _seed_recipe(space: SearchSpace, seed_point: str | None) -> str | None:
     return None if not seed_point else ("own" if seed_point in getattr(space, "own_recipes", {}) else "study")
 
 
-class SpaceSearch(OptunaSearch):
-    """OptunaSearch over a :class:`SearchSpace` that resamples points rejected by its constraints.
+class SpaceSearch(Searcher):
+    """Optuna ask/tell over a :class:`SearchSpace`, resampling points rejected by its constraints.
 
-    A rejected sample is told to the in-memory Optuna study as PRUNED (user attribute ``rejected``
-    holds the reason), so model-based samplers learn to avoid the region; it costs no Tune trial and
-    no budget. ``seed_points`` (name -> params) are enqueued first, in order.
+    A rejected sample is told to the in-memory study as PRUNED (user attribute ``rejected`` holds the
+    reason), so model-based samplers learn to avoid the region; it costs no Tune trial and no budget.
+    ``seed_points`` (name -> params) are enqueued first, in order. Every accepted point is opened in
+    the persistent study through ``ledger`` (when given) and its number names the trial's run folder.
+    Trials stopped early are told PRUNED with their intermediate values (single objective), trials
+    trained to the end COMPLETE, failed or non-finite ones FAIL.
     """
 
     def __init__(self, factory: TrialConfigFactory, metric: str | list[str], mode: str | list[str], sampler: Any,
-                 seed_points: dict[str, dict[str, Any]] | None = None) -> None:
-        super().__init__(space=factory, metric=metric, mode=mode, sampler=sampler)
+                 seed_points: dict[str, dict[str, Any]] | None = None, ledger: Any = None,
+                 runs_root: Path | None = None) -> None:
+        import optuna
+
+        super().__init__(metric=metric, mode=mode)
+        self.factory = factory
+        self.metrics = [metric] if isinstance(metric, str) else list(metric)
+        modes = [mode] if isinstance(mode, str) else list(mode)
+        self.study = optuna.create_study(
+            sampler=sampler, directions=["maximize" if m == "max" else "minimize" for m in modes]
+        )
+        self.ledger = ledger
+        self.runs_root = runs_root
+        self.live: dict[str, Any] = {}  # Tune trial id -> its asked (in-memory) Optuna trial
+        self.configs: dict[str, dict[str, Any]] = {}
         self.rejected = 0
         self.last_rejection: str | None = None
         for name, params in (seed_points or {}).items():
-            self._ot_study.enqueue_trial(params, user_attrs={"seed_point": name})
+            self.study.enqueue_trial(params, user_attrs={"seed_point": name})
+
+    # ------------------------------------------------------------------ Searcher interface
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        """The space and the objectives are fixed at construction; Tune's ``param_space`` is not used."""
+        return not config
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         import optuna
 
-        if trial_id in self._ot_trials:  # asked again for the same Tune trial: same point
-            return self._space(self._ot_trials[trial_id])
+        if trial_id in self.configs:  # asked again for the same Tune trial: same point
+            return self.configs[trial_id]
         for _ in range(MAX_REJECTIONS):
-            ot_trial = self._ot_study.ask()
+            ot_trial = self.study.ask()
             try:
-                config = self._space(ot_trial)
+                config = self.factory(ot_trial)
             except Rejected as e:
                 self.rejected += 1
                 self.last_rejection = str(e)
                 ot_trial.set_user_attr("rejected", str(e))
-                self._ot_study.tell(ot_trial, state=optuna.trial.TrialState.PRUNED)
+                self.study.tell(ot_trial, state=optuna.trial.TrialState.PRUNED)
                 continue
-            self._ot_trials[trial_id] = ot_trial
+            config = self.open_record(trial_id, config)
+            self.live[trial_id] = ot_trial
+            self.configs[trial_id] = config
             return config
         raise RuntimeError(
             f"the search space's constraints rejected {MAX_REJECTIONS} samples in a row "
             f"(last: {self.last_rejection}); widen the constraints"
         )
 
+    def open_record(self, trial_id: str, config: dict[str, Any]) -> dict[str, Any]:
+        """Open (or find again) the trial's persistent record; its number names ``runs_root/<number>``."""
+        if self.ledger is None:
+            return config
+        meta = config["optuna"]
+        number = self.ledger.open(meta["sampler_number"], meta["params"], meta["distributions"], {
+            "tune_trial_id": trial_id, "seed_point": meta.get("seed_point"),
+            "arch": config["arch"], "recipe": config["recipe"],
+        })
+        config = {**config, "optuna": {**meta, "number": number}}
+        if self.runs_root is not None:
+            config["run_dir"] = str(Path(self.runs_root) / str(number))
+            self.ledger.report(number, None, None, {"run_dir": config["run_dir"]})
+        return config
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        import math
+
+        ot_trial = self.live.get(trial_id)
+        if ot_trial is None or len(self.metrics) > 1:  # Optuna keeps intermediate values for one objective only
+            return
+        value, step = result.get(self.metrics[0]), result.get("epoch") or result.get("training_iteration")
+        if isinstance(value, (int, float)) and math.isfinite(value) and step is not None:
+            ot_trial.report(float(value), int(step))
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        import math
+
+        import optuna
+
+        State = optuna.trial.TrialState
+        ot_trial = self.live.pop(trial_id, None)
+        self.configs.pop(trial_id, None)
+        if ot_trial is None:
+            return
+        number = ot_trial.number
+        result = result or {}
+        values = [result.get(m) for m in self.metrics]
+        finite = all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+        if error or (result.get("final") and not finite):
+            self.study.tell(number, state=State.FAIL, skip_if_finished=True)
+        elif result.get("final"):
+            self.study.tell(number, [float(v) for v in values], skip_if_finished=True)
+        else:  # stopped early by the scheduler: PRUNED with its last intermediate value
+            self.study.tell(number, state=State.PRUNED, skip_if_finished=True)
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.get_state(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.set_state(pickle.load(f))
+
+    def get_state(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if k != "ledger"}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        vars(self).update(state)
+
 
 def trial_dirname(trial: Any) -> str:
-    """Short trial folder names (Tune's default embeds the whole config)."""
-    return trial.trial_id
+    """Tune's folder of a trial: ``<study number>-<Tune trial id>`` (Tune's default embeds the whole config)."""
+    number = ((trial.config or {}).get("optuna") or {}).get("number")
+    return trial.trial_id if number is None else f"{number}-{trial.trial_id}"
+
+
+def describe_trial(config: dict[str, Any]) -> str:
+    """The live table's key choices, led by the trial's study number (its folder ``trials/<number>``)."""
+    from nasattn.tune.progress import arch_summary
+
+    number = (config.get("optuna") or {}).get("number")
+    return ("" if number is None else f"#{number} ") + arch_summary(config)
 
 
 def trial_runs_root(output: Path) -> Path:

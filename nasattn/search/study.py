@@ -16,7 +16,6 @@ SCHEDULERS = ("asha", "hyperband", "median", "none")
 OBJECTIVE_METRICS = {
     "val_accuracy": "max", "params": "min", "flops": "min", "latency_ms": "min",
 }
-PRESETS = ("baseline", "cbam", "balanced")
 
 
 def parse_duration(value: Any) -> float | None:
@@ -83,7 +82,7 @@ class EarlyStopping(_Strict):
 
 
 class Seeds(_Strict):
-    presets: list[Literal["baseline", "cbam", "balanced"]] = Field(default_factory=list)
+    presets: list[str] = Field(default_factory=list, description="Preset names to enqueue first (true: every preset).")
     points: list[dict[str, Any]] = Field(default_factory=list, description="More Optuna parameter dicts to enqueue.")
     recipe: Literal["own", "study"] = Field(
         "study", description="own: preset seed trials train with the preset's own recipe (the study's epochs); "
@@ -92,10 +91,22 @@ class Seeds(_Strict):
     @field_validator("presets", mode="before")
     @classmethod
     def _all(cls, v: Any) -> Any:
+        from nasattn.presets import list_presets
+
         if v is True:
-            return list(PRESETS)
+            return list(list_presets())
         if v in (False, None):
             return []
+        return v
+
+    @field_validator("presets")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        from nasattn.presets import list_presets
+
+        unknown = [p for p in v if p not in list_presets()]
+        if unknown:
+            raise ValueError(f"unknown preset(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(list_presets())}")
         return v
 
 
@@ -105,7 +116,10 @@ class TrainSettings(_Strict):
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = Field(1, ge=0, description="Epochs between trial checkpoints (0: none).")
-    keep_checkpoints: int = Field(1, ge=1, description="Checkpoints kept per trial.")
+    keep_checkpoints: int = Field(1, ge=1, description="Checkpoints kept per running trial.")
+    keep_finished_checkpoints: bool = Field(
+        False, description="Keep Tune's checkpoints of finished trials (removed at the end of the search by default)."
+    )
 
     @field_validator("recipe")
     @classmethod
