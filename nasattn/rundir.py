@@ -46,9 +46,11 @@ def lock_run_folder(folder: str | os.PathLike[str], command: str | None = None) 
     """Hold an exclusive lock on ``folder`` (created if missing) for the body's duration.
 
     Raises :class:`RunFolderBusy` (a ConfigError: exit 2) naming the holder's pid and command when
-    another process holds it. The lock file is left in place; only the lock itself is released.
+    another process holds it. The lock file is left in place; only the lock itself is released, except
+    that a folder the lock created and nothing else wrote to (a run refused before any work) is removed.
     """
     folder = check_output_folder(folder)
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # O_CLOEXEC by default: children do not inherit it
@@ -66,6 +68,9 @@ def lock_run_folder(folder: str | os.PathLike[str], command: str | None = None) 
         os.write(fd, json.dumps({"pid": os.getpid(), "command": command or current_command()}).encode() + b"\n")
         yield folder
     finally:
+        if created and os.listdir(folder) == [LOCK_NAME]:
+            os.unlink(path)
+            folder.rmdir()
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 

@@ -32,8 +32,6 @@ def test_what_cannot_adapt_names_the_fix():
     p = get_preset("balanced")
     with pytest.raises(ConfigError, match=r"--set class_weights=balanced"):
         adapt_to_dataset(p.arch, p.recipe, THREE, user_class_weights=True)
-    with pytest.raises(ConfigError, match="at least 2"):
-        adapt_to_dataset(p.arch, p.recipe, ["only"])
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from nasattn.ablation.study import LoadedAblation
+from nasattn.say import say
 from nasattn.config import ConfigError
 from nasattn.tune.resources import preflight, start_ray
 from nasattn.tune.trainable import scalar_metrics
@@ -61,11 +62,6 @@ class AblationResult:
     checkpointed: int = 0  # unfinished runs with a checkpoint to resume from
 
 
-def _say(console: Any, msg: str) -> None:
-    if console is not None:
-        console.print(msg, highlight=False, soft_wrap=True)
-    else:
-        log.info(msg)
 
 
 class TrialLabel:
@@ -135,17 +131,18 @@ def _experiment_name(out: Path, configs: list[dict[str, Any]], resume: bool, ret
     while (out / f"{EXPERIMENT}-{k}").exists():
         k += 1
     why = "retrying failed trials" if same else "the variants or settings changed since the last run"
-    _say(console, f"[yellow]{why}: a new Tune experiment {EXPERIMENT}-{k}; finished runs are not retrained[/]")
+    say(console, f"[yellow]{why}: a new Tune experiment {EXPERIMENT}-{k}; finished runs are not retrained[/]")
     return f"{EXPERIMENT}-{k}", False
 
 
 def prepare_data(loaded: LoadedAblation, console: Any = None) -> str | None:
-    """Resolve the data source and fill the decoded cache once, before any trial starts."""
-    from nasattn.data import load_dataset
+    """Resolve the data source, fill the decoded cache at the base's input size and check the split, once."""
+    from nasattn.data.prepare import prepare_data as prepare
 
-    data = loaded.resolved_data()
-    dataset = load_dataset(data, download=loaded.ablation.download, progress=console is not None)
-    _say(console, f"data: {getattr(dataset, 'source', data)} ({len(dataset)} images, {len(dataset.classes)} classes)")
+    spec, recipe = loaded.base()
+    data, line = prepare(loaded.resolved_data(), download=loaded.ablation.download, image_size=spec.input_size,
+                         recipe=recipe.to_dict(), progress=console is not None)
+    say(console, line)
     return data
 
 
@@ -178,11 +175,11 @@ def run_ablation(
         if not resume:
             raise ConfigError(f"{out} already holds an ablation; add --resume to continue it, or choose another --out")
     elif resume:
-        _say(console, f"[yellow]nothing to resume in {out}: starting a new ablation[/]")
+        say(console, f"[yellow]nothing to resume in {out}: starting a new ablation[/]")
     plan = loaded.plan()
     for name, why in plan.skipped.items():
-        _say(console, f"skipped variant {name}: {why}")
-    _say(console, "variants: " + ", ".join(plan.variants))
+        say(console, f"skipped variant {name}: {why}")
+    say(console, "variants: " + ", ".join(plan.variants))
     preflight(a.resources, a.ray, loaded.source)  # an unreachable cluster or too few resources: nothing written
     out.mkdir(parents=True, exist_ok=True)
 
@@ -198,7 +195,7 @@ def run_ablation(
         conc, ray_start_s = ray_started.concurrency, ray_started.start_seconds
         done = sum((Path(c["run_dir"]) / "DONE").is_file() for c in configs)
         splits = f" x {len(a.split_seeds)} splits" if a.split_seeds else ""
-        _say(console, f"{ray_started.summary}; {len(configs)} trials ({len(plan.variants)} variants x {len(a.seeds)} seeds{splits}), up to {conc} at once"
+        say(console, f"{ray_started.summary}; {len(configs)} trials ({len(plan.variants)} variants x {len(a.seeds)} seeds{splits}), up to {conc} at once"
                       + (f"; {done} already finished" if done else "")
                       + (f"; restoring {out / exp_name}" if restoring else ""))
         table = TrialTable(total=len(configs), concurrency=conc, title=f"nasattn ablate {a.name}",
@@ -228,7 +225,7 @@ def run_ablation(
         raise AblationFailed(f"every trial failed ({failed} of {len(rows)}); first error: {first}")
     unfinished = result.counts.get("UNFINISHED", 0)
     if unfinished:
-        _say(console, f"[yellow]interrupted: {unfinished} of {len(rows)} runs did not finish; "
+        say(console, f"[yellow]interrupted: {unfinished} of {len(rows)} runs did not finish; "
                       f"continue with: nasattn ablate ... --out {out} --resume[/]")
     return result
 
@@ -363,11 +360,11 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], variants: list[str], *,
         print_summary(summary, console)
         failed = [r for r in rows if r["status"] != "COMPLETE"]
         for r in failed[:10]:
-            _say(console, f"[red]{r['variant']} seed{r['seed']} failed[/]: {r['error']}")
+            say(console, f"[red]{r['variant']} seed{r['seed']} failed[/]: {r['error']}")
     if report:
         from nasattn.report import render_report_safely
 
-        result.report, result.report_error = render_report_safely(out, warn=lambda msg: _say(console, f"[yellow]{msg}[/]"))
+        result.report, result.report_error = render_report_safely(out, warn=lambda msg: say(console, f"[yellow]{msg}[/]"))
     return result
 
 

@@ -21,17 +21,12 @@ def adapt_to_dataset(
       weights computed from the training labels (``balanced``). When the user gave them
       (``user_class_weights``, e.g. with ``--set``), a wrong length is an error instead.
 
-    Raises ``ConfigError`` (naming the ``--set`` that fixes it) for what cannot adapt: fewer than two
-    classes, or user-given class weights of the wrong length.
+    Raises ``ConfigError`` (naming the ``--set`` that fixes it) for what cannot adapt: user-given class
+    weights of the wrong length.
     """
     from nasattn.config import ConfigError
 
-    k = len(classes)
-    if k < 2:
-        raise ConfigError(
-            f"the dataset has {k} class{'es' if k != 1 else ''} ({', '.join(classes) or 'none'}); a classifier "
-            "needs at least 2 (one sub-folder of images per class)"
-        )
+    k = len(classes)  # fewer than 2 classes is refused by the data layer's split (nasattn.data.split_dataset)
     notes: list[str] = []
     if spec.num_classes != k:
         notes.append(f"head: {spec.num_classes} -> {k} outputs (the dataset's classes)")

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nasattn.say import say
 from nasattn.config import ConfigError
 from nasattn.fidelity.zero_cost import ZC_COLUMNS
 
@@ -245,9 +246,6 @@ def trial_configs(plan: FidelityPlan) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------------------- run
-def _say(console: Any, msg: str) -> None:
-    if console is not None:
-        console.print(msg, highlight=False, soft_wrap=True)
 
 
 def plan_info(plan: FidelityPlan, command: str | None = None) -> dict[str, Any]:
@@ -295,9 +293,9 @@ def run_fidelity(plan: FidelityPlan, *, resume: bool = False, console: Any = Non
         load_dataset(plan.data, progress=console is not None)  # fill the decoded cache once
         with start_ray(res, ray_cfg, "fidelity") as ray_started:
             conc = ray_started.concurrency
-            _say(console, f"{ray_started.summary}; {len(todo)} of {len(configs)} runs to train, up to {conc} at once")
+            say(console, f"{ray_started.summary}; {len(todo)} of {len(configs)} runs to train, up to {conc} at once")
             if resume and same and experiments and run_grid_restorable(out / experiments[-1]):
-                _say(console, f"restoring {out / experiments[-1]}")
+                say(console, f"restoring {out / experiments[-1]}")
                 _grid(configs, out, experiments[-1], res, conc, True, live)
                 todo = [i for i, c in enumerate(configs) if not (Path(c["run_dir"]) / "DONE").is_file()]
             if todo:
@@ -466,5 +464,5 @@ def write_outputs(plan: FidelityPlan, rows: list[dict[str, Any]], *, console: An
             result.report = render_fidelity(plan.out).write(plan.out / "report.html")
         except Exception as e:  # noqa: BLE001 - the CSVs stand without their report
             result.report_error = f"report failed: {type(e).__name__}: {e}"
-            _say(console, f"[yellow]{result.report_error}[/]")
+            say(console, f"[yellow]{result.report_error}[/]")
     return result

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nasattn.say import say
 from nasattn.config import ConfigError, to_yaml
 from nasattn.search.study import LoadedStudy
 from nasattn.tune.resources import preflight, start_ray
 from nasattn.tune.trainable import CHECKPOINT_BUDGET
 
-log = logging.getLogger("nasattn.search")
 EXPERIMENT = "tune"  # Tune's experiment folder inside the output folder
 
 
@@ -39,11 +38,6 @@ class SearchResult:
     checkpointed: int = 0  # unfinished trials with a checkpoint to resume from
 
 
-def _say(console: Any, msg: str) -> None:
-    if console is not None:
-        console.print(msg, highlight=False, soft_wrap=True)
-    else:
-        log.info(msg)
 
 
 def _study_name(loaded: LoadedStudy) -> str:
@@ -125,7 +119,7 @@ def check_resume(out: Path, loaded: LoadedStudy) -> str:
     if not out.is_dir():
         raise ConfigError(f"--resume: {out} does not exist; nothing to resume (drop --resume to start a search)")
     if not run_file.is_file() or not (out / EXPERIMENT).is_dir():
-        raise ConfigError(f"--resume: {out} holds no search run ({RUN_FILE} or {EXPERIMENT}/ missing); "
+        raise ConfigError(f"--resume: {out} holds no search run ({RUN_FILE} or {EXPERIMENT}/ missing), nothing to resume; "
                           "drop --resume to start a search, or give the folder of the run to continue")
     try:
         record = json.loads(run_file.read_text())
@@ -144,13 +138,12 @@ def check_resume(out: Path, loaded: LoadedStudy) -> str:
 
 
 def prepare_data(loaded: LoadedStudy, console: Any = None) -> str | None:
-    """Resolve the data source and fill the decoded cache once, before any trial starts."""
-    from nasattn.data import load_dataset
+    """Resolve the data source, fill the decoded cache at the space's input size and check the split, once."""
+    from nasattn.data.prepare import prepare_data as prepare
 
-    data = loaded.resolved_data()
-    dataset = load_dataset(data, download=loaded.study.download, progress=console is not None)
-    _say(console, f"data: {getattr(dataset, 'source', data)} ({len(dataset)} images, {len(dataset.classes)} classes)")
-    del dataset
+    data, line = prepare(loaded.resolved_data(), download=loaded.study.download, image_size=loaded.space.input_size,
+                         recipe=loaded.study.train.recipe, progress=console is not None)
+    say(console, line)
     return data
 
 
@@ -187,12 +180,12 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Any = None
     url = storage_url(study.storage, out)
     name = _study_name(loaded)
     create_or_load_study(url, name, _directions(loaded), study.metric_names)
-    _say(console, f"optuna study {name!r} in {redact(url)}")
+    say(console, f"optuna study {name!r} in {redact(url)}")
 
     res = study.resources
     with start_ray(res, study.ray, loaded.source) as ray_started:
         conc, ray_start_s = ray_started.concurrency, ray_started.start_seconds
-        _say(console, f"{ray_started.summary}; up to {conc} trial{'' if conc == 1 else 's'} at once")
+        say(console, f"{ray_started.summary}; up to {conc} trial{'' if conc == 1 else 's'} at once")
         trainable = _trainable(loaded)
         if restoring:
             if not tune.Tuner.can_restore(str(exp_dir)):
@@ -371,7 +364,7 @@ def write_outputs(loaded: LoadedStudy, url: str, name: str, console: Any = None)
     if loaded.study.report:
         from nasattn.report import render_report_safely
 
-        report, report_error = render_report_safely(out, warn=lambda msg: _say(console, f"[yellow]{msg}[/]"))
+        report, report_error = render_report_safely(out, warn=lambda msg: say(console, f"[yellow]{msg}[/]"))
     return SearchResult(output=out, trials_csv=trials_csv, best_dir=best_dir, report=report, counts=counts,
                         best=best_info, report_error=report_error)
 

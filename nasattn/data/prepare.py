@@ -1,0 +1,40 @@
+"""Data a run of many trials needs before its first trial: decoded once, split-checked, described."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+
+def split_fields(recipe: Mapping[str, Any]) -> tuple[tuple[float, ...], int, bool]:
+    """``(split_ratios, split_seed, stratify)`` of a (partial) recipe dict, the Recipe's defaults filling gaps."""
+    from nasattn.engine.recipe import Recipe
+
+    fields = Recipe.model_fields
+
+    def get(name: str) -> Any:
+        return recipe.get(name, fields[name].default)
+
+    return tuple(float(r) for r in get("split_ratios")), int(get("split_seed")), bool(get("stratify"))
+
+
+def prepare_data(
+    source: str | os.PathLike | None,
+    *,
+    download: bool = False,
+    image_size: int | None = None,
+    recipe: Mapping[str, Any] | None = None,
+    progress: bool = False,
+) -> tuple[str | os.PathLike | None, str]:
+    """Fill the decoded cache for ``source`` at ``image_size`` (the key the trials read), check that the
+    dataset can be split as ``recipe`` says (a ``DataError`` naming the minimum before any trial starts),
+    and return ``(source, one line describing the data)``."""
+    from nasattn.data.sources import load_dataset
+    from nasattn.data.split import split_dataset
+
+    dataset = load_dataset(source, download=download, image_size=image_size, progress=progress)
+    ratios, seed, stratify = split_fields(recipe or {})
+    split_dataset(dataset.labels, ratios, seed, stratify, classes=dataset.classes)
+    line = f"data: {getattr(dataset, 'source', source)} ({len(dataset)} images, {len(dataset.classes)} classes)"
+    return source, line
