@@ -157,7 +157,7 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Any = None
     from ray.tune.search import ConcurrencyLimiter
 
     from nasattn.search.recorder import FailureGuard, StudyLedger, StudyRecorder, create_or_load_study, redact, storage_url
-    from nasattn.search.searcher import SpaceSearch, TrialConfigFactory, describe_trial, make_sampler, trial_dirname, trial_runs_root
+    from nasattn.search.searcher import SpaceSearch, TrialConfigFactory, make_sampler, trial_dirname, trial_runs_root
     from nasattn.search.space import preset_points
     from nasattn.tune.progress import TrialTable
 
@@ -214,7 +214,7 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Any = None
             recorder = StudyRecorder(ledger, study.metric_names, time_limit=study.budget.time_limit)
             guard = FailureGuard(min(study.budget.abort_after_failures, study.budget.trials))
             table = TrialTable(total=study.budget.trials, concurrency=conc, time_budget_s=study.budget.time_limit,
-                               title=f"nasattn search {study.name}", live=live, describe=describe_trial)
+                               title=f"nasattn search {study.name}", live=live)
             tuner = tune.Tuner(
                 trainable,
                 tune_config=tune.TuneConfig(

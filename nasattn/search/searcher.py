@@ -215,13 +215,5 @@ def trial_dirname(trial: Any) -> str:
     return trial.trial_id if number is None else f"{number}-{trial.trial_id}"
 
 
-def describe_trial(config: dict[str, Any]) -> str:
-    """The live table's key choices, led by the trial's study number (its folder ``trials/<number>``)."""
-    from nasattn.tune.progress import arch_summary
-
-    number = (config.get("optuna") or {}).get("number")
-    return ("" if number is None else f"#{number} ") + arch_summary(config)
-
-
 def trial_runs_root(output: Path) -> Path:
     return output / "trials"

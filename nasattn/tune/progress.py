@@ -32,6 +32,13 @@ def arch_summary(config: dict[str, Any]) -> str:
     return f"{name}{'/'.join(blocks)} d{depth} w{width} att={att} db={db} {head}"
 
 
+def trial_label(trial: Any) -> str:
+    """The id a user follows from the table to the folder and the CSV: a search trial's Optuna number
+    (``#3``: ``trials/3``, trials.csv's ``number``), else Ray Tune's trial id."""
+    number = ((getattr(trial, "config", None) or {}).get("optuna") or {}).get("number")
+    return f"#{number}" if number is not None else str(trial.trial_id)
+
+
 def _fmt_s(seconds: float | None) -> str:
     if seconds is None or seconds != seconds:
         return "?"
@@ -99,7 +106,8 @@ class TrialTable(Callback):
             self._live.start()
 
     def _row(self, trial: Any) -> dict[str, Any]:
-        row = self.rows.setdefault(trial.trial_id, {"choices": self.describe(trial.config), "status": "PENDING",
+        row = self.rows.setdefault(trial.trial_id, {"label": trial_label(trial), "choices": self.describe(trial.config),
+                                                    "status": "PENDING",
                                                     "current": None, "best": None, "epoch": None,
                                                     "started": time.time(), "seconds": None})
         return row
@@ -108,7 +116,7 @@ class TrialTable(Callback):
         row = self._row(trial)
         row["status"] = "RUNNING"
         row["started"] = time.time()
-        self._line(f"{trial.trial_id} started | {row['choices']}")
+        self._line(f"{row['label']} started | {row['choices']}")
         self._refresh()
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
@@ -124,7 +132,7 @@ class TrialTable(Callback):
             row["final_test"] = result.get("test_accuracy")
         elif row["epoch"] is not None:
             cur = "-" if row["current"] is None else f"{row['current'] * 100:.2f}%"
-            self._line(f"{trial.trial_id} epoch {row['epoch']}: {self.metric}={cur}")
+            self._line(f"{row['label']} epoch {row['epoch']}: {self.metric}={cur}")
         self._refresh()
 
     def _finish(self, trial: Any, status: str) -> None:
@@ -132,7 +140,7 @@ class TrialTable(Callback):
         row["status"] = status
         cur = row["current"]
         cur_s = "-" if cur is None else f"{cur * 100:.2f}%"
-        self._line(f"[{self.finished}/{self.total}] {trial.trial_id} {status.lower()} {self.metric}={cur_s} "
+        self._line(f"[{self.finished}/{self.total}] {row['label']} {status.lower()} {self.metric}={cur_s} "
                    f"epochs={row['epoch']} | {row['choices']}")
         self._refresh()
 
@@ -186,10 +194,10 @@ class TrialTable(Callback):
                              overflow="fold" if col == "key choices" else "ellipsis")
         order = {"RUNNING": 0, "PENDING": 1, "DONE": 2, "STOPPED": 3, "ERROR": 4}
         items = sorted(self.rows.items(), key=lambda kv: (order.get(kv[1]["status"], 5), -(kv[1]["best"] or 0)))
-        for tid, r in items[: self.max_rows]:
+        for _tid, r in items[: self.max_rows]:
             style = {"RUNNING": "cyan", "ERROR": "red", "DONE": "green"}.get(r["status"], "")
             pct = lambda v: "-" if v is None else f"{v * 100:.2f}%"  # noqa: E731
-            table.add_row(tid, f"[{style}]{r['status']}[/]" if style else r["status"], str(r["epoch"] or "-"),
+            table.add_row(r["label"], f"[{style}]{r['status']}[/]" if style else r["status"], str(r["epoch"] or "-"),
                           pct(r["current"]), pct(r["best"]), r["choices"])
         if len(items) > self.max_rows:
             table.add_row("...", f"{len(items) - self.max_rows} more", "", "", "", "")

@@ -1,0 +1,29 @@
+"""The progress table names a search trial by its study number, the id of its folder and CSV row."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from nasattn.tune.progress import TrialTable, trial_label
+
+
+def _trial(number: int | None, tid: str = "fabe278f") -> SimpleNamespace:
+    config = {"optuna": {"number": number}} if number is not None else {}
+    return SimpleNamespace(trial_id=tid, config=config)
+
+
+def test_a_search_trial_is_named_by_its_study_number_and_others_by_the_tune_id():
+    assert trial_label(_trial(3)) == "#3"
+    assert trial_label(_trial(None)) == "fabe278f"
+
+
+def test_plain_lines_follow_the_study_number(capsys):
+    table = TrialTable(total=2, live=False, describe=lambda cfg: "w64")
+    table.setup()
+    trial = _trial(3)
+    table.on_trial_start(0, [], trial)
+    table.on_trial_result(0, [], trial, {"val_accuracy": 0.5, "epoch": 1})
+    table.on_trial_complete(0, [], trial)
+    out = capsys.readouterr().out
+    assert "#3 started | w64" in out and "#3 epoch 1" in out and "#3 stopped" in out
+    assert "fabe278f" not in out
