@@ -3,7 +3,6 @@ layout and dtype the engine uses, and DropBlock under torch.compile."""
 
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch

@@ -8,7 +8,6 @@ import json
 import math
 import subprocess
 import sys
-from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
