@@ -142,13 +142,16 @@ def _print_plan(loaded: Any, plan: Any) -> None:
     table.add_column("variant", style="bold cyan")
     table.add_column("change")
     table.add_column("architecture", overflow="fold")
-    for name, (spec, recipe) in plan.variants.items():
-        table.add_row(name, plan.descriptions.get(name, ""), _short(spec) + f" | class_weights={recipe.class_weights if isinstance(recipe.class_weights, str) else 'list'}")
+    from rich.markup import escape
+
+    for name, (spec, recipe) in plan.variants.items():  # descriptions hold [lists]: not markup
+        weights = recipe.class_weights if isinstance(recipe.class_weights, str) else "list"
+        table.add_row(name, escape(plan.descriptions.get(name, "")), escape(_short(spec) + f" | class_weights={weights}"))
     console.print(table)
     for name, diffs in getattr(plan, "differences", {}).items():  # what each variant changes in the base
         console.print(f"{name} differs from base in: " + "; ".join(diffs), highlight=False, soft_wrap=True, markup=False)
     for name, why in plan.skipped.items():
-        console.print(f"skipped {name}: {why}", highlight=False)
+        console.print(f"skipped {name}: {why}", highlight=False, markup=False)
 
 
 def register(app: typer.Typer) -> None:
