@@ -276,7 +276,7 @@ def test_ablation_file_validation(tmp_path: Path):
         "base: {preset: cbam, arch: x.yaml}\n": "exactly one of",
         "seeds: [1, 1]\n": "repeat a seed",
         "recipe: {optimizer: lion}\n": "recipe",
-        "recipe: {epochs: 3}\n": "recipe: epochs: set the epochs in the top-level field epochs",
+        "recipe: {epochs: 3}\n": "recipe.epochs: set the epochs in the top-level field epochs",
         "include: [warp_attention]\n": "include: unknown variant 'warp_attention'",
         "variants: {x: {arch: {stages: {'*': {depth: 0}}}}}\n": "variants.x.arch",
         "variants: {x: {archh: {}}}\n": "variants.x.archh: unknown field",

@@ -191,7 +191,7 @@ def plan_fidelity(search_dir: str | Path, *, top: int = 3, n_random: int = 3, pr
     low_epochs = int(study.get("budget", {}).get("epochs", 1))
     recipe.setdefault("epochs", 4 * low_epochs)
     from nasattn.engine.recipe import Recipe
-    from nasattn.search.space import validate_model
+    from nasattn.config import validate as validate_model
 
     validate_model(Recipe, recipe, "--set recipe")
     if presets not in (True, False) and not set(presets) <= set(PRESETS):
@@ -266,7 +266,7 @@ def run_fidelity(plan: FidelityPlan, *, resume: bool = False, console: Any = Non
     ``resume`` restores the last Tune experiment when the configs are unchanged (unfinished trials
     continue from their checkpoints), then runs whatever still has no finished run folder.
     """
-    from nasattn.search.space import validate_model
+    from nasattn.config import validate as validate_model
     from nasattn.tune.resources import RayConfig, Resources, start_ray
 
     t0 = time.time()
