@@ -174,7 +174,7 @@ def plan_fidelity(search_dir: str | Path, *, top: int = 3, n_random: int = 3, pr
 
     Without a ``recipe.epochs`` override the higher budget trains 4x the search's epochs.
     """
-    from nasattn.cli.common import deep_merge
+    from nasattn.config import deep_merge
     from nasattn.config import resolve_data_source
 
     search_dir = Path(search_dir).expanduser().resolve()

@@ -220,7 +220,7 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None, output
 
     Every problem is a :class:`ConfigError` naming the file, the field path and what is allowed.
     """
-    from nasattn.cli.common import deep_merge
+    from nasattn.config import deep_merge
     from nasattn.config import validate as validate_model
     from nasattn.search.space import SearchSpace, load_space
 
