@@ -267,7 +267,7 @@ def test_ablation_file_validation(tmp_path: Path):
 
     cases = {
         "seedz: [1]\n": "seedz: unknown field",
-        "seed: 1\n": "seed: unknown field (a list of seeds: seeds: [0, 1, 2]); allowed: name, description, base, include",
+        "seed: 1\n": "seed: unknown field (a list of seeds: seeds: [0, 1, 2]); allowed: name, description, ",
         "resources: {cpu: 1}\n": "resources.cpu: unknown field; allowed: cpus_per_trial, gpus_per_trial",
         "correction: bonferroni\n": "correction",
         "split_seeds: [1, 1]\n": "split_seeds: seeds [1, 1] repeat a seed",

@@ -28,17 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from nasattn.config import ConfigError, deep_merge, format_validation_error, read_yaml, resolve_data_source
-from nasattn.tune.resources import RayConfig, Resources
+from nasattn.runfile import RunFile, StrictModel
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class BaseChoice(_Strict):
+class BaseChoice(StrictModel):
     """The network every variant is derived from: a preset or an architecture file (exactly one)."""
 
     preset: str | None = Field(None, description="A preset name (nasattn.presets.list_presets()).")
@@ -60,17 +56,16 @@ class BaseChoice(_Strict):
         return self
 
 
-class CustomVariant(_Strict):
+class CustomVariant(StrictModel):
     arch: dict[str, Any] = Field(default_factory=dict, description="Overrides deep-merged into the base spec.")
     recipe: dict[str, Any] = Field(default_factory=dict, description="Overrides deep-merged into the base recipe.")
     description: str | None = None
 
 
-class Ablation(_Strict):
+class Ablation(RunFile):
     """Everything about one ablation run."""
 
     name: str = "ablation"
-    description: str = ""
     base: BaseChoice = Field(default_factory=lambda: BaseChoice(preset="balanced"))
     include: list[str] | None = Field(None, description="Built-in variants to run (default: all that apply).")
     exclude: list[str] | None = Field(None, description="Variants not to run.")
@@ -81,20 +76,14 @@ class Ablation(_Strict):
         "pairs are (seed, split_seed). None: the recipes' split.")
     correction: Literal["holm", "bh", "none"] = Field(
         "holm", description="Multiple-comparison correction over all variants x metrics: holm, bh (Benjamini-Hochberg) or none.")
-    data: str | None = Field(None, description="Dataset folder/zip, or 'eurosat-mini'; None: $NASATTN_DATA.")
-    download: bool = False
     epochs: int | None = Field(None, ge=1, description="Epochs of every variant (overrides the recipes).")
     recipe: dict[str, Any] = Field(default_factory=dict, description="Recipe fields set in the base's recipe "
                                    "(and so in the variants derived from it); paper_* variants keep their preset's own.")
     width_mult: float = Field(1.0, gt=0)
-    subset: float | None = Field(None, gt=0, le=1, description="Stratified fraction of the dataset to use.")
     max_steps_per_epoch: int | None = Field(None, ge=1, description="Cap on training batches per epoch (smoke tests).")
     device: str = "auto"
     checkpoint_every: int = Field(1, ge=0, description="Epochs between trial checkpoints (0: none); resume continues from them.")
-    resources: Resources = Field(default_factory=Resources)
-    ray: RayConfig = Field(default_factory=RayConfig)
     output: str = Field("runs/ablation", description="Output folder (relative to the working directory).")
-    report: bool = True
 
     @field_validator("base", mode="before")
     @classmethod
