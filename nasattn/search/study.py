@@ -238,7 +238,8 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None, output
                     space_path = candidate.resolve()
                     break
             else:
-                raise ConfigError(f"{source}: space: no such file {space_raw!r} (looked beside the study file and in the working directory)")
+                raise ConfigError(f"{source}: space: no such file {space_raw!r} "
+                                  "(looked beside the study file and in the working directory)")
         space_source = str(space_path)
         space_dict = read_yaml(space_path)
         if not isinstance(space_dict, dict):
