@@ -36,7 +36,7 @@ def _seeds(value: str | None) -> list[int] | None:
 
 def ablate(
     ablation_file: Optional[Path] = typer.Argument(None, help="An ablation YAML (see studies/ablation-quick.yaml). Without it: flags only."),
-    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="Base network: baseline, cbam or balanced (default balanced)."),
+    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="Base network: a preset name (`nasattn presets` lists them; default balanced)."),
     arch: Optional[Path] = typer.Option(None, "--arch", help="Base network from a spec YAML (or a file with arch: and recipe:)."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Seeds, e.g. 0,1,2 (default 0,1,2)."),
     data: Optional[str] = typer.Option(None, "--data", "-d", help="Folder or zip of images, or 'eurosat-mini'. Default: $NASATTN_DATA."),

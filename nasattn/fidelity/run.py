@@ -25,11 +25,11 @@ from typing import Any
 
 from nasattn.say import say
 from nasattn.config import ConfigError
+from nasattn.presets import list_presets
 from nasattn.fidelity.zero_cost import ZC_COLUMNS
 
 EXPERIMENT = "tune"
 TRIALS_FILE = "trials.json"
-PRESETS = ("baseline", "cbam", "balanced")
 SETTABLE = ("recipe", "width_mult", "subset", "max_steps_per_epoch", "resources", "data")
 BASELINES = ("low", "params", "flops", *ZC_COLUMNS)
 
@@ -152,7 +152,7 @@ def select_trials(trials: list[Any], top: int, n_random: int, presets: bool | li
     rest = [t for t in finished if t.number not in chosen]
     for t in sorted(random.Random(seed).sample(rest, min(n_random, len(rest))), key=lambda t: t.number):
         chosen[t.number] = _sampled(t, "random", metric, low_epoch)
-    wanted = list(PRESETS) if presets is True else list(presets or [])
+    wanted = list_presets() if presets is True else list(presets or [])
     if wanted:
         for t in usable:
             if t.user_attrs.get("seed_point") in wanted:
@@ -194,8 +194,8 @@ def plan_fidelity(search_dir: str | Path, *, top: int = 3, n_random: int = 3, pr
     from nasattn.config import validate as validate_model
 
     validate_model(Recipe, recipe, "--set recipe")
-    if presets not in (True, False) and not set(presets) <= set(PRESETS):
-        raise ConfigError(f"--presets {','.join(presets)}: allowed: all, none, or names among {', '.join(PRESETS)}")
+    if presets not in (True, False) and not set(presets) <= set(list_presets()):
+        raise ConfigError(f"--presets {','.join(presets)}: allowed: all, none, or names among {', '.join(list_presets())}")
     if top < 0 or n_random < 0:
         raise ConfigError("--top and --random must be >= 0")
     train = study.get("train", {}) or {}
