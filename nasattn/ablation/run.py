@@ -64,19 +64,6 @@ class AblationResult:
 
 
 
-class TrialLabel:
-    """Describes a grid trial (whose Tune config is only ``{"index": i}``) for the live table; picklable."""
-
-    def __init__(self, labels: list[str]) -> None:
-        self.labels = labels
-
-    def __call__(self, config: dict[str, Any]) -> str:
-        try:
-            return self.labels[int(config["index"])]
-        except (KeyError, ValueError, TypeError, IndexError):
-            return str(config)
-
-
 # ------------------------------------------------------------------------------------ configs
 def run_dir_of(out: Path, variant: str, seed: int, split_seed: int | None = None) -> Path:
     """``OUT/runs/<variant>/seed<k>``, or ``seed<k>-split<s>`` for a repeated split."""
@@ -162,7 +149,7 @@ def run_ablation(
     (ablation.csv is written first).
     """
     from nasattn.tune import result_rows, run_grid
-    from nasattn.tune.progress import TrialTable
+    from nasattn.tune.progress import GridLabel, TrialTable
 
     t0 = time.time()
     a = loaded.ablation
@@ -195,11 +182,12 @@ def run_ablation(
         conc, ray_start_s = ray_started.concurrency, ray_started.start_seconds
         done = sum((Path(c["run_dir"]) / "DONE").is_file() for c in configs)
         splits = f" x {len(a.split_seeds)} splits" if a.split_seeds else ""
-        say(console, f"{ray_started.summary}; {len(configs)} trials ({len(plan.variants)} variants x {len(a.seeds)} seeds{splits}), up to {conc} at once"
+        grid = f"{len(plan.variants)} variants x {len(a.seeds)} seeds{splits}"
+        say(console, f"{ray_started.summary}; {len(configs)} trials ({grid}), up to {conc} at once"
                       + (f"; {done} already finished" if done else "")
                       + (f"; restoring {out / exp_name}" if restoring else ""))
         table = TrialTable(total=len(configs), concurrency=conc, title=f"nasattn ablate {a.name}",
-                           describe=TrialLabel([_label(c) for c in configs]), live=live)
+                           describe=GridLabel([_label(c) for c in configs]), live=live)
         from nasattn.interrupt import tune_interrupts
 
         with tune_interrupts() as stop:

@@ -10,7 +10,7 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from nasattn.cli.common import console, data_flag, fail, handle_user_errors, interrupted_line, parse_overrides
+from nasattn.cli.common import console, data_flag, fail, handle_user_errors, interrupted_line, parse_overrides, parse_seeds
 from nasattn.config import deep_merge
 
 
@@ -18,20 +18,6 @@ def _names(value: str | None) -> list[str] | None:
     if value is None:
         return None
     return [x.strip() for x in value.split(",") if x.strip()]
-
-
-def _seeds(value: str | None) -> list[int] | None:
-    from nasattn.config import ConfigError
-
-    if value is None:
-        return None
-    try:
-        seeds = [int(x) for x in value.split(",") if x.strip()]
-    except ValueError:
-        raise ConfigError(f"--seeds {value!r}: expected integers separated by commas, e.g. 0,1,2") from None
-    if not seeds:
-        raise ConfigError("--seeds: give at least one seed, e.g. 0,1,2")
-    return seeds
 
 
 def ablate(
@@ -75,7 +61,7 @@ def _ablate(ablation_file: Path | None, preset: str | None, arch: Path | None, s
         flags["base"] = {"preset": preset}
     if arch is not None:
         flags["base"] = {"arch": str(arch.expanduser().resolve())}
-    for key, value in (("seeds", _seeds(seeds)), ("data", data), ("epochs", epochs), ("width_mult", width_mult),
+    for key, value in (("seeds", parse_seeds(seeds)), ("data", data), ("epochs", epochs), ("width_mult", width_mult),
                        ("include", _names(include)), ("exclude", _names(exclude)),
                        ("output", str(out) if out is not None else None)):
         if value is not None:

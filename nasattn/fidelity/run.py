@@ -316,25 +316,12 @@ def run_grid_restorable(path: Path) -> bool:
 
 def _grid(configs: list[dict[str, Any]], out: Path, name: str, res: Any, conc: int, resume: bool, live: bool | None) -> None:
     from nasattn.tune import run_grid
-    from nasattn.tune.progress import TrialTable
+    from nasattn.tune.progress import GridLabel, TrialTable
 
     table = TrialTable(total=len(configs), concurrency=conc, title="nasattn fidelity", live=live,
-                       describe=_Label([f"trial{c['trial']} seed{c['seed']}" for c in configs]))
+                       describe=GridLabel([f"trial{c['trial']} seed{c['seed']}" for c in configs]))
     run_grid(configs, storage_path=out, name=name, cpus_per_trial=res.cpus_per_trial,
              gpus_per_trial=res.gpus_per_trial, max_concurrent=conc, callbacks=[table], resume=resume)
-
-
-class _Label:
-    """Names a grid trial (config ``{"index": i}``) for the live table; picklable."""
-
-    def __init__(self, labels: list[str]) -> None:
-        self.labels = labels
-
-    def __call__(self, config: dict[str, Any]) -> str:
-        try:
-            return self.labels[int(config["index"])]
-        except (KeyError, ValueError, TypeError, IndexError):
-            return str(config)
 
 
 # --------------------------------------------------------------------------------------- outputs
