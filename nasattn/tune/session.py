@@ -23,7 +23,7 @@ _TUNE_ENV_DEFAULTS = {
     # (measured here: a 1.4 s training took 190 s as a trial beside one CPU-bound process). Trials are
     # the work a search exists for: run them at normal priority.
     "RAY_worker_niceness": "0",
-    # Ray 2.60 leaves CUDA_VISIBLE_DEVICES alone for tasks given 0 GPUs (they would see every GPU);
+    # Ray leaves CUDA_VISIBLE_DEVICES alone for tasks given 0 GPUs (they would see every GPU);
     # with this set, a trial without a GPU sees none (the trial also picks its device from ray.get_gpu_ids()).
     "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "1",
 }
