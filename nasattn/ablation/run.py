@@ -21,13 +21,16 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nasattn.ablation.study import LoadedAblation
 from nasattn.say import say
 from nasattn.config import ConfigError
 from nasattn.tune.resources import preflight, start_ray
 from nasattn.tune.trainable import scalar_metrics
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 log = logging.getLogger("nasattn.ablation")
 EXPERIMENT = "tune"
@@ -122,7 +125,7 @@ def _experiment_name(out: Path, configs: list[dict[str, Any]], resume: bool, ret
     return f"{EXPERIMENT}-{k}", False
 
 
-def prepare_data(loaded: LoadedAblation, console: Any = None) -> str | None:
+def prepare_data(loaded: LoadedAblation, console: Console | None = None) -> str | None:
     """Resolve the data source, fill the decoded cache at the base's input size and check the split, once."""
     from nasattn.data.prepare import prepare_data as prepare
 
@@ -139,7 +142,7 @@ def run_ablation(
     *,
     resume: bool = False,
     retry_errors: bool = False,
-    console: Any = None,
+    console: Console | None = None,
     live: bool | None = None,
     command: str | None = None,
 ) -> AblationResult:
@@ -329,7 +332,7 @@ def summarize_variants(rows: list[dict[str, Any]], variants: list[str], correcti
     return analyze(df, variants, base, correction=correction, predictions=loader)
 
 
-def write_outputs(out: Path, rows: list[dict[str, Any]], variants: list[str], *, console: Any = None,
+def write_outputs(out: Path, rows: list[dict[str, Any]], variants: list[str], *, console: Console | None = None,
                   report: bool = True, correction: str = "holm") -> AblationResult:
     """ablation.csv, summary.csv, the summary table on the console, and report.html when possible."""
     import pandas as pd
@@ -360,7 +363,7 @@ def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v * 100:.2f}"
 
 
-def print_summary(summary: list[dict[str, Any]], console: Any) -> None:
+def print_summary(summary: list[dict[str, Any]], console: Console) -> None:
     """The summary table: test accuracy, paired difference to the base with its CI, raw and adjusted p, McNemar."""
     from rich.table import Table
 

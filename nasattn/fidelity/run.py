@@ -21,12 +21,15 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nasattn.say import say
 from nasattn.config import ConfigError
 from nasattn.presets import list_presets
 from nasattn.fidelity.zero_cost import ZC_COLUMNS
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 EXPERIMENT = "tune"
 TRIALS_FILE = "trials.json"
@@ -259,7 +262,7 @@ def plan_info(plan: FidelityPlan, command: str | None = None) -> dict[str, Any]:
     }
 
 
-def run_fidelity(plan: FidelityPlan, *, resume: bool = False, console: Any = None, live: bool | None = None,
+def run_fidelity(plan: FidelityPlan, *, resume: bool = False, console: Console | None = None, live: bool | None = None,
                  command: str | None = None) -> FidelityResult:
     """Train every (sampled trial, seed) at the higher budget (resumable), then write the outputs.
 
@@ -429,7 +432,7 @@ def _num(v: Any) -> float:
     return f
 
 
-def write_outputs(plan: FidelityPlan, rows: list[dict[str, Any]], *, console: Any = None, wall_s: float = 0.0,
+def write_outputs(plan: FidelityPlan, rows: list[dict[str, Any]], *, console: Console | None = None, wall_s: float = 0.0,
                   report: bool = True, n_resamples: int = 2000) -> FidelityResult:
     """fidelity.csv, agreement.csv and report.html."""
     from nasattn.tune import write_rows_csv

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from nasattn.config import ConfigError, read_yaml, resolve_data_source
 from nasattn.runfile import RunFile, StrictModel
+
+if TYPE_CHECKING:
+    from nasattn.search.space import SearchSpace
 
 SAMPLERS = ("tpe", "random", "cmaes", "nsga2", "gp", "grid")
 SCHEDULERS = ("asha", "hyperband", "median", "none")
@@ -279,7 +282,7 @@ def check_study(loaded: LoadedStudy) -> None:
     check_samplable(space, loaded.space_source)
 
 
-def check_samplable(space: Any, source: str, tries: int = 200) -> None:
+def check_samplable(space: SearchSpace, source: str, tries: int = 200) -> None:
     """Draw random points until one passes every constraint; else a ConfigError with the reasons."""
     import optuna
 
