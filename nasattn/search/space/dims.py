@@ -127,9 +127,11 @@ def parse_dim(raw: Any, path: str, kind: str | None = None, param_type: Any = No
                 _check_type(v, param_type, f"{path}.choice")
             return Choice(tuple(values))
         if key == "options":
-            raise ValueError(f"{path}: options: is only allowed where a block is chosen (stem, block, attention, head, dropblock) or for a recipe field")
+            raise ValueError(f"{path}: options: is only allowed where a block is chosen "
+                             "(stem, block, attention, head, dropblock) or for a recipe field")
         bounds = raw[key]
-        if not (isinstance(bounds, list) and len(bounds) == 2 and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)):
+        numbers = all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds) if isinstance(bounds, list) else False
+        if not (isinstance(bounds, list) and len(bounds) == 2 and numbers):
             raise ValueError(f"{path}.{key}: give [low, high], two numbers; got {bounds!r}")
         lo, hi = bounds
         log = raw.get("log", False)

@@ -203,7 +203,8 @@ class SearchSpace(BaseModel):
                     sub: dict[str, Any] = {}
                     for pk, pv in (params or {}).items():
                         if pk not in fields or pk in ("epochs", key):
-                            raise ValueError(f"{key}.options.{name}.{pk}: unknown recipe field; allowed: {_fmt(f for f in fields if f not in ('epochs', key))}")
+                            allowed = _fmt(f for f in fields if f not in ("epochs", key))
+                            raise ValueError(f"{key}.options.{name}.{pk}: unknown recipe field; allowed: {allowed}")
                         sub[pk] = parse_dim(pv, f"{key}.options.{name}.{pk}")
                         _check_recipe_dim(pk, sub[pk], f"{key}.options.{name}.{pk}")
                     tree[name] = sub
