@@ -73,20 +73,6 @@ def alpha_columns(df: pd.DataFrame | None) -> list[str]:
     return [c for c in df.columns if str(c).startswith("alpha/") and _col(df, c) is not None]
 
 
-def alpha_curves(history: pd.DataFrame, title: str = "Fusion weight alpha over epochs") -> go.Figure | None:
-    """``s = sigmoid(a)`` of every learnable fusion block per epoch (one line per block)."""
-    cols = alpha_columns(history)
-    if not cols or "epoch" not in history.columns:
-        return None
-    fig = go.Figure()
-    for i, c in enumerate(cols):
-        fig.add_trace(go.Scatter(x=history["epoch"], y=history[c], mode="lines+markers", name=c[len("alpha/"):],
-                                 line=dict(color=_color(i))))
-    fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(title_text="alpha (spatial weight)")
-    return _layout(fig, title)
-
-
 DECAY_ONLY = "alpha_decay_only/"  # history column prefix: the alpha weight decay alone would give
 
 
