@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,6 +18,7 @@ class ConfigError(ValueError):
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
+    """``a.b[0].c`` for a pydantic error location, without validator-function and tagged-union parts."""
     parts: list[str] = []
     for item in loc:
         if isinstance(item, int):
@@ -46,20 +48,48 @@ def _model_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> type[BaseM
     return model
 
 
-def format_validation_error(error: ValidationError, source: str | None = None,
-                            model: type[BaseModel] | None = None) -> str:
-    """One line per problem: ``source: field.path: message``; unknown fields list the allowed names."""
-    prefix = f"{source}: " if source else ""
-    lines = []
+_SUB_PATH = re.compile(r"^([A-Za-z_][\w\[\]]*(?:\.[\w\[\]-]+)*): (.*)$", re.S)
+
+
+def validation_problems(error: ValidationError, model: type[BaseModel] | None = None) -> list[str]:
+    """``field.path: message`` for each distinct problem of ``error``.
+
+    An unknown field lists the allowed names of the model that holds it (``model`` is the validated
+    class); a literal lists the allowed values; a validator message that starts with a sub-path
+    (``choice: ...``) is joined onto the field path.
+    """
+    lines: list[str] = []
     for err in error.errors(include_url=False):
-        msg = err["msg"].removeprefix("Value error, ")
+        loc = tuple(x for x in err["loc"] if not str(x).startswith("function-") and "[" not in str(x))
+        path = _loc(loc)
+        msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
-            holder = _model_at(model, tuple(err["loc"][:-1])) if model is not None else None
+            holder = _model_at(model, loc[:-1]) if model is not None else None
             if holder is not None:
                 msg += f"; allowed: {', '.join(holder.model_fields)}"
-        lines.append(f"{prefix}{_loc(err['loc'])}: {msg}")
-    return "\n".join(lines)
+        elif err["type"] == "literal_error" and (err.get("ctx") or {}).get("expected"):
+            msg = f"{err.get('input')!r} is not allowed; allowed: {err['ctx']['expected']}"
+        else:
+            m = _SUB_PATH.match(msg)
+            if m and path != "(top level)":
+                sub, last = m.group(1), str(loc[-1])
+                if sub == last or sub.startswith(last + "."):
+                    sub = sub[len(last):].lstrip(".")
+                path, msg = ".".join(x for x in (path, sub) if x), m.group(2)
+            elif m:
+                path, msg = m.group(1), m.group(2)
+        line = f"{path}: {msg}"
+        if line not in lines:
+            lines.append(line)
+    return lines
+
+
+def format_validation_error(error: ValidationError, source: str | None = None,
+                            model: type[BaseModel] | None = None) -> str:
+    """One line per problem: ``source: field.path: message`` (see :func:`validation_problems`)."""
+    prefix = f"{source}: " if source else ""
+    return "\n".join(prefix + line for line in validation_problems(error, model))
 
 
 def read_yaml(path: str | Path) -> Any:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
-def say(console: Any, msg: str, logger: str = "nasattn") -> None:
+def say(console: Console | None, msg: str, logger: str = "nasattn") -> None:
     """Print ``msg`` on ``console`` (rich markup allowed) when given, else log it at INFO on ``logger``."""
     if console is not None:
         console.print(msg, highlight=False, soft_wrap=True)

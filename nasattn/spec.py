@@ -46,6 +46,34 @@ def _range_error(kind: str, name: str, key: str, value: float, ranges: dict[str,
     return None
 
 
+def param_type_of(default: Any) -> type | None:
+    """The type a block parameter takes, from its default (bool, int, float or str; None: anything)."""
+    for t in (bool, int, float, str):
+        if isinstance(default, t):
+            return t
+    return None
+
+
+def type_mismatch(value: Any, expected: type | None) -> str | None:
+    """What ``value`` must be when it is not of the parameter type ``expected`` (None when it fits).
+
+    An integer fits a float parameter, an integral float fits an int one, and a bool is not a number.
+    """
+    if expected is None or value is None:
+        return None
+    if expected is bool:
+        return None if isinstance(value, bool) else "true or false"
+    if expected in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return "a number"
+        if expected is int and isinstance(value, float) and not value.is_integer():
+            return "an integer"
+        return None
+    if expected is str and not isinstance(value, str):
+        return "a string"
+    return None
+
+
 def _check_params(kind: str, name: str, params: dict[str, Any], reserved: tuple[str, ...] = ()) -> None:
     try:
         info = get_block(kind, name)
@@ -57,19 +85,14 @@ def _check_params(kind: str, name: str, params: dict[str, Any], reserved: tuple[
             raise ValueError(
                 f"unknown parameter {key!r} for {kind} {name!r}; allowed: {', '.join(allowed) or '(none)'}"
             )
-        default = allowed[key]
-        if isinstance(default, bool) and not isinstance(value, bool):
-            raise ValueError(f"{kind} {name!r} parameter {key!r} must be true/false, got {value!r}")
-        if isinstance(default, (int, float)) and not isinstance(default, bool):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"{kind} {name!r} parameter {key!r} must be a number, got {value!r}")
-            if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float) and not value.is_integer():
-                raise ValueError(f"{kind} {name!r} parameter {key!r} must be an integer, got {value!r}")
+        expected = param_type_of(allowed[key])
+        wrong = type_mismatch(value, expected)
+        if wrong:
+            raise ValueError(f"{kind} {name!r} parameter {key!r} must be {wrong}, got {value!r}")
+        if expected in (int, float):
             problem = _range_error(kind, name, key, value, {**PARAM_RANGES, **getattr(info.factory, "param_ranges", {})})
             if problem:
                 raise ValueError(problem)
-        if isinstance(default, str) and not isinstance(value, str):
-            raise ValueError(f"{kind} {name!r} parameter {key!r} must be a string, got {value!r}")
 
 
 class Component(BaseModel):

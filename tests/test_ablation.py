@@ -267,7 +267,7 @@ def test_ablation_file_validation(tmp_path: Path):
 
     cases = {
         "seedz: [1]\n": "seedz: unknown field",
-        "seed: 1\n": "seed: unknown field (a list of seeds: seeds: [0, 1, 2]); allowed: name, description, base, include",
+        "seed: 1\n": "seed: unknown field (a list of seeds: seeds: [0, 1, 2]); allowed: name, description, ",
         "resources: {cpu: 1}\n": "resources.cpu: unknown field; allowed: cpus_per_trial, gpus_per_trial",
         "correction: bonferroni\n": "correction",
         "split_seeds: [1, 1]\n": "split_seeds: seeds [1, 1] repeat a seed",
@@ -276,7 +276,7 @@ def test_ablation_file_validation(tmp_path: Path):
         "base: {preset: cbam, arch: x.yaml}\n": "exactly one of",
         "seeds: [1, 1]\n": "repeat a seed",
         "recipe: {optimizer: lion}\n": "recipe",
-        "recipe: {epochs: 3}\n": "recipe: epochs: set the epochs in the top-level field epochs",
+        "recipe: {epochs: 3}\n": "recipe.epochs: set the epochs in the top-level field epochs",
         "include: [warp_attention]\n": "include: unknown variant 'warp_attention'",
         "variants: {x: {arch: {stages: {'*': {depth: 0}}}}}\n": "variants.x.arch",
         "variants: {x: {archh: {}}}\n": "variants.x.archh: unknown field",

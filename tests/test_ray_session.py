@@ -42,8 +42,8 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _alive(pids: list[int]) -> list[int]:
-    import psutil
     import ray  # noqa: F401 - Ray's bundled psutil
+    import psutil
 
     out = []
     for pid in pids:

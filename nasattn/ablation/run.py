@@ -21,13 +21,16 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nasattn.ablation.study import LoadedAblation
 from nasattn.say import say
 from nasattn.config import ConfigError
 from nasattn.tune.resources import preflight, start_ray
 from nasattn.tune.trainable import scalar_metrics
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 log = logging.getLogger("nasattn.ablation")
 EXPERIMENT = "tune"
@@ -62,19 +65,6 @@ class AblationResult:
     checkpointed: int = 0  # unfinished runs with a checkpoint to resume from
 
 
-
-
-class TrialLabel:
-    """Describes a grid trial (whose Tune config is only ``{"index": i}``) for the live table; picklable."""
-
-    def __init__(self, labels: list[str]) -> None:
-        self.labels = labels
-
-    def __call__(self, config: dict[str, Any]) -> str:
-        try:
-            return self.labels[int(config["index"])]
-        except (KeyError, ValueError, TypeError, IndexError):
-            return str(config)
 
 
 # ------------------------------------------------------------------------------------ configs
@@ -135,7 +125,7 @@ def _experiment_name(out: Path, configs: list[dict[str, Any]], resume: bool, ret
     return f"{EXPERIMENT}-{k}", False
 
 
-def prepare_data(loaded: LoadedAblation, console: Any = None) -> str | None:
+def prepare_data(loaded: LoadedAblation, console: Console | None = None) -> str | None:
     """Resolve the data source, fill the decoded cache at the base's input size and check the split, once."""
     from nasattn.data.prepare import prepare_data as prepare
 
@@ -152,7 +142,7 @@ def run_ablation(
     *,
     resume: bool = False,
     retry_errors: bool = False,
-    console: Any = None,
+    console: Console | None = None,
     live: bool | None = None,
     command: str | None = None,
 ) -> AblationResult:
@@ -162,7 +152,7 @@ def run_ablation(
     (ablation.csv is written first).
     """
     from nasattn.tune import result_rows, run_grid
-    from nasattn.tune.progress import TrialTable
+    from nasattn.tune.progress import GridLabel, TrialTable
 
     t0 = time.time()
     a = loaded.ablation
@@ -195,11 +185,12 @@ def run_ablation(
         conc, ray_start_s = ray_started.concurrency, ray_started.start_seconds
         done = sum((Path(c["run_dir"]) / "DONE").is_file() for c in configs)
         splits = f" x {len(a.split_seeds)} splits" if a.split_seeds else ""
-        say(console, f"{ray_started.summary}; {len(configs)} trials ({len(plan.variants)} variants x {len(a.seeds)} seeds{splits}), up to {conc} at once"
+        grid = f"{len(plan.variants)} variants x {len(a.seeds)} seeds{splits}"
+        say(console, f"{ray_started.summary}; {len(configs)} trials ({grid}), up to {conc} at once"
                       + (f"; {done} already finished" if done else "")
                       + (f"; restoring {out / exp_name}" if restoring else ""))
         table = TrialTable(total=len(configs), concurrency=conc, title=f"nasattn ablate {a.name}",
-                           describe=TrialLabel([_label(c) for c in configs]), live=live)
+                           describe=GridLabel([_label(c) for c in configs]), live=live)
         from nasattn.interrupt import tune_interrupts
 
         with tune_interrupts() as stop:
@@ -341,7 +332,7 @@ def summarize_variants(rows: list[dict[str, Any]], variants: list[str], correcti
     return analyze(df, variants, base, correction=correction, predictions=loader)
 
 
-def write_outputs(out: Path, rows: list[dict[str, Any]], variants: list[str], *, console: Any = None,
+def write_outputs(out: Path, rows: list[dict[str, Any]], variants: list[str], *, console: Console | None = None,
                   report: bool = True, correction: str = "holm") -> AblationResult:
     """ablation.csv, summary.csv, the summary table on the console, and report.html when possible."""
     import pandas as pd
@@ -372,7 +363,7 @@ def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v * 100:.2f}"
 
 
-def print_summary(summary: list[dict[str, Any]], console: Any) -> None:
+def print_summary(summary: list[dict[str, Any]], console: Console) -> None:
     """The summary table: test accuracy, paired difference to the base with its CI, raw and adjusted p, McNemar."""
     from rich.table import Table
 

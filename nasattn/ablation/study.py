@@ -28,17 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from nasattn.config import ConfigError, deep_merge, format_validation_error, read_yaml, resolve_data_source
-from nasattn.tune.resources import RayConfig, Resources
+from nasattn.runfile import RunFile, StrictModel
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class BaseChoice(_Strict):
+class BaseChoice(StrictModel):
     """The network every variant is derived from: a preset or an architecture file (exactly one)."""
 
     preset: str | None = Field(None, description="A preset name (nasattn.presets.list_presets()).")
@@ -60,17 +56,16 @@ class BaseChoice(_Strict):
         return self
 
 
-class CustomVariant(_Strict):
+class CustomVariant(StrictModel):
     arch: dict[str, Any] = Field(default_factory=dict, description="Overrides deep-merged into the base spec.")
     recipe: dict[str, Any] = Field(default_factory=dict, description="Overrides deep-merged into the base recipe.")
     description: str | None = None
 
 
-class Ablation(_Strict):
+class Ablation(RunFile):
     """Everything about one ablation run."""
 
     name: str = "ablation"
-    description: str = ""
     base: BaseChoice = Field(default_factory=lambda: BaseChoice(preset="balanced"))
     include: list[str] | None = Field(None, description="Built-in variants to run (default: all that apply).")
     exclude: list[str] | None = Field(None, description="Variants not to run.")
@@ -81,20 +76,14 @@ class Ablation(_Strict):
         "pairs are (seed, split_seed). None: the recipes' split.")
     correction: Literal["holm", "bh", "none"] = Field(
         "holm", description="Multiple-comparison correction over all variants x metrics: holm, bh (Benjamini-Hochberg) or none.")
-    data: str | None = Field(None, description="Dataset folder/zip, or 'eurosat-mini'; None: $NASATTN_DATA.")
-    download: bool = False
     epochs: int | None = Field(None, ge=1, description="Epochs of every variant (overrides the recipes).")
     recipe: dict[str, Any] = Field(default_factory=dict, description="Recipe fields set in the base's recipe "
                                    "(and so in the variants derived from it); paper_* variants keep their preset's own.")
     width_mult: float = Field(1.0, gt=0)
-    subset: float | None = Field(None, gt=0, le=1, description="Stratified fraction of the dataset to use.")
     max_steps_per_epoch: int | None = Field(None, ge=1, description="Cap on training batches per epoch (smoke tests).")
     device: str = "auto"
     checkpoint_every: int = Field(1, ge=0, description="Epochs between trial checkpoints (0: none); resume continues from them.")
-    resources: Resources = Field(default_factory=Resources)
-    ray: RayConfig = Field(default_factory=RayConfig)
     output: str = Field("runs/ablation", description="Output folder (relative to the working directory).")
-    report: bool = True
 
     @field_validator("base", mode="before")
     @classmethod
@@ -228,36 +217,13 @@ def load_ablation(
     try:
         ablation = Ablation.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_with_allowed_names(format_validation_error(e, source), e, source)) from None
+        raise ConfigError(_with_seed_hint(format_validation_error(e, source, Ablation), source)) from None
     loaded = LoadedAblation(ablation, source, where)
     loaded.plan()  # validate include/exclude/custom variants now, before anything starts
     return loaded
 
 
-def _fields_at(loc: tuple[Any, ...]) -> list[str] | None:
-    """The field names of the ablation model at ``loc`` (the path of an unknown field), or None."""
-    model: Any = Ablation
-    for part in loc[:-1]:
-        info = getattr(model, "model_fields", {}).get(part)
-        ann = getattr(info, "annotation", None)
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-            return None
-        model = ann
-    return list(getattr(model, "model_fields", {})) or None
-
-
-def _with_allowed_names(message: str, error: ValidationError, source: str) -> str:
-    """Add the allowed names to each ``unknown field`` line (and ``seeds`` to a ``seed`` one)."""
-    lines = message.split("\n")
-    extras = [err for err in error.errors(include_url=False) if err["type"] == "extra_forbidden"]
-    for err in extras:
-        loc = tuple(err["loc"])
-        path = ".".join(str(x) for x in loc)
-        allowed = _fields_at(loc)
-        if allowed is None:
-            continue
-        hint = " (a list of seeds: seeds: [0, 1, 2])" if loc == ("seed",) else ""
-        for i, line in enumerate(lines):
-            if line == f"{source}: {path}: unknown field":
-                lines[i] = f"{line}{hint}; allowed: {', '.join(allowed)}"
-    return "\n".join(lines)
+def _with_seed_hint(message: str, source: str) -> str:
+    """A ``seed: unknown field`` line also says how seeds are written."""
+    line = f"{source}: seed: unknown field"
+    return message.replace(line, f"{line} (a list of seeds: seeds: [0, 1, 2])")

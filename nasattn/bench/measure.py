@@ -36,24 +36,18 @@ __all__ = ["engine_throughput", "machine_info", "run_bench", "time_to_accuracy"]
 
 # ---------------------------------------------------------------------------------------------- helpers
 def machine_info(device: torch.device | str = "cpu") -> dict[str, Any]:
-    """CPU model (``/proc/cpuinfo``), cores, load, torch/torchvision versions and the GPU (if any)."""
+    """CPU model (:func:`nasattn.report.env.cpu_name`), cores, load, torch/torchvision versions and the GPU (if any)."""
     import torchvision
 
     import nasattn
+    from nasattn.report.env import cpu_name
 
-    cpu = None
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
     dev = torch.device(device) if isinstance(device, str) else device
     gpu = None
     if torch.cuda.is_available():
         gpu = torch.cuda.get_device_name(dev if dev.type == "cuda" else 0)
     info: dict[str, Any] = {
-        "cpu": cpu or platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "torch_threads": torch.get_num_threads(),

@@ -25,12 +25,15 @@ import time
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 from torchvision.datasets import ImageFolder
+
+if TYPE_CHECKING:
+    from nasattn.data import ImageDataset
 
 __all__ = ["image_folder_root", "naive_train_set", "naive_loader", "naive_throughput", "default_workers"]
 
@@ -49,7 +52,7 @@ def _entries(source: Path) -> tuple[list[Any], str]:
     return list_images(source)
 
 
-def image_folder_root(dataset: Any, cache_dir: str | os.PathLike | None = None) -> tuple[Path, list[str]]:
+def image_folder_root(dataset: ImageDataset, cache_dir: str | os.PathLike | None = None) -> tuple[Path, list[str]]:
     """An ImageFolder root for ``dataset`` and the relative path (POSIX) of each of its images, in order.
 
     ``names[i]`` is the file of ``dataset.images[i]`` relative to the root. A folder source is used in

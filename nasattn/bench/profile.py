@@ -3,9 +3,8 @@
     python -m nasattn.bench.profile --preset balanced --width-mult 0.25 --threads 2 --amp bf16
 
 Builds the preset (random weights), then times and profiles a few forward + backward + AdamW steps on
-a random batch: images/s and the operators with the most self CPU time. On a CPU this is the table
-that showed torchvision's DropBlock max-pool spending 31% of the balanced net's step (1 thread), the
-dense Bernoulli draw of its seeds 12% under bf16, and channels_last's strided gradient adds.
+a random batch: images/s and the operators with the most self CPU time. The tables it produced, and
+what they led to, are in ``reports/bench.md``.
 """
 
 from __future__ import annotations

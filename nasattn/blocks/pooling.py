@@ -2,8 +2,8 @@
 
 ``x.mean(dims, keepdim=True)`` hands back a broadcast (stride-0) gradient; in channels_last, adding it
 to ``x``'s other gradients (the attention product, the residual path) is a strided, unvectorised add
-on the CPU: 70-90 ms of a 500 ms bf16 step of the balanced net at quarter width. ``mean_pool`` writes
-its gradient densely in ``x``'s own layout instead, so every later add runs at memory speed.
+on the CPU (its cost: ``reports/bench.md``). ``mean_pool`` writes its gradient densely in ``x``'s own
+layout instead, so every later add is a contiguous one.
 """
 
 from __future__ import annotations

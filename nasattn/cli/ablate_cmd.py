@@ -10,7 +10,7 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from nasattn.cli.common import console, data_flag, fail, handle_user_errors, interrupted_line, parse_overrides
+from nasattn.cli.common import console, data_flag, fail, handle_user_errors, interrupted_line, parse_overrides, parse_seeds
 from nasattn.config import deep_merge
 
 
@@ -20,23 +20,9 @@ def _names(value: str | None) -> list[str] | None:
     return [x.strip() for x in value.split(",") if x.strip()]
 
 
-def _seeds(value: str | None) -> list[int] | None:
-    from nasattn.config import ConfigError
-
-    if value is None:
-        return None
-    try:
-        seeds = [int(x) for x in value.split(",") if x.strip()]
-    except ValueError:
-        raise ConfigError(f"--seeds {value!r}: expected integers separated by commas, e.g. 0,1,2") from None
-    if not seeds:
-        raise ConfigError("--seeds: give at least one seed, e.g. 0,1,2")
-    return seeds
-
-
 def ablate(
     ablation_file: Optional[Path] = typer.Argument(None, help="An ablation YAML (see studies/ablation-quick.yaml). Without it: flags only."),
-    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="Base network: baseline, cbam or balanced (default balanced)."),
+    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="Base network: a preset name (`nasattn presets` lists them; default balanced)."),
     arch: Optional[Path] = typer.Option(None, "--arch", help="Base network from a spec YAML (or a file with arch: and recipe:)."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Seeds, e.g. 0,1,2 (default 0,1,2)."),
     data: Optional[str] = typer.Option(None, "--data", "-d", help="Folder or zip of images, or 'eurosat-mini'. Default: $NASATTN_DATA."),
@@ -75,7 +61,7 @@ def _ablate(ablation_file: Path | None, preset: str | None, arch: Path | None, s
         flags["base"] = {"preset": preset}
     if arch is not None:
         flags["base"] = {"arch": str(arch.expanduser().resolve())}
-    for key, value in (("seeds", _seeds(seeds)), ("data", data), ("epochs", epochs), ("width_mult", width_mult),
+    for key, value in (("seeds", parse_seeds(seeds)), ("data", data), ("epochs", epochs), ("width_mult", width_mult),
                        ("include", _names(include)), ("exclude", _names(exclude)),
                        ("output", str(out) if out is not None else None)):
         if value is not None:

@@ -14,7 +14,7 @@ from nasattn.cli.common import console, handle_user_errors
 
 def bench(
     ctx: typer.Context,
-    preset: str = typer.Option("balanced", "--preset", "-p", help="baseline, cbam or balanced."),
+    preset: str = typer.Option("balanced", "--preset", "-p", help="A preset name (`nasattn presets` lists them)."),
     width_mult: float = typer.Option(0.25, "--width-mult", help="Scale every width."),
     data: Optional[str] = typer.Option(None, "--data", "-d", help="Folder or zip of images, or 'eurosat-mini'. Default: $NASATTN_DATA."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),

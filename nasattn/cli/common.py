@@ -18,16 +18,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean bad input rather than a bug: reported without a traceback."""
     from nasattn.config import ConfigError
+    from nasattn.data.dataset import DataError, DataNotFoundError
     from nasattn.registry import UnknownBlockError
 
-    errors: list[type[BaseException]] = [ConfigError, UnknownBlockError, FileNotFoundError]
-    try:
-        from nasattn.data import DataError, DataNotFoundError
-
-        errors += [DataError, DataNotFoundError]
-    except ImportError:  # pragma: no cover - data package missing only mid-development
-        pass
-    return tuple(errors)
+    return (ConfigError, UnknownBlockError, FileNotFoundError, DataError, DataNotFoundError)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -53,6 +47,21 @@ def handle_user_errors(fn: F) -> F:
             raise typer.Exit(e.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def parse_seeds(value: str | None, example: str = "0,1,2") -> list[int] | None:
+    """``--seeds 0,1,2`` -> ``[0, 1, 2]`` (None when not given); anything else is a ConfigError."""
+    from nasattn.config import ConfigError
+
+    if value is None:
+        return None
+    try:
+        seeds = [int(x) for x in value.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--seeds {value!r}: expected integers separated by commas, e.g. {example}") from None
+    if not seeds:
+        raise ConfigError(f"--seeds: give at least one seed, e.g. {example}")
+    return seeds
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:

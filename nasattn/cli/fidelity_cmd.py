@@ -9,21 +9,7 @@ from typing import Optional
 
 import typer
 
-from nasattn.cli.common import console, handle_user_errors, parse_overrides
-
-
-def _seeds(value: str | None) -> list[int] | None:
-    from nasattn.config import ConfigError
-
-    if value is None:
-        return None
-    try:
-        seeds = [int(x) for x in value.split(",") if x.strip()]
-    except ValueError:
-        raise ConfigError(f"--seeds {value!r}: expected integers separated by commas, e.g. 0,1") from None
-    if not seeds:
-        raise ConfigError("--seeds: give at least one seed, e.g. 0,1")
-    return seeds
+from nasattn.cli.common import console, handle_user_errors, parse_overrides, parse_seeds
 
 
 def fidelity(
@@ -60,7 +46,7 @@ def _fidelity(search_dir: Path, top: int, n_random: int, presets: str, base_pres
     if metric not in ("val_accuracy", "test_accuracy"):
         raise ConfigError(f"--metric {metric!r}: allowed: val_accuracy, test_accuracy")
     names: bool | list[str] = {"all": True, "none": False}.get(presets.strip(), [p.strip() for p in presets.split(",") if p.strip()])
-    plan = plan_fidelity(search_dir, top=top, n_random=n_random, presets=names, seeds=_seeds(seeds),
+    plan = plan_fidelity(search_dir, top=top, n_random=n_random, presets=names, seeds=parse_seeds(seeds, "0,1"),
                          overrides=parse_overrides(overrides), width_mult=width_mult, subset=subset, data=data, out=out,
                          sample_seed=sample_seed, metric=metric, low_epoch=low_epoch)
     plan.base_preset = base_preset

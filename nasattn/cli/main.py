@@ -103,7 +103,7 @@ def _dotted(tree: dict, prefix: str = "") -> dict[str, object]:
 @app.command()
 @handle_user_errors
 def train(
-    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="baseline, cbam or balanced."),
+    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="A preset name (`nasattn presets` lists them)."),
     arch: Optional[Path] = typer.Option(None, "--arch", help="An ArchSpec YAML file (or a preset-style file with arch: and recipe:)."),
     data: Optional[str] = typer.Option(None, "--data", "-d", help="Folder or zip of images, or 'eurosat-mini'. Default: $NASATTN_DATA."),
     download: bool = typer.Option(False, "--download", help="Download EuroSAT with torchvision when no data is found."),

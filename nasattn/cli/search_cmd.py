@@ -127,7 +127,7 @@ def _space(file: Path, samples: int, seed: int, show_dims: bool) -> None:
     import optuna
 
     from nasattn.config import read_yaml, to_yaml
-    from nasattn.presets import PRESET_NAMES, get_preset
+    from nasattn.presets import get_preset, list_presets
     from nasattn.search.space import (
         NotInSpace, Rejected, arch_point, check_constraints, describe_dim, iter_dims, load_space, sample_spec, space_size,
     )
@@ -169,7 +169,7 @@ def _space(file: Path, samples: int, seed: int, show_dims: bool) -> None:
     presets = Table(title="presets", title_justify="left")
     presets.add_column("preset")
     presets.add_column("a point of this space?")
-    for name in PRESET_NAMES:
+    for name in list_presets():
         p = get_preset(name)
         try:
             arch_point(sp, p.arch)

@@ -21,7 +21,6 @@ from typing import Any
 
 from nasattn.doctor.record import Recorder
 
-PRESETS = ("baseline", "cbam", "balanced")
 AMPS = ("bf16", "fp16", "off")
 OPTIONAL = ("pydantic", "ray", "optuna", "plotly", "sqlalchemy", "pandas", "sklearn", "scipy", "typer", "rich", "yaml")
 PYDANTIC_HINT = ("pydantic is required for specs and recipes: pip install pydantic (or carry its wheels: "
@@ -178,10 +177,11 @@ def section_env(ctx: Context) -> None:
 def section_correctness(ctx: Context) -> None:
     rec = ctx.recorder()
     _need("pydantic", PYDANTIC_HINT)
+    from nasattn.presets import list_presets
     from nasattn.engine import train
 
     data = synthetic_dataset(64 if ctx.dry else 2048)
-    for preset in PRESETS:
+    for preset in list_presets():
         for amp in AMPS:
             if ctx.left() < 20:
                 rec.add(f"{preset}/{amp}", "skipped", reason="time box")
@@ -256,6 +256,7 @@ def _dropblock_fraction(ctx: Context) -> dict[str, Any]:
 def section_syncs(ctx: Context) -> None:
     rec = ctx.recorder()
     _need("pydantic", PYDANTIC_HINT)
+    from nasattn.presets import list_presets
     if not _cuda(ctx):
         rec.add("syncs_per_step", "skipped", reason="needs CUDA (torch.cuda.set_sync_debug_mode)")
         return
@@ -264,7 +265,7 @@ def section_syncs(ctx: Context) -> None:
     from nasattn.engine import train
 
     data = synthetic_dataset(2048)
-    for preset in PRESETS:
+    for preset in list_presets():
         def count(preset: str = preset) -> dict[str, Any]:
             spec, recipe = _spec_recipe(preset, ctx)
             steps = 10
@@ -288,12 +289,13 @@ def section_syncs(ctx: Context) -> None:
 def section_speed(ctx: Context) -> None:
     rec = ctx.recorder()
     _need("pydantic", PYDANTIC_HINT)
+    from nasattn.presets import list_presets
     import torch
 
     from nasattn.bench.measure import run_bench
 
     data = "eurosat-mini" if ctx.dry else str(synthetic_image_folder(Path(ctx.out) / "synthetic-images"))
-    for preset in PRESETS:
+    for preset in list_presets():
         if ctx.left() < 30:
             rec.add(preset, "skipped", reason="time box")
             continue

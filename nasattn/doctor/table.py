@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from nasattn.doctor.runner import DoctorResult, summary_rows
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 STYLE = {"ok": "green", "fail": "bold red", "error": "bold red", "timeout": "yellow", "skipped": "dim"}
 
 
-def print_summary(result: DoctorResult, console: Any = None) -> list[str]:
+def print_summary(result: DoctorResult, console: Console | None = None) -> list[str]:
     """Print the table of every check; returns the sections with a problem (fail, error, timeout)."""
     console = console or Console()
     kind = "dry run, CPU, tiny sizes" if result.dry else f"{result.device}, full sizes"

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from nasattn.config import ConfigError, to_yaml
+from nasattn.config import ConfigError, format_validation_error, to_yaml, validation_problems
 
 NonNegFloat = Annotated[float, Field(ge=0)]
 
@@ -113,8 +113,7 @@ class Recipe(BaseModel):
         try:
             return cls.model_validate(data if data is not None else {})
         except ValidationError as e:
-            prefix = f"{source}: " if source else ""
-            raise ConfigError("\n".join(prefix + line for line in recipe_problems(e))) from None
+            raise ConfigError(format_validation_error(e, source, Recipe)) from None
 
     @classmethod
     def from_yaml(cls, text: str, source: str | None = None) -> Recipe:
@@ -123,16 +122,7 @@ class Recipe(BaseModel):
 
 def recipe_problems(error: ValidationError) -> list[str]:
     """``field: what is wrong`` for every problem of a Recipe validation; an unknown field lists the allowed ones."""
-    lines = []
-    for err in error.errors(include_url=False):
-        loc = ".".join(str(x) for x in err["loc"] if "[" not in str(x) and not str(x).startswith("function-"))
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = f"unknown field; allowed: {', '.join(Recipe.model_fields)}"
-        line = f"{loc or '(top level)'}: {msg}"
-        if line not in lines:
-            lines.append(line)
-    return lines
+    return validation_problems(error, Recipe)
 
 
 def check_recipe_fields(fields: dict[str, Any], epochs_elsewhere: str | None = None) -> None:

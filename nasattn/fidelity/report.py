@@ -44,7 +44,9 @@ def scatter(df: pd.DataFrame, metric: str, low_label: str, high_label: str):
     if d.empty:
         return None
     fig = go.Figure()
-    is_preset = d["preset"].fillna("").astype(str).isin(["baseline", "cbam", "balanced"])
+    from nasattn.presets import list_presets
+
+    is_preset = d["preset"].fillna("").astype(str).isin(list_presets())
     for mask, name, symbol, size in ((~is_preset, "searched trials", "circle", 9), (is_preset, "presets", "star", 16)):
         part = d[mask]
         if part.empty:

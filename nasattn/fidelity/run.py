@@ -21,15 +21,18 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nasattn.say import say
 from nasattn.config import ConfigError
+from nasattn.presets import list_presets
 from nasattn.fidelity.zero_cost import ZC_COLUMNS
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 EXPERIMENT = "tune"
 TRIALS_FILE = "trials.json"
-PRESETS = ("baseline", "cbam", "balanced")
 SETTABLE = ("recipe", "width_mult", "subset", "max_steps_per_epoch", "resources", "data")
 BASELINES = ("low", "params", "flops", *ZC_COLUMNS)
 
@@ -152,7 +155,7 @@ def select_trials(trials: list[Any], top: int, n_random: int, presets: bool | li
     rest = [t for t in finished if t.number not in chosen]
     for t in sorted(random.Random(seed).sample(rest, min(n_random, len(rest))), key=lambda t: t.number):
         chosen[t.number] = _sampled(t, "random", metric, low_epoch)
-    wanted = list(PRESETS) if presets is True else list(presets or [])
+    wanted = list_presets() if presets is True else list(presets or [])
     if wanted:
         for t in usable:
             if t.user_attrs.get("seed_point") in wanted:
@@ -174,7 +177,7 @@ def plan_fidelity(search_dir: str | Path, *, top: int = 3, n_random: int = 3, pr
 
     Without a ``recipe.epochs`` override the higher budget trains 4x the search's epochs.
     """
-    from nasattn.cli.common import deep_merge
+    from nasattn.config import deep_merge
     from nasattn.config import resolve_data_source
 
     search_dir = Path(search_dir).expanduser().resolve()
@@ -191,11 +194,11 @@ def plan_fidelity(search_dir: str | Path, *, top: int = 3, n_random: int = 3, pr
     low_epochs = int(study.get("budget", {}).get("epochs", 1))
     recipe.setdefault("epochs", 4 * low_epochs)
     from nasattn.engine.recipe import Recipe
-    from nasattn.search.space import validate_model
+    from nasattn.config import validate as validate_model
 
     validate_model(Recipe, recipe, "--set recipe")
-    if presets not in (True, False) and not set(presets) <= set(PRESETS):
-        raise ConfigError(f"--presets {','.join(presets)}: allowed: all, none, or names among {', '.join(PRESETS)}")
+    if presets not in (True, False) and not set(presets) <= set(list_presets()):
+        raise ConfigError(f"--presets {','.join(presets)}: allowed: all, none, or names among {', '.join(list_presets())}")
     if top < 0 or n_random < 0:
         raise ConfigError("--top and --random must be >= 0")
     train = study.get("train", {}) or {}
@@ -259,14 +262,14 @@ def plan_info(plan: FidelityPlan, command: str | None = None) -> dict[str, Any]:
     }
 
 
-def run_fidelity(plan: FidelityPlan, *, resume: bool = False, console: Any = None, live: bool | None = None,
+def run_fidelity(plan: FidelityPlan, *, resume: bool = False, console: Console | None = None, live: bool | None = None,
                  command: str | None = None) -> FidelityResult:
     """Train every (sampled trial, seed) at the higher budget (resumable), then write the outputs.
 
     ``resume`` restores the last Tune experiment when the configs are unchanged (unfinished trials
     continue from their checkpoints), then runs whatever still has no finished run folder.
     """
-    from nasattn.search.space import validate_model
+    from nasattn.config import validate as validate_model
     from nasattn.tune.resources import RayConfig, Resources, start_ray
 
     t0 = time.time()
@@ -316,25 +319,12 @@ def run_grid_restorable(path: Path) -> bool:
 
 def _grid(configs: list[dict[str, Any]], out: Path, name: str, res: Any, conc: int, resume: bool, live: bool | None) -> None:
     from nasattn.tune import run_grid
-    from nasattn.tune.progress import TrialTable
+    from nasattn.tune.progress import GridLabel, TrialTable
 
     table = TrialTable(total=len(configs), concurrency=conc, title="nasattn fidelity", live=live,
-                       describe=_Label([f"trial{c['trial']} seed{c['seed']}" for c in configs]))
+                       describe=GridLabel([f"trial{c['trial']} seed{c['seed']}" for c in configs]))
     run_grid(configs, storage_path=out, name=name, cpus_per_trial=res.cpus_per_trial,
              gpus_per_trial=res.gpus_per_trial, max_concurrent=conc, callbacks=[table], resume=resume)
-
-
-class _Label:
-    """Names a grid trial (config ``{"index": i}``) for the live table; picklable."""
-
-    def __init__(self, labels: list[str]) -> None:
-        self.labels = labels
-
-    def __call__(self, config: dict[str, Any]) -> str:
-        try:
-            return self.labels[int(config["index"])]
-        except (KeyError, ValueError, TypeError, IndexError):
-            return str(config)
 
 
 # --------------------------------------------------------------------------------------- outputs
@@ -442,7 +432,7 @@ def _num(v: Any) -> float:
     return f
 
 
-def write_outputs(plan: FidelityPlan, rows: list[dict[str, Any]], *, console: Any = None, wall_s: float = 0.0,
+def write_outputs(plan: FidelityPlan, rows: list[dict[str, Any]], *, console: Console | None = None, wall_s: float = 0.0,
                   report: bool = True, n_resamples: int = 2000) -> FidelityResult:
     """fidelity.csv, agreement.csv and report.html."""
     from nasattn.tune import write_rows_csv

@@ -15,7 +15,7 @@ from nasattn.report.html import Page, best_cells, fmt_count, fmt_num, fmt_pct, i
 from nasattn.report.stats import summarize
 
 ERROR_STATUSES = {"ERROR", "FAILED", "FAIL", "CRASHED", "DIVERGED", "MISSING"}
-DECAY_ONLY = "alpha_decay_only/"  # the alpha trajectory weight decay alone would give (engine history/metrics)
+DECAY_ONLY = figures.DECAY_ONLY
 PAPER_LABELS = {"test_accuracy": "test accuracy", "kappa": "Cohen's kappa", "alpha": "mean alpha",
                 "min_class_accuracy": "min class accuracy (paper: every class above)", "confidence_gap": "confidence gap"}
 
@@ -283,30 +283,6 @@ def _mean_history(runs: list[dict[str, Any]]) -> pd.DataFrame:
     return cat.apply(pd.to_numeric, errors="coerce").groupby("epoch", as_index=False).mean(numeric_only=True)
 
 
-def alpha_control(history: pd.DataFrame, title: str) -> Any:
-    """Learned alpha per fusion block over epochs (solid) beside the alpha weight decay alone would give
-    (dashed, ``alpha_decay_only/<block>``); None without alpha columns."""
-    import plotly.graph_objects as go
-
-    cols = figures.alpha_columns(history)
-    if not cols or "epoch" not in history.columns:
-        return None
-    fig = go.Figure()
-    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
-    for i, c in enumerate(cols):
-        block, color = c[len("alpha/"):], palette[i % len(palette)]
-        fig.add_trace(go.Scatter(x=history["epoch"], y=history[c], mode="lines+markers", name=f"{block} (learned)",
-                                 line=dict(color=color)))
-        decay = DECAY_ONLY + block
-        if decay in history.columns and pd.to_numeric(history[decay], errors="coerce").notna().any():
-            fig.add_trace(go.Scatter(x=history["epoch"], y=history[decay], mode="lines", name=f"{block} (weight decay alone)",
-                                     line=dict(color=color, dash="dash")))
-    fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(title_text="alpha (spatial weight)")
-    fig.update_layout(title=title, template="plotly_white", height=420)
-    return fig
-
-
 def _per_class(ok: pd.DataFrame, variants: list[str]) -> pd.DataFrame:
     cols = [c for c in ok.columns if str(c).startswith("per_class_accuracy/")]
     if not cols:
@@ -394,7 +370,7 @@ def render_ablation(folder: Path) -> Page:
     page.figure(figures.training_curves(hist, "Training curves (mean over seeds)"), "fig-ablation-curves")
     for v, h in hist.items():
         decay = any(str(c).startswith(DECAY_ONLY) for c in h.columns)
-        page.figure(alpha_control(h, f"{v}: fusion weight alpha over epochs (mean over seeds)"
+        page.figure(figures.alpha_control_curves(h, f"{v}: fusion weight alpha over epochs (mean over seeds)"
                                   + (", learned vs weight decay alone" if decay else "")),
                     f"fig-ablation-alpha-{variants.index(v)}")
     preds = {v: pd.concat([r["predictions"] for r in runs[v] if r.get("predictions") is not None], ignore_index=True)

@@ -73,17 +73,31 @@ def alpha_columns(df: pd.DataFrame | None) -> list[str]:
     return [c for c in df.columns if str(c).startswith("alpha/") and _col(df, c) is not None]
 
 
-def alpha_curves(history: pd.DataFrame, title: str = "Fusion weight alpha over epochs") -> go.Figure | None:
-    """``s = sigmoid(a)`` of every learnable fusion block per epoch (one line per block)."""
+DECAY_ONLY = "alpha_decay_only/"  # history column prefix: the alpha weight decay alone would give
+
+
+def alpha_control_curves(history: pd.DataFrame, title: str = "Fusion weight alpha: learned vs weight decay alone"
+                         ) -> go.Figure | None:
+    """Learned ``alpha/<block>`` (solid) beside ``alpha_decay_only/<block>`` (dashed, same colour) per epoch.
+
+    The dashed curve is where weight decay alone (zero loss gradient, same init and LR schedule) would
+    have moved alpha; a learned curve that stays on it cannot be told apart from weight decay.
+    None without alpha columns.
+    """
     cols = alpha_columns(history)
     if not cols or "epoch" not in history.columns:
         return None
     fig = go.Figure()
     for i, c in enumerate(cols):
-        fig.add_trace(go.Scatter(x=history["epoch"], y=history[c], mode="lines+markers", name=c[len("alpha/"):],
-                                 line=dict(color=_color(i))))
+        block, color = c[len("alpha/"):], _color(i)
+        fig.add_trace(go.Scatter(x=history["epoch"], y=history[c], mode="lines+markers", name=f"{block} (learned)",
+                                 legendgroup=block, line={"color": color}))
+        control = _col(history, DECAY_ONLY + block)
+        if control is not None:
+            fig.add_trace(go.Scatter(x=history["epoch"], y=control, mode="lines", name=f"{block} (weight decay alone)",
+                                     legendgroup=block, line={"color": color, "dash": "dash"}))
     fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(title_text="alpha (spatial weight)")
+    fig.update_yaxes(title_text="alpha = sigmoid(a) (spatial weight)")
     return _layout(fig, title)
 
 

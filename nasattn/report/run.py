@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import plotly.graph_objects as go
 
 from nasattn.report import figures
 from nasattn.report.env import environment
@@ -56,34 +55,6 @@ def summary_table(metrics: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-DECAY_ONLY = "alpha_decay_only/"
-
-
-def alpha_control_curves(history: pd.DataFrame, title: str = "Fusion weight alpha: learned vs weight decay alone"
-                         ) -> go.Figure | None:
-    """Learned ``alpha/<block>`` (solid) beside ``alpha_decay_only/<block>`` (dashed, same colour) per epoch.
-
-    The dashed curve is where weight decay alone (zero loss gradient, same init and LR schedule) would
-    have moved alpha; a learned curve that stays on it cannot be told apart from weight decay.
-    """
-    cols = figures.alpha_columns(history)
-    if not cols or "epoch" not in history.columns:
-        return None
-    fig = go.Figure()
-    for i, c in enumerate(cols):
-        block, color = c[len("alpha/"):], figures.PALETTE[i % len(figures.PALETTE)]
-        fig.add_trace(go.Scatter(x=history["epoch"], y=history[c], mode="lines+markers", name=f"{block} learned",
-                                 legendgroup=block, line={"color": color}))
-        control = pd.to_numeric(history[DECAY_ONLY + block], errors="coerce") if DECAY_ONLY + block in history.columns else None
-        if control is not None and control.notna().any():
-            fig.add_trace(go.Scatter(x=history["epoch"], y=control, mode="lines", name=f"{block} decay only",
-                                     legendgroup=block, line={"color": color, "dash": "dash"}))
-    fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(title_text="alpha = sigmoid(a) (spatial weight)")
-    fig.update_layout(title=title, height=420, margin={"l": 60, "r": 20, "t": 60, "b": 50}, template="plotly_white")
-    return fig
-
-
 def per_class_table(metrics: dict[str, Any]) -> pd.DataFrame:
     """Per-class test accuracy, lowest first."""
     pca = metrics.get("per_class_accuracy") or {}
@@ -105,7 +76,7 @@ def add_run_sections(page: Page, run: dict[str, Any], prefix: str = "run", label
     else:
         page.figure(figures.training_curves({label: hist}), f"fig-{prefix}-curves")
         page.figure(figures.learning_rate(hist), f"fig-{prefix}-lr")
-        page.figure(alpha_control_curves(hist), f"fig-{prefix}-alpha")
+        page.figure(figures.alpha_control_curves(hist), f"fig-{prefix}-alpha")
     if preds is not None:
         page.figure(figures.confidence_histograms({label: preds}), f"fig-{prefix}-confidence")
     else:

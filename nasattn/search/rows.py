@@ -10,14 +10,17 @@ the measured user attributes (``last_lr``, ``test_accuracy``, ...), and ``error`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
 
 FIRST = ("run_dir", "tune_trial_id", "seed_point", "epochs", "duration_s")
 LAST = ("error",)
 SKIP = ("arch", "recipe", "run_id", "sampler_number", "status", "stopped_by")
 
 
-def pareto_numbers(study: Any) -> set[int]:
+def pareto_numbers(study: optuna.Study) -> set[int]:
     """Numbers of the trials on the study's Pareto front (Optuna's ``best_trials``; empty when none)."""
     try:
         return {t.number for t in study.best_trials}
@@ -25,7 +28,7 @@ def pareto_numbers(study: Any) -> set[int]:
         return set()
 
 
-def study_rows(study: Any, metric_names: list[str]) -> list[dict[str, Any]]:
+def study_rows(study: optuna.Study, metric_names: list[str]) -> list[dict[str, Any]]:
     """One row per trial of ``study`` (see the module docstring for the columns)."""
     front = pareto_numbers(study) if len(metric_names) > 1 else set()
     rows = []

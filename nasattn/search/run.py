@@ -7,13 +7,17 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nasattn.say import say
 from nasattn.config import ConfigError, to_yaml
 from nasattn.search.study import LoadedStudy
 from nasattn.tune.resources import preflight, start_ray
 from nasattn.tune.trainable import CHECKPOINT_BUDGET
+
+if TYPE_CHECKING:
+    import optuna
+    from rich.console import Console
 
 EXPERIMENT = "tune"  # Tune's experiment folder inside the output folder
 
@@ -137,7 +141,7 @@ def check_resume(out: Path, loaded: LoadedStudy) -> str:
     return run_id
 
 
-def prepare_data(loaded: LoadedStudy, console: Any = None) -> str | None:
+def prepare_data(loaded: LoadedStudy, console: Console | None = None) -> str | None:
     """Resolve the data source, fill the decoded cache at the space's input size and check the split, once."""
     from nasattn.data.prepare import prepare_data as prepare
 
@@ -147,7 +151,7 @@ def prepare_data(loaded: LoadedStudy, console: Any = None) -> str | None:
     return data
 
 
-def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Any = None, live: bool | None = None) -> SearchResult:
+def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Console | None = None, live: bool | None = None) -> SearchResult:
     """Run (or resume) the study; returns where everything was written.
 
     Raises ConfigError for bad input found before the start, SearchFailed when every trial failed.
@@ -294,7 +298,7 @@ def remove_finished_checkpoints(exp_dir: Path, url: str, name: str) -> int:
     return removed
 
 
-def pick_best(study: Any, metric_names: list[str]) -> Any | None:
+def pick_best(study: optuna.Study, metric_names: list[str]) -> optuna.trial.FrozenTrial | None:
     """The best finished trial by validation accuracy (multi-objective: among the Pareto front)."""
     import optuna
 
@@ -310,7 +314,7 @@ def pick_best(study: Any, metric_names: list[str]) -> Any | None:
     return max(pool, key=lambda t: (t.values[i], -(t.user_attrs.get("params") or 0)))
 
 
-def write_outputs(loaded: LoadedStudy, url: str, name: str, console: Any = None) -> SearchResult:
+def write_outputs(loaded: LoadedStudy, url: str, name: str, console: Console | None = None) -> SearchResult:
     import optuna
 
     from nasattn.search.recorder import open_storage

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from nasattn.config import ConfigError, read_yaml, resolve_data_source
-from nasattn.tune.resources import RayConfig, Resources
+from nasattn.runfile import RunFile, StrictModel
+
+if TYPE_CHECKING:
+    from nasattn.search.space import SearchSpace
 
 SAMPLERS = ("tpe", "random", "cmaes", "nsga2", "gp", "grid")
 SCHEDULERS = ("asha", "hyperband", "median", "none")
@@ -36,11 +39,7 @@ def parse_duration(value: Any) -> float | None:
     raise ValueError(f"expected seconds or a duration like '45m', '2h', '1h30m'; got {value!r}")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Budget(_Strict):
+class Budget(StrictModel):
     trials: int = Field(20, ge=1, description="Number of trials (seed presets included).")
     epochs: int = Field(10, ge=1, description="Epochs per trial (the maximum: early stopping may cut it).")
     time_limit: float | None = Field(None, description="Wall-clock limit for the whole search: seconds or '45m', '2h'.")
@@ -52,7 +51,7 @@ class Budget(_Strict):
     _duration = field_validator("time_limit", mode="before")(classmethod(lambda cls, v: parse_duration(v)))
 
 
-class Objective(_Strict):
+class Objective(StrictModel):
     metric: Literal["val_accuracy", "params", "flops", "latency_ms"]
     mode: Literal["max", "min"] | None = None
 
@@ -66,7 +65,7 @@ class Objective(_Strict):
         return self
 
 
-class Sampler(_Strict):
+class Sampler(StrictModel):
     type: Literal["tpe", "random", "cmaes", "nsga2", "gp", "grid"] = "tpe"
     seed: int | None = 0
     n_startup_trials: int | None = Field(None, ge=0, description="tpe/gp/cmaes: random trials before modelling.")
@@ -74,14 +73,14 @@ class Sampler(_Strict):
     population_size: int | None = Field(None, ge=2, description="nsga2: population size.")
 
 
-class EarlyStopping(_Strict):
+class EarlyStopping(StrictModel):
     type: Literal["asha", "hyperband", "median", "none"] = "asha"
     grace_period: int = Field(1, ge=1, description="asha/median: epochs before a trial can be stopped.")
     reduction_factor: float = Field(3, gt=1, description="asha/hyperband: keep 1/reduction_factor per rung.")
     min_samples_required: int = Field(3, ge=1, description="median: trials needed before stopping any.")
 
 
-class Seeds(_Strict):
+class Seeds(StrictModel):
     presets: list[str] = Field(default_factory=list, description="Preset names to enqueue first (true: every preset).")
     points: list[dict[str, Any]] = Field(default_factory=list, description="More Optuna parameter dicts to enqueue.")
     recipe: Literal["own", "study"] = Field(
@@ -110,7 +109,7 @@ class Seeds(_Strict):
         return v
 
 
-class TrainSettings(_Strict):
+class TrainSettings(StrictModel):
     recipe: dict[str, Any] = Field(default_factory=dict, description="Recipe fields fixed for every trial.")
     width_mult: float = Field(1.0, gt=0, description="Scale every width of every sampled network (CPU proxies).")
     seed: int = 0
@@ -130,27 +129,20 @@ class TrainSettings(_Strict):
         return v
 
 
-class Study(_Strict):
-    """Everything about one search run (see nasattn/search/README_SECTION.md for a reference)."""
+class Study(RunFile):
+    """Everything about one search run (README.md, section Search, describes the fields)."""
 
     name: str = "search"
-    description: str = ""
     space: Any = Field(..., description="Path to a search-space YAML (relative to the study file) or an inline space.")
-    data: str | None = Field(None, description="Dataset folder/zip, or 'eurosat-mini'; None: $NASATTN_DATA.")
-    subset: float | None = Field(None, gt=0, le=1, description="Stratified fraction of the dataset to use.")
-    download: bool = False
     budget: Budget = Field(default_factory=Budget)
     objectives: list[Objective] = Field(default_factory=lambda: [Objective(metric="val_accuracy")], min_length=1)
     sampler: Sampler = Field(default_factory=Sampler)
     early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
-    resources: Resources = Field(default_factory=Resources)
     storage: str | None = Field(None, description="None: sqlite study.db in the output folder; an SQLAlchemy URL; or journal:PATH.")
     study_name: str | None = None
-    ray: RayConfig = Field(default_factory=RayConfig)
     seeds: Seeds = Field(default_factory=Seeds)
     train: TrainSettings = Field(default_factory=TrainSettings)
     output: str = Field("runs/search", description="Output folder (relative to the working directory).")
-    report: bool = True
 
     @field_validator("objectives", mode="before")
     @classmethod
@@ -220,8 +212,9 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None, output
 
     Every problem is a :class:`ConfigError` naming the file, the field path and what is allowed.
     """
-    from nasattn.cli.common import deep_merge
-    from nasattn.search.space import SearchSpace, load_space, validate_model
+    from nasattn.config import deep_merge
+    from nasattn.config import validate as validate_model
+    from nasattn.search.space import SearchSpace, load_space
 
     path = Path(path)
     raw = read_yaml(path)
@@ -248,7 +241,8 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None, output
                     space_path = candidate.resolve()
                     break
             else:
-                raise ConfigError(f"{source}: space: no such file {space_raw!r} (looked beside the study file and in the working directory)")
+                raise ConfigError(f"{source}: space: no such file {space_raw!r} "
+                                  "(looked beside the study file and in the working directory)")
         space_source = str(space_path)
         space_dict = read_yaml(space_path)
         if not isinstance(space_dict, dict):
@@ -288,7 +282,7 @@ def check_study(loaded: LoadedStudy) -> None:
     check_samplable(space, loaded.space_source)
 
 
-def check_samplable(space: Any, source: str, tries: int = 200) -> None:
+def check_samplable(space: SearchSpace, source: str, tries: int = 200) -> None:
     """Draw random points until one passes every constraint; else a ConfigError with the reasons."""
     import optuna
 

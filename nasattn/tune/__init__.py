@@ -1,4 +1,8 @@
-"""Shared Ray Tune execution for search and ablation.  Ray is imported only inside this package.
+"""Shared Ray Tune execution for search, ablation and fidelity runs.
+
+Ray is imported when a run starts, not when nasattn is imported: by this package's modules and by
+the search's Searcher, schedulers and callbacks (``nasattn.search.searcher``, ``.recorder``, ``.run``)
+and ``nasattn.fidelity.run``.
 
 Contract
 --------

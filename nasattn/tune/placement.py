@@ -1,6 +1,6 @@
 """Which device a Tune trial trains on (the GPUs Ray assigned it, else the CPU), and a record of it.
 
-Ray 2.60 leaves ``CUDA_VISIBLE_DEVICES`` untouched for a task given no GPU, so such a trial would
+Ray leaves ``CUDA_VISIBLE_DEVICES`` untouched for a task given no GPU, so such a trial would
 see every GPU of the machine; the device is therefore chosen from ``ray.get_gpu_ids()``, never from
 what CUDA happens to show.  ``placement.json`` in the trial's run folder records the choice.
 

@@ -46,6 +46,19 @@ def _fmt_s(seconds: float | None) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
 
 
+class GridLabel:
+    """Names a grid trial (whose Tune config is only ``{"index": i}``) for the live table; picklable."""
+
+    def __init__(self, labels: list[str]) -> None:
+        self.labels = labels
+
+    def __call__(self, config: dict[str, Any]) -> str:
+        try:
+            return self.labels[int(config["index"])]
+        except (KeyError, ValueError, TypeError, IndexError):
+            return str(config)
+
+
 class TrialTable(Callback):
     """Running and finished trials, their key choices, current and best ``metric``, time left.
 

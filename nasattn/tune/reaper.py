@@ -53,6 +53,18 @@ def stop_reaper(proc: subprocess.Popen, timeout: float = 10.0) -> None:
         proc.wait()
 
 
+def _track_children(tracked: dict) -> None:
+    """Add every descendant of the tracked processes to ``tracked``; drop the ones that are gone."""
+    import psutil
+
+    for proc in list(tracked.values()):
+        try:
+            for child in proc.children(recursive=True):
+                tracked.setdefault(child.pid, child)
+        except psutil.NoSuchProcess:
+            tracked.pop(proc.pid, None)
+
+
 def _watch(driver_pid: int, roots: list[int]) -> None:
     import psutil
 
@@ -67,21 +79,11 @@ def _watch(driver_pid: int, roots: list[int]) -> None:
     except psutil.NoSuchProcess:
         driver = None
     while driver is not None and driver.is_running():
-        for proc in list(tracked.values()):
-            try:
-                for child in proc.children(recursive=True):
-                    tracked.setdefault(child.pid, child)
-            except psutil.NoSuchProcess:
-                tracked.pop(proc.pid, None)
+        _track_children(tracked)
         ready, _, _ = select.select([sys.stdin], [], [], POLL_S)
         if ready:
             break  # "stop" after ray.shutdown(), or EOF: the driver died
-    for proc in list(tracked.values()):
-        try:
-            for child in proc.children(recursive=True):
-                tracked.setdefault(child.pid, child)
-        except psutil.NoSuchProcess:
-            pass
+    _track_children(tracked)
     for proc in tracked.values():
         try:
             proc.kill()  # psutil checks the process is still the one seen (no pid reuse)

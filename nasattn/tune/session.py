@@ -19,11 +19,10 @@ _TUNE_ENV_DEFAULTS = {
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "0",
     "RAY_DEDUP_LOGS": "1",
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "1000000",
-    # Ray starts its workers at nice 15, so on a busy laptop every other process starves the trials
-    # (measured here: a 1.4 s training took 190 s as a trial beside one CPU-bound process). Trials are
-    # the work a search exists for: run them at normal priority.
+    # Ray starts its workers at nice 15, so on a busy machine every other process starves the trials.
+    # Trials are the work a search exists for: run them at normal priority.
     "RAY_worker_niceness": "0",
-    # Ray 2.60 leaves CUDA_VISIBLE_DEVICES alone for tasks given 0 GPUs (they would see every GPU);
+    # Ray leaves CUDA_VISIBLE_DEVICES alone for tasks given 0 GPUs (they would see every GPU);
     # with this set, a trial without a GPU sees none (the trial also picks its device from ray.get_gpu_ids()).
     "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "1",
 }

@@ -56,16 +56,14 @@ the sample as a pruned Optuna trial with the reason and draws again (see ``nasat
 
 from __future__ import annotations
 
-from nasattn.search.space.dims import ATTENTION_MODES, Choice, Dim, DOWNSAMPLE, Fixed, FloatRange, IntRange, NotInSpace, Options, Progression, Rejected, Tree, parse_dim
-from nasattn.search.space.model import Constraints, SearchSpace, load_space, validate_model
+from nasattn.search.space.dims import NotInSpace, Rejected
+from nasattn.search.space.model import SearchSpace, load_space
+from nasattn.search.space.points import arch_point, canonical_arch, preset_points, space_contains
 from nasattn.search.space.sample import build_arch_dict, check_constraints, sample_recipe, sample_spec
-from nasattn.search.space.walk import DimInfo, describe_dim, dim_count, grid_values, iter_dims, space_size
-from nasattn.search.space.points import arch_point, canonical_arch, preset_points, recipe_point, space_contains
+from nasattn.search.space.walk import DimInfo, describe_dim, grid_values, iter_dims, space_size
 
 __all__ = [
-    "arch_point", "ATTENTION_MODES", "build_arch_dict", "canonical_arch", "check_constraints", "Choice",
-    "Constraints", "describe_dim", "Dim", "dim_count", "DimInfo", "DOWNSAMPLE", "Fixed", "FloatRange",
-    "grid_values", "IntRange", "iter_dims", "load_space", "NotInSpace", "Options", "parse_dim", "preset_points",
-    "Progression", "recipe_point", "Rejected", "sample_recipe", "sample_spec", "SearchSpace", "space_contains",
-    "space_size", "Tree", "validate_model",
+    "arch_point", "build_arch_dict", "canonical_arch", "check_constraints", "describe_dim", "DimInfo", "grid_values",
+    "iter_dims", "load_space", "NotInSpace", "preset_points", "Rejected", "sample_recipe", "sample_spec", "SearchSpace",
+    "space_contains", "space_size",
 ]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nasattn.registry import UnknownBlockError, get_block
+from nasattn.spec import param_type_of, type_mismatch
 
 
 DIM_KEYS = ("choice", "int", "float", "options")
@@ -126,9 +127,11 @@ def parse_dim(raw: Any, path: str, kind: str | None = None, param_type: Any = No
                 _check_type(v, param_type, f"{path}.choice")
             return Choice(tuple(values))
         if key == "options":
-            raise ValueError(f"{path}: options: is only allowed where a block is chosen (stem, block, attention, head, dropblock) or for a recipe field")
+            raise ValueError(f"{path}: options: is only allowed where a block is chosen "
+                             "(stem, block, attention, head, dropblock) or for a recipe field")
         bounds = raw[key]
-        if not (isinstance(bounds, list) and len(bounds) == 2 and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)):
+        numbers = all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds) if isinstance(bounds, list) else False
+        if not (isinstance(bounds, list) and len(bounds) == 2 and numbers):
             raise ValueError(f"{path}.{key}: give [low, high], two numbers; got {bounds!r}")
         lo, hi = bounds
         log = raw.get("log", False)
@@ -165,17 +168,10 @@ def parse_dim(raw: Any, path: str, kind: str | None = None, param_type: Any = No
     return Fixed(raw)
 
 
-def _check_type(value: Any, param_type: Any, path: str) -> None:
-    if param_type is None or value is None:
-        return
-    if param_type is bool and not isinstance(value, bool):
-        raise ValueError(f"{path}: {value!r} must be true or false")
-    if param_type in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        raise ValueError(f"{path}: {value!r} must be a number")
-    if param_type is int and isinstance(value, float) and not value.is_integer():
-        raise ValueError(f"{path}: {value!r} must be an integer")
-    if param_type is str and not isinstance(value, str):
-        raise ValueError(f"{path}: {value!r} must be a string")
+def _check_type(value: Any, param_type: type | None, path: str) -> None:
+    wrong = type_mismatch(value, param_type)
+    if wrong:
+        raise ValueError(f"{path}: {value!r} must be {wrong}")
 
 
 def _allowed_params(kind: str, name: str) -> dict[str, Any]:
@@ -184,18 +180,6 @@ def _allowed_params(kind: str, name: str) -> dict[str, Any]:
     if kind == "attention" and name == "fusion":
         params = {k: None for k in _FUSION_KEYS}
     return params
-
-
-def _param_type(default: Any) -> Any:
-    if isinstance(default, bool):
-        return bool
-    if isinstance(default, int):
-        return int
-    if isinstance(default, float):
-        return float
-    if isinstance(default, str):
-        return str
-    return None
 
 
 def _parse_options(raw: Any, path: str, kind: str, exclude: tuple[str, ...] = ()) -> Options:
@@ -251,6 +235,6 @@ def _parse_options(raw: Any, path: str, kind: str, exclude: tuple[str, ...] = ()
                 sub_kind = "fusion" if key == "strategy" else "attention"
                 tree[key] = _parse_options(value, f"{where}.{key}", sub_kind, exclude=("fusion",) if sub_kind == "attention" else ())
             else:
-                tree[key] = parse_dim(value, f"{where}.{key}", param_type=_param_type(allowed[key]))
+                tree[key] = parse_dim(value, f"{where}.{key}", param_type=param_type_of(allowed[key]))
         out[name] = tree
     return Options(kind, out)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from nasattn.config import ConfigError, read_yaml
+from nasattn.config import ConfigError, read_yaml, validate
 from nasattn.search.space.dims import (
     ATTENTION_MODES, Choice, DOWNSAMPLE, Dim, Fixed, FloatRange, IntRange, Options, Progression, Tree, _fmt,
     _is_dim_mapping, parse_dim,
@@ -203,7 +203,8 @@ class SearchSpace(BaseModel):
                     sub: dict[str, Any] = {}
                     for pk, pv in (params or {}).items():
                         if pk not in fields or pk in ("epochs", key):
-                            raise ValueError(f"{key}.options.{name}.{pk}: unknown recipe field; allowed: {_fmt(f for f in fields if f not in ('epochs', key))}")
+                            allowed = _fmt(f for f in fields if f not in ("epochs", key))
+                            raise ValueError(f"{key}.options.{name}.{pk}: unknown recipe field; allowed: {allowed}")
                         sub[pk] = parse_dim(pv, f"{key}.options.{name}.{pk}")
                         _check_recipe_dim(pk, sub[pk], f"{key}.options.{name}.{pk}")
                     tree[name] = sub
@@ -290,83 +291,13 @@ def _dim_values(dim: Dim) -> list[Any] | None:
     return None
 
 
-def _model_at(model: Any, loc: tuple[Any, ...]) -> Any:
-    """The pydantic model class reached by following ``loc`` from ``model`` (None if not a model)."""
-    import typing
-
-    current = model
-    for item in loc:
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return None
-        if isinstance(item, int):
-            continue
-        info = current.model_fields.get(str(item))
-        if info is None:
-            return None
-        ann = info.annotation
-        # Optional[X] / list[X]: look inside
-        for _ in range(3):
-            args = [a for a in typing.get_args(ann) if a is not type(None)]
-            if isinstance(ann, type) and issubclass(ann, BaseModel):
-                break
-            ann = args[0] if args else ann
-        current = ann
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
-
-
-def format_errors(model: type[BaseModel], error: Any, source: str | None) -> str:
-    """One line per problem, ``source: field.path: message``, naming the allowed fields for unknown keys.
-
-    Messages from our validators that start with a sub-path (``choice: ...``, ``options.foo: ...``)
-    are joined onto the field path, so the user sees one dotted path.
-    """
-    import re
-
-    prefix = f"{source}: " if source else ""
-    lines = []
-    for err in error.errors(include_url=False):
-        loc = tuple(x for x in err["loc"] if not str(x).startswith("function-") and "[" not in str(x))
-        path = ""
-        for item in loc:
-            path += f"[{item}]" if isinstance(item, int) else (("." if path else "") + str(item))
-        msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-        if err["type"] == "extra_forbidden":
-            parent = _model_at(model, loc[:-1])
-            allowed = ", ".join(parent.model_fields) if parent is not None else ""
-            msg = "unknown field" + (f"; allowed: {allowed}" if allowed else "")
-        elif err["type"] == "literal_error":
-            expected = (err.get("ctx") or {}).get("expected")
-            msg = f"{err.get('input')!r} is not allowed; allowed: {expected}" if expected else msg
-        else:
-            m = re.match(r"^([A-Za-z_][\w\[\]]*(?:\.[\w\[\]-]+)*): (.*)$", msg, re.S)
-            if m and " " not in m.group(1):
-                sub, rest = m.group(1), m.group(2)
-                last = str(loc[-1]) if loc else ""
-                if sub == last or sub.startswith(last + "."):
-                    sub = sub[len(last):].lstrip(".")
-                path = ".".join(x for x in (path, sub) if x)
-                msg = rest
-        lines.append(f"{prefix}{path or '(top level)'}: {msg}")
-    return "\n".join(lines)
-
-
-def validate_model(model: type[Any], data: Any, source: str | None) -> Any:
-    """``model.model_validate(data)``; problems raise one ConfigError (see :func:`format_errors`)."""
-    from pydantic import ValidationError
-
-    try:
-        return model.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(format_errors(model, e, source)) from None
-
-
 def load_space(source: str | Path | dict, name: str | None = None) -> SearchSpace:
     """Read and validate a space (a YAML path or an already-parsed mapping)."""
     if isinstance(source, SearchSpace):
         return source
     if isinstance(source, dict):
-        return validate_model(SearchSpace, source, name or "search space")
+        return validate(SearchSpace, source, name or "search space")
     data = read_yaml(source)
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: a search space must be a mapping, got {type(data).__name__}")
-    return validate_model(SearchSpace, data, str(source))
+    return validate(SearchSpace, data, str(source))

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nasattn.config import ConfigError
 from nasattn.search.space.dims import Choice, Dim, Fixed, FloatRange, IntRange, Options, Progression, Rejected, Tree
 from nasattn.search.space.model import SearchSpace
+
+if TYPE_CHECKING:
+    from optuna.trial import BaseTrial
+
+    from nasattn.spec import ArchSpec
 
 
 class _Sampler:
@@ -107,7 +112,7 @@ def build_arch_dict(space: SearchSpace, trial: Any) -> dict[str, Any]:
     return arch
 
 
-def sample_recipe(space: SearchSpace, trial: Any) -> dict[str, Any]:
+def sample_recipe(space: SearchSpace, trial: BaseTrial) -> dict[str, Any]:
     """Recipe overrides chosen by ``trial`` (``recipe.<field>`` parameters).
 
     ``class_weights: paper`` becomes the paper's weights list. A seed trial of a preset whose own
@@ -136,7 +141,7 @@ def sample_recipe(space: SearchSpace, trial: Any) -> dict[str, Any]:
     return out
 
 
-def check_constraints(space: SearchSpace, spec: Any) -> None:
+def check_constraints(space: SearchSpace, spec: ArchSpec) -> None:
     """Raise :class:`Rejected` when ``spec`` violates one of the space's constraints."""
     active = space.constraints.active()
     if not active:
@@ -159,7 +164,7 @@ def check_constraints(space: SearchSpace, spec: Any) -> None:
             raise Rejected(f"constraint {key} in [{lo}, {hi}] violated: {key} = {v:g}")
 
 
-def sample_spec(trial: Any, space: SearchSpace) -> tuple[Any, dict[str, Any]]:
+def sample_spec(trial: BaseTrial, space: SearchSpace) -> tuple[ArchSpec, dict[str, Any]]:
     """Define-by-run: sample an ArchSpec and recipe overrides with ``trial.suggest_*``.
 
     Raises :class:`Rejected` (with the reason) when the point violates a constraint or is not a
