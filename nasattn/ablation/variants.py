@@ -132,8 +132,9 @@ def merge_override(base: Any, override: Any, where: str = "") -> Any:
     """Deep-merge ``override`` into a copy of ``base``.
 
     dict into dict: key by key, except that a dict changing a component's ``type`` (or a DropBlock
-    ``schedule``) replaces the old one (whose parameters belong to the old type); a dict into a list: ``"*"`` merges into every item, an integer key
-    (negative counts from the end) into that item; anything else replaces the value.
+    ``schedule``) replaces the old one (whose parameters belong to the old type); a dict into a list:
+    ``"*"`` merges into every item, an integer key (negative counts from the end) into that item;
+    anything else replaces the value.
     """
     if isinstance(override, dict) and isinstance(base, dict):
         for key in ("type", "schedule"):  # a new component type: its old parameters do not apply
@@ -141,7 +142,8 @@ def merge_override(base: Any, override: Any, where: str = "") -> Any:
                 return copy.deepcopy(override)
         out = dict(base)
         for key, value in override.items():
-            out[key] = merge_override(base.get(key), value, f"{where}.{key}" if where else str(key)) if key in base else copy.deepcopy(value)
+            path = f"{where}.{key}" if where else str(key)
+            out[key] = merge_override(base.get(key), value, path) if key in base else copy.deepcopy(value)
         return out
     if isinstance(override, dict) and isinstance(base, list):
         out_list = [copy.deepcopy(x) for x in base]

@@ -127,7 +127,8 @@ class DecayOnly:
         return {k: 1.0 / (1.0 + math.exp(-v)) for k, v in self.values.items()}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"initial": dict(self.initial), "values": dict(self.values), "steps": self.steps, "moments": {k: list(v) for k, v in self.moments.items()}}
+        return {"initial": dict(self.initial), "values": dict(self.values), "steps": self.steps,
+                "moments": {k: list(v) for k, v in self.moments.items()}}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.values = {k: float(v) for k, v in state["values"].items()}

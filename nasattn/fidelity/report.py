@@ -68,7 +68,8 @@ def render_fidelity(folder: str | Path) -> Page:
     d = Path(folder)
     info: dict[str, Any] = json.loads((d / "fidelity.json").read_text()) if (d / "fidelity.json").is_file() else {}
     df = pd.read_csv(d / "fidelity.csv", keep_default_na=False, na_values=[""])
-    agree = pd.read_csv(d / "agreement.csv") if (d / "agreement.csv").is_file() and (d / "agreement.csv").stat().st_size > 1 else pd.DataFrame()
+    agreement = d / "agreement.csv"
+    agree = pd.read_csv(agreement) if agreement.is_file() and agreement.stat().st_size > 1 else pd.DataFrame()
     metric = info.get("metric", "val_accuracy")
     top = int(info.get("top", 3) or 3)
     hi_epochs = (info.get("high_recipe") or {}).get("epochs")
@@ -176,7 +177,8 @@ def add_search_sections(page: Page, trials: pd.DataFrame, study: dict[str, Any],
     ok = trials[trials["state"] == "COMPLETE"] if "state" in trials.columns else trials
     page.section("Training-free scores vs the search's metric", "search-zero-cost")
     page.text(f"Rank correlation with {metric} over the {len(ok)} complete trials (Spearman with a 95% "
-              "percentile-bootstrap interval; Kendall with its p-value). zc_naswot, zc_synflow and zc_gradnorm are computed at initialisation on one batch, before "
+              "percentile-bootstrap interval; Kendall with its p-value). zc_naswot, zc_synflow and zc_gradnorm are "
+              "computed at initialisation on one batch, before "
               "training; a score that ranks the trials as well as training does would have saved the search's epochs. "
               "See `nasattn fidelity` for the same question against a higher budget.")
     table = zero_cost_table(ok, metric)

@@ -380,8 +380,8 @@ def render_ablation(folder: Path) -> Page:
         page.text("No run folder could be read: no training curves, confusion matrix or confidence histograms.", "warn")
 
     page.section("Runs", "ablation-runs")
-    cols = [c for c in ("variant", "seed", "split_seed", "status", "test_accuracy", "kappa", "val_accuracy", "train_seconds", "run_dir", "error")
-            if c in rows.columns]
+    wanted = ("variant", "seed", "split_seed", "status", "test_accuracy", "kappa", "val_accuracy", "train_seconds", "run_dir", "error")
+    cols = [c for c in wanted if c in rows.columns]
     page.table(rows[cols].reset_index(drop=True), "table-ablation-runs",
                formats={"test_accuracy": fmt_pct, "val_accuracy": fmt_pct})
     data_source = meta.get("data") or next((r["metrics"].get("dataset") for rs in runs.values() for r in rs), None)

@@ -76,7 +76,8 @@ def variance_covered(rows: pd.DataFrame) -> str:
     acc = pd.to_numeric(ok.get("test_accuracy", pd.Series(dtype=float)), errors="coerce").dropna()
     if len(n) and len(acc):
         p, size = float(acc.mean()), float(n.iloc[0])
-        text += f"; binomial SE of the test accuracy at {p * 100:.1f}% on {int(size)} images: {math.sqrt(p * (1 - p) / size) * 100:.2f} points"
+        se = math.sqrt(p * (1 - p) / size)
+        text += f"; binomial SE of the test accuracy at {p * 100:.1f}% on {int(size)} images: {se * 100:.2f} points"
     return text + "; add split_seeds to cover it)"
 
 

@@ -4,9 +4,10 @@
   metric's range).
 * :func:`compare`: the paired difference ``other - base`` over the run keys both have (a seed, or a
   ``(seed, split_seed)`` pair): mean difference, its t CI, Cohen's d_z and a paired t-test
-  (``scipy.stats.ttest_1samp`` of the differences, i.e. ``ttest_rel``). Values are rounded to the metric's resolution first (``1 / n_test`` for
-  an accuracy: differences of whole test images), so a constant difference has exactly zero variance
-  and gets no t-test, with the reason in ``note``. Keys only one side has are left out and named.
+  (``scipy.stats.ttest_1samp`` of the differences, i.e. ``ttest_rel``). Values are rounded to the
+  metric's resolution first (``1 / n_test`` for an accuracy: differences of whole test images), so a
+  constant difference has exactly zero variance and gets no t-test, with the reason in ``note``. Keys
+  only one side has are left out and named.
 * :func:`mcnemar_exact`: McNemar's exact test of two classifiers on the same test images
   (``statsmodels.stats.contingency_tables.mcnemar``); :func:`pooled_mcnemar` sums the discordant
   pairs over runs and applies the exact binomial test to the totals.
