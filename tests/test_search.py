@@ -231,14 +231,23 @@ def test_search_end_to_end_with_a_failing_trial(tmp_path):
 
 @pytest.mark.slow
 def test_a_search_whose_trials_all_fail_stops_early_with_the_error(tmp_path):
-    # three class weights for a ten-class dataset: every trial raises when it builds its loss
-    study = _study(tmp_path, seeds={}, budget={"trials": 8, "epochs": 1, "max_steps_per_epoch": 3, "abort_after_failures": 2},
-                   train={"recipe": {"class_weights": [1.0, 1.0, 1.0]}},
-                   resources={"cpus_per_trial": 1, "max_concurrent": 1})
+    # device cuda on trials given no GPU: every trial raises before training (no silent CPU fallback)
+    study = _study(tmp_path, seeds={}, resources={"cpus_per_trial": 1, "max_concurrent": 1},
+                   budget={"trials": 8, "epochs": 1, "max_steps_per_epoch": 3, "abort_after_failures": 2},
+                   train={"device": "cuda", "recipe": {"eval_batch_size": 256}})
     res = _run(["search", str(study), "--no-live"])
     assert res.returncode == 1, res.stdout + res.stderr
-    assert "every trial failed" in res.stdout + res.stderr and "class_weights has 3 entries" in res.stdout + res.stderr
+    assert "every trial failed" in res.stdout + res.stderr and "TrialDeviceError" in res.stdout + res.stderr
     assert 2 <= len(_rows(tmp_path / "out")) < 8
+
+
+def test_class_weights_that_do_not_fit_the_dataset_are_refused_before_ray_starts(tmp_path):
+    study = _study(tmp_path, seeds={}, train={"recipe": {"class_weights": [1.0, 1.0, 1.0]}})
+    res = _run(["search", str(study), "--no-live"])
+    assert res.returncode == 2, res.stdout + res.stderr
+    text = res.stdout + res.stderr
+    assert "train.recipe.class_weights has 3 entries but the dataset has 10 classes" in text and "Traceback" not in text
+    assert not (tmp_path / "out" / "tune").exists()
 
 
 @pytest.mark.slow

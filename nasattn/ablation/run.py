@@ -130,8 +130,10 @@ def prepare_data(loaded: LoadedAblation, console: Console | None = None) -> str 
     from nasattn.data.prepare import prepare_data as prepare
 
     spec, recipe = loaded.base()
+    own_weights = "class_weights" in loaded.ablation.recipe  # the file's own, not a preset's (those adapt)
     data, line = prepare(loaded.resolved_data(), download=loaded.ablation.download, image_size=spec.input_size,
-                         recipe=recipe.to_dict(), progress=console is not None)
+                         recipe=recipe.to_dict(), recipe_field="recipe.class_weights" if own_weights else None,
+                         progress=console is not None)
     say(console, line)
     return data
 

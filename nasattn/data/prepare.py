@@ -25,10 +25,12 @@ def prepare_data(
     download: bool = False,
     image_size: int | None = None,
     recipe: Mapping[str, Any] | None = None,
+    recipe_field: str | None = None,
     progress: bool = False,
 ) -> tuple[str | os.PathLike | None, str]:
     """Fill the decoded cache for ``source`` at ``image_size`` (the key the trials read), check that the
     dataset can be split as ``recipe`` says (a ``DataError`` naming the minimum before any trial starts),
+    that per-class ``class_weights`` the user wrote (at ``recipe_field`` of their file) fit its classes,
     and return ``(source, one line describing the data)``."""
     from nasattn.data.sources import load_dataset
     from nasattn.data.split import split_dataset
@@ -36,5 +38,9 @@ def prepare_data(
     dataset = load_dataset(source, download=download, image_size=image_size, progress=progress)
     ratios, seed, stratify = split_fields(recipe or {})
     split_dataset(dataset.labels, ratios, seed, stratify, classes=dataset.classes)
+    if recipe_field is not None:  # the user's per-class weights must fit this dataset, before any trial
+        from nasattn.engine.adapt import check_class_weights
+
+        check_class_weights((recipe or {}).get("class_weights"), dataset.classes, recipe_field, f"--set {recipe_field}=")
     line = f"data: {getattr(dataset, 'source', source)} ({len(dataset)} images, {len(dataset.classes)} classes)"
     return source, line

@@ -24,8 +24,6 @@ def adapt_to_dataset(
     Raises ``ConfigError`` (naming the ``--set`` that fixes it) for what cannot adapt: user-given class
     weights of the wrong length.
     """
-    from nasattn.config import ConfigError
-
     k = len(classes)  # fewer than 2 classes is refused by the data layer's split (nasattn.data.split_dataset)
     notes: list[str] = []
     if spec.num_classes != k:
@@ -34,14 +32,25 @@ def adapt_to_dataset(
     weights = recipe.class_weights
     if isinstance(weights, list) and len(weights) != k:
         if user_class_weights:
-            raise ConfigError(
-                f"recipe.class_weights has {len(weights)} entries but the dataset has {k} classes "
-                f"({', '.join(classes)}); give one weight per class in this order "
-                f"(--set class_weights=[{', '.join(['1.0'] * k)}]) or computed ones (--set class_weights=balanced)"
-            )
+            check_class_weights(weights, classes)
         notes.append(
             f"class_weights: the recipe's {len(weights)} per-class weights are for another dataset; using "
             f"'balanced' weights computed from the training labels (--set class_weights=... to choose)"
         )
         recipe = recipe.model_copy(update={"class_weights": "balanced"})
     return spec, recipe, notes
+
+
+def check_class_weights(weights: object, classes: Sequence[str], field: str = "recipe.class_weights",
+                        fix: str = "--set class_weights=") -> None:
+    """Raise ``ConfigError`` (naming ``field`` and how to fix it with ``fix``) when ``weights`` is a
+    per-class list whose length is not the dataset's number of ``classes``."""
+    from nasattn.config import ConfigError
+
+    k = len(classes)
+    if isinstance(weights, list) and len(weights) != k:
+        raise ConfigError(
+            f"{field} has {len(weights)} entries but the dataset has {k} classes ({', '.join(classes)}); "
+            f"give one weight per class in this order ({fix}[{', '.join(['1.0'] * k)}]) or computed ones "
+            f"({fix}balanced)"
+        )

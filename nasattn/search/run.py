@@ -146,7 +146,8 @@ def prepare_data(loaded: LoadedStudy, console: Console | None = None) -> str | N
     from nasattn.data.prepare import prepare_data as prepare
 
     data, line = prepare(loaded.resolved_data(), download=loaded.study.download, image_size=loaded.space.input_size,
-                         recipe=loaded.study.train.recipe, progress=console is not None)
+                         recipe=loaded.study.train.recipe, recipe_field="train.recipe.class_weights",
+                         progress=console is not None)
     say(console, line)
     return data
 
