@@ -166,4 +166,3 @@ def test_tune_overhead_trains_the_same_run_both_ways():
     res = tune_overhead("baseline", "eurosat-mini", epochs=2, width_mult=0.125, cpus=1, checkpoint_every=1)
     assert res["direct_seconds"] > 0 and res["tune_trial_seconds"] > 0 and res["ray_start_seconds"] > 0
     assert res["tune_test_accuracy"] == res["direct_test_accuracy"]
-    assert res["added_fraction_trial"] == pytest.approx(res["tune_trial_seconds"] / res["direct_seconds"] - 1)
