@@ -400,6 +400,22 @@ def test_importing_engine_does_not_import_ray_or_optuna():
 
 
 # ------------------------------------------------------------------------------------------- real data
+def _conv_linear_flops(model: nn.Module, shape: tuple[int, ...]) -> int:
+    """2 x multiply-adds of every Conv2d and Linear in one forward pass of one image, counted by hooks."""
+    total = []
+
+    def hook(m, inp, out):
+        k = m.weight[0].numel() if isinstance(m, nn.Conv2d) else m.in_features
+        total.append(2 * out.numel() * k)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, *shape))
+    for h in handles:
+        h.remove()
+    return sum(total)
+
+
 def test_trains_a_built_spec_on_eurosat_mini(tmp_path, monkeypatch):
     from nasattn.data import load_dataset
     from nasattn.presets import get_preset
@@ -410,7 +426,8 @@ def test_trains_a_built_spec_on_eurosat_mini(tmp_path, monkeypatch):
     recipe = Recipe(epochs=1, batch_size=32)
     res = train(spec, recipe, data, device="cpu", progress=False, max_steps_per_epoch=3)
     m = res.metrics
-    assert m["layers"] == 12 and m["flops"] > 0 and len(m["alpha"]) == 11
+    assert m["layers"] == 12 and len(m["alpha"]) == 11
+    assert m["flops"] == _conv_linear_flops(res.model, (3, spec.input_size, spec.input_size))
     assert len(m["per_class_accuracy"]) == len(data.classes) == 10
     assert m["n_train"] + m["n_val"] + m["n_test"] == len(data.labels)
     assert any(k.startswith("alpha/") for k in res.history[0])
