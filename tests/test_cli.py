@@ -55,7 +55,12 @@ def test_train_on_eurosat_mini_writes_every_output(tmp_path, monkeypatch):
     assert any(c.startswith("alpha/") for c in history.columns)
     arch = yaml.safe_load((out / "arch.yaml").read_text())
     assert arch["stages"][0]["width"] == 8  # 64 * 0.125
-    assert (out / "model.pt").stat().st_size > 0
+    from nasattn.models import build_model, fusion_alphas
+    from nasattn.spec import ArchSpec
+
+    model = build_model(ArchSpec.from_yaml((out / "arch.yaml").read_text()))  # model.pt holds every weight of arch.yaml
+    model.load_state_dict(torch.load(out / "model.pt", weights_only=True), strict=True)
+    assert fusion_alphas(model) == pytest.approx(metrics["alpha"])  # and is the model the metrics describe
 
 
 def test_train_bad_input_exits_2_with_a_message(tmp_path, monkeypatch):

@@ -174,7 +174,12 @@ def test_train_cli_resizes_to_the_specs_input_size(tmp_path):
     assert res.exit_code == 0, res.output
     import json
 
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test_accuracy"] >= 0
+    import pandas as pd
+
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    pred = pd.read_csv(tmp_path / "run" / "predictions.csv")  # every image was decoded, resized and tested
+    assert m["n_train"] + m["n_val"] + m["n_test"] == 16 and len(pred) == m["n_test"] > 0
+    assert m["test_accuracy"] == (pred["label"] == pred["pred"]).mean()
 
 
 # ------------------------------------------------------------------------------ refusals and messages

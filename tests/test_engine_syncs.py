@@ -3,6 +3,7 @@ per epoch for all blocks together; fp16 autocast with a GradScaler runs on the C
 
 from __future__ import annotations
 
+import math
 import sys
 from types import SimpleNamespace
 
@@ -71,7 +72,7 @@ def test_fp16_with_grad_scaler_trains_on_cpu():
     recipe = Recipe(epochs=1, batch_size=16, schedule="none", amp="fp16")
     res = train(None, recipe, _data(), seed=0, device="cpu", progress=False, model=Net(1), callbacks=[grab])
     assert res.metrics["amp"] == "fp16" and seen["scaler"] and seen["scale"] > 1.0
-    assert res.history[0]["train_loss"] == pytest.approx(res.history[0]["train_loss"])  # finite, not NaN
+    assert math.isfinite(res.history[0]["train_loss"])
 
 
 def test_tf32_only_for_float32_on_cuda_and_restored():

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from html import unescape
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
+from nasattn.presets import get_preset
 from nasattn.report import NotANasattnFolder, detect_kind, render_report
 from nasattn.report.search import rung_ranks
 
@@ -88,9 +90,27 @@ def test_ablation_report_with_paper_numbers(runs, tmp_path):
     check_self_contained(html)
     assert set(ABLATION_IDS) <= ids_of(html)
     assert any(i.startswith("fig-ablation-alpha-") for i in ids_of(html))
-    assert "97.23%" in html and "94.30%" in html and "0.9692" in html and "24.25 points" in html
     assert "paired t" in html and 'class="best"' in html
     assert "nasattn ablate test.yaml" in html
+    # the paper table: each preset file's paper number, and the difference of the seeds' mean from it
+    table = _rows(html, "table-ablation-paper")
+    rows = pd.DataFrame(ablation_rows(runs))
+    for name in ("baseline", "balanced"):
+        paper = get_preset(name).paper
+        cells = {r[1]: r for r in table if r[0] == name}
+        assert cells["test accuracy"][2] == f"{paper['test_accuracy']:.2%}"
+        mean = rows.loc[rows["variant"] == name, "test_accuracy"].mean()
+        assert cells["test accuracy"][5] == f"{(mean - paper['test_accuracy']) * 100:+.2f} pp"
+    balanced = {r[1]: r for r in table if r[0] == "balanced"}
+    assert balanced["Cohen's kappa"][2] == f"{get_preset('balanced').paper['kappa']:.4g}"
+    assert balanced["confidence gap"][2] == f"{get_preset('balanced').paper['confidence_gap'] * 100:.2f} points"
+
+
+def _rows(html: str, table_id: str) -> list[list[str]]:
+    """The body rows of one table, as lists of cell texts."""
+    body = html[html.index(f'id="{table_id}"'):].split("</table>")[0].split("<tbody>")[-1]
+    return [[unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+            for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)]
 
 
 def test_ablation_base_of_a_preset_is_compared_with_the_paper(runs, tmp_path):
@@ -99,8 +119,10 @@ def test_ablation_base_of_a_preset_is_compared_with_the_paper(runs, tmp_path):
     (tmp_path / "ablation.json").write_text(json.dumps({
         "base": "base", "base_source": {"preset": "balanced"}, "seeds": [0, 1], "width_mult": 0.125, "epochs": 2}))
     html = render_report(tmp_path).read_text()
-    table = html[html.index('id="table-ablation-paper"'):].split("</table>")[0]
-    assert "base (balanced)" in table and "97.23%" in table and "0.9692" in table and "no_attention" not in table
+    table = _rows(html, "table-ablation-paper")
+    assert {r[0] for r in table} == {"base (balanced)"}  # no_attention names no paper net
+    paper = get_preset("balanced").paper
+    assert {r[1]: r[2] for r in table}["test accuracy"] == f"{paper['test_accuracy']:.2%}"
     header = html[html.index('id="report-header"'):].split("</header>")[0]
     assert "base (preset balanced)" in header and "x0.125" in header and "<dd>2</dd>" in header
 

@@ -165,7 +165,9 @@ def test_analyze_a_whole_ablation():
     d = np.array([3900 - 3931, 3890 - 3940, 3880 - 3902]) / N_TEST
     assert worse["test_accuracy_p"] == pytest.approx(stats.ttest_1samp(d, 0).pvalue)
     assert worse["test_accuracy_effect_dz"] == pytest.approx(d.mean() / d.std(ddof=1))
-    assert worse["test_accuracy_ci_low"] >= 0 and worse["test_accuracy_ci_high"] <= 1
+    acc = np.array([3900, 3890, 3880]) / N_TEST  # the variant's own mean and its t interval (scipy's)
+    ci = stats.t.interval(0.95, len(acc) - 1, loc=acc.mean(), scale=stats.sem(acc))
+    assert (worse["test_accuracy_ci_low"], worse["test_accuracy_ci_high"]) == pytest.approx(ci)
 
     broken = by["broken"]  # seed 1 failed: paired on seeds 0 and 2, not Welch
     assert broken["n"] == 2 and broken["few_seeds"] and broken["test_accuracy_n_pairs"] == 2
