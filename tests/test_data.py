@@ -46,7 +46,7 @@ def test_bundled_sample_is_real_eurosat():
 
 def test_folder_nested_folder_and_zip_give_the_same_images(tmp_path):
     flat = _small_tree(tmp_path / "flat")
-    nested = _small_tree(tmp_path / "nested" / "eurosat" / "2750")
+    _small_tree(tmp_path / "nested" / "eurosat" / "2750")  # the same images, one folder deeper
     zpath = tmp_path / "EuroSAT_RGB.zip"
     with zipfile.ZipFile(zpath, "w") as z:
         for f in sorted(flat.rglob("*.jpg")):

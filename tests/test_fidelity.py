@@ -118,7 +118,8 @@ def test_rows_agreement_and_report_mark_presets_and_show_intervals(tmp_path):
     rows = fidelity_rows(plan)
     r0, r2 = rows[0], rows[2]
     assert r0["high_val_accuracy_seed0"] == 0.61 and r0["high_val_accuracy_seed1"] == 0.64
-    assert r0["high_val_accuracy_mean"] == pytest.approx(0.625) and r0["high_val_accuracy_std"] == pytest.approx(np.std([0.61, 0.64], ddof=1))
+    assert r0["high_val_accuracy_mean"] == pytest.approx(0.625)
+    assert r0["high_val_accuracy_std"] == pytest.approx(np.std([0.61, 0.64], ddof=1))
     assert r2["high_n"] == 1 and r2["high_val_accuracy_mean"] == pytest.approx(0.69) and r2["high_val_accuracy_std"] is None
     assert rows[4]["preset"] == "balanced" and rows[1]["preset"] == ""
 

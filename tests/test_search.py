@@ -130,7 +130,8 @@ def test_an_architecture_outside_the_space_is_rejected():
         ({"sampler": {"type": "tpee"}}, "sampler.type", "'tpe'"),
         ({"budget": {"trials": 0}}, "budget.trials", "greater than or equal to 1"),
         ({"early_stopping": {"type": "asha", "reduction_factor": 1}}, "early_stopping.reduction_factor", "greater than 1"),
-        ({"space": {"stages": {"block": {"options": {"wavelet": None}}}}}, "stages.block.options.wavelet", "allowed: double, plain, residual"),
+        ({"space": {"stages": {"block": {"options": {"wavelet": None}}}}}, "stages.block.options.wavelet",
+         "allowed: double, plain, residual"),
         ({"space": {"attention": {"type": {"options": {"foo": None}}}}}, "attention.type.options.foo", "allowed: cbam"),
         ({"space": {"stages": {"depth": {"int": [3, 1]}}}}, "stages.depth.int", "low is above high"),
         ({"train": {"recipe": {"optimiser": "sgd"}}}, "optimiser", "allowed: epochs"),
@@ -193,7 +194,8 @@ def test_space_command_prints_size_presets_and_samples():
 def test_concurrency_follows_the_resources():
     loaded = load_study(ROOT / "studies" / "quickstart.yaml", {"resources": {"cpus_per_trial": 1, "max_concurrent": None}})
     assert concurrency(loaded.study.resources, {"CPU": 8}) == 8
-    loaded = load_study(ROOT / "studies" / "quickstart.yaml", {"resources": {"cpus_per_trial": 2, "gpus_per_trial": 0.25, "max_concurrent": None}})
+    resources = {"cpus_per_trial": 2, "gpus_per_trial": 0.25, "max_concurrent": None}
+    loaded = load_study(ROOT / "studies" / "quickstart.yaml", {"resources": resources})
     assert concurrency(loaded.study.resources, {"CPU": 16, "GPU": 1}) == 4  # four quarter-GPU trials share one GPU
     assert concurrency(loaded.study.resources, {"CPU": 16, "GPU": 2}) == 8
     assert concurrency(loaded.study.resources, {"CPU": 6, "GPU": 2}) == 3  # CPUs bound it

@@ -153,7 +153,7 @@ def test_an_interrupted_trial_stays_running_and_resume_finishes_it_in_place(tmp_
     stable = {**TINY_SPACE, "recipe": {"lr": 0.01, "optimizer": "sgd"}}
     study = _study(tmp_path, space=stable, seeds={}, budget={"trials": 2, "epochs": 8, "max_steps_per_epoch": 3},
                    resources={"cpus_per_trial": 1, "max_concurrent": 1})
-    out, url = tmp_path / "out", f"sqlite:///{tmp_path / 'out' / 'study.db'}"
+    url = f"sqlite:///{tmp_path / 'out' / 'study.db'}"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     proc = subprocess.Popen([*NASATTN, "search", str(study), "--no-live"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=env, start_new_session=True)
