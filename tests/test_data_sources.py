@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import logging
 import struct
 import zlib
 from pathlib import Path
@@ -121,7 +120,7 @@ def test_train_cli_refuses_a_too_small_dataset_with_exit_2(tmp_path):
 
 
 # ------------------------------------------------------------------------------ channels, bit depth, sizes
-def test_grayscale_rgba_16bit_nonsquare_and_mixed_sizes(tmp_path, caplog):
+def test_grayscale_rgba_16bit_nonsquare_and_mixed_sizes(tmp_path):
     root = tmp_path / "d"
     _save(Image.new("L", (64, 64), 77), root / "a" / "gray.png")
     _save(Image.new("RGBA", (64, 64), (10, 20, 30, 0)), root / "a" / "rgba.png")  # transparent: alpha dropped
@@ -132,8 +131,7 @@ def test_grayscale_rgba_16bit_nonsquare_and_mixed_sizes(tmp_path, caplog):
     _save(wide, root / "b" / "wide.png")
     _save(Image.new("RGB", (90, 90), (200, 100, 50)), root / "b" / "big.png")
     _save(Image.new("RGB", (40, 40), (5, 6, 7)), root / "b" / "small.png")
-    with caplog.at_level(logging.WARNING):
-        ds = load_dataset(root, cache_dir=tmp_path / "cache", image_size=64)
+    ds = load_dataset(root, cache_dir=tmp_path / "cache", image_size=64)
     assert tuple(ds.images.shape) == (6, 3, 64, 64) and ds.images.dtype == torch.uint8
     by_name = {e.name: ds.images[i] for i, e in enumerate(list_images(root)[0])}
     assert (by_name["a/gray.png"] == 77).all()
@@ -142,13 +140,14 @@ def test_grayscale_rgba_16bit_nonsquare_and_mixed_sizes(tmp_path, caplog):
     assert (by_name["b/wide.png"] == torch.tensor([0, 255, 0], dtype=torch.uint8).view(3, 1, 1)).all()  # centre crop
     assert by_name["b/big.png"][:, 10, 10].tolist() == [200, 100, 50]
     assert by_name["b/small.png"][:, 30, 30].tolist() == [5, 6, 7]
-    notes = [r.getMessage() for r in caplog.records if "64x64" in r.getMessage()]
+    notes = [n for n in ds.notes if "64x64" in n]
     assert len(notes) == 1 and "3 of 6" in notes[0] and "90x90 (1)" in notes[0] and "128x64 (1)" in notes[0]
     assert "bilinear" in notes[0] and "centre" in notes[0]
-    caplog.clear()
-    with caplog.at_level(logging.WARNING):  # from the cache: the same line again
-        again = load_dataset(root, cache_dir=tmp_path / "cache", image_size=64)
-    assert torch.equal(again.images, ds.images) and any("3 of 6" in r.getMessage() for r in caplog.records)
+    conversions = " | ".join(n for n in ds.notes if "64x64" not in n)  # what each image's mode needed
+    assert "1 of 6 images 16-bit scaled to 8-bit" in conversions and "1 of 6 images alpha dropped" in conversions
+    assert "1 of 6 images grayscale -> RGB" in conversions
+    again = load_dataset(root, cache_dir=tmp_path / "cache", image_size=64)  # from the cache: the same notes
+    assert torch.equal(again.images, ds.images) and again.notes == ds.notes
 
 
 def test_the_input_size_wins_over_the_first_images_size(tmp_path):
@@ -202,15 +201,14 @@ def test_a_one_class_dataset_is_refused_before_training(tmp_path):
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 
-def test_an_unreadable_image_is_named_once_without_a_buffer_repr(tmp_path, caplog):
+def test_an_unreadable_image_is_named_once_without_a_buffer_repr(tmp_path):
     for c in ("a", "b"):
         _save(Image.new("RGB", (64, 64)), tmp_path / "d" / c / "ok.png")
     (tmp_path / "d" / "b" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
-    with caplog.at_level(logging.WARNING):
-        ds = load_dataset(tmp_path / "d", cache_dir=tmp_path / "cache")
+    ds = load_dataset(tmp_path / "d", cache_dir=tmp_path / "cache")
     assert ds.skipped == ["b/broken.jpg"]
-    hits = [r.getMessage() for r in caplog.records if "broken.jpg" in r.getMessage()]
-    assert len(hits) == 1 and "BytesIO" not in caplog.text
+    hits = [n for n in ds.notes if "broken.jpg" in n]
+    assert len(hits) == 1 and "BytesIO" not in " ".join(ds.notes)
 
 
 def test_a_failed_download_says_where_and_why_and_leaves_no_folder(tmp_path, monkeypatch):

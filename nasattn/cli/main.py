@@ -167,8 +167,8 @@ def _train_locked(spec, recipe, data, download, progress, subset, seed, width_mu
 
     spec, recipe, notes = adapt_to_dataset(spec, recipe, dataset.classes,
                                            user_class_weights="class_weights" in parse_overrides(overrides))
-    for note in notes:
-        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    for note in [*dataset.notes, *notes]:  # what loading changed (sizes, bit depth), then what adapted
+        console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
     console.print(
         f"[bold]nasattn train[/] {spec.name or arch} | data {dataset.source} ({len(dataset)} images, "
         f"{len(dataset.classes)} classes) | width x{width_mult} | {recipe.epochs} {plural(recipe.epochs, 'epoch')} | seed {seed}",

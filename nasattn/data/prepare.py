@@ -31,7 +31,7 @@ def prepare_data(
     """Fill the decoded cache for ``source`` at ``image_size`` (the key the trials read), check that the
     dataset can be split as ``recipe`` says (a ``DataError`` naming the minimum before any trial starts),
     that per-class ``class_weights`` the user wrote (at ``recipe_field`` of their file) fit its classes,
-    and return ``(source, one line describing the data)``."""
+    and return ``(source, a line describing the data and one per note of what loading changed)``."""
     from nasattn.data.sources import load_dataset
     from nasattn.data.split import split_dataset
 
@@ -43,4 +43,4 @@ def prepare_data(
 
         check_class_weights((recipe or {}).get("class_weights"), dataset.classes, recipe_field, f"--set {recipe_field}=")
     line = f"data: {getattr(dataset, 'source', source)} ({len(dataset)} images, {len(dataset.classes)} classes)"
-    return source, line
+    return source, "\n".join([line, *(f"note: {n}" for n in dataset.notes)])

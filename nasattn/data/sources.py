@@ -45,7 +45,7 @@ MINI_DIR = Path(__file__).resolve().parent / "eurosat_mini"
 ENV_DATA = "NASATTN_DATA"
 ENV_CACHE = "NASATTN_CACHE"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-CACHE_VERSION = 2  # 2: ImageFolder order, 16-bit scaling, shorter-side resize + centre crop
+CACHE_VERSION = 3  # 2: ImageFolder order, 16-bit scaling, shorter-side resize + centre crop; 3: conversion notes
 RESIZE_RULE = "shorter side resized (antialiased bilinear), then centre-cropped"
 
 HOW_TO_GET_DATA = f"""\
@@ -85,8 +85,8 @@ def load_dataset(
     (with ``download=True``) fetches EuroSAT with torchvision. Folders may hold the class folders
     directly or under single nested folders (``EuroSAT_RGB/``, ``eurosat/2750/``). ``image_size``:
     the side every image is given (pass the spec's ``input_size``; see the module docstring for the
-    rule). What was changed (resized or skipped images) is logged as one warning line each and kept in
-    ``notes``. Raises ``DataNotFoundError`` (with instructions) or ``DataError``.
+    rule). What was changed (converted, resized or skipped images) is kept in ``notes``, one line each,
+    for the caller to show. Raises ``DataNotFoundError`` (with instructions) or ``DataError``.
     """
     if image_size is not None and image_size < 1:
         raise ValueError(f"image_size must be >= 1, got {image_size}")
@@ -108,8 +108,6 @@ def load_dataset(
     if ds is None:
         ds = _decode(path, entries, key, image_size, progress)
         _save_cache(cache_file, ds)
-    for note in ds.notes:
-        log.warning("%s", note)
     return ds
 
 
@@ -200,6 +198,8 @@ def _folder_entries(root: Path) -> list[ImageFile]:
     from torchvision.datasets.folder import make_dataset
 
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
+    if not classes:
+        raise DataError(f"no class folders in {root}: expected one sub-folder of images per class\n{HOW_TO_GET_DATA}")
     samples = make_dataset(
         str(root), {c: i for i, c in enumerate(classes)}, is_valid_file=lambda f: _is_image(os.path.basename(f)),
         allow_empty=True,
@@ -281,8 +281,9 @@ def _iter_progress(entries: list[ImageFile], enabled: bool, label: str) -> Itera
     yield from track(entries, description=f"decoding {label}", transient=True)
 
 
-def _decode_one(data: bytes) -> torch.Tensor:
-    """Decode one image file's bytes to a (3, H, W) uint8 tensor (Pillow: JPEG, PNG, TIFF, ...).
+def _decode_one(data: bytes) -> tuple[torch.Tensor, str | None]:
+    """Decode one image file's bytes to a (3, H, W) uint8 tensor (Pillow: JPEG, PNG, TIFF, ...) and what
+    was converted (None for 8-bit RGB).
 
     Grayscale -> 3 equal channels; alpha dropped; 16-bit (Pillow modes ``I;16*``, and ``I`` with values
     above 255) scaled to 8 bits with ``to_dtype(..., scale=True)``.
@@ -300,14 +301,20 @@ def _decode_one(data: bytes) -> torch.Tensor:
         if im.mode.startswith("I;16") or im.mode == "I":
             arr = np.asarray(im)
             if im.mode == "I" and arr.max(initial=0) <= 255:
-                gray = torch.from_numpy(arr.astype(np.uint8))
+                gray, what = torch.from_numpy(arr.astype(np.uint8)), "grayscale -> RGB"
             else:
                 from torchvision.transforms.v2.functional import to_dtype
 
                 gray = to_dtype(torch.from_numpy(arr.clip(0, 65535).astype(np.uint16)), torch.uint8, scale=True)
-            return gray.unsqueeze(0).expand(3, -1, -1).contiguous()
+                what = "16-bit scaled to 8-bit (x 255/65535), grayscale -> RGB"
+            return gray.unsqueeze(0).expand(3, -1, -1).contiguous(), what
+        what = _CONVERSIONS.get(im.mode)
         arr = np.asarray(im.convert("RGB"))
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous(), what
+
+
+_CONVERSIONS = {"L": "grayscale -> RGB", "LA": "grayscale -> RGB, alpha dropped", "RGBA": "alpha dropped",
+                "P": "palette -> RGB", "PA": "palette -> RGB, alpha dropped", "CMYK": "CMYK -> RGB", "1": "1-bit -> RGB"}
 
 
 def fit_image(img: torch.Tensor, size: int) -> torch.Tensor:
@@ -323,10 +330,12 @@ def fit_image(img: torch.Tensor, size: int) -> torch.Tensor:
 def _decode(path: Path, entries: list[ImageFile], key: str, image_size: int | None, progress: bool) -> ImageDataset:
     classes = sorted({e.cls for e in entries})
     index = {c: i for i, c in enumerate(classes)}
-    images, labels, skipped, reasons = [], [], [], []
+    images, labels, skipped, reasons, converted = [], [], [], [], Counter()
     for e in _iter_progress(entries, progress, path.name):
         try:
-            img = _decode_one(e.read())
+            img, what = _decode_one(e.read())
+            if what:
+                converted[what] += 1
         except Exception as err:  # noqa: BLE001 - a corrupt file is reported by name, not fatal
             skipped.append(e.name)
             reasons.append(f"{e.name} ({(str(err).splitlines() or [''])[0] or type(err).__name__})")
@@ -335,7 +344,7 @@ def _decode(path: Path, entries: list[ImageFile], key: str, image_size: int | No
         labels.append(index[e.cls])
     if not images:
         raise DataError(f"none of the {len(entries)} images in {path} could be decoded (first: {reasons[0]})")
-    notes = []
+    notes = [f"{path.name}: {n} of {len(images)} images {what}" for what, n in converted.most_common()]
     sizes = Counter(tuple(img.shape[-2:]) for img in images)
     size, why = image_size, ""
     if size is None and len(sizes) > 1:
