@@ -83,6 +83,8 @@ def test_dry_run_of_every_section_on_the_cpu(tmp_path):
     assert checks[("correctness", "dropblock_fraction")]["status"] == "ok"
     assert checks[("syncs", "syncs_per_step")]["status"] == "skipped"  # needs CUDA
     assert [checks[("packing", f"{n}_at_once")]["processes"] for n in (1, 2)] == [1, 2]
+    two = checks[("packing", "2_at_once")]  # through Ray (installed here): two tasks sharing one (logical) GPU
+    assert two["via"] == "ray tasks of 0.5 GPU" and two["gpu_ids"] == [["0"], ["0"]], two
     explain = next(r for (s, c), r in checks.items() if s == "compile" and c.endswith("/explain"))
     assert explain["train_graph_breaks"] == 0 and explain["eval_graph_breaks"] == 0
     versions = checks[("env", "versions")]

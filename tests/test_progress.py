@@ -27,3 +27,12 @@ def test_plain_lines_follow_the_study_number(capsys):
     out = capsys.readouterr().out
     assert "#3 started | w64" in out and "#3 epoch 1" in out and "#3 stopped" in out
     assert "fabe278f" not in out
+
+
+def test_tables_in_a_log_are_not_cut_at_80_columns(monkeypatch):
+    from nasattn.say import LOG_WIDTH, make_console
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert make_console().width == LOG_WIDTH > 80  # pytest's captured stdout is no terminal
+    monkeypatch.setenv("COLUMNS", "123")
+    assert make_console().width == 123

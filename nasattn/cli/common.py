@@ -6,12 +6,12 @@ import functools
 from typing import Any, Callable, TypeVar
 
 import typer
-from rich.console import Console
 
 from nasattn.config import deep_merge  # noqa: F401  (re-exported: the merge lives in nasattn.config)
+from nasattn.say import make_console
 
-console = Console()
-err_console = Console(stderr=True)
+console = make_console()
+err_console = make_console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 

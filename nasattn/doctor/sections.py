@@ -333,7 +333,10 @@ def section_packing(ctx: Context) -> None:
     counts = (1, 2) if ctx.dry else (1, 2, 4, 8)
     preset = "baseline" if ctx.dry else "balanced"
     steps = ctx.steps if ctx.dry else 40
-    via = "processes" + (" (ray present; the doctor packs plain processes)" if importable("ray") else "")
+    if importable("ray"):  # as a search packs its trials: Ray tasks with a 1/n share of the GPU each
+        _pack_through_ray(ctx, rec, counts, preset, steps)
+        return
+    via = "processes (ray is not installed)"
     for n in counts:
         if ctx.left() < 15:
             rec.add(f"{n}_at_once", "skipped", reason="time box")
@@ -369,6 +372,50 @@ def section_packing(ctx: Context) -> None:
                     "images_per_second_total": sum(per), "images_per_second_each": per, "wall_seconds": wall}
 
         _checked(rec, f"{n}_at_once", pack)
+
+
+def _pack_through_ray(ctx: Context, rec: Recorder, counts: tuple[int, ...], preset: str, steps: int) -> None:
+    """``n`` trainings at once as Ray tasks of ``1/n`` GPU (a logical GPU without CUDA) and ``cpus/n`` CPUs."""
+    import ray
+
+    cpus = os.cpu_count() or 1
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(address="local", num_cpus=cpus, num_gpus=1, include_dashboard=False, logging_level="ERROR",
+             log_to_driver=False)
+    try:
+        for n in counts:
+            if ctx.left() < 15:
+                rec.add(f"{n}_at_once", "skipped", reason="time box")
+                continue
+
+            def pack(n: int = n) -> dict[str, Any]:
+                task = ray.remote(num_gpus=1 / n, num_cpus=max(1, cpus // n))(_pack_task)
+                t0 = time.time()
+                refs = [task.remote(asdict(ctx), preset, steps, max(1, cpus // n)) for _ in range(n)]
+                ready, pending = ray.wait(refs, num_returns=n, timeout=max(5.0, ctx.left() - 5))
+                for ref in pending:
+                    ray.cancel(ref, force=True)
+                if pending:
+                    return {"status": "error", "error": "killed at the section's time box", "finished": len(ready), "of": n}
+                results = ray.get(ready)
+                per = [r["images"] / r["seconds"] for r in results]
+                return {"processes": n, "preset": preset, "width_mult": ctx.width, "via": f"ray tasks of {1 / n:g} GPU",
+                        "gpu_ids": [r["gpu_ids"] for r in results], "images_per_second_total": sum(per),
+                        "images_per_second_each": per, "wall_seconds": time.time() - t0}
+
+            _checked(rec, f"{n}_at_once", pack)
+    finally:
+        ray.shutdown()
+
+
+def _pack_task(ctx: dict[str, Any], preset: str, steps: int, threads: int) -> dict[str, Any]:
+    """A Ray task: ``_pack_worker`` with ``threads`` torch threads; adds the GPU ids Ray gave it."""
+    import ray
+    import torch
+
+    torch.set_num_threads(threads)
+    out = _pack_worker(Context(**ctx), preset, steps)
+    return {**out, "gpu_ids": [str(g) for g in ray.get_gpu_ids()]}
 
 
 # ----------------------------------------------------------------------------------------- compile

@@ -107,10 +107,10 @@ class TrialTable(Callback):
 
     # ------------------------------------------------------------------ events
     def setup(self, **info: Any) -> None:
-        from rich.console import Console
+        from nasattn.say import make_console
 
         self.start = time.time()
-        self._console = Console()
+        self._console = make_console()
         live = self._console.is_terminal if self.want_live is None else self.want_live
         if live:
             from rich.live import Live
