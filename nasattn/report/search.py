@@ -390,6 +390,17 @@ def render_search(folder: Path) -> Page:
             add_run_sections(page, read_run(best), prefix="best", label="best")
         except Exception as e:  # noqa: BLE001 - the rest of the report stands
             page.text(f"best/ could not be read: {type(e).__name__}: {e}", "warn")
-    command = f"nasattn search {source}" if source else None
-    page.footer = environment(command, study.get("data"))
+    page.footer = environment(started_command(folder) or (f"nasattn search {source}" if source else None), study.get("data"))
     return page
+
+
+def started_command(folder: Path) -> str | None:
+    """The command line that started the search in ``folder`` (run.json), with its overrides; None if unknown."""
+    import json
+
+    from nasattn.search.run import RUN_FILE
+
+    try:
+        return json.loads((folder / RUN_FILE).read_text()).get("command")
+    except (OSError, ValueError):
+        return None

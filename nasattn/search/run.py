@@ -112,7 +112,10 @@ def start_record(out: Path, loaded: LoadedStudy) -> str:
 
     resolved = resolved_study(loaded)
     run_id = uuid.uuid4().hex[:12]
-    record = {"run_id": run_id, "fingerprint": study_fingerprint(resolved), "source": loaded.source, "study": resolved}
+    from nasattn.rundir import current_command
+
+    record = {"run_id": run_id, "fingerprint": study_fingerprint(resolved), "source": loaded.source,
+              "command": current_command(), "study": resolved}
     (out / RUN_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n")
     return run_id
 
