@@ -44,6 +44,18 @@ def _wait_for(cond, proc: subprocess.Popen, log: Path, timeout: float = 240) -> 
     pytest.fail(f"timed out waiting:\n{log.read_text()}")
 
 
+def _signal_when(ready, proc: subprocess.Popen, log: Path, signum: int, timeout: float = 180) -> str:
+    """Send ``signum`` to ``proc`` once ``ready()`` holds, wait for it to end; returns its log."""
+    try:
+        _wait_for(ready, proc, log)
+        proc.send_signal(signum)
+        proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return log.read_text()
+
+
 def _run(args: list[str], tmp_path: Path, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(NASATTN + args, cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True,
                           timeout=timeout)
@@ -121,14 +133,7 @@ def test_a_signalled_ablation_writes_its_csv_and_exits_143(tmp_path):
             "--width-mult", "0.125", "--include", "no_attention", "--set", "max_steps_per_epoch=2",
             "--set", "resources.max_concurrent=1", "--set", "report=false", "--no-live", "--out", str(out)]
     proc = _start(args, tmp_path, log)
-    try:
-        _wait_for(lambda: any(p.stat().st_size for p in out.glob("*/*/result.json")), proc, log)
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=180)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    text = log.read_text()
+    text = _signal_when(lambda: any(p.stat().st_size for p in out.glob("*/*/result.json")), proc, log, signal.SIGTERM)
     assert proc.returncode == 143, text
     lines = [ln for ln in text.splitlines() if ln.startswith("interrupted: ")]
     assert len(lines) == 1 and f"--out {out} --resume" in lines[0] and "nasattn ablate" in lines[0], text
@@ -144,14 +149,7 @@ def test_a_signalled_training_exits_130_with_one_line_and_no_traceback(tmp_path)
     out = tmp_path / "run"
     proc = _start(["train", "--preset", "baseline", "--data", "eurosat-mini", "--width-mult", "0.125", "--epochs", "200",
                    "--threads", "1", "--no-progress", "--out", str(out)], tmp_path, log)
-    try:
-        _wait_for(lambda: "epoch 1:" in log.read_text(), proc, log)
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    text = log.read_text()
+    text = _signal_when(lambda: "epoch 1:" in log.read_text(), proc, log, signal.SIGINT, timeout=60)
     assert proc.returncode == 130, text
     assert "interrupted (SIGINT)" in text and "Traceback" not in text and "KeyboardInterrupt" not in text
     assert not (out / "metrics.json").exists()
