@@ -17,7 +17,6 @@ fields set; fields given afterwards (``--epochs``, ``--set``) still override the
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -97,13 +96,7 @@ def protocol_fields(name: str, spec: ArchSpec) -> tuple[dict[str, Any], dict[str
     if p.author_arch:
         arch["init"] = "paper"
         if spec.dropblock.type != "none":
-            if _dropblock_has_law(spec):
-                arch["dropblock.law"] = "paper"
-            else:  # the registered DropBlock has no law to choose: say so rather than pretend
-                warnings.warn(
-                    f"protocol {name!r}: this nasattn's DropBlock has no 'law' field, so the author's "
-                    "DropBlock law is not applied", stacklevel=3,
-                )
+            arch["dropblock.law"] = "paper"
     return recipe, arch
 
 
@@ -122,9 +115,3 @@ def apply_protocol(name: str, spec: ArchSpec, recipe_dict: Mapping[str, Any]) ->
         node[leaf] = value
     return type(spec).from_dict(data, f"protocol {name}"), recipe
 
-
-def _dropblock_has_law(spec: ArchSpec) -> bool:
-    from nasattn.registry import get_block
-
-    dropblock = type(spec.dropblock)
-    return "law" in dropblock.model_fields or "law" in get_block("dropblock", spec.dropblock.type).params
