@@ -19,7 +19,8 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from nasattn.cli.main import app
-from nasattn.fidelity.run import FidelityPlan, Sampled, agreement, fidelity_rows, run_dir_of, select_trials, write_outputs
+from nasattn.fidelity.run import (FidelityPlan, Sampled, agreement, fidelity_rows, reuse_finished_runs, run_dir_of, select_trials,
+                                  trial_configs, write_outputs)
 from nasattn.fidelity.stats import correlation, regret, top_k_overlap
 
 NASATTN = [sys.executable, "-m", "nasattn.cli.main"]
@@ -107,6 +108,48 @@ def _done(plan: FidelityPlan, number: int, seed: int, val: float) -> None:
     (d / "DONE").write_text(json.dumps({"val_accuracy": val, "test_accuracy": val - 0.01 * (seed + 1)}))
 
 
+def test_paired_runs_use_the_test_predictions_for_mcnemar(tmp_path):
+    plan = _plan(tmp_path, [0.5, 0.6], {1: "balanced"})
+    truth = np.arange(40) % 10
+    for n in (0, 1):
+        for seed in (0, 1):
+            d = run_dir_of(plan.out, n, seed)
+            d.mkdir(parents=True)
+            wrong = 6 + 2 * seed if n == 0 else 2  # trial 0 misses 6 and 8 images where balanced misses 2
+            pred = truth.copy()
+            pred[:wrong] = (pred[:wrong] + 1) % 10
+            pd.DataFrame({"index": np.arange(40), "label": truth, "pred": pred}).to_csv(d / "predictions.csv", index=False)
+            (d / "DONE").write_text(json.dumps({"val_accuracy": 0.5, "test_accuracy": 1 - wrong / 40, "n_test": 40}))
+    paired = {p["trial"]: p for p in csv.DictReader(open(write_outputs(plan, fidelity_rows(plan), n_resamples=50,
+                                                                             report=False).out / "paired.csv"))}
+    p0 = paired["0"]
+    # pooled over both seeds: the balanced run right where trial 0 is wrong on 4 + 6 images, never the reverse
+    assert (int(p0["mcnemar_b"]), int(p0["mcnemar_c"]), int(p0["mcnemar_runs"])) == (10, 0, 2)
+    assert float(p0["mcnemar_p"]) == pytest.approx(stats.binomtest(0, 10).pvalue)
+
+
+def test_reuse_copies_only_finished_runs_of_the_same_trial_seed_and_budget(tmp_path):
+    first = _plan(tmp_path / "a", [0.5, 0.6, 0.7], {2: "balanced"})
+    first.seeds = [0]
+    configs = trial_configs(first)
+    first.out.mkdir(parents=True)
+    (first.out / "trials.json").write_text(json.dumps({"experiments": ["tune"], "configs": configs}))
+    for n in (0, 2):  # trial 1 did not finish
+        _done(first, n, 0, 0.8)
+    grown = _plan(tmp_path / "b", [0.5, 0.6, 0.7], {2: "balanced"})  # the same trials at seeds 0, 1
+    assert reuse_finished_runs(trial_configs(grown), first.out) == 2
+    assert (run_dir_of(grown.out, 0, 0) / "DONE").read_text() == (run_dir_of(first.out, 0, 0) / "DONE").read_text()
+    assert not run_dir_of(grown.out, 1, 0).exists() and not run_dir_of(grown.out, 0, 1).exists()
+    assert reuse_finished_runs(trial_configs(grown), first.out) == 0  # already there: nothing copied twice
+    longer = _plan(tmp_path / "c", [0.5, 0.6, 0.7], {2: "balanced"})
+    longer.recipe = {"epochs": 24}  # another budget: nothing is the same run
+    assert reuse_finished_runs(trial_configs(longer), first.out) == 0
+    from nasattn.config import ConfigError
+
+    with pytest.raises(ConfigError, match="not a fidelity folder"):
+        reuse_finished_runs(trial_configs(grown), tmp_path)
+
+
 def test_rows_agreement_and_report_mark_presets_and_show_intervals(tmp_path):
     lows = [0.50, 0.60, 0.70, 0.80, 0.90]
     plan = _plan(tmp_path, lows, {4: "balanced", 0: "baseline"})
@@ -137,9 +180,20 @@ def test_rows_agreement_and_report_mark_presets_and_show_intervals(tmp_path):
     assert set(paired) == {"0", "1", "2", "3"}  # every trial against the balanced preset's (trial 4)
     t3 = [highs[3][s] - 0.01 * (s + 1) for s in (0, 1)]
     t4 = [highs[4][s] - 0.01 * (s + 1) for s in (0, 1)]
-    assert float(paired["3"]["diff"]) == pytest.approx(np.mean(t3) - np.mean(t4))
-    assert paired["3"]["test"] == "paired t" and float(paired["3"]["p_value"]) == pytest.approx(stats.ttest_rel(t3, t4).pvalue)
-    assert paired["2"]["test"] != "paired t"  # trial 2 has one seed only: no pairing
+    p3 = paired["3"]  # the statistics of `nasattn ablate`: difference with its CI, d_z, t-test, Holm over the family
+    assert float(p3["test_accuracy_diff"]) == pytest.approx(np.mean(t3) - np.mean(t4))
+    assert p3["test_accuracy_test"] == "paired t" and float(p3["test_accuracy_p"]) == pytest.approx(stats.ttest_rel(t3, t4).pvalue)
+    assert float(p3["test_accuracy_diff_ci_low"]) <= float(p3["test_accuracy_diff"]) <= float(p3["test_accuracy_diff_ci_high"])
+    d = np.subtract(t3, t4)
+    assert float(p3["test_accuracy_effect_dz"]) == pytest.approx(d.mean() / d.std(ddof=1))
+    assert p3["preset"] == "" and p3["base"] == "balanced" and p3["base_trial"] == "4" and p3["base_n"] == "2"
+    assert paired["2"]["test_accuracy_test"] != "paired t"  # trial 2 has one seed only: no pairing
+    raw = {n: float(p["test_accuracy_p"]) for n, p in paired.items() if p["test_accuracy_p"]}
+    from statsmodels.stats.multitest import multipletests
+
+    holm = dict(zip(raw, multipletests(list(raw.values()), method="holm")[1]))
+    assert len(raw) >= 3 and all(float(paired[n]["test_accuracy_p_adj"]) == pytest.approx(holm[n]) for n in raw)
+    assert paired["3"]["mcnemar_p"] == ""  # these runs wrote no predictions.csv
 
     result = write_outputs(plan, rows, n_resamples=200)
     assert result.report is not None, result.report_error

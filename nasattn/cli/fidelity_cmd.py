@@ -28,18 +28,19 @@ def fidelity(
     low_epoch: Optional[int] = typer.Option(None, "--low-epoch", help="Compare the search's val_accuracy after this epoch, which every trial reached (default: each trial's last)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default SEARCH_DIR/fidelity)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted fidelity study (finished runs are not retrained)."),
+    reuse: Optional[Path] = typer.Option(None, "--reuse", help="Another fidelity folder: its finished runs of the same trial, seed and budget are copied, not retrained."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the sample and the budget, run nothing."),
     live: Optional[bool] = typer.Option(None, "--live/--no-live", help="Live table (default: when on a terminal)."),
 ) -> None:
     """Re-train a sample of a search's trials at a higher budget and measure how well the cheap ranking predicts it."""
     _fidelity(search_dir, top, n_random, presets, base_preset, seeds, overrides, width_mult, subset, data, metric, sample_seed,
-              low_epoch, out, resume, dry_run, live)
+              low_epoch, out, resume, reuse, dry_run, live)
 
 
 @handle_user_errors
 def _fidelity(search_dir: Path, top: int, n_random: int, presets: str, base_preset: str, seeds: str | None, overrides: list[str] | None,
               width_mult: float | None, subset: float | None, data: str | None, metric: str, sample_seed: int,
-              low_epoch: int | None, out: Path | None, resume: bool, dry_run: bool, live: bool | None) -> None:
+              low_epoch: int | None, out: Path | None, resume: bool, reuse: Path | None, dry_run: bool, live: bool | None) -> None:
     from nasattn.config import ConfigError
     from nasattn.fidelity.run import plan_fidelity, run_fidelity
 
@@ -61,7 +62,7 @@ def _fidelity(search_dir: Path, top: int, n_random: int, presets: str, base_pres
     if dry_run:
         return
     command = " ".join(["nasattn", *map(shlex.quote, sys.argv[1:])])
-    result = run_fidelity(plan, resume=resume, console=console, live=live, command=command)
+    result = run_fidelity(plan, resume=resume, console=console, live=live, command=command, reuse=reuse)
     for a in result.agreement:
         if a["predictor"].startswith("low_"):
             console.print(

@@ -6,8 +6,9 @@ Output folder (default ``SEARCH_DIR/fidelity``)::
     OUT/fidelity.csv      one row per sampled trial: low-budget metric, high-budget metric per seed, mean
     OUT/agreement.csv     Spearman/Kendall (bootstrap 95% CI) of the high-budget mean with the low-budget
                           metric, params, FLOPs and the training-free scores; top-k overlap; regret
-    OUT/paired.csv        every re-trained trial vs the base preset's (default balanced), seed by seed:
-                          difference of test accuracy, paired t-test (nasattn.report.stats.compare)
+    OUT/paired.csv        every re-trained trial vs the base preset's (default balanced), paired on seeds,
+                          with the statistics of ``nasattn ablate`` (difference and CI, d_z, Holm-adjusted
+                          p, McNemar on the test predictions)
     OUT/runs/trial<N>/seed<k>  the run folders (DONE marks a finished one)
     OUT/tune*/            Ray Tune's experiments (what --resume restores)
     OUT/report.html
@@ -263,11 +264,12 @@ def plan_info(plan: FidelityPlan, command: str | None = None) -> dict[str, Any]:
 
 
 def run_fidelity(plan: FidelityPlan, *, resume: bool = False, console: Console | None = None, live: bool | None = None,
-                 command: str | None = None) -> FidelityResult:
+                 command: str | None = None, reuse: Path | None = None) -> FidelityResult:
     """Train every (sampled trial, seed) at the higher budget (resumable), then write the outputs.
 
     ``resume`` restores the last Tune experiment when the configs are unchanged (unfinished trials
-    continue from their checkpoints), then runs whatever still has no finished run folder.
+    continue from their checkpoints), then runs whatever still has no finished run folder. ``reuse``: a
+    fidelity folder whose finished runs of identical configs are copied instead of re-trained.
     """
     from nasattn.config import validate as validate_model
     from nasattn.tune.resources import RayConfig, Resources, start_ray
@@ -287,6 +289,9 @@ def run_fidelity(plan: FidelityPlan, *, resume: bool = False, console: Console |
     def save() -> None:
         saved.write_text(json.dumps({"experiments": experiments, "configs": configs}, indent=1) + "\n")
 
+    if reuse is not None:
+        copied = reuse_finished_runs(configs, Path(reuse))
+        say(console, f"reused {copied} finished run(s) of the same trial, seed and budget from {reuse}")
     res = validate_model(Resources, plan.resources, "resources")
     ray_cfg = validate_model(RayConfig, (plan.study.get("ray") or {}), "ray")
     todo = [i for i, c in enumerate(configs) if not (Path(c["run_dir"]) / "DONE").is_file()]
@@ -398,30 +403,78 @@ def agreement(rows: list[dict[str, Any]], metric: str = "val_accuracy", top: int
     return out
 
 
-def paired_vs_preset(rows: list[dict[str, Any]], seeds: list[int], base: str = "balanced",
-                     metric: str = "test_accuracy") -> list[dict[str, Any]]:
-    """Every re-trained trial against the ``base`` preset's trial, seed by seed at the higher budget.
+def paired_vs_preset(plan: FidelityPlan, rows: list[dict[str, Any]], correction: str = "holm") -> list[dict[str, Any]]:
+    """Every re-trained trial against the ``plan.base_preset`` trial at the higher budget, as ``nasattn ablate``.
 
-    Uses :func:`nasattn.report.stats.compare` (paired t-test over the shared seeds, as ``nasattn
-    ablate``). Empty when the base preset was not re-trained.
+    One row per other trial with the columns of the ablation's summary (:func:`nasattn.report.ablation_stats.analyze`
+    over the finished runs, paired on seeds): test accuracy and kappa mean/CI, paired difference with its
+    95% CI and d_z, t-test p and ``correction``-adjusted p over all trials x metrics, and McNemar's
+    exact test on the runs' test predictions (per run and pooled, adjusted too). Empty when the
+    base preset was not re-trained.
     """
-    from nasattn.report.stats import compare, summarize
+    import pandas as pd
 
-    base_row = next((r for r in rows if r.get("preset") == base), None)
+    from nasattn.report.ablation_stats import analyze, predictions_from_run_dirs
+
+    base_row = next((r for r in rows if r.get("preset") == plan.base_preset), None)
     if base_row is None:
         return []
-    b = {s: base_row.get(f"high_{metric}_seed{s}") for s in seeds}
-    out = []
+
+    def label(r: dict[str, Any]) -> str:
+        return f"trial{r['trial']}" + (f" ({r['preset']})" if r.get("preset") else "")
+
+    runs = []
     for r in rows:
-        if r is base_row:
-            continue
-        o = {s: r.get(f"high_{metric}_seed{s}") for s in seeds}
-        c = compare(b, o)
-        out.append({"trial": r["trial"], "preset": r.get("preset", ""), "group": r.get("group"), "base": base,
-                    "base_trial": base_row["trial"], "metric": metric, "n": summarize(list(o.values())).n,
-                    f"{metric}_mean": summarize(list(o.values())).mean, f"base_{metric}_mean": summarize(list(b.values())).mean,
-                    "diff": c.diff, "test": c.test, "p_value": c.p_value, "n_pairs": c.n_pairs})
+        for seed in plan.seeds:
+            d = run_dir_of(plan.out, int(r["trial"]), seed)
+            final = _finished(d)
+            if final is not None:
+                runs.append({"variant": label(r), "seed": int(seed), "status": "COMPLETE", "run_dir": str(d),
+                             **{k: final.get(k) for k in ("test_accuracy", "kappa", "n_test")}})
+    others = [r for r in rows if r is not base_row]
+    variants = [label(base_row), *(label(r) for r in others)]
+    table = {s["variant"]: s for s in analyze(pd.DataFrame(runs), variants, label(base_row), correction=correction,
+                                              predictions=predictions_from_run_dirs(pd.DataFrame(runs), lambda d: d or None))} \
+        if runs else {}
+    base_stats = table.get(label(base_row), {})
+    out = []
+    for r in others:
+        s = {k: v for k, v in table.get(label(r), {"n": 0}).items() if k != "variant"}
+        out.append({"trial": r["trial"], "preset": r.get("preset", ""), "group": r.get("group"), "base": plan.base_preset,
+                    "base_trial": base_row["trial"], "base_n": base_stats.get("n", 0),
+                    "base_test_accuracy_mean": base_stats.get("test_accuracy_mean"), **s})
     return out
+
+
+def reuse_finished_runs(configs: list[dict[str, Any]], source: Path) -> int:
+    """Copy the finished runs of identical configs (same trial, seed, architecture and budget) from another
+    fidelity folder into this one's run folders; returns how many were copied.
+
+    Lets a fidelity study grow (e.g. to more seeds in a new folder) without re-training what another
+    one already trained. A run is taken only when its config, all but the folder, is equal.
+    """
+    import shutil
+
+    saved = source / TRIALS_FILE
+    if not saved.is_file():
+        raise ConfigError(f"--reuse {source}: not a fidelity folder ({TRIALS_FILE} missing)")
+
+    def key(c: dict[str, Any]) -> str:
+        return json.dumps({k: v for k, v in json.loads(json.dumps(c, default=str)).items() if k != "run_dir"}, sort_keys=True)
+
+    theirs = {key(c) for c in json.loads(saved.read_text()).get("configs", [])}
+    copied = 0
+    for c in configs:
+        dst = Path(c["run_dir"])
+        src = run_dir_of(source, int(c["trial"]), int(c["seed"]))
+        if (dst / "DONE").is_file() or key(c) not in theirs or _finished(src) is None or src == dst:
+            continue
+        if dst.exists():
+            shutil.rmtree(dst)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(src, dst)
+        copied += 1
+    return copied
 
 
 def _num(v: Any) -> float:
@@ -440,7 +493,7 @@ def write_outputs(plan: FidelityPlan, rows: list[dict[str, Any]], *, console: Co
     csv = write_rows_csv(rows, plan.out / "fidelity.csv")
     agree = agreement(rows, plan.metric, plan.top, n_resamples)
     agree_csv = write_rows_csv(agree, plan.out / "agreement.csv")
-    paired = paired_vs_preset(rows, plan.seeds, plan.base_preset)
+    paired = paired_vs_preset(plan, rows)
     if paired:
         write_rows_csv(paired, plan.out / "paired.csv")
     counts = {"finished": sum(1 for r in rows for s in plan.seeds if r.get(f"high_{plan.metric}_seed{s}") is not None)}
