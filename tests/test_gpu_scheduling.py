@@ -101,59 +101,60 @@ def test_zero_gpu_trials_see_no_gpu_and_a_gpu_trial_without_cuda_fails(tmp_path,
 
 
 @pytest.mark.slow
-def test_search_packs_eight_trials_four_per_logical_gpu(tmp_path, monkeypatch):
-    """README: 16 CPUs, 2 GPUs, cpus_per_trial 2, gpus_per_trial 0.25 -> 8 trials at once, four per GPU."""
+def test_search_packs_four_trials_two_per_logical_gpu(tmp_path, monkeypatch):
+    """As the README's 16 CPUs / 2 GPUs / 0.25 GPU per trial example, at half the size (a suite on 2 cores):
+    8 CPUs, 2 GPUs, cpus_per_trial 2, gpus_per_trial 0.5 -> 4 trials at once, two per GPU; the 5th waits."""
     from nasattn.search.run import run_search
     from nasattn.search.study import load_study
 
     monkeypatch.setenv(FORCE_DEVICE_ENV, "cpu")
-    monkeypatch.setenv(RENDEZVOUS_ENV, f"{tmp_path / 'rv'},8,90")
+    monkeypatch.setenv(RENDEZVOUS_ENV, f"{tmp_path / 'rv'},4,90")
     study = {
         "name": "packing", "space": TINY_SPACE, "data": "eurosat-mini",
-        "budget": {"trials": 9, "epochs": 1, "max_steps_per_epoch": 1},
+        "budget": {"trials": 5, "epochs": 1, "max_steps_per_epoch": 1},
         "sampler": {"type": "random", "seed": 0}, "early_stopping": "none",
-        "resources": {"cpus_per_trial": 2, "gpus_per_trial": 0.25, "num_cpus": 16, "num_gpus": 2},
+        "resources": {"cpus_per_trial": 2, "gpus_per_trial": 0.5, "num_cpus": 8, "num_gpus": 2},
         "train": {"recipe": {"eval_batch_size": 256, "batch_size": 32}, "checkpoint_every": 0},
         "output": str(tmp_path / "out"), "report": False,
     }
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(study, sort_keys=False))
     result = run_search(load_study(path), live=False)
-    assert result.counts.get("COMPLETE") == 9, result.counts
+    assert result.counts.get("COMPLETE") == 5, result.counts
     records = _placements(tmp_path / "out" / "trials")
-    assert len(records) == 9
+    assert len(records) == 5
     for rec in records:
         assert len(rec["gpu_ids"]) == 1 and rec["gpu_ids"][0] in ("0", "1"), rec
         assert rec["cuda_visible_devices"] == rec["gpu_ids"][0] and rec["device"] == "cpu" and rec["forced"], rec
     peak = _peak(records)
-    assert len(peak) == 8, [(r["trial"], r["started"], r.get("ended")) for r in records]
-    assert Counter(r["cuda_visible_devices"] for r in peak) == {"0": 4, "1": 4}
+    assert len(peak) == 4, [(r["trial"], r["started"], r.get("ended")) for r in records]
+    assert Counter(r["cuda_visible_devices"] for r in peak) == {"0": 2, "1": 2}
 
 
 @pytest.mark.slow
-def test_ablation_packs_eight_trials_four_per_logical_gpu(tmp_path, monkeypatch):
-    """8 CPUs, 2 GPUs, cpus_per_trial 1, gpus_per_trial 0.25 -> 8 at once, four per GPU; the 9th waits."""
+def test_ablation_packs_four_trials_two_per_logical_gpu(tmp_path, monkeypatch):
+    """4 CPUs, 2 GPUs, cpus_per_trial 1, gpus_per_trial 0.5 -> 4 at once, two per GPU; the 5th and 6th wait."""
     from nasattn.ablation import load_ablation, run_ablation
 
     monkeypatch.setenv(FORCE_DEVICE_ENV, "cpu")
-    monkeypatch.setenv(RENDEZVOUS_ENV, f"{tmp_path / 'rv'},8,90")
+    monkeypatch.setenv(RENDEZVOUS_ENV, f"{tmp_path / 'rv'},4,90")
     out = tmp_path / "abl"
     overrides = {
-        "base": {"preset": "baseline"}, "include": ["se_only", "cbam"], "seeds": [0, 1, 2],
+        "base": {"preset": "baseline"}, "include": ["se_only", "cbam"], "seeds": [0, 1],
         "data": "eurosat-mini", "epochs": 1, "width_mult": 0.125, "max_steps_per_epoch": 1, "checkpoint_every": 0,
-        "resources": {"cpus_per_trial": 1, "gpus_per_trial": 0.25, "num_cpus": 8, "num_gpus": 2},
+        "resources": {"cpus_per_trial": 1, "gpus_per_trial": 0.5, "num_cpus": 4, "num_gpus": 2},
         "output": str(out), "report": False,
     }
     loaded = load_ablation(None, overrides)
     result = run_ablation(loaded, live=False)
     records = _placements(out / "runs")
-    assert len(records) == len(result.rows) == 9, result.counts
-    assert result.counts.get("COMPLETE") == 9, result.counts
+    assert len(records) == len(result.rows) == 6, result.counts
+    assert result.counts.get("COMPLETE") == 6, result.counts
     for rec in records:
         assert rec["cuda_visible_devices"] == rec["gpu_ids"][0] and len(rec["gpu_ids"]) == 1, rec
     peak = _peak(records)
-    assert len(peak) == 8
-    assert Counter(r["cuda_visible_devices"] for r in peak) == {"0": 4, "1": 4}
+    assert len(peak) == 4
+    assert Counter(r["cuda_visible_devices"] for r in peak) == {"0": 2, "1": 2}
 
 
 # ------------------------------------------------------------------------------ latency, checkpoints
