@@ -1,13 +1,15 @@
 """Recompute the tables of reports/rediscovery-cpu.md from a rediscovery run's folders.
 
     python reports/rediscovery-cpu/summarize.py runs/search/rediscover-cpu \
-        runs/search/rediscover-cpu/fidelity runs/search/rediscover-cpu/fidelity-3seeds
+        runs/search/rediscover-cpu/fidelity runs/search/rediscover-cpu/fidelity-3seeds \
+        runs/search/rediscover-cpu/fidelity-balanced-study-recipe
 
 Writes, beside this script: search-trials.csv (every trial of the search: preset, architecture
 summary, state, epochs, validation accuracy after each epoch, rank after epoch 1 and at its last
 epoch, test accuracy, params, FLOPs, training-free scores), and copies of the fidelity study's
-fidelity.csv / agreement.csv and the 3-seed study's fidelity.csv / paired.csv. Prints the
-numbers quoted in the report.
+fidelity.csv / agreement.csv and the 3-seed study's fidelity.csv / paired.csv; with the control
+folder (the balanced preset under the study's recipe), control-paired.csv: every 3-seed run against
+that control with the statistics of ``nasattn ablate``. Prints the numbers quoted in the report.
 """
 
 from __future__ import annotations
@@ -57,7 +59,27 @@ def search_table(search_dir: Path) -> pd.DataFrame:
     return df
 
 
-def main(search_dir: str, fidelity_dir: str, three_dir: str) -> None:
+def control_table(three: Path, control: Path) -> pd.DataFrame:
+    """The 3-seed runs and the control's, against the control (``analyze``, as ``nasattn ablate``)."""
+    from nasattn.fidelity.run import _finished
+    from nasattn.report.ablation_stats import analyze, predictions_from_run_dirs
+
+    runs = []
+    for folder, label in ((control, "balanced, study recipe"), (three, None)):
+        for d in sorted((folder / "runs").glob("trial*/seed*")):
+            final = _finished(d)
+            if final is None:
+                continue
+            name = label or ("balanced, own recipe" if d.parent.name == "trial2" else d.parent.name)
+            runs.append({"variant": name, "seed": int(d.name[4:]), "status": "COMPLETE", "run_dir": str(d),
+                         **{k: final.get(k) for k in ("test_accuracy", "kappa", "n_test")}})
+    df = pd.DataFrame(runs)
+    variants = list(dict.fromkeys(df["variant"]))
+    return pd.DataFrame(analyze(df, variants, "balanced, study recipe",
+                                predictions=predictions_from_run_dirs(df, lambda d: d or None)))
+
+
+def main(search_dir: str, fidelity_dir: str, three_dir: str, control_dir: str | None = None) -> None:
     s, f, t = Path(search_dir), Path(fidelity_dir), Path(three_dir)
     trials = search_table(s)
     trials.to_csv(HERE / "search-trials.csv", index=False)
@@ -102,7 +124,16 @@ def main(search_dir: str, fidelity_dir: str, three_dir: str) -> None:
                 "test_accuracy_p_adj", "mcnemar_b", "mcnemar_c", "mcnemar_p", "mcnemar_p_adj"]
         print("3 seeds vs balanced:")
         print(p[[c for c in cols if c in p.columns]].to_string(index=False))
+    if control_dir and (Path(control_dir) / "fidelity.csv").is_file():
+        shutil.copyfile(Path(control_dir) / "fidelity.csv", HERE / "control-fidelity.csv")
+        c = control_table(t, Path(control_dir))
+        c.to_csv(HERE / "control-paired.csv", index=False)
+        cols = ["variant", "n", "test_accuracy_mean", "test_accuracy_std", "test_accuracy_diff", "test_accuracy_diff_ci_low",
+                "test_accuracy_diff_ci_high", "test_accuracy_effect_dz", "test_accuracy_p", "test_accuracy_p_adj",
+                "mcnemar_b", "mcnemar_c", "mcnemar_p_adj"]
+        print("against the balanced preset under the study's recipe:")
+        print(c[cols].to_string(index=False))
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])
