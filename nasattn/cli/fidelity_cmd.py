@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -61,8 +59,9 @@ def _fidelity(search_dir: Path, top: int, n_random: int, presets: str, base_pres
     console.print(f"trials: {groups}", highlight=False, soft_wrap=True)
     if dry_run:
         return
-    command = " ".join(["nasattn", *map(shlex.quote, sys.argv[1:])])
-    result = run_fidelity(plan, resume=resume, console=console, live=live, command=command, reuse=reuse)
+    from nasattn.rundir import current_command
+
+    result = run_fidelity(plan, resume=resume, console=console, live=live, command=current_command(), reuse=reuse)
     for a in result.agreement:
         if a["predictor"].startswith("low_"):
             console.print(

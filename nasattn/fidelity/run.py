@@ -412,10 +412,6 @@ def paired_vs_preset(plan: FidelityPlan, rows: list[dict[str, Any]], correction:
     exact test on the runs' test predictions (per run and pooled, adjusted too). Empty when the
     base preset was not re-trained.
     """
-    import pandas as pd
-
-    from nasattn.report.ablation_stats import analyze, predictions_from_run_dirs
-
     base_row = next((r for r in rows if r.get("preset") == plan.base_preset), None)
     if base_row is None:
         return []
@@ -423,19 +419,10 @@ def paired_vs_preset(plan: FidelityPlan, rows: list[dict[str, Any]], correction:
     def label(r: dict[str, Any]) -> str:
         return f"trial{r['trial']}" + (f" ({r['preset']})" if r.get("preset") else "")
 
-    runs = []
-    for r in rows:
-        for seed in plan.seeds:
-            d = run_dir_of(plan.out, int(r["trial"]), seed)
-            final = _finished(d)
-            if final is not None:
-                runs.append({"variant": label(r), "seed": int(seed), "status": "COMPLETE", "run_dir": str(d),
-                             **{k: final.get(k) for k in ("test_accuracy", "kappa", "n_test")}})
+    runs = [run_record(run_dir_of(plan.out, int(r["trial"]), seed), label(r), seed) for r in rows for seed in plan.seeds]
     others = [r for r in rows if r is not base_row]
-    variants = [label(base_row), *(label(r) for r in others)]
-    table = {s["variant"]: s for s in analyze(pd.DataFrame(runs), variants, label(base_row), correction=correction,
-                                              predictions=predictions_from_run_dirs(pd.DataFrame(runs), lambda d: d or None))} \
-        if runs else {}
+    table = analyze_runs([r for r in runs if r is not None], [label(base_row), *(label(r) for r in others)],
+                         label(base_row), correction)
     base_stats = table.get(label(base_row), {})
     out = []
     for r in others:
@@ -444,6 +431,30 @@ def paired_vs_preset(plan: FidelityPlan, rows: list[dict[str, Any]], correction:
                     "base_trial": base_row["trial"], "base_n": base_stats.get("n", 0),
                     "base_test_accuracy_mean": base_stats.get("test_accuracy_mean"), **s})
     return out
+
+
+def run_record(run_dir: Path, variant: str, seed: int) -> dict[str, Any] | None:
+    """A finished run folder as a row of :func:`analyze_runs` (None while it has no DONE marker)."""
+    final = _finished(run_dir)
+    if final is None:
+        return None
+    return {"variant": variant, "seed": int(seed), "status": "COMPLETE", "run_dir": str(run_dir),
+            **{k: final.get(k) for k in ("test_accuracy", "kappa", "n_test")}}
+
+
+def analyze_runs(runs: list[dict[str, Any]], variants: list[str], base: str,
+                 correction: str = "holm") -> dict[str, dict[str, Any]]:
+    """:func:`nasattn.report.ablation_stats.analyze` of :func:`run_record` rows (McNemar from each run's
+    predictions.csv), by variant; empty without runs."""
+    import pandas as pd
+
+    from nasattn.report.ablation_stats import analyze, predictions_from_run_dirs
+
+    if not runs:
+        return {}
+    df = pd.DataFrame(runs)
+    return {s["variant"]: s for s in analyze(df, variants, base, correction=correction,
+                                              predictions=predictions_from_run_dirs(df, lambda d: d or None))}
 
 
 def reuse_finished_runs(configs: list[dict[str, Any]], source: Path) -> int:

@@ -60,23 +60,17 @@ def search_table(search_dir: Path) -> pd.DataFrame:
 
 
 def control_table(three: Path, control: Path) -> pd.DataFrame:
-    """The 3-seed runs and the control's, against the control (``analyze``, as ``nasattn ablate``)."""
-    from nasattn.fidelity.run import _finished
-    from nasattn.report.ablation_stats import analyze, predictions_from_run_dirs
+    """The 3-seed runs and the control's, against the control (as ``nasattn ablate``)."""
+    from nasattn.fidelity.run import analyze_runs, run_record
 
     runs = []
     for folder, label in ((control, "balanced, study recipe"), (three, None)):
         for d in sorted((folder / "runs").glob("trial*/seed*")):
-            final = _finished(d)
-            if final is None:
-                continue
             name = label or ("balanced, own recipe" if d.parent.name == "trial2" else d.parent.name)
-            runs.append({"variant": name, "seed": int(d.name[4:]), "status": "COMPLETE", "run_dir": str(d),
-                         **{k: final.get(k) for k in ("test_accuracy", "kappa", "n_test")}})
-    df = pd.DataFrame(runs)
-    variants = list(dict.fromkeys(df["variant"]))
-    return pd.DataFrame(analyze(df, variants, "balanced, study recipe",
-                                predictions=predictions_from_run_dirs(df, lambda d: d or None)))
+            runs.append(run_record(d, name, int(d.name[4:])))
+    runs = [r for r in runs if r is not None]
+    variants = list(dict.fromkeys(r["variant"] for r in runs))
+    return pd.DataFrame(list(analyze_runs(runs, variants, "balanced, study recipe").values()))
 
 
 def main(search_dir: str, fidelity_dir: str, three_dir: str, control_dir: str | None = None) -> None:
