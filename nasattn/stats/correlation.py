@@ -62,7 +62,7 @@ def fisher_se(method: str, r: float, n: int) -> float:
 
 def fisher_ci(method: str, r: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """tanh(atanh(r) -+ z * se); NaN below the n the standard error needs or at |r| = 1."""
-    if n < FISHER_MIN[method] or abs(r) >= 1:
+    if n < FISHER_MIN[method] or abs(r) >= 1 - 1e-12:
         return math.nan, math.nan
     z = float(stats.norm.ppf(0.5 + confidence / 2))
     centre, half = math.atanh(r), z * fisher_se(method, r, n)
@@ -159,7 +159,7 @@ def correlation(x: Sequence[float], y: Sequence[float], method: str = "spearman"
     notes = []
     if n < FISHER_MIN[method]:
         notes.append(f"{n} pairs: no Fisher-z interval below {FISHER_MIN[method]}")
-    elif abs(value) >= 1:
+    elif abs(value) >= 1 - 1e-12:
         notes.append("perfect agreement: Fisher z is infinite, no interval")
     elif n < WIDE_N:
         notes.append(f"n = {n} < {WIDE_N}: the interval is wide because the standard error of Fisher z is "

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import itertools
-import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -101,12 +100,28 @@ def resolution(diff: float, sd: float | None, n: int, *, power: float = POWER, a
             note = "the observed difference is 0: no number of runs resolves it"
         else:
             effect = abs(diff) / sd
-            if tp.power(effect, MAX_RUNS, alpha) < power:
+            needed = _runs_for(tp, effect, power, alpha)
+            if needed is None:
                 note = f"more than {MAX_RUNS} runs to resolve the observed difference"
-            else:
-                needed = max(2, math.ceil(float(tp.solve_power(effect_size=effect, nobs=None, alpha=alpha,
-                                                                 power=power, alternative="two-sided"))))
     return Resolution(dz * sd, needed, note)
+
+
+def _runs_for(tp: TTestPower, effect: float, power: float, alpha: float) -> int | None:
+    """The smallest n in [MIN_RUNS, MAX_RUNS] (a test needs 3 runs) whose power reaches ``power`` (power grows with n: doubling, then
+    bisection). A NaN power (scipy's noncentral t at a huge noncentrality, where the power is 1) counts as reached."""
+    def ok(n: int) -> bool:
+        return not float(tp.power(effect, n, alpha, alternative="two-sided")) < power
+
+    hi = MIN_RUNS
+    while not ok(hi):
+        if hi >= MAX_RUNS:
+            return None
+        hi = min(2 * hi, MAX_RUNS)
+    lo = max(MIN_RUNS, hi // 2)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if ok(mid) else (mid + 1, hi)
+    return lo
 
 
 @dataclass(frozen=True)
