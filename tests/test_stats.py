@@ -348,3 +348,32 @@ def test_no_bootstrap_bound_from_tied_resamples():
         raw = stats.bootstrap((x, y), lambda a, b: stats.spearmanr(a, b).statistic, paired=True, vectorized=False,
                               n_resamples=500, method="percentile", rng=np.random.default_rng(0))
     assert raw.confidence_interval.high == pytest.approx(1.0)  # what the plain bootstrap would have shown
+
+
+# ------------------------------------------------------------------ summary.csv of `nasattn ablate`
+def test_summary_csv_has_no_pooled_mcnemar_and_no_kappa_in_the_accuracy_family(tmp_path):
+    from nasattn.ablation.run import write_outputs
+
+    rng = np.random.default_rng(3)
+    truth = rng.integers(0, 10, 200)
+    rows = []
+    wrong = {"base": (20, 24, 22), "a": (10, 15, 12), "b": (30, 27, 35)}
+    for v, per_seed in wrong.items():
+        for seed, k in enumerate(per_seed):
+            d = tmp_path / "runs" / v / f"seed{seed}"
+            d.mkdir(parents=True)
+            pred = truth.copy()
+            pred[:k] = (pred[:k] + 1) % 10
+            pd.DataFrame({"index": np.arange(200), "label": truth, "pred": pred}).to_csv(d / "predictions.csv", index=False)
+            rows.append({"variant": v, "seed": seed, "split_seed": 42, "status": "COMPLETE", "error": None,
+                         "run_dir": str(d), "test_accuracy": 1 - k / 200, "kappa": 1 - k / 180 + 0.002 * seed,
+                         "n_test": 200})
+    summary = pd.read_csv(write_outputs(tmp_path, rows, list(wrong), report=False).summary_csv).set_index("variant")
+    assert not [c for c in summary.columns if c.startswith("mcnemar") and c != "mcnemar_per_run"]  # nothing pooled
+    acc_raw = [summary.loc[v, "test_accuracy_p"] for v in ("a", "b")]
+    assert list(summary.loc[["a", "b"], "test_accuracy_p_adj"]) == pytest.approx(adjust_pvalues(acc_raw, "holm"))
+    both = adjust_pvalues(acc_raw + [summary.loc[v, "kappa_p"] for v in ("a", "b")], "holm")[:2]
+    assert list(summary.loc[["a", "b"], "test_accuracy_p_adj"]) != pytest.approx(both)  # kappa is not in the family
+    assert summary.loc["a", "verdict"].startswith(("better by", "not distinguishable"))
+    assert summary.loc["a", "test_accuracy_better"] == 3 and summary.loc["b", "test_accuracy_worse"] == 3
+    assert summary.loc["a", "boot_ci_low"] > 0 and summary.loc["b", "boot_ci_high"] < 0
