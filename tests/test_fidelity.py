@@ -333,3 +333,17 @@ def test_fidelity_end_to_end_through_ray_with_resume(tmp_path):
     assert all(p.stat().st_mtime_ns == m for p, m in kept.items())  # finished runs were not retrained
     with open(fid / "fidelity.csv", newline="") as f:
         assert all(r["high_val_accuracy_seed3"] for r in csv.DictReader(f))
+
+
+def test_one_high_budget_seed_is_warned_about(tmp_path):
+    from rich.console import Console
+
+    plan = _plan(tmp_path, [0.5, 0.6, 0.7], {2: "balanced"})
+    for n, seeds in ((0, (0,)), (1, (0,)), (2, (0,))):
+        for seed in seeds:
+            _done(plan, n, seed, 0.6 + 0.1 * n)
+    for seeds, warned in (([0], True), ([0, 1], False)):
+        plan.seeds = seeds
+        console = Console(record=True, width=300)
+        write_outputs(plan, fidelity_rows(plan), console=console, n_resamples=50, report=False)
+        assert ("the high budget has one seed (0)" in console.export_text()) is warned

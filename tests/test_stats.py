@@ -1,4 +1,4 @@
-"""nasattn.report.stats and ablation_stats against scipy.stats, statsmodels and hand-computed cases."""
+"""nasattn.stats against scipy.stats, statsmodels, closed forms and hand-computed cases."""
 
 from __future__ import annotations
 
@@ -377,3 +377,19 @@ def test_summary_csv_has_no_pooled_mcnemar_and_no_kappa_in_the_accuracy_family(t
     assert summary.loc["a", "verdict"].startswith(("better by", "not distinguishable"))
     assert summary.loc["a", "test_accuracy_better"] == 3 and summary.loc["b", "test_accuracy_worse"] == 3
     assert summary.loc["a", "boot_ci_low"] > 0 and summary.loc["b", "boot_ci_high"] < 0
+
+
+def test_the_console_table_prints_the_verdict():
+    from rich.console import Console
+
+    from nasattn.ablation.run import print_summary
+
+    rows = [{"variant": v, "seed": s, "status": "COMPLETE", "test_accuracy": a, "kappa": a, "n_test": 2000}
+            for v, accs in (("base", (0.80, 0.82, 0.81)), ("a", (0.85, 0.86, 0.87)), ("b", (0.79, 0.83, 0.80)))
+            for s, a in enumerate(accs)]
+    console = Console(record=True, width=400)
+    print_summary(analyze(pd.DataFrame(rows), ["base", "a", "b"], "base"), console)
+    text = console.export_text()
+    p = stats.ttest_1samp([0.05, 0.04, 0.06], 0).pvalue * 2  # Holm over a and b: a's is the smaller p
+    assert f"better by 5.00 points (95% CI +2.52 points to +7.48 points, adjusted p = {p:.2g}; 3 of 3 runs better)" in text
+    assert "not distinguishable with 3 runs (detectable: >= 3.77 points" in text
