@@ -347,3 +347,14 @@ def test_one_high_budget_seed_is_warned_about(tmp_path):
         console = Console(record=True, width=300)
         write_outputs(plan, fidelity_rows(plan), console=console, n_resamples=50, report=False)
         assert ("the high budget has one seed (0)" in console.export_text()) is warned
+
+
+def test_agreement_over_the_whole_search_marks_trials_not_re_trained():
+    rows = [{"trial": t, "low_val_accuracy": low, "high_val_accuracy_mean": high}
+            for t, low, high in ((0, 0.70, 0.80), (1, 0.60, 0.85), (2, 0.50, 0.75))]
+    search = {0: 0.70, 1: 0.60, 2: 0.50, 3: 0.90, 4: 0.40}  # trial 3 ranks first in the search, never re-trained
+    low = next(a for a in agreement(rows, top=2, n_resamples=50, search_low=search) if a["predictor"] == "low_val_accuracy")
+    assert low["regret"] == pytest.approx(0.05)  # among the 3 re-trained: trial 0 first, 0.80 against 0.85
+    assert low["search_trials"] == 5 and low["top2_not_retrained"] == 1
+    assert low["top2_overlap_search"] == pytest.approx(0.5)  # search top 2 = {3, 0}; high top 2 = {1, 0}
+    assert math.isnan(low["regret_search"])  # the search's first choice has no high-budget value

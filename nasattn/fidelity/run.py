@@ -29,7 +29,7 @@ from nasattn.say import say
 from nasattn.config import ConfigError
 from nasattn.presets import list_presets
 from nasattn.fidelity.zero_cost import ZC_COLUMNS
-from nasattn.stats import correlation, not_retrained, regret, top_k_overlap
+from nasattn.stats import correlation, not_retrained, regret, summarize, top_k_overlap
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -363,8 +363,6 @@ def _finished(run_dir: Path) -> dict[str, Any] | None:
 
 def fidelity_rows(plan: FidelityPlan, configs: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """One row per sampled trial: the low-budget metric and its high-budget value per seed, mean and std."""
-    import numpy as np
-
     rows = []
     for s in plan.sample:
         row: dict[str, Any] = {
@@ -380,12 +378,11 @@ def fidelity_rows(plan: FidelityPlan, configs: list[dict[str, Any]] | None = Non
                 row[f"high_test_accuracy_seed{seed}"] = t
             highs.append(v if isinstance(v, (int, float)) else math.nan)
             tests.append(t if isinstance(t, (int, float)) else math.nan)
-        done = [h for h in highs if math.isfinite(h)]
-        row["high_n"] = len(done)
-        row[f"high_{plan.metric}_mean"] = float(np.mean(done)) if done else None
-        row[f"high_{plan.metric}_std"] = float(np.std(done, ddof=1)) if len(done) > 1 else None
-        done_t = [t for t in tests if math.isfinite(t)]
-        row["high_test_accuracy_mean"] = float(np.mean(done_t)) if done_t else None
+        high = summarize(highs)  # the mean over the seeds that finished: what the rank claims compare
+        row["high_n"] = high.n
+        row[f"high_{plan.metric}_mean"] = high.mean
+        row[f"high_{plan.metric}_std"] = high.std
+        row["high_test_accuracy_mean"] = summarize(tests).mean
         for k, v in s.static.items():
             row[k] = v
         rows.append(row)
