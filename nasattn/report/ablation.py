@@ -176,7 +176,7 @@ def variant_table(ok: pd.DataFrame, rows: pd.DataFrame, variants: list[str], bas
                "runs better": _count(r, "test_accuracy"),
                "P(better) [95% CI]": _prob(r, "test_accuracy"),
                "detectable (80% power)": _points(r.get("test_accuracy_detectable")),
-               "runs needed": fmt_num(r.get("test_accuracy_runs_needed"), 0),
+               "runs needed": fmt_num(r.get("test_accuracy_runs_needed"), 6),
                "verdict": r.get("verdict") or "",
                "kappa": _pm(kap, False), "kappa 95% CI": _ci(r.get("kappa_ci_low"), r.get("kappa_ci_high"), False),
                "Δ kappa vs base [95% CI] (secondary)": _delta(r, "kappa", False),
