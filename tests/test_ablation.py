@@ -264,12 +264,14 @@ def test_ablation_file_validation(tmp_path: Path):
     # --set and flags
     loaded = load_ablation(good, {"seeds": [0], "base": {"preset": "balanced"}})
     assert loaded.ablation.base.preset == "balanced" and loaded.ablation.seeds == [0]
+    assert loaded.ablation.primary_metric == "test_accuracy"  # the verdict's metric unless the file names another
 
     cases = {
         "seedz: [1]\n": "seedz: unknown field",
         "seed: 1\n": "seed: unknown field (a list of seeds: seeds: [0, 1, 2]); allowed: name, description, ",
         "resources: {cpu: 1}\n": "resources.cpu: unknown field; allowed: cpus_per_trial, gpus_per_trial",
         "correction: bonferroni\n": "correction",
+        "primary_metric: ece\n": "primary_metric",
         "split_seeds: [1, 1]\n": "split_seeds: seeds [1, 1] repeat a seed",
         "resources: {cpus_per_trial: 0}\n": "resources.cpus_per_trial",
         "base: {preset: huge}\n": "base.preset: unknown preset 'huge'",
@@ -380,7 +382,8 @@ def test_end_to_end_ablation_through_ray_and_resume(tmp_path: Path):
     summary = pd.read_csv(out / "summary.csv")
     na = summary.set_index("variant").loc["no_attention"]
     assert na["few_seeds"] and na["test_accuracy_n_pairs"] == 2 and na["correction"] == "holm"
-    assert na["mcnemar_runs"] == 2 and na["mcnemar_n"] == 2 * df.loc[0, "n_test"]  # from both runs' predictions.csv
+    assert "seed0: b=" in na["mcnemar_per_run"] and "seed1: b=" in na["mcnemar_per_run"]  # both runs' predictions.csv
+    assert "mcnemar_p" not in summary.columns and na["verdict"].startswith("not testable with 2 runs")
     assert "one fixed split" in na["ci_covers"]
 
     with pytest.raises(ConfigError, match="--resume"):

@@ -21,26 +21,29 @@ from typer.testing import CliRunner
 from nasattn.cli.main import app
 from nasattn.fidelity.run import (FidelityPlan, Sampled, agreement, fidelity_rows, reuse_finished_runs, run_dir_of, select_trials,
                                   trial_configs, write_outputs)
-from nasattn.fidelity.stats import correlation, regret, top_k_overlap
+from nasattn.stats import correlation, not_retrained, regret, top_k_overlap
 
 NASATTN = [sys.executable, "-m", "nasattn.cli.main"]
 
 
 # ------------------------------------------------------------------------------------ statistics
-def test_correlations_agree_with_scipy_and_their_bootstrap_interval_covers_them():
+def test_correlations_agree_with_scipy_and_their_intervals_cover_them():
     rng = np.random.default_rng(0)
     x = rng.normal(size=12)
     y = x + rng.normal(scale=0.8, size=12)
     for method, ref in (("spearman", stats.spearmanr(x, y)), ("kendall", stats.kendalltau(x, y))):
         c = correlation(x, y, method, n_resamples=500)
         assert c.n == 12 and c.value == pytest.approx(ref.statistic) and c.p_value == pytest.approx(ref.pvalue)
-        assert -1 <= c.ci_low < c.value < c.ci_high <= 1
+        assert c.p_method == "asymptotic"  # above 10 points
+        assert -1 < c.ci_low < c.value < c.ci_high < 1 and c.boot_low < c.value < c.boot_high
     perfect = correlation([1, 2, 3, 4, 5], [10, 20, 30, 40, 50], "spearman", n_resamples=200)
-    assert perfect.value == pytest.approx(1.0) and perfect.ci_low == pytest.approx(1.0)
+    assert perfect.value == pytest.approx(1.0) and math.isnan(perfect.ci_low) and "perfect agreement" in perfect.note
+    assert math.isnan(perfect.boot_high)  # every resample agrees perfectly: a bound of 1 from ties, not shown
+    assert perfect.p_value == pytest.approx(2 / math.factorial(5))  # exact: the identity and its reverse
     few = correlation([1, 2], [2, 1])
     assert math.isnan(few.value) and "at least 3" in few.note
     nan_pairs = correlation([1, 2, float("nan"), 4], [1, 2, 3, 4])
-    assert nan_pairs.n == 3
+    assert nan_pairs.n == 3 and "no Fisher-z interval" in nan_pairs.note
 
 
 def test_top_k_overlap_and_regret_by_hand():
@@ -51,6 +54,10 @@ def test_top_k_overlap_and_regret_by_hand():
     # the cheap winner (index 0) reaches 0.70 where the best reaches 0.95
     assert regret(low, high) == pytest.approx(0.25)
     assert regret(high, high) == 0.0
+    # the whole search: trial 1 (second by the cheap ranking) was not re-trained
+    search_high = [0.70, float("nan"), 0.90, 0.60]
+    assert top_k_overlap(low, search_high, 2) == pytest.approx(0.5) and not_retrained(low, search_high, 2) == 1
+    assert math.isnan(regret([0.5, 0.9], [0.8, float("nan")]))  # the cheap winner was not re-trained
 
 
 # ------------------------------------------------------------------------------------ sampling
@@ -108,14 +115,15 @@ def _done(plan: FidelityPlan, number: int, seed: int, val: float) -> None:
     (d / "DONE").write_text(json.dumps({"val_accuracy": val, "test_accuracy": val - 0.01 * (seed + 1)}))
 
 
-def test_paired_runs_use_the_test_predictions_for_mcnemar(tmp_path):
+def test_paired_runs_use_the_test_predictions_per_run(tmp_path):
     plan = _plan(tmp_path, [0.5, 0.6], {1: "balanced"})
+    plan.seeds = [0, 1, 2]
     truth = np.arange(40) % 10
     for n in (0, 1):
-        for seed in (0, 1):
+        for seed in (0, 1, 2):
             d = run_dir_of(plan.out, n, seed)
             d.mkdir(parents=True)
-            wrong = 6 + 2 * seed if n == 0 else 2  # trial 0 misses 6 and 8 images where balanced misses 2
+            wrong = 6 + 2 * seed if n == 0 else 2  # trial 0 misses 6, 8 and 10 images where balanced misses 2
             pred = truth.copy()
             pred[:wrong] = (pred[:wrong] + 1) % 10
             pd.DataFrame({"index": np.arange(40), "label": truth, "pred": pred}).to_csv(d / "predictions.csv", index=False)
@@ -123,9 +131,14 @@ def test_paired_runs_use_the_test_predictions_for_mcnemar(tmp_path):
     paired = {p["trial"]: p for p in csv.DictReader(open(write_outputs(plan, fidelity_rows(plan), n_resamples=50,
                                                                              report=False).out / "paired.csv"))}
     p0 = paired["0"]
-    # pooled over both seeds: the balanced run right where trial 0 is wrong on 4 + 6 images, never the reverse
-    assert (int(p0["mcnemar_b"]), int(p0["mcnemar_c"]), int(p0["mcnemar_runs"])) == (10, 0, 2)
-    assert float(p0["mcnemar_p"]) == pytest.approx(stats.binomtest(0, 10).pvalue)
+    # per run: the balanced run right where trial 0 is wrong on 4, 6 and 8 images, never the reverse; never pooled
+    per_run = p0["mcnemar_per_run"]
+    assert per_run.startswith("these two trained models disagree on these images")
+    assert all(f"seed{s}: b={4 + 2 * s} c=0 p={stats.binomtest(0, 4 + 2 * s).pvalue:.3g}" in per_run for s in range(3))
+    assert "mcnemar_p" not in p0 and "mcnemar_b" not in p0
+    lo, hi = float(p0["boot_ci_low"]), float(p0["boot_ci_high"])  # two-level bootstrap from the predictions
+    assert lo <= float(p0["test_accuracy_diff"]) <= hi < 0
+    assert p0["test_accuracy_better"] == "0" and p0["verdict"]
 
 
 def test_reuse_copies_only_finished_runs_of_the_same_trial_seed_and_budget(tmp_path):
@@ -153,16 +166,18 @@ def test_reuse_copies_only_finished_runs_of_the_same_trial_seed_and_budget(tmp_p
 def test_rows_agreement_and_report_mark_presets_and_show_intervals(tmp_path):
     lows = [0.50, 0.60, 0.70, 0.80, 0.90]
     plan = _plan(tmp_path, lows, {4: "balanced", 0: "baseline"})
-    highs = {0: (0.61, 0.64), 1: (0.70, 0.74), 2: (0.69, 0.73), 3: (0.85, 0.88), 4: (0.88, 0.90)}
-    for n, (a, b) in highs.items():
-        _done(plan, n, 0, a)
-        if n != 2:
-            _done(plan, n, 1, b)  # trial 2 seed 1 did not finish
+    plan.seeds = [0, 1, 2]
+    highs = {0: (0.61, 0.64, 0.62), 1: (0.70, 0.74, 0.71), 2: (0.69, 0.73, 0.70), 3: (0.85, 0.88, 0.84),
+             4: (0.88, 0.90, 0.89)}
+    for n, vals in highs.items():
+        for seed, v in enumerate(vals):
+            if n != 2 or seed == 0:
+                _done(plan, n, seed, v)  # trial 2 seeds 1 and 2 did not finish
     rows = fidelity_rows(plan)
     r0, r2 = rows[0], rows[2]
     assert r0["high_val_accuracy_seed0"] == 0.61 and r0["high_val_accuracy_seed1"] == 0.64
-    assert r0["high_val_accuracy_mean"] == pytest.approx(0.625)
-    assert r0["high_val_accuracy_std"] == pytest.approx(np.std([0.61, 0.64], ddof=1))
+    assert r0["high_val_accuracy_mean"] == pytest.approx(np.mean(highs[0]))  # the high side averages its seeds
+    assert r0["high_val_accuracy_std"] == pytest.approx(np.std(highs[0], ddof=1))
     assert r2["high_n"] == 1 and r2["high_val_accuracy_mean"] == pytest.approx(0.69) and r2["high_val_accuracy_std"] is None
     assert rows[4]["preset"] == "balanced" and rows[1]["preset"] == ""
 
@@ -172,33 +187,35 @@ def test_rows_agreement_and_report_mark_presets_and_show_intervals(tmp_path):
     assert agree["params"]["kendall"] == pytest.approx(stats.kendalltau([1, 2, 3, 4, 5], means).statistic)
     assert agree["flops"]["spearman"] == pytest.approx(-agree["params"]["spearman"])
     for a in agree.values():
-        assert a["spearman_ci_low"] <= a["spearman"] <= a["spearman_ci_high"]
+        assert a["spearman_ci_low"] <= a["spearman"] <= a["spearman_ci_high"] and a["spearman_p_method"] == "exact permutation"
     assert agree["low_val_accuracy"]["regret"] == pytest.approx(0.0)
     assert agree["low_val_accuracy"]["top2_overlap"] == pytest.approx(1.0)
 
     paired = {p["trial"]: p for p in csv.DictReader(open(write_outputs(plan, rows, n_resamples=50, report=False).out / "paired.csv"))}
     assert set(paired) == {"0", "1", "2", "3"}  # every trial against the balanced preset's (trial 4)
-    t3 = [highs[3][s] - 0.01 * (s + 1) for s in (0, 1)]
-    t4 = [highs[4][s] - 0.01 * (s + 1) for s in (0, 1)]
+    t3 = [highs[3][s] - 0.01 * (s + 1) for s in (0, 1, 2)]
+    t4 = [highs[4][s] - 0.01 * (s + 1) for s in (0, 1, 2)]
     p3 = paired["3"]  # the statistics of `nasattn ablate`: difference with its CI, d_z, t-test, Holm over the family
     assert float(p3["test_accuracy_diff"]) == pytest.approx(np.mean(t3) - np.mean(t4))
     assert p3["test_accuracy_test"] == "paired t" and float(p3["test_accuracy_p"]) == pytest.approx(stats.ttest_rel(t3, t4).pvalue)
     assert float(p3["test_accuracy_diff_ci_low"]) <= float(p3["test_accuracy_diff"]) <= float(p3["test_accuracy_diff_ci_high"])
     d = np.subtract(t3, t4)
     assert float(p3["test_accuracy_effect_dz"]) == pytest.approx(d.mean() / d.std(ddof=1))
-    assert p3["preset"] == "" and p3["base"] == "balanced" and p3["base_trial"] == "4" and p3["base_n"] == "2"
+    assert p3["preset"] == "" and p3["base"] == "balanced" and p3["base_trial"] == "4" and p3["base_n"] == "3"
     assert paired["2"]["test_accuracy_test"] != "paired t"  # trial 2 has one seed only: no pairing
+    assert paired["2"]["verdict"].startswith("not testable with 1 run")
     raw = {n: float(p["test_accuracy_p"]) for n, p in paired.items() if p["test_accuracy_p"]}
     from statsmodels.stats.multitest import multipletests
 
     holm = dict(zip(raw, multipletests(list(raw.values()), method="holm")[1]))
     assert len(raw) >= 3 and all(float(paired[n]["test_accuracy_p_adj"]) == pytest.approx(holm[n]) for n in raw)
-    assert paired["3"]["mcnemar_p"] == ""  # these runs wrote no predictions.csv
+    assert paired["3"]["mcnemar_per_run"] == ""  # these runs wrote no predictions.csv
+    assert "no two-level bootstrap" in paired["3"]["boot_note"]
 
     result = write_outputs(plan, rows, n_resamples=200)
     assert result.report is not None, result.report_error
     html = result.report.read_text()
-    assert 'id="agreement"' in html and "Spearman 95% CI" in html and 'id="fidelity-scatter"' in html
+    assert 'id="agreement"' in html and "Spearman 95% CI (Fisher z)" in html and 'id="fidelity-scatter"' in html
     assert 'id="fidelity-paired"' in html and "Against the balanced preset" in html
     assert '"name":"presets"' in html and "balanced" in html and "baseline" in html
     with open(result.csv, newline="") as f:
@@ -316,3 +333,28 @@ def test_fidelity_end_to_end_through_ray_with_resume(tmp_path):
     assert all(p.stat().st_mtime_ns == m for p, m in kept.items())  # finished runs were not retrained
     with open(fid / "fidelity.csv", newline="") as f:
         assert all(r["high_val_accuracy_seed3"] for r in csv.DictReader(f))
+
+
+def test_one_high_budget_seed_is_warned_about(tmp_path):
+    from rich.console import Console
+
+    plan = _plan(tmp_path, [0.5, 0.6, 0.7], {2: "balanced"})
+    for n, seeds in ((0, (0,)), (1, (0,)), (2, (0,))):
+        for seed in seeds:
+            _done(plan, n, seed, 0.6 + 0.1 * n)
+    for seeds, warned in (([0], True), ([0, 1], False)):
+        plan.seeds = seeds
+        console = Console(record=True, width=300)
+        write_outputs(plan, fidelity_rows(plan), console=console, n_resamples=50, report=False)
+        assert ("the high budget has one seed (0)" in console.export_text()) is warned
+
+
+def test_agreement_over_the_whole_search_marks_trials_not_re_trained():
+    rows = [{"trial": t, "low_val_accuracy": low, "high_val_accuracy_mean": high}
+            for t, low, high in ((0, 0.70, 0.80), (1, 0.60, 0.85), (2, 0.50, 0.75))]
+    search = {0: 0.70, 1: 0.60, 2: 0.50, 3: 0.90, 4: 0.40}  # trial 3 ranks first in the search, never re-trained
+    low = next(a for a in agreement(rows, top=2, n_resamples=50, search_low=search) if a["predictor"] == "low_val_accuracy")
+    assert low["regret"] == pytest.approx(0.05)  # among the 3 re-trained: trial 0 first, 0.80 against 0.85
+    assert low["search_trials"] == 5 and low["top2_not_retrained"] == 1
+    assert low["top2_overlap_search"] == pytest.approx(0.5)  # search top 2 = {3, 0}; high top 2 = {1, 0}
+    assert math.isnan(low["regret_search"])  # the search's first choice has no high-budget value

@@ -1,4 +1,4 @@
-"""nasattn.report.stats and ablation_stats against scipy.stats, statsmodels and hand-computed cases."""
+"""nasattn.stats against scipy.stats, statsmodels, closed forms and hand-computed cases."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
 from statsmodels.stats.multitest import multipletests
 
-from nasattn.report.ablation_stats import analyze
-from nasattn.report.stats import adjust_pvalues, compare, mcnemar_exact, mcnemar_from_predictions, pooled_mcnemar, summarize
+from nasattn.stats import (adjust_pvalues, analyze, compare, correlation, improvement_probability, mcnemar_exact,
+                           mcnemar_from_predictions, rediscovery_verdict, resolution, sign_count, sign_flip_p, summarize,
+                           two_level_ci, two_level_resamples, verdict)
 
 N_TEST = 4050
 
@@ -75,17 +76,18 @@ def test_a_missing_seed_pairs_on_the_seeds_both_have():
     assert "paired on the 3 run(s) both have" in c.note and "the variant lacks seed 2" in c.note \
         and "the base lacks seed 5" in c.note
     one = compare({0: 0.9, 1: 0.8}, {1: 0.85})
-    assert one.test is None and one.n_pairs == 1 and one.diff == pytest.approx(0.05) and "one pair" in one.note
+    assert one.test is None and one.n_pairs == 1 and one.diff == pytest.approx(0.05) and "not testable" in one.note
     split = compare({(0, 1): 0.9, (0, 2): 0.8}, {(0, 1): 0.95})
     assert "seed 0/split 2" in split.note
-    two = compare({0: 0.9, 1: 0.8}, {0: 0.95, 1: 0.9})
-    assert two.test == "paired t" and two.df == 1 and "only 2 pairs: 1 degree(s) of freedom" in two.note
+    two = compare({0: 0.9, 1: 0.8}, {0: 0.95, 1: 0.9})  # fewer than 3 runs: not testable, no p
+    assert two.test is None and two.p_value is None and two.perm_p is None and not two.testable
+    assert "not testable: 2 run(s)" in two.note
 
 
 def test_difference_ci_is_clipped_to_the_metric_range():
-    c = compare({0: 0.0, 1: 0.0}, {0: 0.9, 1: 1.0}, bounds=(0.0, 1.0))
+    c = compare({0: 0.0, 1: 0.0, 2: 0.0}, {0: 0.9, 1: 1.0, 2: 0.6}, bounds=(0.0, 1.0))
     assert c.ci_high == 1.0 and c.ci_low > -1.0
-    unclipped = compare({0: 0.0, 1: 0.0}, {0: 0.9, 1: 1.0})
+    unclipped = compare({0: 0.0, 1: 0.0, 2: 0.0}, {0: 0.9, 1: 1.0, 2: 0.6})
     assert unclipped.ci_high > 1.0
 
 
@@ -122,10 +124,6 @@ def test_mcnemar_exact_matches_binomial_and_statsmodels():
     assert (from_files.b, from_files.c, from_files.p_value) == (2, 9, t.p_value)
     assert mcnemar_from_predictions(pb, po.iloc[:50]) is None  # not the same test images
     assert mcnemar_from_predictions(pb, None) is None and mcnemar_from_predictions(pb, pd.DataFrame({"x": [1]})) is None
-
-    pooled = pooled_mcnemar([t, mcnemar_exact([True] * 6, [False] * 6)])
-    assert (pooled.b, pooled.c, pooled.n, pooled.runs) == (8, 9, 106, 2)
-    assert pooled.p_value == pytest.approx(stats.binomtest(8, 17, 0.5).pvalue)
 
 
 def _rows(acc_counts: dict[str, dict[int, int]], kappas: dict[str, dict[int, float]], status=None) -> pd.DataFrame:
@@ -169,24 +167,24 @@ def test_analyze_a_whole_ablation():
     ci = stats.t.interval(0.95, len(acc) - 1, loc=acc.mean(), scale=stats.sem(acc))
     assert (worse["test_accuracy_ci_low"], worse["test_accuracy_ci_high"]) == pytest.approx(ci)
 
-    broken = by["broken"]  # seed 1 failed: paired on seeds 0 and 2, not Welch
+    broken = by["broken"]  # seed 1 failed: 2 pairs (seeds 0 and 2), not testable, no p
     assert broken["n"] == 2 and broken["few_seeds"] and broken["test_accuracy_n_pairs"] == 2
-    assert broken["test_accuracy_test"] == "paired t" and "the variant lacks seed 1" in broken["test_accuracy_note"]
-    assert broken["test_accuracy_p"] == pytest.approx(stats.ttest_rel([3800, 3600], [3931, 3902]).pvalue)
+    assert broken["test_accuracy_test"] is None and broken["test_accuracy_p"] is None
+    assert "the variant lacks seed 1" in broken["test_accuracy_note"] and "not testable" in broken["verdict"]
 
-    family = [(v, m) for v in ("plus4", "worse", "broken") for m in ("test_accuracy", "kappa")]
-    raw = [by[v][f"{m}_p"] for v, m in family]
-    want = adjust_pvalues(raw, "holm")
-    assert [by[v][f"{m}_p_adj"] for v, m in family] == pytest.approx(want)
-    assert sum(p is not None for p in raw) == 5  # plus4's accuracy has none; its kappa is tested
+    # the family of the verdict: test accuracy over the variants, nothing else (kappa has its own)
+    for m in ("test_accuracy", "kappa"):
+        raw = [by[v][f"{m}_p"] for v in ("plus4", "worse", "broken")]
+        assert [by[v][f"{m}_p_adj"] for v in ("plus4", "worse", "broken")] == pytest.approx(adjust_pvalues(raw, "holm"))
+    assert worse["test_accuracy_p_adj"] == pytest.approx(worse["test_accuracy_p"])  # the only accuracy p
 
     mc = [mcnemar_exact(preds("base", s)["pred"] == truth[s], preds("worse", s)["pred"] == truth[s]) for s in range(3)]
-    assert (worse["mcnemar_b"], worse["mcnemar_c"]) == (sum(t.b for t in mc), sum(t.c for t in mc))
-    assert worse["mcnemar_p"] == pytest.approx(pooled_mcnemar(mc).p_value)
-    assert by["broken"]["mcnemar_runs"] == 2
-    mc_raw = [by[v]["mcnemar_p"] for v in ("plus4", "worse", "broken")]
-    assert [by[v]["mcnemar_p_adj"] for v in ("plus4", "worse", "broken")] == pytest.approx(adjust_pvalues(mc_raw, "holm"))
-    assert "seed0: b=" in worse["mcnemar_per_run"]
+    assert all(f"seed{s}: b={t.b} c={t.c}" in worse["mcnemar_per_run"] for s, t in enumerate(mc))
+    assert worse["mcnemar_per_run"].startswith("these two trained models disagree on these images")
+    assert not any(k in worse for k in ("mcnemar_p", "mcnemar_b", "mcnemar_p_adj", "mcnemar_runs"))  # no pooled test
+    assert worse["boot_ci_low"] < worse["boot_ci_high"] < 0  # 20 more images wrong of 300 on every seed
+    assert (worse["test_accuracy_better"], worse["test_accuracy_worse"]) == (0, 3)
+    assert worse["test_accuracy_perm_p"] == pytest.approx(0.25)  # 2 of the 8 sign flips are as extreme
     assert "one fixed split" in worse["ci_covers"] and worse["correction"] == "holm"
 
 
@@ -206,3 +204,192 @@ def test_analyze_with_repeated_splits_pairs_seed_and_split():
     assert "2 repeated test splits" in v["ci_covers"]
     assert v["kappa_p"] is None and "zero variance" in v["kappa_note"]
     assert math.isclose(v["test_accuracy_p_adj"], v["test_accuracy_p"])  # the only p of the family
+
+
+# ------------------------------------------------------------------ inference on runs (issue 21, section 1)
+@pytest.mark.parametrize("n", [3, 5, 8])
+def test_sign_flip_p_is_scipys_exact_permutation_test(n):
+    d = np.random.default_rng(n).normal(0.01, 0.02, n)
+    ref = stats.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=np.inf).pvalue
+    assert sign_flip_p(d) == pytest.approx(ref)
+    assert sign_flip_p([0.02, 0.01, 0.03]) == pytest.approx(2 / 8)  # only all-plus and all-minus are as extreme
+    # in steps of 0.01: sum 2 - 1 + 3 + 1 = 5 of 7; a flip of a subset summing to s gives 7 - 2s, as extreme
+    # when s <= 1 ({}, either 1) or s >= 6 (their complements): 6 of the 16 flips
+    assert sign_flip_p([0.02, -0.01, 0.03, 0.01]) == pytest.approx(6 / 16)
+
+
+def test_sign_count_and_improvement_probability():
+    s = sign_count([0.01, 0.02, 0.0, -0.01, 0.03])
+    assert (s.better, s.worse, s.tied) == (3, 1, 1) and s.text() == "3 of 5 runs better (1 worse, 1 tied)"
+    assert s.p_value == pytest.approx(stats.binomtest(3, 4, 0.5).pvalue)
+    assert sign_count([0.01] * 3).text("seeds") == "3 of 3 seeds better"
+    p = improvement_probability([0.01, 0.02, -0.01])
+    ref = stats.binomtest(2, 3).proportion_ci(0.95, method="exact")
+    assert (p.value, p.ci_low, p.ci_high) == pytest.approx((2 / 3, ref.low, ref.high))
+
+
+def _power(effect: float, n: int) -> float:
+    """Power of the two-sided 5% paired t-test from the noncentral t (closed form, not statsmodels)."""
+    crit = stats.t.ppf(0.975, n - 1)
+    nc = effect * math.sqrt(n)
+    return float(stats.nct.sf(crit, n - 1, nc) + stats.nct.cdf(-crit, n - 1, nc))
+
+
+def test_resolution_has_80_percent_power_at_the_detectable_difference():
+    r = resolution(0.01, 0.02, 3)
+    assert _power(r.detectable / 0.02, 3) == pytest.approx(0.8, abs=1e-4)
+    assert _power(0.5, r.runs_needed) >= 0.8 > _power(0.5, r.runs_needed - 1)  # effect 0.01 / 0.02
+    zero = resolution(0.01, 0.0, 3)
+    assert zero.detectable is None and "SD of the differences is 0" in zero.note
+    c = compare({0: 0.80, 1: 0.82, 2: 0.81}, {0: 0.83, 1: 0.84, 2: 0.86})
+    assert c.resolution.detectable == pytest.approx(resolution(c.diff, c.sd, 3).detectable)
+
+
+def _simulated_ablations(n_sims: int, runs: int, images: int, truth: float, seed_sd: float, rng: np.random.Generator):
+    """Synthetic ablations: run r's true difference is truth + N(0, seed_sd); each image of a run is right for the
+    base with p 0.8 and for the variant with 0.8 + that difference, independently (the per-image noise)."""
+    for _ in range(n_sims):
+        run_diff = truth + rng.normal(0, seed_sd, runs)
+        base = rng.random((runs, images)) < 0.8
+        other = rng.random((runs, images)) < np.clip(0.8 + run_diff, 0, 1)[:, None]
+        yield base, other
+
+
+def test_two_level_bootstrap_covers_the_true_difference():
+    rng = np.random.default_rng(7)
+    truth, runs = 0.03, 6
+    boot_hits = t_hits = 0
+    n_sims = 500
+    for base, other in _simulated_ablations(n_sims, runs, 200, truth, 0.04, rng):
+        ci = two_level_ci(base, other, n_resamples=300, seed=int(rng.integers(1 << 30)))
+        boot_hits += ci.ci_low <= truth <= ci.ci_high
+        d = other.mean(1) - base.mean(1)
+        lo, hi = stats.t.interval(0.95, runs - 1, loc=d.mean(), scale=stats.sem(d))
+        t_hits += lo <= truth <= hi
+    coverage, t_coverage = boot_hits / n_sims, t_hits / n_sims
+    print(f"coverage over {n_sims} simulated ablations: two-level bootstrap {coverage:.3f}, t interval {t_coverage:.3f}")
+    assert 0.92 <= coverage <= 0.98
+    assert 0.90 <= t_coverage <= 0.99
+
+
+def test_two_level_resamples_pair_images_and_runs():
+    base = np.array([[True, False, True, True], [True, True, False, True]])
+    same = two_level_resamples(base, base, n_resamples=50)
+    assert np.all(same == 0)  # paired by image: a model against itself never differs
+    other = ~base
+    boot = two_level_resamples(base, other, n_resamples=2000, rng=np.random.default_rng(0))
+    assert boot.mean() == pytest.approx((other.mean() - base.mean()), abs=0.02)
+    with pytest.raises(ValueError, match="one shape"):
+        two_level_ci(base, other[:, :3])
+
+
+# ------------------------------------------------------------------ verdicts (issue 21, section 3)
+def _row(diff, lo, hi, p_adj, n=3, better=3, sd=0.01, detectable=0.02):
+    return {"test_accuracy_diff": diff, "test_accuracy_diff_ci_low": lo, "test_accuracy_diff_ci_high": hi,
+            "test_accuracy_p_adj": p_adj, "test_accuracy_n_pairs": n, "test_accuracy_better": better,
+            "test_accuracy_sd": sd, "test_accuracy_detectable": detectable}
+
+
+def test_verdict_sentences():
+    assert verdict(_row(0.0555, 0.04, 0.07, 0.004)) == \
+        "better by 5.55 points (95% CI +4.00 points to +7.00 points, adjusted p = 0.004; 3 of 3 runs better)"
+    assert verdict(_row(-0.031, -0.05, -0.01, 0.012, better=0)).startswith("worse by 3.10 points (95% CI -5.00 points")
+    assert verdict(_row(0.0555, -0.003, 0.114, 0.22, detectable=0.0903)) == \
+        "not distinguishable with 3 runs (detectable: >= 9.03 points; observed +5.55 points, adjusted p = 0.22)"
+    assert verdict(_row(0.03, None, None, None, n=1)).startswith("not testable with 1 run (a test needs 3")
+    assert "SD 0" in verdict(_row(0.001, None, None, None, sd=0.0))
+    assert verdict({"test_accuracy_diff": None}) == ""
+    assert verdict({**_row(0.1, 0.05, 0.15, 0.001), "kappa_diff": 0.3}, "test_accuracy").startswith("better")
+
+
+def test_rediscovery_verdict():
+    assert rediscovery_verdict(None, None) == "rediscovered"
+    assert rediscovery_verdict(25, _row(0.0555, 0.04, 0.07, 0.004)) == "beaten by trial 25"
+    assert rediscovery_verdict(25, _row(0.0555, -0.003, 0.114, 0.22)) == \
+        "not distinguishable from trial 25 at this budget"
+    assert rediscovery_verdict(25, _row(0.0555, None, None, None, n=1)) == "cannot tell"
+    assert rediscovery_verdict(25, None) == "cannot tell"
+
+
+# ------------------------------------------------------------------ correlations at small n (section 2)
+def test_fisher_z_intervals_are_the_closed_forms():
+    x = np.array([1.0, 2, 3, 4, 5, 6, 7, 8, 9])
+    y = np.array([2.0, 1, 4, 3, 6, 5, 9, 7, 8])
+    sp, kt = correlation(x, y, "spearman", n_resamples=200), correlation(x, y, "kendall", n_resamples=200)
+    r, n, z = stats.spearmanr(x, y).statistic, 9, stats.norm.ppf(0.975)
+    se = math.sqrt((1 + r * r / 2) / (n - 3))  # Bonett & Wright (2000)
+    assert (sp.ci_low, sp.ci_high) == pytest.approx((math.tanh(math.atanh(r) - z * se), math.tanh(math.atanh(r) + z * se)))
+    tau = stats.kendalltau(x, y).statistic
+    se = math.sqrt(0.437 / (n - 4))  # Fieller, Hartley & Pearson (1957)
+    assert (kt.ci_low, kt.ci_high) == pytest.approx((math.tanh(math.atanh(tau) - z * se), math.tanh(math.atanh(tau) + z * se)))
+    assert "interval is wide" in sp.note and sp.p_method == "exact permutation"
+
+
+def test_exact_permutation_p_of_rank_correlations_is_scipys():
+    x = np.array([1.0, 2, 2, 3, 4, 5])  # a tie in x and in y
+    y = np.array([2.0, 1, 3, 3, 5, 4])
+    ref = stats.permutation_test((y,), lambda v: stats.spearmanr(x, v).statistic, permutation_type="pairings",
+                                 n_resamples=np.inf).pvalue
+    assert correlation(x, y, "spearman", ci=False).p_value == pytest.approx(ref)
+    u = np.array([3.0, 1, 4, 1.5, 5, 9])
+    v = np.array([2.0, 7, 1, 8, 2.8, 1.8])
+    ref = stats.permutation_test((v,), lambda w: stats.kendalltau(u, w).statistic, permutation_type="pairings",
+                                 n_resamples=np.inf).pvalue
+    assert correlation(u, v, "kendall", ci=False).p_value == pytest.approx(ref)
+
+
+def test_no_bootstrap_bound_from_tied_resamples():
+    x = np.arange(9.0)
+    y = x + np.array([0, 0, 0, 0, 0, 0, 0, 0.5, -3])  # nearly monotone: many resamples give rho = 1
+    c = correlation(x, y, "spearman", n_resamples=500)
+    assert math.isnan(c.boot_high) and c.ci_high < 1  # the bootstrap's +1 is not shown; Fisher z stays below 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        raw = stats.bootstrap((x, y), lambda a, b: stats.spearmanr(a, b).statistic, paired=True, vectorized=False,
+                              n_resamples=500, method="percentile", rng=np.random.default_rng(0))
+    assert raw.confidence_interval.high == pytest.approx(1.0)  # what the plain bootstrap would have shown
+
+
+# ------------------------------------------------------------------ summary.csv of `nasattn ablate`
+def test_summary_csv_has_no_pooled_mcnemar_and_no_kappa_in_the_accuracy_family(tmp_path):
+    from nasattn.ablation.run import write_outputs
+
+    rng = np.random.default_rng(3)
+    truth = rng.integers(0, 10, 200)
+    rows = []
+    wrong = {"base": (20, 24, 22), "a": (10, 15, 12), "b": (30, 27, 35)}
+    for v, per_seed in wrong.items():
+        for seed, k in enumerate(per_seed):
+            d = tmp_path / "runs" / v / f"seed{seed}"
+            d.mkdir(parents=True)
+            pred = truth.copy()
+            pred[:k] = (pred[:k] + 1) % 10
+            pd.DataFrame({"index": np.arange(200), "label": truth, "pred": pred}).to_csv(d / "predictions.csv", index=False)
+            rows.append({"variant": v, "seed": seed, "split_seed": 42, "status": "COMPLETE", "error": None,
+                         "run_dir": str(d), "test_accuracy": 1 - k / 200, "kappa": 1 - k / 180 + 0.002 * seed,
+                         "n_test": 200})
+    summary = pd.read_csv(write_outputs(tmp_path, rows, list(wrong), report=False).summary_csv).set_index("variant")
+    assert not [c for c in summary.columns if c.startswith("mcnemar") and c != "mcnemar_per_run"]  # nothing pooled
+    acc_raw = [summary.loc[v, "test_accuracy_p"] for v in ("a", "b")]
+    assert list(summary.loc[["a", "b"], "test_accuracy_p_adj"]) == pytest.approx(adjust_pvalues(acc_raw, "holm"))
+    both = adjust_pvalues(acc_raw + [summary.loc[v, "kappa_p"] for v in ("a", "b")], "holm")[:2]
+    assert list(summary.loc[["a", "b"], "test_accuracy_p_adj"]) != pytest.approx(both)  # kappa is not in the family
+    assert summary.loc["a", "verdict"].startswith(("better by", "not distinguishable"))
+    assert summary.loc["a", "test_accuracy_better"] == 3 and summary.loc["b", "test_accuracy_worse"] == 3
+    assert summary.loc["a", "boot_ci_low"] > 0 and summary.loc["b", "boot_ci_high"] < 0
+
+
+def test_the_console_table_prints_the_verdict():
+    from rich.console import Console
+
+    from nasattn.ablation.run import print_summary
+
+    rows = [{"variant": v, "seed": s, "status": "COMPLETE", "test_accuracy": a, "kappa": a, "n_test": 2000}
+            for v, accs in (("base", (0.80, 0.82, 0.81)), ("a", (0.85, 0.86, 0.87)), ("b", (0.79, 0.83, 0.80)))
+            for s, a in enumerate(accs)]
+    console = Console(record=True, width=400)
+    print_summary(analyze(pd.DataFrame(rows), ["base", "a", "b"], "base"), console)
+    text = console.export_text()
+    p = stats.ttest_1samp([0.05, 0.04, 0.06], 0).pvalue * 2  # Holm over a and b: a's is the smaller p
+    assert f"better by 5.00 points (95% CI +2.52 points to +7.48 points, adjusted p = {p:.2g}; 3 of 3 runs better)" in text
+    assert "not distinguishable with 3 runs (detectable: >= 3.77 points" in text

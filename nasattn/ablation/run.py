@@ -4,7 +4,7 @@ Output folder::
 
     OUT/ablation.json          base, command, variants {name: {arch, recipe, description}}, skipped, seeds, data
     OUT/ablation.csv           one row per (variant, seed, split_seed): variant, seed, split_seed, status, error, run_dir, metrics
-    OUT/summary.csv            one row per variant: see nasattn.report.ablation_stats (means, CIs, paired
+    OUT/summary.csv            one row per variant: see nasattn.stats.study (means, CIs, paired
                                differences, adjusted p-values, McNemar)
     OUT/runs/<variant>/seed<k> the run folders (metrics.json, history.csv, arch.yaml, model.pt, DONE);
                                seed<k>-split<s> with split_seeds
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from nasattn.ablation.study import LoadedAblation
 from nasattn.say import say
+from nasattn.stats import DEFAULT_PRIMARY, verdict
 from nasattn.config import ConfigError
 from nasattn.tune.resources import preflight, start_ray
 from nasattn.tune.trainable import scalar_metrics
@@ -203,7 +204,8 @@ def run_ablation(
         tune_rows = result_rows(grid)
 
     rows = ablation_rows(configs, tune_rows)
-    result = write_outputs(out, rows, list(plan.variants), console=console, report=a.report, correction=a.correction)
+    result = write_outputs(out, rows, list(plan.variants), console=console, report=a.report, correction=a.correction,
+                           primary=a.primary_metric)
     result.ray_start_s = ray_start_s
     result.experiment = exp_name
     result.wall_s = time.time() - t0
@@ -241,6 +243,7 @@ def ablation_info(loaded: LoadedAblation, plan: Any, data: str | None, command: 
         "seeds": list(a.seeds),
         "split_seeds": None if a.split_seeds is None else list(a.split_seeds),
         "correction": a.correction,
+        "primary_metric": a.primary_metric,
         "data": data,
         "epochs": a.epochs,
         "width_mult": a.width_mult,
@@ -319,29 +322,31 @@ def _columns(rows: list[dict[str, Any]]) -> list[str]:
     return cols + per_class + alpha + other
 
 
-def summarize_variants(rows: list[dict[str, Any]], variants: list[str], correction: str = "holm") -> list[dict[str, Any]]:
-    """summary.csv: one row per variant (:func:`nasattn.report.ablation_stats.analyze`, McNemar from the
+def summarize_variants(rows: list[dict[str, Any]], variants: list[str], correction: str = "holm",
+                       primary: str = DEFAULT_PRIMARY) -> list[dict[str, Any]]:
+    """summary.csv: one row per variant (:func:`nasattn.stats.analyze`, McNemar from the
     runs' predictions.csv)."""
     import pandas as pd
 
-    from nasattn.report.ablation_stats import analyze, predictions_from_run_dirs
+    from nasattn.report.predictions import predictions_from_run_dirs
+    from nasattn.stats import analyze
 
     df = pd.DataFrame(rows)
     if df.empty:
         return [{"variant": v, "n": 0} for v in variants]
     base = "base" if "base" in variants else None
     loader = predictions_from_run_dirs(df, lambda d: d if isinstance(d, str) and d else None)
-    return analyze(df, variants, base, correction=correction, predictions=loader)
+    return analyze(df, variants, base, correction=correction, predictions=loader, primary=primary)
 
 
 def write_outputs(out: Path, rows: list[dict[str, Any]], variants: list[str], *, console: Console | None = None,
-                  report: bool = True, correction: str = "holm") -> AblationResult:
+                  report: bool = True, correction: str = "holm", primary: str = DEFAULT_PRIMARY) -> AblationResult:
     """ablation.csv, summary.csv, the summary table on the console, and report.html when possible."""
     import pandas as pd
 
     csv = out / "ablation.csv"
     pd.DataFrame(rows, columns=_columns(rows)).to_csv(csv, index=False)
-    summary = summarize_variants(rows, variants, correction)
+    summary = summarize_variants(rows, variants, correction, primary)
     summary_csv = out / "summary.csv"
     pd.DataFrame(summary).to_csv(summary_csv, index=False)
     counts: dict[str, int] = {}
@@ -366,14 +371,17 @@ def _pct(v: float | None) -> str:
 
 
 def print_summary(summary: list[dict[str, Any]], console: Console) -> None:
-    """The summary table: test accuracy, paired difference to the base with its CI, raw and adjusted p, McNemar."""
+    """The summary table: test accuracy, paired difference to the base with its t CI, adjusted p, sign count and
+    the verdict on the primary metric (:func:`nasattn.stats.verdict`)."""
     from rich.table import Table
 
     correction = next((s.get("correction") for s in summary if s.get("correction")), "none")
-    table = Table(title=f"ablation summary (test accuracy over runs; p adjusted: {correction})", title_justify="left")
-    for col in ("variant", "n", "test acc. %", "95% CI", "vs base (points)", "diff 95% CI", "d_z", "p", "p adj.",
-                "McNemar p adj."):
-        table.add_column(col, justify="left" if col == "variant" else "right")
+    primary = next((s.get("primary_metric") for s in summary if s.get("primary_metric")), DEFAULT_PRIMARY)
+    table = Table(title=f"ablation summary (test accuracy over runs; verdict on {primary}, p adjusted: {correction})",
+                  title_justify="left")
+    for col in ("variant", "n", "test acc. %", "95% CI", "vs base (points)", "diff 95% CI", "p adj.", "runs better",
+                "verdict"):
+        table.add_column(col, justify="left" if col in ("variant", "verdict") else "right")
     for s in summary:
         mean, std = s.get("test_accuracy_mean"), s.get("test_accuracy_std")
         acc = _pct(mean) + ("" if std is None else f" +- {std * 100:.2f}")
@@ -381,12 +389,10 @@ def print_summary(summary: list[dict[str, Any]], console: Console) -> None:
         diff = "-" if s.get("test_accuracy_diff") is None else f"{s['test_accuracy_diff'] * 100:+.2f}"
         dci = "-" if s.get("test_accuracy_diff_ci_low") is None else \
             f"[{s['test_accuracy_diff_ci_low'] * 100:+.2f}, {s['test_accuracy_diff_ci_high'] * 100:+.2f}]"
-        dz = "-" if s.get("test_accuracy_effect_dz") is None else f"{s['test_accuracy_effect_dz']:.2f}"
-        p = "-" if s.get("test_accuracy_p") is None else f"{s['test_accuracy_p']:.3g}"
-        padj = "-" if s.get("test_accuracy_p_adj") is None else f"{s['test_accuracy_p_adj']:.3g}"
-        mc = "-" if s.get("mcnemar_p_adj") is None else f"{s['mcnemar_p_adj']:.3g}"
+        padj = "-" if s.get(f"{primary}_p_adj") is None else f"{s[f'{primary}_p_adj']:.3g}"
+        better = "-" if s.get(f"{primary}_better") is None else f"{s[f'{primary}_better']}/{s.get(f'{primary}_n_pairs')}"
         n = str(s.get("n", 0)) + (" (<3)" if s.get("few_seeds") else "")
-        table.add_row(s["variant"], n, acc, ci, diff, dci, dz, p, padj, mc)
+        table.add_row(s["variant"], n, acc, ci, diff, dci, padj, better, s.get("verdict") or verdict(s, primary))
     console.print(table)
     notes = [f"{s['variant']}: {s['test_accuracy_note']}" for s in summary if s.get("test_accuracy_note")]
     for note in notes:

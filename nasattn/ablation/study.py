@@ -11,6 +11,7 @@
     seeds: [0, 1, 2]
     split_seeds: null                 # e.g. [1, 2, 3]: repeated train/val/test splits, every seed on each
     correction: holm                  # multiple-comparison correction of the p-values: holm, bh or none
+    primary_metric: test_accuracy     # the verdict's metric: test_accuracy, kappa or macro_f1 (others: secondary)
     data: eurosat-mini                # folder, .zip or eurosat-mini; relative to this file; null: $NASATTN_DATA
     epochs: 3                         # overrides every variant's recipe.epochs
     recipe: {batch_size: 128}         # fields set in the base's recipe (paper_* variants keep their own)
@@ -75,7 +76,9 @@ class Ablation(RunFile):
         None, min_length=1, description="Repeated splits: every variant and seed runs on each (recipe.split_seed); "
         "pairs are (seed, split_seed). None: the recipes' split.")
     correction: Literal["holm", "bh", "none"] = Field(
-        "holm", description="Multiple-comparison correction over all variants x metrics: holm, bh (Benjamini-Hochberg) or none.")
+        "holm", description="Multiple-comparison correction over the variants, per metric: holm, bh (Benjamini-Hochberg) or none.")
+    primary_metric: Literal["test_accuracy", "kappa", "macro_f1"] = Field(
+        "test_accuracy", description="The metric of the verdicts and of the corrected family; the others are secondary.")
     epochs: int | None = Field(None, ge=1, description="Epochs of every variant (overrides the recipes).")
     recipe: dict[str, Any] = Field(default_factory=dict, description="Recipe fields set in the base's recipe "
                                    "(and so in the variants derived from it); paper_* variants keep their preset's own.")

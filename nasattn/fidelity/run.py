@@ -4,11 +4,12 @@ Output folder (default ``SEARCH_DIR/fidelity``)::
 
     OUT/fidelity.json     the search, the sample, the higher budget (overrides, width, subset, seeds)
     OUT/fidelity.csv      one row per sampled trial: low-budget metric, high-budget metric per seed, mean
-    OUT/agreement.csv     Spearman/Kendall (bootstrap 95% CI) of the high-budget mean with the low-budget
-                          metric, params, FLOPs and the training-free scores; top-k overlap; regret
+    OUT/agreement.csv     Spearman/Kendall (Fisher-z 95% CI, exact p for n <= 10, bootstrap as a secondary
+                          column) of the high-budget mean with the low-budget metric, params, FLOPs and the
+                          training-free scores; top-k overlap and regret (re-trained trials, whole search)
     OUT/paired.csv        every re-trained trial vs the base preset's (default balanced), paired on seeds,
-                          with the statistics of ``nasattn ablate`` (difference and CI, d_z, Holm-adjusted
-                          p, McNemar on the test predictions)
+                          with the statistics of ``nasattn ablate`` (difference and CIs, Holm-adjusted p,
+                          verdict; McNemar per run on the test predictions)
     OUT/runs/trial<N>/seed<k>  the run folders (DONE marks a finished one)
     OUT/tune*/            Ray Tune's experiments (what --resume restores)
     OUT/report.html
@@ -28,6 +29,7 @@ from nasattn.say import say
 from nasattn.config import ConfigError
 from nasattn.presets import list_presets
 from nasattn.fidelity.zero_cost import ZC_COLUMNS
+from nasattn.stats import correlation, not_retrained, regret, summarize, top_k_overlap
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -71,6 +73,7 @@ class FidelityPlan:
     top: int = 3
     low_epoch: int | None = None  # compare every trial's value after this epoch (None: its last)
     base_preset: str = "balanced"  # paired.csv compares every trial with this preset's trial
+    search_low: dict[int, float] = field(default_factory=dict)  # the low-budget value of every trial of the search
 
     @property
     def low_epochs(self) -> int:
@@ -133,6 +136,20 @@ def _sampled(t: Any, group: str, metric: str, low_epoch: int | None = None) -> S
         low=float(low) if isinstance(low, (int, float)) else None,
         arch=json.loads(a.get("arch") or "null") or {}, recipe=json.loads(a.get("recipe") or "null") or {}, static=static,
     )
+
+
+def search_values(trials: list[Any], metric: str = "val_accuracy", low_epoch: int | None = None) -> dict[int, float]:
+    """The low-budget value of every trial of the search that has one (the whole search's ranking): its
+    value after ``low_epoch``, else its final ``metric`` when it finished (COMPLETE)."""
+    import optuna
+
+    out: dict[int, float] = {}
+    for t in trials:
+        v = t.intermediate_values.get(low_epoch) if low_epoch is not None else (
+            t.user_attrs.get(metric) if t.state == optuna.trial.TrialState.COMPLETE else None)
+        if isinstance(v, (int, float)) and math.isfinite(v):
+            out[t.number] = float(v)
+    return out
 
 
 def select_trials(trials: list[Any], top: int, n_random: int, presets: bool | list[str], seed: int = 0,
@@ -215,7 +232,8 @@ def plan_fidelity(search_dir: str | Path, *, top: int = 3, n_random: int = 3, pr
     st = _load_optuna(search_dir, study)
     if low_epoch is not None and (metric != "val_accuracy" or low_epoch < 1):
         raise ConfigError("--low-epoch N: an epoch >= 1 of the search, with --metric val_accuracy (the only per-epoch value)")
-    sample = select_trials(st.get_trials(deepcopy=False), top, n_random, presets, sample_seed, metric, low_epoch)
+    trials = st.get_trials(deepcopy=False)
+    sample = select_trials(trials, top, n_random, presets, sample_seed, metric, low_epoch)
     if not sample:
         raise ConfigError(f"{search_dir}: no finished trial to re-train (the search has no COMPLETE trial)")
     raw_data = data if data is not None else overrides.get("data", study.get("data"))
@@ -225,7 +243,7 @@ def plan_fidelity(search_dir: str | Path, *, top: int = 3, n_random: int = 3, pr
         sample=sample, seeds=seeds, recipe=recipe, width_mult=float(wm), subset=sub,
         data=resolve_data_source(raw_data, Path.cwd()), resources=resources, metric=metric,
         max_steps_per_epoch=overrides.get("max_steps_per_epoch", study.get("budget", {}).get("max_steps_per_epoch")),
-        top=top, low_epoch=low_epoch,
+        top=top, low_epoch=low_epoch, search_low=search_values(trials, metric, low_epoch),
     )
 
 
@@ -345,8 +363,6 @@ def _finished(run_dir: Path) -> dict[str, Any] | None:
 
 def fidelity_rows(plan: FidelityPlan, configs: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """One row per sampled trial: the low-budget metric and its high-budget value per seed, mean and std."""
-    import numpy as np
-
     rows = []
     for s in plan.sample:
         row: dict[str, Any] = {
@@ -362,12 +378,11 @@ def fidelity_rows(plan: FidelityPlan, configs: list[dict[str, Any]] | None = Non
                 row[f"high_test_accuracy_seed{seed}"] = t
             highs.append(v if isinstance(v, (int, float)) else math.nan)
             tests.append(t if isinstance(t, (int, float)) else math.nan)
-        done = [h for h in highs if math.isfinite(h)]
-        row["high_n"] = len(done)
-        row[f"high_{plan.metric}_mean"] = float(np.mean(done)) if done else None
-        row[f"high_{plan.metric}_std"] = float(np.std(done, ddof=1)) if len(done) > 1 else None
-        done_t = [t for t in tests if math.isfinite(t)]
-        row["high_test_accuracy_mean"] = float(np.mean(done_t)) if done_t else None
+        high = summarize(highs)  # the mean over the seeds that finished: what the rank claims compare
+        row["high_n"] = high.n
+        row[f"high_{plan.metric}_mean"] = high.mean
+        row[f"high_{plan.metric}_std"] = high.std
+        row["high_test_accuracy_mean"] = summarize(tests).mean
         for k, v in s.static.items():
             row[k] = v
         rows.append(row)
@@ -375,13 +390,15 @@ def fidelity_rows(plan: FidelityPlan, configs: list[dict[str, Any]] | None = Non
 
 
 def agreement(rows: list[dict[str, Any]], metric: str = "val_accuracy", top: int = 3,
-              n_resamples: int = 2000) -> list[dict[str, Any]]:
+              n_resamples: int = 2000, search_low: dict[int, float] | None = None) -> list[dict[str, Any]]:
     """For the low-budget metric, params, FLOPs and each training-free score: how it ranks the high-budget mean.
 
-    Columns: predictor, n, spearman (+ p, CI), kendall (+ p, CI), top-k overlap, regret.
+    Columns: predictor, n, spearman/kendall (+ exact p for n <= 10, Fisher-z CI, secondary bootstrap CI),
+    top-k overlap and regret among the re-trained trials; for the low-budget metric with ``search_low``
+    (every trial of the search), also over the whole search: ``top{k}_overlap_search`` (a trial of the
+    search's top k that was not re-trained counts as a miss; ``top{k}_not_retrained`` says how many) and
+    ``regret_search`` (NaN when the search's first choice was not re-trained).
     """
-    from nasattn.fidelity.stats import correlation, regret, top_k_overlap
-
     high = [_num(r.get(f"high_{metric}_mean")) for r in rows]
     out = []
     for name in BASELINES:
@@ -393,12 +410,20 @@ def agreement(rows: list[dict[str, Any]], metric: str = "val_accuracy", top: int
         for method in ("spearman", "kendall"):
             c = correlation(x, high, method, n_resamples=n_resamples)
             entry["n"] = c.n
-            entry.update({method: c.value, f"{method}_p": c.p_value, f"{method}_ci_low": c.ci_low,
-                          f"{method}_ci_high": c.ci_high, f"{method}_boot_dropped": c.dropped})
+            entry.update({method: c.value, f"{method}_p": c.p_value, f"{method}_p_method": c.p_method,
+                          f"{method}_ci_low": c.ci_low, f"{method}_ci_high": c.ci_high,
+                          f"{method}_boot_low": c.boot_low, f"{method}_boot_high": c.boot_high,
+                          f"{method}_boot_dropped": c.dropped})
             if c.note:
                 entry["note"] = c.note
         entry[f"top{top}_overlap"] = top_k_overlap(x, high, top)
         entry["regret"] = regret(x, high)
+        if name == "low" and search_low:
+            by_trial = {int(r["trial"]): h for r, h in zip(rows, high)}
+            xs = list(search_low.values())
+            hs = [by_trial.get(t, math.nan) for t in search_low]
+            entry.update({"search_trials": len(xs), f"top{top}_overlap_search": top_k_overlap(xs, hs, top),
+                          f"top{top}_not_retrained": not_retrained(xs, hs, top), "regret_search": regret(xs, hs)})
         out.append(entry)
     return out
 
@@ -406,10 +431,10 @@ def agreement(rows: list[dict[str, Any]], metric: str = "val_accuracy", top: int
 def paired_vs_preset(plan: FidelityPlan, rows: list[dict[str, Any]], correction: str = "holm") -> list[dict[str, Any]]:
     """Every re-trained trial against the ``plan.base_preset`` trial at the higher budget, as ``nasattn ablate``.
 
-    One row per other trial with the columns of the ablation's summary (:func:`nasattn.report.ablation_stats.analyze`
+    One row per other trial with the columns of the ablation's summary (:func:`nasattn.stats.analyze`
     over the finished runs, paired on seeds): test accuracy and kappa mean/CI, paired difference with its
-    95% CI and d_z, t-test p and ``correction``-adjusted p over all trials x metrics, and McNemar's
-    exact test on the runs' test predictions (per run and pooled, adjusted too). Empty when the
+    95% CIs (t and two-level bootstrap), the ``correction``-adjusted p of the primary metric over the
+    trials, the verdict sentence, and McNemar per run on the test predictions. Empty when the
     base preset was not re-trained.
     """
     base_row = next((r for r in rows if r.get("preset") == plan.base_preset), None)
@@ -444,11 +469,12 @@ def run_record(run_dir: Path, variant: str, seed: int) -> dict[str, Any] | None:
 
 def analyze_runs(runs: list[dict[str, Any]], variants: list[str], base: str,
                  correction: str = "holm") -> dict[str, dict[str, Any]]:
-    """:func:`nasattn.report.ablation_stats.analyze` of :func:`run_record` rows (McNemar from each run's
+    """:func:`nasattn.stats.analyze` of :func:`run_record` rows (McNemar from each run's
     predictions.csv), by variant; empty without runs."""
     import pandas as pd
 
-    from nasattn.report.ablation_stats import analyze, predictions_from_run_dirs
+    from nasattn.report.predictions import predictions_from_run_dirs
+    from nasattn.stats import analyze
 
     if not runs:
         return {}
@@ -502,7 +528,10 @@ def write_outputs(plan: FidelityPlan, rows: list[dict[str, Any]], *, console: Co
     from nasattn.tune import write_rows_csv
 
     csv = write_rows_csv(rows, plan.out / "fidelity.csv")
-    agree = agreement(rows, plan.metric, plan.top, n_resamples)
+    agree = agreement(rows, plan.metric, plan.top, n_resamples, plan.search_low)
+    if len(plan.seeds) < 2:
+        say(console, f"[yellow]the high budget has one seed ({plan.seeds[0]}): the rank correlations compare against "
+                     "one training run per trial; a second seed can move them (use --seeds 0,1,2)[/]")
     agree_csv = write_rows_csv(agree, plan.out / "agreement.csv")
     paired = paired_vs_preset(plan, rows)
     if paired:

@@ -9,10 +9,10 @@ from typing import Any
 import pandas as pd
 
 from nasattn.report import figures
-from nasattn.report.ablation_stats import analyze, predictions_from_run_dirs
 from nasattn.report.env import environment
 from nasattn.report.html import Page, best_cells, fmt_count, fmt_num, fmt_pct, is_number
-from nasattn.report.stats import summarize
+from nasattn.report.predictions import predictions_from_run_dirs
+from nasattn.stats import DEFAULT_PRIMARY, MODEL_LEVEL, PRIMARY_METRICS, analyze, summarize
 
 ERROR_STATUSES = {"ERROR", "FAILED", "FAIL", "CRASHED", "DIVERGED", "MISSING"}
 DECAY_ONLY = figures.DECAY_ONLY
@@ -134,11 +134,25 @@ def _delta(r: dict[str, Any], m: str, pct: bool) -> str:
     return text + ("" if ci == "-" else f" {ci}")
 
 
+def _count(r: dict[str, Any], m: str) -> str:
+    better, n = r.get(f"{m}_better"), r.get(f"{m}_n_pairs")
+    return "-" if not is_number(better) or not is_number(n) else f"{int(better)} of {int(n)}"
+
+
+def _prob(r: dict[str, Any], m: str) -> str:
+    v, lo, hi = r.get(f"{m}_p_improve"), r.get(f"{m}_p_improve_ci_low"), r.get(f"{m}_p_improve_ci_high")
+    return "-" if not is_number(v) else f"{float(v):.2f} [{float(lo):.2f}, {float(hi):.2f}]"
+
+
+def _points(v: Any) -> str:
+    return "-" if not is_number(v) else f"≥ {float(v) * 100:.2f} pp"
+
+
 def variant_table(ok: pd.DataFrame, rows: pd.DataFrame, variants: list[str], base: str | None,
                   stats_rows: list[dict[str, Any]] | None = None, correction: str = "holm") -> tuple[pd.DataFrame, set]:
     """Display table of the variants and the cells to highlight (best mean accuracy/kappa, least cost).
 
-    ``stats_rows``: :func:`nasattn.report.ablation_stats.analyze` of ``rows`` (computed when None).
+    ``stats_rows``: :func:`nasattn.stats.analyze` of ``rows`` (computed when None).
     """
     if stats_rows is None:
         stats_rows = analyze(rows, variants, base, correction=correction)
@@ -155,13 +169,18 @@ def variant_table(ok: pd.DataFrame, rows: pd.DataFrame, variants: list[str], bas
                "test accuracy": _pm(acc, True),
                "test acc. 95% CI": _ci(r.get("test_accuracy_ci_low"), r.get("test_accuracy_ci_high"), True),
                "Δ test acc. vs base [95% CI]": _delta(r, "test_accuracy", True),
+               "Δ two-level bootstrap 95% CI": _ci(r.get("boot_ci_low"), r.get("boot_ci_high"), True, signed=True),
                "d_z": fmt_num(r.get("test_accuracy_effect_dz"), 3),
                "p (paired t)": _p(r.get("test_accuracy_p")), f"p adj. ({correction})": _p(r.get("test_accuracy_p_adj")),
+               "p (sign-flip, exact)": _p(r.get("test_accuracy_perm_p")),
+               "runs better": _count(r, "test_accuracy"),
+               "P(better) [95% CI]": _prob(r, "test_accuracy"),
+               "detectable (80% power)": _points(r.get("test_accuracy_detectable")),
+               "runs needed": fmt_num(r.get("test_accuracy_runs_needed"), 6),
+               "verdict": r.get("verdict") or "",
                "kappa": _pm(kap, False), "kappa 95% CI": _ci(r.get("kappa_ci_low"), r.get("kappa_ci_high"), False),
-               "Δ kappa vs base [95% CI]": _delta(r, "kappa", False),
-               "kappa p": _p(r.get("kappa_p")), "kappa p adj.": _p(r.get("kappa_p_adj")),
-               "McNemar b/c": "-" if r.get("mcnemar_b") is None else f"{r['mcnemar_b']}/{r['mcnemar_c']}",
-               "McNemar p": _p(r.get("mcnemar_p")), "McNemar p adj.": _p(r.get("mcnemar_p_adj")),
+               "Δ kappa vs base [95% CI] (secondary)": _delta(r, "kappa", False),
+               "kappa p": _p(r.get("kappa_p")), "kappa p adj. (own family)": _p(r.get("kappa_p_adj")),
                "params": fmt_count(_mean(d, "params")), "FLOPs": fmt_count(_mean(d, "flops")),
                "train s": fmt_num(_mean(d, "train_seconds"), 3)}
         nrow = {"test accuracy": acc.mean, "kappa": kap.mean, "params": _mean(d, "params"),
@@ -172,28 +191,39 @@ def variant_table(ok: pd.DataFrame, rows: pd.DataFrame, variants: list[str], bas
     return pd.DataFrame(disp), best_cells(pd.DataFrame(num), rules)
 
 
-def statistics_notes(stats_rows: list[dict[str, Any]], correction: str) -> list[str]:
+def statistics_notes(stats_rows: list[dict[str, Any]], correction: str) -> list[str]:  # noqa: C901
     """The sentences under the variant table: methods, which variance the CIs cover, each comparison's caveats."""
     method = {"holm": "Holm", "bh": "Benjamini-Hochberg", "none": "no"}.get(correction, correction)
+    primary = next((r.get("primary_metric") for r in stats_rows if r.get("primary_metric")), DEFAULT_PRIMARY)
     out = [
         "Mean ± sample std over runs; 95% CI: Student t, clipped to the metric's range; † fewer than 3 runs. "
         "Δ: mean paired difference to the base over the runs both have (same seed and split), with its 95% t CI; "
         "accuracies are compared as whole test images (1/n_test), so a constant difference has zero variance and "
         "gets no t-test. d_z: Cohen's d_z (mean / sd of the paired differences). p: paired t-test.",
-        f"Multiple comparisons: {method} correction over all variants x metrics (test accuracy, kappa); "
-        "the McNemar p-values form a second family, corrected the same way.",
-        "McNemar: exact test of each variant against the base on the same test images, per run "
-        "(b: images only the base classifies correctly, c: only the variant); pooled over runs by summing b and c "
-        "and an exact binomial test (p = 1/2) on the totals. The runs are treated as independent; on one split the "
-        "same test images recur across seeds, so the pooled p is optimistic.",
+        "Two-level bootstrap CI: resample the runs, then the test images within each resampled run (paired by "
+        "image across the two variants); it covers seed-to-seed spread and test-image sampling, where the t CI "
+        "covers the spread between runs only. p (sign-flip, exact): all 2^n sign flips of the paired differences. "
+        "Runs better: the sign count. P(better): share of runs where the variant beats the base, Clopper-Pearson "
+        "95% CI. Detectable: the smallest difference a paired t-test on this many runs would find with 80% power "
+        "(5% two-sided) at the observed SD; runs needed: for the observed difference. Fewer than 3 runs: not testable.",
+        f"Multiple comparisons: {method} correction over the variants, for the primary metric "
+        f"({primary.replace('_', ' ')}) only; the verdict uses that family. Kappa, macro-F1 and ECE are secondary, "
+        "each adjusted over the variants in its own family, never in the verdict.",
+        f"McNemar (per run only, in the notes below): {MODEL_LEVEL}; a statement about two sets of trained weights, "
+        "not about the architectures, so it is neither pooled over runs nor used in a verdict.",
     ]
     covers = next((r.get("ci_covers") for r in stats_rows if r.get("ci_covers")), None)
     if covers:
         out.append(f"The CIs cover: {covers}.")
     for r in stats_rows:
+        if r.get("verdict"):
+            out.append(f"{r['variant']}: {r['verdict']}.")
         for m, label in (("test_accuracy", "test accuracy"), ("kappa", "kappa")):
             if r.get(f"{m}_note"):
                 out.append(f"{r['variant']} ({label}): {r[f'{m}_note']}.")
+        for key in ("boot_note", "mcnemar_per_run"):
+            if r.get(key):
+                out.append(f"{r['variant']}: {r[key]}.")
     return out
 
 
@@ -333,7 +363,8 @@ def render_ablation(folder: Path) -> Page:
     if rows.empty:
         page.text("ablation.csv is missing or empty: no run has finished yet.", "warn")
     correction = meta.get("correction") if meta.get("correction") in ("holm", "bh", "none") else "holm"
-    stats_rows = analyze(rows, variants, base, correction=correction,
+    primary = meta.get("primary_metric") if meta.get("primary_metric") in PRIMARY_METRICS else DEFAULT_PRIMARY
+    stats_rows = analyze(rows, variants, base, correction=correction, primary=primary,
                          predictions=predictions_from_run_dirs(rows, lambda d: resolve_run_dir(folder, d))) \
         if not rows.empty else []
     table, best = variant_table(ok, rows, variants, base, stats_rows, correction)

@@ -1,4 +1,4 @@
-"""Statistics over seeds and test predictions: summaries, paired comparisons, McNemar, multiple testing.
+"""Summaries over runs and the paired comparison of a variant with its base over runs.
 
 * :func:`summarize`: mean, sample std and a Student-t 95% CI of one variant's values (clipped to the
   metric's range).
@@ -7,24 +7,24 @@
   (``scipy.stats.ttest_1samp`` of the differences, i.e. ``ttest_rel``). Values are rounded to the
   metric's resolution first (``1 / n_test`` for an accuracy: differences of whole test images), so a
   constant difference has exactly zero variance and gets no t-test, with the reason in ``note``. Keys
-  only one side has are left out and named.
-* :func:`mcnemar_exact`: McNemar's exact test of two classifiers on the same test images
-  (``statsmodels.stats.contingency_tables.mcnemar``); :func:`pooled_mcnemar` sums the discordant
-  pairs over runs and applies the exact binomial test to the totals.
-* :func:`adjust_pvalues`: Holm or Benjamini-Hochberg over a family of p-values
-  (``statsmodels.stats.multitest.multipletests``); ``None`` entries stay ``None``.
+  only one side has are left out and named. With at least 3 pairs it adds the exact sign-flip
+  permutation p, the sign count, the resolution (detectable difference, runs needed) and P(variant >
+  base) (:mod:`nasattn.stats.runs`); with fewer the comparison is "not testable" and has no p.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
-CORRECTIONS: dict[str, str | None] = {"holm": "holm", "bh": "fdr_bh", "none": None}
-MIN_SEEDS = 3  # results from fewer runs are marked
+from nasattn.stats.runs import MIN_RUNS, Probability, Resolution, SignCount, improvement_probability, resolution, \
+    sign_count, sign_flip_p
+
+MIN_SEEDS = MIN_RUNS  # results from fewer runs are marked
 
 
 @dataclass(frozen=True)
@@ -70,18 +70,16 @@ class Comparison:
     note: str = ""
     paired: tuple[Hashable, ...] = ()
     missing: tuple[Hashable, ...] = ()
+    perm_p: float | None = None
+    signs: SignCount | None = None
+    resolution: Resolution | None = None
+    improvement: Probability | None = None
+    differences: tuple[float, ...] = ()
 
-
-@dataclass(frozen=True)
-class McNemar:
-    """McNemar's exact test: ``b`` images only the base classifies correctly, ``c`` only the other;
-    ``n`` images compared; ``p_value`` two-sided (None when there is no discordant image)."""
-
-    b: int
-    c: int
-    n: int
-    p_value: float | None
-    runs: int = 1
+    @property
+    def testable(self) -> bool:
+        """At least :data:`MIN_RUNS` pairs."""
+        return self.n_pairs >= MIN_RUNS
 
 
 def _finite(values: Sequence[float | None]) -> list[float]:
@@ -104,8 +102,6 @@ def _clip(x: float | None, bounds: tuple[float, float] | None) -> float | None:
 def summarize(values: Sequence[float | None], confidence: float = 0.95,
               bounds: tuple[float, float] | None = None) -> Summary:
     """Mean, std and t-interval of the finite values (None/NaN ignored). One value: no std, no CI."""
-    from scipy import stats
-
     xs = _finite(values)
     n = len(xs)
     if n == 0:
@@ -137,10 +133,9 @@ def compare(
     ``resolution``: the smallest step of the metric (``1 / n_test`` for an accuracy); values are
     rounded to whole steps so differences are exact (without it, differences are rounded to 12
     decimals). ``bounds``: the metric's range; the difference's CI is clipped to
-    ``[lo - hi, hi - lo]``. Needs two pairs and non-zero variance of the differences for a t-test.
+    ``[lo - hi, hi - lo]``. Fewer than 3 pairs: "not testable" (no test, no p). Zero variance of the
+    differences: no t-test (the sign-flip p, sign count and P(improvement) remain).
     """
-    from scipy import stats
-
     def clean(m: Mapping[Hashable, float | None]) -> dict[Hashable, float]:
         return {k: float(v) for k, v in m.items() if v is not None and math.isfinite(float(v))}
 
@@ -171,109 +166,30 @@ def compare(
     def with_note(extra: str) -> str:
         return "; ".join(x for x in (note, extra) if x)
 
-    if n < 2:
-        return Comparison(mean, None, None, n, note=with_note("one pair: no t-test"), paired=tuple(keys), missing=missing)
+    diffs = tuple(float(x) for x in d)
+    if n < MIN_RUNS:
+        return Comparison(mean, None, None, n, note=with_note(f"not testable: {n} run(s), a test needs {MIN_RUNS}"),
+                          paired=tuple(keys), missing=missing, differences=diffs,
+                          sd=float(d.std(ddof=1)) if n > 1 else None)
+    extra = {"perm_p": sign_flip_p(d), "signs": sign_count(d), "improvement": improvement_probability(d),
+             "differences": diffs}
     if zero_var:
         step = f" ({round(float(d[0]) / resolution):+d} test images)" if resolution else ""
         return Comparison(mean, None, None, n, sd=0.0, note=with_note(
             f"every pair differs by the same amount {float(d[0]):+.6g}{step}: zero variance, no t-test"),
-            paired=tuple(keys), missing=missing)
+            paired=tuple(keys), missing=missing, resolution=_resolution(mean, 0.0, n), **extra)
     sd = float(d.std(ddof=1))
     se = sd / math.sqrt(n)
     res = stats.ttest_1samp(d, 0.0)  # the paired t-test on the (rounded) differences
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * se
     p = float(res.pvalue)
-    few = f"only {n} pairs: {n - 1} degree(s) of freedom, read the p-value with care" if n < MIN_SEEDS else ""
     return Comparison(
         diff=mean, test="paired t", p_value=p if math.isfinite(p) else None, n_pairs=n, sd=sd,
         ci_low=_clip(mean - half, diff_bounds), ci_high=_clip(mean + half, diff_bounds),
-        effect_size=mean / sd, t=mean / se, df=n - 1, note=with_note(few), paired=tuple(keys), missing=missing,
+        effect_size=mean / sd, t=mean / se, df=n - 1, note=with_note(""), paired=tuple(keys), missing=missing,
+        resolution=_resolution(mean, sd, n), **extra,
     )
 
 
-def adjust_pvalues(pvalues: Sequence[float | None], correction: str = "holm") -> list[float | None]:
-    """Adjusted p-values (``holm``, ``bh`` or ``none``) over the non-None entries, in input order."""
-    from statsmodels.stats.multitest import multipletests
-
-    if correction not in CORRECTIONS:
-        raise ValueError(f"unknown correction {correction!r}; allowed: {', '.join(CORRECTIONS)}")
-    method = CORRECTIONS[correction]
-    idx = [i for i, p in enumerate(pvalues) if p is not None and math.isfinite(float(p))]
-    out: list[float | None] = [None] * len(pvalues)
-    if not idx:
-        return out
-    raw = [float(pvalues[i]) for i in idx]  # type: ignore[arg-type]
-    adj = raw if method is None else multipletests(raw, method=method)[1]
-    for i, p in zip(idx, adj):
-        out[i] = float(p)
-    return out
-
-
-def mcnemar_exact(base_correct: Sequence[bool], other_correct: Sequence[bool]) -> McNemar:
-    """McNemar's exact test on two aligned boolean vectors (the same test images in the same order)."""
-    from statsmodels.stats.contingency_tables import mcnemar
-
-    bc, oc = np.asarray(base_correct, dtype=bool), np.asarray(other_correct, dtype=bool)
-    if bc.shape != oc.shape:
-        raise ValueError(f"McNemar needs the same test images: {bc.size} vs {oc.size} predictions")
-    b = int(np.sum(bc & ~oc))
-    c = int(np.sum(~bc & oc))
-    table = [[int(np.sum(bc & oc)), b], [c, int(np.sum(~bc & ~oc))]]
-    p = None if b + c == 0 else float(mcnemar(table, exact=True).pvalue)
-    return McNemar(b, c, int(bc.size), p)
-
-
-def mcnemar_from_predictions(base: object, other: object) -> McNemar | None:
-    """McNemar's exact test from two predictions.csv tables (columns ``index``, ``correct`` or
-    ``label``/``pred``), matched on ``index``; None when they do not cover the same test images."""
-    import pandas as pd
-
-    def correct(df: pd.DataFrame) -> pd.Series:
-        if "correct" in df.columns:
-            c = df["correct"].astype(str).str.lower().isin(("true", "1", "1.0"))
-        else:
-            c = df["label"] == df["pred"]
-        return pd.Series(c.to_numpy(), index=df["index"].to_numpy())
-
-    def usable(df: object) -> bool:
-        cols = set(getattr(df, "columns", []))
-        return "index" in cols and ("correct" in cols or {"label", "pred"} <= cols)
-
-    if not usable(base) or not usable(other):
-        return None
-    cb, co = correct(base), correct(other)  # type: ignore[arg-type]
-    if cb.index.has_duplicates or co.index.has_duplicates or set(cb.index) != set(co.index):
-        return None
-    return mcnemar_exact(cb.sort_index().to_numpy(), co.reindex(cb.sort_index().index).to_numpy())
-
-
-def pooled_mcnemar(tests: Sequence[McNemar]) -> McNemar | None:
-    """Pooled over runs: discordant counts summed, exact two-sided binomial test (p = 1/2) on the totals.
-
-    Each run is a stratum; the runs are treated as independent, which repeated test images (one split,
-    several seeds) make optimistic.
-    """
-    from scipy.stats import binomtest
-
-    tests = [t for t in tests if t is not None]
-    if not tests:
-        return None
-    b, c = sum(t.b for t in tests), sum(t.c for t in tests)
-    p = None if b + c == 0 else float(binomtest(min(b, c), b + c, 0.5).pvalue)
-    return McNemar(b, c, sum(t.n for t in tests), p, runs=len(tests))
-
-
-@dataclass
-class Family:
-    """p-values collected under labels, adjusted together by :meth:`adjusted`."""
-
-    correction: str = "holm"
-    labels: list[Hashable] = field(default_factory=list)
-    pvalues: list[float | None] = field(default_factory=list)
-
-    def add(self, label: Hashable, p: float | None) -> None:
-        self.labels.append(label)
-        self.pvalues.append(p)
-
-    def adjusted(self) -> dict[Hashable, float | None]:
-        return dict(zip(self.labels, adjust_pvalues(self.pvalues, self.correction)))
+def _resolution(diff: float, sd: float, n: int) -> Resolution:
+    return resolution(diff, sd, n)
