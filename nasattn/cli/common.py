@@ -66,9 +66,7 @@ def parse_seeds(value: str | None, example: str = "0,1,2") -> list[int] | None:
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     """``["a.b=1", "c=[1,2]"]`` -> nested dict with YAML-parsed values (for ``--set``)."""
-    import yaml
-
-    from nasattn.config import ConfigError
+    from nasattn.config import ConfigError, safe_yaml
 
     out: dict[str, Any] = {}
     for item in items or []:
@@ -79,10 +77,10 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
         if not all(p.strip() for p in parts):
             raise ConfigError(f"--set {item!r}: the key {key!r} is not a field path like budget.trials")
         try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError as e:
+            parsed = safe_yaml(value)
+        except ConfigError as e:
             raise ConfigError(
-                f"--set {item!r}: the value {value!r} is not valid YAML ({getattr(e, 'problem', None) or e}); "
+                f"--set {item!r}: the value {value!r} is not valid YAML ({e}); "
                 "quote text, e.g. --set 'name=\"a b\"', and give lists as [1, 2]"
             ) from None
         node = out
