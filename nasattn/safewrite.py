@@ -50,6 +50,14 @@ def free_bytes(path: str | os.PathLike[str]) -> int:
     return shutil.disk_usage(_existing(Path(path))).free
 
 
+def check_room(path: str | os.PathLike[str], need: int) -> None:
+    """Raise OSError (EROFS, ENOSPC) when the file system holding ``path`` is read-only or lacks ``need`` bytes."""
+    if os.statvfs(_existing(Path(path))).f_flag & os.ST_RDONLY:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+    if need + SLACK_BYTES > free_bytes(path):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
 def full_message(path: str | os.PathLike[str], need: int | None, hint: str) -> str:
     """``no space left on DEVICE: free N MB and HINT`` (N: what ``need`` bytes lack, at least 1)."""
     free = free_bytes(path)
@@ -62,6 +70,8 @@ def disk_error(error: BaseException, where: str | os.PathLike[str] | None = None
                hint: str = "run the command again") -> DiskError | None:
     """A DiskError for ``error`` (or any exception it was raised from) when it means a full or read-only
     disk, else None. ``where``: the path written (default: the error's file name)."""
+    if isinstance(error, DiskError):
+        return error
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
@@ -87,8 +97,7 @@ def write_file(path: str | os.PathLike[str], data: bytes | str, hint: str = "run
     path = Path(path)
     blob = data.encode("utf-8") if isinstance(data, str) else data
     try:
-        if len(blob) + SLACK_BYTES > free_bytes(path.parent):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        check_room(path.parent, len(blob))
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -116,8 +125,7 @@ def replace_folder(folder: str | os.PathLike[str], files: Mapping[str, bytes], r
     folder = Path(folder).absolute()
     need = sum(len(b) for b in files.values())
     try:
-        if need + SLACK_BYTES > free_bytes(folder):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder))
+        check_room(folder, need)
         folder.parent.mkdir(parents=True, exist_ok=True)
         _swap_in(folder, files, set(files) | set(replaced))
     except OSError as e:
