@@ -148,3 +148,14 @@ def test_zip_members_are_counted_once_and_links_not_followed(tmp_path):
     ds = load_dataset(path, cache_dir=tmp_path / "cache")
     assert len(ds) == 6 and ds.skipped == []
     assert any("repeated member" in n for n in ds.notes) and any("symlink member" in n for n in ds.notes)
+
+
+# ------------------------------------------------------------------------------------------ class names
+def test_class_folder_named_like_a_link_is_no_link_in_the_confusion_matrix():
+    from nasattn.report.figures import confusion_matrix
+
+    name = '<a href="https://example.invalid/x">click</a>'
+    fig = confusion_matrix([[3, 1], [0, 4]], [name, "b"])
+    labels = list(fig.data[0].x) + list(fig.data[0].y)
+    assert all("<" not in str(x) for x in labels)
+    assert '&lt;a href="https://example.invalid/x"&gt;click&lt;/a&gt;' in labels  # shown literally
