@@ -85,6 +85,17 @@ def disk_error(error: BaseException, where: str | os.PathLike[str] | None = None
     return None
 
 
+PATH_ERRORS = {errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM}
+
+
+def path_error(error: BaseException) -> str | None:
+    """One line for a file-system refusal about a named path (a file where a folder belongs, no
+    permission), or None for anything else."""
+    if isinstance(error, OSError) and error.errno in PATH_ERRORS and error.filename:
+        return f"{error.filename}: {error.strerror} (choose another place, or fix its permissions)"
+    return None
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)

@@ -8,7 +8,7 @@ from typing import Any, Callable, TypeVar
 import typer
 
 from nasattn.config import deep_merge  # noqa: F401  (re-exported: the merge lives in nasattn.config)
-from nasattn.safewrite import disk_error
+from nasattn.safewrite import disk_error, path_error
 from nasattn.say import make_console
 
 console = make_console()
@@ -47,11 +47,12 @@ def handle_user_errors(fn: F) -> F:
             err_console.print(f"interrupted ({e}) before any result was written",
                               highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code) from None
-        except Exception as e:  # a full or read-only disk, however deep: one line and how to go on
-            disk = disk_error(e, hint="rerun with --resume" if fn.__name__ in RESUMABLE else "run the command again")
-            if disk is None:
+        except Exception as e:  # a full or read-only disk however deep, a path refused: one line, how to go on
+            message = disk_error(e, hint="rerun with --resume" if fn.__name__ in RESUMABLE else "run the command again")
+            message = message or path_error(e)
+            if message is None:
                 raise
-            raise fail(str(disk)) from None
+            raise fail(str(message)) from None
 
     return wrapper  # type: ignore[return-value]
 
