@@ -189,3 +189,30 @@ def test_report_out_an_existing_folder_is_refused_without_a_temporary_file(tmp_p
     r = CliRunner().invoke(app, ["report", str(run), "--out", str(target)])
     assert r.exit_code == 2 and "is a folder" in r.output and "Traceback" not in r.output, r.output
     assert _leftovers(tmp_path) == [] and list(target.iterdir()) == []
+
+
+def test_the_cli_harness_turns_a_full_disk_deep_in_a_search_into_one_resume_line(tmp_path, capsys):
+    import click
+    import typer
+
+    from nasattn.cli.common import handle_user_errors
+
+    def _search() -> None:  # a full disk three exceptions down, as Ray or SQLAlchemy chain it
+        try:
+            try:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "trials.csv"))
+            except OSError as e:
+                raise RuntimeError("trial failed") from e
+        except RuntimeError as e:
+            raise ValueError("search failed") from e
+
+    def _other() -> None:
+        raise ValueError("a bug")
+
+    with pytest.raises((typer.Exit, click.exceptions.Exit)) as e:
+        handle_user_errors(_search)()
+    assert e.value.exit_code == 2
+    err = capsys.readouterr().err
+    assert "no space left on" in err and "rerun with --resume" in err and "Traceback" not in err
+    with pytest.raises(ValueError, match="a bug"):  # anything else is still a bug with its traceback
+        handle_user_errors(_other)()
