@@ -58,8 +58,11 @@ def check_room(path: str | os.PathLike[str], need: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
 
-def full_message(path: str | os.PathLike[str], need: int | None, hint: str) -> str:
-    """``no space left on DEVICE: free N MB and HINT`` (N: what ``need`` bytes lack, at least 1)."""
+def full_message(path: str | os.PathLike[str] | None, need: int | None, hint: str) -> str:
+    """``no space left on DEVICE: free N MB and HINT`` (N: what ``need`` bytes lack, at least 1); without a
+    path (SQLite's "database or disk is full" names none), the device is not named."""
+    if path is None:
+        return f"no space left on the device being written (database or disk is full): free some space and {hint}"
     free = free_bytes(path)
     short = max(1, math.ceil(((need or 0) + SLACK_BYTES - free) / 1e6)) if need is not None else None
     amount = f"free {short} MB" if short is not None else "free some space"
@@ -75,12 +78,13 @@ def disk_error(error: BaseException, where: str | os.PathLike[str] | None = None
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
-        path = where or getattr(error, "filename", None) or "."
+        path = where or getattr(error, "filename", None)
         if isinstance(error, OSError) and error.errno in FULL or "database or disk is full" in str(error):
             return DiskError(full_message(path, need, hint))
         if isinstance(error, OSError) and error.errno in READ_ONLY:
-            return DiskError(f"{path} is on a read-only file system ({mount_point(path)}): "
-                             f"make it writable or choose another folder, and {hint}")
+            what = f"{path} is on a read-only file system ({mount_point(path)})" if path else \
+                "a folder being written is on a read-only file system"
+            return DiskError(f"{what}: make it writable or choose another folder, and {hint}")
         error = error.__cause__ or error.__context__
     return None
 

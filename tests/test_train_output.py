@@ -125,7 +125,9 @@ def test_disk_errors_are_found_inside_wrapped_exceptions(tmp_path):
             raise RuntimeError("(sqlite3.OperationalError) database or disk is full") from inner
     except RuntimeError as outer:
         err = disk_error(outer, tmp_path / "study.db", hint="rerun with --resume")
+        nameless = disk_error(outer, hint="x")
     assert err is not None and "rerun with --resume" in str(err) and "no space left on" in str(err)
+    assert "device being written" in str(nameless)  # SQLite names no file: no wrong device is named
     assert disk_error(RuntimeError("other"), tmp_path) is None
     assert disk_error(OSError(errno.ENOENT, "missing"), tmp_path) is None
 
