@@ -95,9 +95,13 @@ PATH_ERRORS = {errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EP
 def path_error(error: BaseException) -> str | None:
     """One line for a file-system refusal about a named path (a file where a folder belongs, no
     permission), or None for anything else."""
-    if isinstance(error, OSError) and error.errno in PATH_ERRORS and error.filename:
-        return f"{error.filename}: {error.strerror} (choose another place, or fix its permissions)"
-    return None
+    if not (isinstance(error, OSError) and error.errno in PATH_ERRORS and error.filename):
+        return None
+    if error.errno in (errno.EEXIST, errno.ENOTDIR):
+        return f"{error.filename}: a file stands where a folder is needed ({error.strerror}); choose another place"
+    if error.errno == errno.EISDIR:
+        return f"{error.filename}: is a folder where a file is needed; give a file name"
+    return f"{error.filename}: {error.strerror}; choose another place, or fix its permissions"
 
 
 def _umask() -> int:

@@ -218,3 +218,20 @@ def test_the_cli_harness_turns_a_full_disk_deep_in_a_search_into_one_resume_line
     assert "no space left on" in err and "rerun with --resume" in err and "Traceback" not in err
     with pytest.raises(ValueError, match="a bug"):  # anything else is still a bug with its traceback
         handle_user_errors(_other)()
+
+
+def test_path_refusals_are_one_line_naming_the_path(tmp_path):
+    from nasattn.safewrite import path_error
+
+    afile = tmp_path / "f.txt"
+    afile.write_text("x")
+    with pytest.raises(OSError) as e:
+        (afile).mkdir(parents=True, exist_ok=True)  # fidelity --out FILE
+    assert path_error(e.value) == f"{afile}: a file stands where a folder is needed (File exists); choose another place"
+    with pytest.raises(OSError) as e:
+        (afile / "sub").mkdir(parents=True)
+    assert "a file stands where a folder is needed" in path_error(e.value)
+    assert path_error(OSError(errno.EACCES, "Permission denied", "/x")) == \
+        "/x: Permission denied; choose another place, or fix its permissions"
+    assert path_error(OSError(errno.ENOENT, "No such file", "/x")) is None  # not a refusal: left to its handler
+    assert path_error(ValueError("x")) is None
