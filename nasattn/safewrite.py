@@ -185,4 +185,17 @@ def _swap_in(folder: Path, files: Mapping[str, bytes], dropped: set[str]) -> Non
                 old.rmdir()  # the empty placeholder (rmdir never removes a folder with content)
         raise
     if old is not None:
+        _follow_cwd(folder, old)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _follow_cwd(folder: Path, old: Path) -> None:
+    """When this process's working directory was in ``folder`` (now renamed to ``old``), move it to the
+    same place in the new ``folder`` (``nasattn train --out .``)."""
+    try:
+        cwd = Path(os.getcwd())
+    except OSError:
+        return
+    if cwd == old or old in cwd.parents:
+        target = folder / cwd.relative_to(old)
+        os.chdir(target if target.is_dir() else folder)

@@ -235,3 +235,19 @@ def test_path_refusals_are_one_line_naming_the_path(tmp_path):
         "/x: Permission denied; choose another place, or fix its permissions"
     assert path_error(OSError(errno.ENOENT, "No such file", "/x")) is None  # not a refusal: left to its handler
     assert path_error(ValueError("x")) is None
+
+
+def test_writing_a_run_into_the_working_directory_keeps_it_usable(tmp_path, monkeypatch):
+    out = tmp_path / "here"
+    out.mkdir()
+    monkeypatch.chdir(out)  # nasattn train --out .
+    write_run(Path("."), _result(0))
+    write_run(Path("."), _result(1))
+    assert Path(os.getcwd()) == out and json_seed(Path("metrics.json")) == 1
+    assert _leftovers(tmp_path) == []
+
+
+def json_seed(path: Path) -> int:
+    import json
+
+    return json.loads(path.read_text())["seed"]
