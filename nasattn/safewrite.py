@@ -26,7 +26,15 @@ SLACK_BYTES = 1 << 20  # room kept free beyond a write's own size (metadata, the
 
 
 class DiskError(ConfigError):
-    """A write failed (or would fail) because the disk is full or read-only; ``str()`` is the one line."""
+    """A write failed (or would fail) because the disk is full or read-only; ``str()`` is the one line:
+    ``problem`` (what is wrong and what to free) and ``hint`` (how to go on)."""
+
+    def __init__(self, problem: str, hint: str) -> None:
+        super().__init__(f"{problem} and {hint}")
+        self.problem, self.hint = problem, hint
+
+    def __reduce__(self) -> tuple[type[DiskError], tuple[str, str]]:  # pickled across Ray processes
+        return DiskError, (self.problem, self.hint)
 
 
 def _existing(path: Path) -> Path:
@@ -58,34 +66,35 @@ def check_room(path: str | os.PathLike[str], need: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
 
-def full_message(path: str | os.PathLike[str] | None, need: int | None, hint: str) -> str:
-    """``no space left on DEVICE: free N MB and HINT`` (N: what ``need`` bytes lack, at least 1); without a
-    path (SQLite's "database or disk is full" names none), the device is not named."""
+def full_message(path: str | os.PathLike[str] | None, need: int | None) -> str:
+    """``no space left on DEVICE: free N MB`` (N: what ``need`` bytes lack, at least 1); without a path
+    (SQLite's "database or disk is full" names none), the device is not named."""
     if path is None:
-        return f"no space left on the device being written (database or disk is full): free some space and {hint}"
+        return "no space left on the device being written (database or disk is full): free some space"
     free = free_bytes(path)
     short = max(1, math.ceil(((need or 0) + SLACK_BYTES - free) / 1e6)) if need is not None else None
     amount = f"free {short} MB" if short is not None else "free some space"
-    return f"no space left on {mount_point(path)} ({free / 1e6:.1f} MB free, writing {path}): {amount} and {hint}"
+    return f"no space left on {mount_point(path)} ({free / 1e6:.1f} MB free, writing {path}): {amount}"
 
 
 def disk_error(error: BaseException, where: str | os.PathLike[str] | None = None, need: int | None = None,
                hint: str = "run the command again") -> DiskError | None:
-    """A DiskError for ``error`` (or any exception it was raised from) when it means a full or read-only
-    disk, else None. ``where``: the path written (default: the error's file name)."""
-    if isinstance(error, DiskError):
-        return error
+    """A DiskError for ``error`` (or any exception it was raised from, a Ray task error's cause included)
+    when it means a full or read-only disk, else None. ``where``: the path written (default: the error's
+    file name). A DiskError found keeps its problem and gets ``hint``."""
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
+        if isinstance(error, DiskError):
+            return DiskError(error.problem, hint)
         path = where or getattr(error, "filename", None)
         if isinstance(error, OSError) and error.errno in FULL or "database or disk is full" in str(error):
-            return DiskError(full_message(path, need, hint))
+            return DiskError(full_message(path, need), hint)
         if isinstance(error, OSError) and error.errno in READ_ONLY:
             what = f"{path} is on a read-only file system ({mount_point(path)})" if path else \
                 "a folder being written is on a read-only file system"
-            return DiskError(f"{what}: make it writable or choose another folder, and {hint}")
-        error = error.__cause__ or error.__context__
+            return DiskError(f"{what}: make it writable or choose another folder", hint)
+        error = error.__cause__ or error.__context__ or getattr(error, "cause", None)
     return None
 
 

@@ -251,3 +251,17 @@ def json_seed(path: Path) -> int:
     import json
 
     return json.loads(path.read_text())["seed"]
+
+
+def test_a_disk_error_crosses_processes_and_takes_the_callers_hint(tmp_path):
+    import pickle
+
+    trial = DiskError("no space left on /x (0.0 MB free, writing /x/run): free 2 MB", "run the command again")
+    back = pickle.loads(pickle.dumps(trial))  # as Ray sends a trial's exception to the driver
+    assert str(back) == str(trial)
+
+    class TaskError(Exception):  # Ray's RayTaskError keeps the trial's exception as .cause
+        cause = back
+
+    found = disk_error(TaskError("trial failed"), hint="rerun with --resume")
+    assert str(found) == "no space left on /x (0.0 MB free, writing /x/run): free 2 MB and rerun with --resume"
