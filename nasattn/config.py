@@ -92,17 +92,63 @@ def format_validation_error(error: ValidationError, source: str | None = None,
     return "\n".join(prefix + line for line in validation_problems(error, model))
 
 
-def read_yaml(path: str | Path) -> Any:
-    """Parse a YAML file; a missing file or a syntax error becomes a ConfigError naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
+MAX_YAML_NODES = 100_000  # nodes of a YAML document with every alias expanded (nasattn's own files: < 2,000)
+
+
+def _expanded_nodes(node: yaml.Node, memo: dict[int, int], path: set[int], limit: int) -> int:
+    """How many nodes ``node`` stands for with every alias expanded (aliases share composed nodes)."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if key in path:
+        raise ConfigError("a YAML alias refers to itself (a recursive structure)")
+    total = 1
+    if isinstance(node, (yaml.SequenceNode, yaml.MappingNode)):
+        path.add(key)
+        children = node.value if isinstance(node, yaml.SequenceNode) else [x for kv in node.value for x in kv]
+        for child in children:
+            total += _expanded_nodes(child, memo, path, limit)
+            if total > limit:
+                break
+        path.discard(key)
+    memo[key] = total
+    return total
+
+
+def safe_yaml(text: str, source: str | None = None, limit: int = MAX_YAML_NODES) -> Any:
+    """``yaml.safe_load(text)``, refusing (ConfigError) a document whose aliases expand past ``limit`` nodes.
+
+    PyYAML composes an alias as a reference to its anchor's node, so an alias bomb is cheap to parse and
+    costs only when something walks the data as a tree (pydantic, deepcopy). The expanded size is counted
+    on the composed node graph, before any Python object is built, in time linear in the file.
+    Every YAML file and value nasattn reads goes through here; syntax errors are ConfigErrors too.
+    """
+    prefix = f"{source}: " if source else ""
+    loader = yaml.SafeLoader(text)
     try:
-        return yaml.safe_load(path.read_text())
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_nodes(node, {}, set(), limit) > limit:
+            raise ConfigError(f"refused: its YAML aliases (*name) expand to more than {limit:,} values; "
+                              "write the values out, or use fewer nested aliases")
+        return loader.construct_document(node)
+    except ConfigError as e:
+        raise ConfigError(prefix + str(e)) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ConfigError(f"{path}: invalid YAML{where}: {getattr(e, 'problem', e)}") from None
+        raise ConfigError(f"{prefix}invalid YAML{where}: {getattr(e, 'problem', None) or e}") from None
+    finally:
+        loader.dispose()
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file with :func:`safe_yaml`; a missing file or a syntax error becomes a ConfigError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    return safe_yaml(path.read_text(), str(path))
 
 
 def validate(model: type[M], data: Any, source: str | None = None) -> M:

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from nasattn.config import ConfigError, to_yaml, validate
+from nasattn.config import ConfigError, safe_yaml, to_yaml, validate
 from nasattn.registry import UnknownBlockError, get_block
 
 # Parameters that are widths (channel counts) and therefore follow the width multiplier.
@@ -297,9 +297,7 @@ class ArchSpec(BaseModel):
 
     @classmethod
     def from_yaml(cls, text: str, source: str | None = None) -> ArchSpec:
-        import yaml
-
-        return cls.from_dict(yaml.safe_load(text), source)
+        return cls.from_dict(safe_yaml(text, source), source)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())

@@ -35,6 +35,18 @@ from nasattn.config import ConfigError, deep_merge, format_validation_error, rea
 from nasattn.runfile import RunFile, StrictModel
 
 
+def path_component_problem(name: str) -> str | None:
+    """Why ``name`` cannot be one plain folder name (None when it can): empty, ``.``/``..``, a leading dot,
+    a path separator or a control character."""
+    if not name.strip():
+        return "is empty"
+    if name.startswith("."):
+        return "starts with a dot (., .. and hidden folders are not allowed)"
+    if any(c in name for c in "/\\") or any(ord(c) < 32 for c in name):
+        return "holds a path separator or a control character"
+    return None
+
+
 class BaseChoice(StrictModel):
     """The network every variant is derived from: a preset or an architecture file (exactly one)."""
 
@@ -119,6 +131,14 @@ class Ablation(RunFile):
     def _unique(cls, v: list[int] | None) -> list[int] | None:
         if v is not None and len(set(v)) != len(v):
             raise ValueError(f"seeds {v} repeat a seed")
+        return v
+
+    @field_validator("variants")
+    @classmethod
+    def _folder_names(cls, v: dict[str, CustomVariant]) -> dict[str, CustomVariant]:
+        for name in v:
+            if problem := path_component_problem(name):
+                raise ValueError(f"variant name {name!r} {problem}: each variant's runs go into OUT/<name>/")
         return v
 
     @field_validator("recipe")

@@ -8,11 +8,13 @@ from typing import Any, Callable, TypeVar
 import typer
 
 from nasattn.config import deep_merge  # noqa: F401  (re-exported: the merge lives in nasattn.config)
+from nasattn.safewrite import disk_error, path_error
 from nasattn.say import make_console
 
 console = make_console()
 err_console = make_console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
+RESUMABLE = ("_search", "_ablate", "_fidelity")  # commands whose --resume continues after a full disk
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
@@ -45,6 +47,12 @@ def handle_user_errors(fn: F) -> F:
             err_console.print(f"interrupted ({e}) before any result was written",
                               highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code) from None
+        except Exception as e:  # a full or read-only disk however deep, a path refused: one line, how to go on
+            message = disk_error(e, hint="rerun with --resume" if fn.__name__ in RESUMABLE else "run the command again")
+            message = message or path_error(e)
+            if message is None:
+                raise
+            raise fail(str(message)) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -66,9 +74,7 @@ def parse_seeds(value: str | None, example: str = "0,1,2") -> list[int] | None:
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     """``["a.b=1", "c=[1,2]"]`` -> nested dict with YAML-parsed values (for ``--set``)."""
-    import yaml
-
-    from nasattn.config import ConfigError
+    from nasattn.config import ConfigError, safe_yaml
 
     out: dict[str, Any] = {}
     for item in items or []:
@@ -79,10 +85,10 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
         if not all(p.strip() for p in parts):
             raise ConfigError(f"--set {item!r}: the key {key!r} is not a field path like budget.trials")
         try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError as e:
+            parsed = safe_yaml(value)
+        except ConfigError as e:
             raise ConfigError(
-                f"--set {item!r}: the value {value!r} is not valid YAML ({getattr(e, 'problem', None) or e}); "
+                f"--set {item!r}: the value {value!r} is not valid YAML ({e}); "
                 "quote text, e.g. --set 'name=\"a b\"', and give lists as [1, 2]"
             ) from None
         node = out

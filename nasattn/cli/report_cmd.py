@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from nasattn.cli.common import console, fail
+from nasattn.safewrite import DiskError, disk_error
 
 
 def report(
@@ -23,7 +24,9 @@ def report(
     except NotANasattnFolder as e:
         raise fail(str(e)) from None
     except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
-        raise fail(f"{folder}: {e}") from None
+        raise fail(f"{e.filename or folder}: {e.strerror or e}") from None
+    except (DiskError, OSError) as e:  # a full or read-only disk: one line, nothing half-written
+        raise fail(str(disk_error(e, out or folder, hint=f"run `nasattn report {folder}` again") or e)) from None
     console.print(f"wrote {path} ({kind} report)", highlight=False, soft_wrap=True)
 
 

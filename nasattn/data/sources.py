@@ -13,7 +13,10 @@ Images as a model sees them (``image_size``: the spec's ``input_size`` is the tr
   non-square image loses its edges. One line says how many images were changed and which sizes
   were found. Without ``image_size``, a dataset of one size is kept as it is; mixed sizes are fitted
   to the shorter side of the most common size, and the line says so.
-Unreadable files are skipped and named in one line. (A one-class dataset loads, but
+Unreadable files, and images over the pixel budget (``$NASATTN_MAX_MEGAPIXELS``, default 50 MP, checked
+from the header before decoding: see ``nasattn.data.decode``), are skipped and named in one line. With
+``image_size`` given, each image is fitted as soon as it is decoded, so at most one large image is held
+at a time. Folder links are followed only inside the dataset folder, once (``nasattn.data.walk``). (A one-class dataset loads, but
 ``split_dataset`` refuses it: nothing can be trained on it.)
 
 Decoded datasets are cached as one tensor file in ``$NASATTN_CACHE`` (default ``~/.cache/nasattn``),
@@ -28,6 +31,7 @@ import hashlib
 import logging
 import os
 import shutil
+import stat
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -37,6 +41,8 @@ from pathlib import Path, PurePosixPath
 import torch
 
 from nasattn.data.dataset import DataError, DataNotFoundError, ImageDataset
+from nasattn.data.decode import OverBudget, check_budget, decode_image, fit_image, max_pixels
+from nasattn.data.walk import walk_classes
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +51,8 @@ MINI_DIR = Path(__file__).resolve().parent / "eurosat_mini"
 ENV_DATA = "NASATTN_DATA"
 ENV_CACHE = "NASATTN_CACHE"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-CACHE_VERSION = 3  # 2: ImageFolder order, 16-bit scaling, shorter-side resize + centre crop; 3: conversion notes
+CACHE_VERSION = 4  # 2: ImageFolder order, 16-bit scaling, shorter-side resize + centre crop; 3: conversion notes;
+#                   4: pixel budget, links followed once and only inside the folder
 RESIZE_RULE = "shorter side resized (antialiased bilinear), then centre-cropped"
 
 HOW_TO_GET_DATA = f"""\
@@ -92,8 +99,9 @@ def load_dataset(
         raise ValueError(f"image_size must be >= 1, got {image_size}")
     path = _resolve(source, download, cache_dir)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    entries, kind = list_images(path)
-    key = _fingerprint(path, kind, entries, image_size)
+    entries, kind, listing_notes = _listing(path)
+    limit = max_pixels()
+    key = _fingerprint(path, kind, entries, image_size, limit)
     cache_file = cache / f"{key}.pt"
     ds = None
     if cache_file.exists():
@@ -106,7 +114,8 @@ def load_dataset(
         except Exception as e:  # noqa: BLE001 - a damaged cache is rebuilt, never fatal
             log.warning("ignoring unreadable cache %s (%s); decoding again", cache_file, e)
     if ds is None:
-        ds = _decode(path, entries, key, image_size, progress)
+        ds = _decode(path, entries, key, image_size, progress, limit)
+        ds.notes[:0] = listing_notes
         _save_cache(cache_file, ds)
     return ds
 
@@ -118,12 +127,19 @@ def list_images(source: str | os.PathLike) -> tuple[list[ImageFile], str]:
     ``dataset.images[i]`` was decoded from ``list_images(dataset.source)[0][i]`` unless files were
     skipped as unreadable (``dataset.skipped`` names them).
     """
-    path = MINI_DIR if str(source) == MINI_NAME else Path(source)
+    entries, kind, _ = _listing(MINI_DIR if str(source) == MINI_NAME else Path(source))
+    return entries, kind
+
+
+def _listing(path: Path) -> tuple[list[ImageFile], str, list[str]]:
+    """:func:`list_images` plus notes on what the listing left out (links, duplicate members)."""
     if path.is_file():
         if not zipfile.is_zipfile(path):
             raise DataError(f"{path} is a file but not a zip archive; give a .zip or a folder of class folders")
-        return _zip_entries(path), "zip"
-    return _folder_entries(class_root(path)), "folder"
+        entries, notes = _zip_entries(path)
+        return entries, "zip", notes
+    entries, notes = _folder_entries(class_root(path))
+    return entries, "folder", notes
 
 
 # ------------------------------------------------------------------------------------------ locating
@@ -193,28 +209,30 @@ def class_root(path: str | os.PathLike) -> Path:
     return root
 
 
-def _folder_entries(root: Path) -> list[ImageFile]:
-    """ImageFolder's listing (``torchvision.datasets.folder.make_dataset``) of the non-hidden class folders."""
-    from torchvision.datasets.folder import make_dataset
-
+def _folder_entries(root: Path) -> tuple[list[ImageFile], list[str]]:
+    """ImageFolder's listing (``torchvision.datasets.folder.make_dataset``'s order) of the non-hidden class
+    folders, following links only inside ``root`` and once (:func:`nasattn.data.walk.walk_classes`), and notes."""
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
     if not classes:
         raise DataError(f"no class folders in {root}: expected one sub-folder of images per class\n{HOW_TO_GET_DATA}")
-    samples = make_dataset(
-        str(root), {c: i for i, c in enumerate(classes)}, is_valid_file=lambda f: _is_image(os.path.basename(f)),
-        allow_empty=True,
-    )
-    entries = [
-        ImageFile(classes[label], os.path.relpath(f, root), Path(f).read_bytes) for f, label in samples
-    ]
+    samples, notes = walk_classes(root, classes, _is_image)
+    entries = [ImageFile(cls, os.path.relpath(f, root), Path(f).read_bytes) for cls, f in samples]
     if not entries:
         raise DataError(f"no images found in {root}: expected one sub-folder of images per class\n{HOW_TO_GET_DATA}")
-    return entries
+    return entries, notes
 
 
-def _zip_entries(path: Path) -> list[ImageFile]:
+def _zip_entries(path: Path) -> tuple[list[ImageFile], list[str]]:
+    """The zip's image members (each name once: the last, which is what ``ZipFile.read`` reads; no
+    symlink members) in ImageFolder's order over the extraction, and notes on what was left out."""
     with zipfile.ZipFile(path) as zf:
-        infos = [i for i in zf.infolist() if not i.is_dir() and _is_image(i.filename) and "__MACOSX" not in i.filename]
+        members = {i.filename: i for i in zf.infolist()
+                   if not i.is_dir() and _is_image(i.filename) and "__MACOSX" not in i.filename}
+        repeated = sum(1 for i in zf.infolist() if i.filename in members) - len(members)
+    links = [n for n, i in members.items() if stat.S_ISLNK(i.external_attr >> 16)]
+    infos = [i for n, i in members.items() if n not in links]
+    notes = [f"{path.name}: {repeated} repeated member name(s) counted once"] if repeated else []
+    notes += [f"{path.name}: {len(links)} symlink member(s) not followed ({', '.join(links[:5])})"] if links else []
     parts = [Path(i.filename).parts for i in infos]
     if not parts:
         raise DataError(f"no images found in {path}\n{HOW_TO_GET_DATA}")
@@ -228,7 +246,7 @@ def _zip_entries(path: Path) -> list[ImageFile]:
     if not entries:
         raise DataError(f"{path}: images must sit in one folder per class, e.g. EuroSAT_RGB/Forest/x.jpg")
     entries.sort(key=_walk_order)
-    return entries
+    return entries, notes
 
 
 def _walk_order(e: ImageFile) -> tuple[str, str, str]:
@@ -258,8 +276,8 @@ class _ZipHolder:
         return read
 
 
-def _fingerprint(path: Path, kind: str, entries: list[ImageFile], image_size: int | None) -> str:
-    h = hashlib.sha256(f"nasattn-cache-v{CACHE_VERSION}|{kind}|{image_size}".encode())
+def _fingerprint(path: Path, kind: str, entries: list[ImageFile], image_size: int | None, limit: int) -> str:
+    h = hashlib.sha256(f"nasattn-cache-v{CACHE_VERSION}|{kind}|{image_size}|{limit}".encode())
     if kind == "zip":
         for e in entries:
             h.update(repr((e.cls, *e.read.signature)).encode())  # type: ignore[attr-defined]
@@ -281,78 +299,34 @@ def _iter_progress(entries: list[ImageFile], enabled: bool, label: str) -> Itera
     yield from track(entries, description=f"decoding {label}", transient=True)
 
 
-def _decode_one(data: bytes) -> tuple[torch.Tensor, str | None]:
-    """Decode one image file's bytes to a (3, H, W) uint8 tensor (Pillow: JPEG, PNG, TIFF, ...) and what
-    was converted (None for 8-bit RGB).
-
-    Grayscale -> 3 equal channels; alpha dropped; 16-bit (Pillow modes ``I;16*``, and ``I`` with values
-    above 255) scaled to 8 bits with ``to_dtype(..., scale=True)``.
-    """
-    import io
-
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        im = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
-        raise ValueError("not an image file Pillow can read") from None
-    with im:
-        if im.mode.startswith("I;16") or im.mode == "I":
-            arr = np.asarray(im)
-            if im.mode == "I" and arr.max(initial=0) <= 255:
-                gray, what = torch.from_numpy(arr.astype(np.uint8)), "grayscale -> RGB"
-            else:
-                from torchvision.transforms.v2.functional import to_dtype
-
-                gray = to_dtype(torch.from_numpy(arr.clip(0, 65535).astype(np.uint16)), torch.uint8, scale=True)
-                what = "16-bit scaled to 8-bit (x 255/65535), grayscale -> RGB"
-            return gray.unsqueeze(0).expand(3, -1, -1).contiguous(), what
-        what = _CONVERSIONS.get(im.mode)
-        arr = np.asarray(im.convert("RGB"))
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous(), what
-
-
-_CONVERSIONS = {"L": "grayscale -> RGB", "LA": "grayscale -> RGB, alpha dropped", "RGBA": "alpha dropped",
-                "P": "palette -> RGB", "PA": "palette -> RGB, alpha dropped", "CMYK": "CMYK -> RGB", "1": "1-bit -> RGB"}
-
-
-def fit_image(img: torch.Tensor, size: int) -> torch.Tensor:
-    """``img`` [C, H, W] as ``size`` x ``size``: shorter side resized to ``size`` (antialiased bilinear),
-    then centre-cropped; unchanged when already that size."""
-    from torchvision.transforms.v2.functional import center_crop, resize
-
-    if tuple(img.shape[-2:]) == (size, size):
-        return img
-    return center_crop(resize(img, [size], antialias=True), [size, size])
-
-
-def _decode(path: Path, entries: list[ImageFile], key: str, image_size: int | None, progress: bool) -> ImageDataset:
+def _decode(path: Path, entries: list[ImageFile], key: str, image_size: int | None, progress: bool,
+            limit: int) -> ImageDataset:
     classes = sorted({e.cls for e in entries})
     index = {c: i for i, c in enumerate(classes)}
-    images, labels, skipped, reasons, converted = [], [], [], [], Counter()
+    images, labels, names, skipped, reasons, converted, sizes = [], [], [], [], [], Counter(), Counter()
     for e in _iter_progress(entries, progress, path.name):
         try:
-            img, what = _decode_one(e.read())
+            img, what = decode_image(e.read(), image_size, limit)
             if what:
                 converted[what] += 1
         except Exception as err:  # noqa: BLE001 - a corrupt file is reported by name, not fatal
             skipped.append(e.name)
             reasons.append(f"{e.name} ({(str(err).splitlines() or [''])[0] or type(err).__name__})")
             continue
-        images.append(img)
+        sizes[tuple(img.shape[-2:])] += 1
+        images.append(img if image_size is None else fit_image(img, image_size))  # one full-size image at a time
         labels.append(index[e.cls])
+        names.append(e.name)
     if not images:
         raise DataError(f"none of the {len(entries)} images in {path} could be decoded (first: {reasons[0]})")
     notes = [f"{path.name}: {n} of {len(images)} images {what}" for what, n in converted.most_common()]
-    sizes = Counter(tuple(img.shape[-2:]) for img in images)
     size, why = image_size, ""
     if size is None and len(sizes) > 1:
         size, why = min(sizes.most_common(1)[0][0]), " (no image size given: the shorter side of the most common size)"
+        images, labels = _fit_within(images, labels, names, size, limit, (skipped, reasons))
     if size is not None:
         changed = sum(n for hw, n in sizes.items() if hw != (size, size))
         if changed:
-            images = [fit_image(img, size) for img in images]
             found = ", ".join(f"{w}x{h} ({n})" for (h, w), n in sizes.most_common(6)) + (", ..." if len(sizes) > 6 else "")
             notes.append(
                 f"{path.name}: {changed} of {len(images)} images were not {size}x{size}: {RESIZE_RULE} to "
@@ -360,10 +334,27 @@ def _decode(path: Path, entries: list[ImageFile], key: str, image_size: int | No
             )
     if skipped:
         shown = ", ".join(reasons[:10]) + (f", and {len(reasons) - 10} more" if len(reasons) > 10 else "")
-        notes.append(f"{path}: skipped {len(skipped)} unreadable image(s): {shown}")
+        notes.append(f"{path}: skipped {len(skipped)} unreadable or oversized image(s): {shown}")
     return ImageDataset(
         torch.stack(images), torch.tensor(labels, dtype=torch.int64), classes, str(path), key, skipped, notes
     )
+
+
+def _fit_within(images: list[torch.Tensor], labels: list[int], names: list[str], size: int, limit: int,
+                skip: tuple[list[str], list[str]]) -> tuple[list[torch.Tensor], list[int]]:
+    """Fit every image to ``size`` (mixed sizes, no size given), skipping those whose resized copy would
+    exceed ``limit`` pixels (their names and reasons appended to ``skip``)."""
+    kept, kept_labels = [], []
+    for img, label, name in zip(images, labels, names):
+        try:
+            check_budget(img.shape[-1], img.shape[-2], size, limit)
+        except OverBudget as err:
+            skip[0].append(name)
+            skip[1].append(f"{name} ({err})")
+            continue
+        kept.append(fit_image(img, size))
+        kept_labels.append(label)
+    return kept, kept_labels
 
 
 def _save_cache(cache_file: Path, ds: ImageDataset) -> None:

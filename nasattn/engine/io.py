@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from nasattn.safewrite import replace_folder
 
 RUN_FILES = ("metrics.json", "history.csv", "arch.yaml", "recipe.yaml", "model.pt", "predictions.csv")
 
@@ -40,60 +41,45 @@ def json_safe(obj: Any) -> Any:
     return str(obj)
 
 
-def _umask() -> int:
-    """The process's umask (read by setting and restoring it)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Write via ``write(tmp)`` to a temporary file beside ``path``, then ``os.replace`` it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a run's files follow the umask like any other
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_text(path: Path, text: str) -> None:
-    _atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def write_run(out_dir: str | os.PathLike[str], result: Any) -> Path:
-    """Write metrics.json, history.csv, arch.yaml, recipe.yaml, model.pt and predictions.csv into ``out_dir``."""
+def run_files(result: Any) -> dict[str, bytes]:
+    """The files of a run folder (names from RUN_FILES) rendered in memory: metrics.json, history.csv,
+    arch.yaml, recipe.yaml, model.pt and predictions.csv (those the result has)."""
     import pandas as pd
     import torch
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    metrics = json_safe(result.metrics)
-    _write_text(out / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False) + "\n")
-    history = pd.DataFrame([json_safe(r) for r in result.history])
-    _atomic(out / "history.csv", lambda tmp: history.to_csv(tmp, index=False))
+    files = {"metrics.json": (json.dumps(json_safe(result.metrics), indent=2, allow_nan=False) + "\n").encode()}
+    files["history.csv"] = pd.DataFrame([json_safe(r) for r in result.history]).to_csv(index=False).encode()
     if result.spec is not None and hasattr(result.spec, "to_yaml"):
-        _write_text(out / "arch.yaml", result.spec.to_yaml())
+        files["arch.yaml"] = result.spec.to_yaml().encode()
     if result.recipe is not None:
-        _write_text(out / "recipe.yaml", result.recipe.to_yaml())
+        files["recipe.yaml"] = result.recipe.to_yaml().encode()
     if result.model is not None:
-        state = {k: v.detach().cpu() for k, v in result.model.state_dict().items()}
-        _atomic(out / "model.pt", lambda tmp: torch.save(state, tmp))
+        buf = io.BytesIO()  # torch.save to a file reports a full disk as a RuntimeError; bytes written here cannot fail so
+        torch.save({k: v.detach().cpu() for k, v in result.model.state_dict().items()}, buf)
+        files["model.pt"] = buf.getvalue()
     pred = result.predictions or {}
     if "label" in pred and "pred" in pred:
         label, p = np.asarray(pred["label"]), np.asarray(pred["pred"])
-        df = pd.DataFrame({
+        files["predictions.csv"] = pd.DataFrame({
             "index": np.asarray(pred.get("index", np.arange(len(label)))),
             "label": label,
             "pred": p,
             "confidence": np.asarray(pred.get("confidence", np.full(len(label), np.nan))),
             "correct": label == p,
-        })
-        _atomic(out / "predictions.csv", lambda tmp: df.to_csv(tmp, index=False))
-    return out
+        }).to_csv(index=False).encode()
+    return files
+
+
+def write_run(out_dir: str | os.PathLike[str], result: Any, hint: str = "run the command again") -> Path:
+    """Write metrics.json, history.csv, arch.yaml, recipe.yaml, model.pt and predictions.csv into ``out_dir``, as a whole.
+
+    The files are rendered first, written into a temporary folder beside ``out_dir`` and swapped in
+    (:func:`nasattn.safewrite.replace_folder`): an earlier run's files are replaced only once the new ones
+    are all on disk, and a failure leaves the earlier run intact (never a mix). Other entries of the
+    folder (its lock file, a trial's placement record) are kept. A full or read-only disk raises DiskError
+    (``hint`` says how to go on).
+    """
+    return replace_folder(out_dir, run_files(result), replaced=RUN_FILES, hint=hint)
 
 
 def read_run(run_dir: str | os.PathLike[str]) -> dict[str, Any]:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from nasattn.config import ConfigError, format_validation_error, to_yaml, validation_problems
+from nasattn.config import ConfigError, format_validation_error, safe_yaml, to_yaml, validation_problems
 
 NonNegFloat = Annotated[float, Field(ge=0)]
 
@@ -117,7 +116,7 @@ class Recipe(BaseModel):
 
     @classmethod
     def from_yaml(cls, text: str, source: str | None = None) -> Recipe:
-        return cls.from_dict(yaml.safe_load(text), source)
+        return cls.from_dict(safe_yaml(text, source), source)
 
 
 def recipe_problems(error: ValidationError) -> list[str]:

@@ -6,8 +6,11 @@ plotly.js embedded once, no external scripts). Partial folders render what exist
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Callable
+
+from nasattn.safewrite import DiskError
 
 KINDS = ("run", "search", "ablation")
 
@@ -43,17 +46,23 @@ def render_report(folder: str | Path, out: Path | None = None) -> Path:
         from nasattn.report.search import render_search as build
     else:
         from nasattn.report.ablation import render_ablation as build
+    target = Path(out) if out is not None else d / "report.html"
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name, e.g. " + str(target / "report.html"), str(target))
     page = build(d)
-    return page.write(Path(out) if out is not None else d / "report.html")
+    return page.write(target)
 
 
 def render_report_safely(folder: str | Path, warn: Callable[[str], None] | None = None) -> tuple[Path | None, str | None]:
     """``render_report(folder)`` for the end of a search or ablation: (path, None), or (None, why it failed).
 
-    The results stand without their report, so a failure is returned (and passed to ``warn``), never raised.
+    The results stand without their report, so a failure is returned (and passed to ``warn``); only a full
+    or read-only disk is raised (DiskError: one line saying what to free), since the run cannot go on either.
     """
     try:
         return render_report(folder), None
+    except DiskError:
+        raise
     except Exception as e:  # noqa: BLE001
         error = f"report failed: {type(e).__name__}: {e}"
         if warn is not None:

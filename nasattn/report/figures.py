@@ -6,6 +6,7 @@ plot (so partial folders render what exists).
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -101,6 +102,12 @@ def alpha_control_curves(history: pd.DataFrame, title: str = "Fusion weight alph
     return _layout(fig, title)
 
 
+def plain_label(text: object) -> str:
+    """``text`` as plotly shows it literally: its ``<``, ``>`` and ``&`` escaped, so a class folder named
+    like ``<a href=...>`` is no link (plotly renders a subset of HTML tags in labels)."""
+    return html.escape(str(text), quote=False)
+
+
 def confusion_matrix(cm: Sequence[Sequence[float]] | None, classes: Sequence[str] | None,
                      title: str = "Confusion matrix (test)") -> go.Figure | None:
     """Counts as text, colour = row-normalised rate (recall); rows true, columns predicted."""
@@ -108,7 +115,7 @@ def confusion_matrix(cm: Sequence[Sequence[float]] | None, classes: Sequence[str
         return None
     df = pd.DataFrame(cm, dtype=float)
     n = len(df)
-    names = list(classes) if classes and len(classes) == n else [str(i) for i in range(n)]
+    names = [plain_label(c) for c in classes] if classes and len(classes) == n else [str(i) for i in range(n)]
     rates = df.div(df.sum(axis=1).replace(0, 1), axis=0)
     text = [[f"{int(v)}" if float(v).is_integer() else f"{v:.1f}" for v in row] for row in df.values]
     fig = go.Figure(go.Heatmap(z=rates.values, x=names, y=names, text=text, texttemplate="%{text}",

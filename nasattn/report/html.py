@@ -11,6 +11,8 @@ from typing import Any
 
 import pandas as pd
 
+from nasattn.safewrite import write_file
+
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0 auto;max-width:1200px;padding:0 1.5em;color:#222}
 header,footer{color:#555;font-size:.9em;border-bottom:1px solid #ddd;padding:.6em 0}
@@ -184,9 +186,6 @@ class Page:
         )
 
     def write(self, path: Path) -> Path:
-        """Write the page to ``path`` (atomically) and return it."""
+        """Write the page to ``path`` (atomically: a failure leaves no temporary file) and return it."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(self.render(), encoding="utf-8")
-        tmp.replace(path)
-        return path
+        return write_file(path, self.render(), hint="run `nasattn report` again")

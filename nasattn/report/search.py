@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from nasattn.config import safe_yaml
 from nasattn.report import figures
 from nasattn.report.env import environment
 from nasattn.report.html import Page, best_cells, fmt_count, fmt_num, fmt_pct, is_number
@@ -28,9 +29,7 @@ def read_study_yaml(folder: Path) -> tuple[dict[str, Any], str | None]:
     text = path.read_text(encoding="utf-8", errors="replace")
     match = re.match(r"#\s*resolved study \(from (.+?)\)", text)
     try:
-        import yaml
-
-        data = yaml.safe_load(text) or {}
+        data = safe_yaml(text, str(path)) or {}
     except Exception:  # noqa: BLE001 - a broken study.yaml still leaves trials.csv to report
         data = {}
     return (data if isinstance(data, dict) else {}), (match.group(1) if match else None)
