@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from nasattn.ablation.study import LoadedAblation
 from nasattn.say import say
-from nasattn.config import ConfigError
+from nasattn.schema import ExitCode
+from nasattn.config import ConfigError, NasattnError
 from nasattn.tune.resources import preflight, start_ray
 from nasattn.tune.trainable import scalar_metrics
 
@@ -43,8 +44,10 @@ METRIC_COLUMNS = (
 _SKIP_METRICS = {"variant", "run_dir", "final", "epoch", "config", "trial_id", "status", "error", "path", "duration_s", "epochs"}
 
 
-class AblationFailed(RuntimeError):
+class AblationFailed(NasattnError, RuntimeError):
     """Every trial of the ablation failed; ``str()`` shows the first error."""
+
+    exit_code = ExitCode.FAILED
 
 
 @dataclass
@@ -154,6 +157,7 @@ def run_ablation(
     (ablation.csv is written first).
     """
     from nasattn.tune import result_rows, run_grid
+    from nasattn.tune.runner import unfinished_with_checkpoint
     from nasattn.tune.progress import GridLabel, TrialTable
 
     t0 = time.time()
@@ -209,8 +213,7 @@ def run_ablation(
     result.wall_s = time.time() - t0
     if stop.signum is not None:
         result.interrupted = stop.signum
-        result.checkpointed = sum(1 for r in grid if r.checkpoint is not None and r.error is None
-                                  and not (r.metrics or {}).get("final"))
+        result.checkpointed = unfinished_with_checkpoint(grid)
         return result
     failed = result.counts.get("ERROR", 0)
     if not result.counts.get("COMPLETE") and failed == len(rows):

@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from nasattn.cli.common import console, fail
+from nasattn.cli.common import console, handle_user_errors
+from nasattn.config import ConfigError
 
 
 def report(
@@ -15,15 +16,20 @@ def report(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output HTML file (default: FOLDER/report.html)."),
 ) -> None:
     """Write a self-contained HTML report (plotly figures, tables) of a run, search or ablation folder."""
+    _report(folder, out)
+
+
+@handle_user_errors
+def _report(folder: Path, out: Path | None) -> None:
     from nasattn.report import NotANasattnFolder, detect_kind, render_report
 
     try:
         kind = detect_kind(folder)
         path = render_report(folder, out)
-    except NotANasattnFolder as e:
-        raise fail(str(e)) from None
+    except NotANasattnFolder:
+        raise
     except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
-        raise fail(f"{folder}: {e}") from None
+        raise ConfigError(f"{folder}: {e}") from None
     console.print(f"wrote {path} ({kind} report)", highlight=False, soft_wrap=True)
 
 

@@ -22,6 +22,8 @@ import torch.nn.functional as F
 import torch.utils.deterministic
 from torch import nn
 
+from nasattn.schema import ExitCode
+from nasattn.config import NasattnError
 from nasattn.engine.decay import DecayOnly, param_groups
 from nasattn.engine.metrics import classification_metrics
 from nasattn.engine.recipe import Recipe
@@ -36,8 +38,10 @@ class StopTraining(Exception):
     """Raised by an epoch callback to end training after the current epoch (a result is still produced)."""
 
 
-class TrainingDivergedError(RuntimeError):
+class TrainingDivergedError(NasattnError, RuntimeError):
     """The training loss became NaN or infinite."""
+
+    exit_code = ExitCode.FAILED
 
 
 EpochCallback = Callable[[int, dict[str, Any], "TrainState"], None]

@@ -9,10 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from nasattn.config import NasattnError
+
 KINDS = ("run", "search", "ablation")
 
 
-class NotANasattnFolder(FileNotFoundError):
+class NotANasattnFolder(NasattnError, FileNotFoundError):
     """The folder is not a train run, search or ablation folder written by nasattn."""
 
 

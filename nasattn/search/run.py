@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nasattn.say import say
-from nasattn.config import ConfigError, to_yaml
+from nasattn.schema import ExitCode
+from nasattn.config import ConfigError, NasattnError, to_yaml
 from nasattn.search.study import LoadedStudy
 from nasattn.tune.resources import preflight, start_ray
 from nasattn.tune.trainable import CHECKPOINT_BUDGET
@@ -22,8 +23,10 @@ if TYPE_CHECKING:
 EXPERIMENT = "tune"  # Tune's experiment folder inside the output folder
 
 
-class SearchFailed(RuntimeError):
+class SearchFailed(NasattnError, RuntimeError):
     """Every trial of the search failed; ``str()`` shows the first error."""
+
+    exit_code = ExitCode.FAILED
 
 
 @dataclass

@@ -73,3 +73,9 @@ def run_grid(
             ),
         )
     return tuner.fit()
+
+
+def unfinished_with_checkpoint(grid: Any) -> int:
+    """How many trials of a ResultGrid stopped without an error before their last epoch, with a checkpoint
+    to resume from (what an interrupted grid reports as "checkpointed")."""
+    return sum(1 for r in grid if r.checkpoint is not None and r.error is None and not (r.metrics or {}).get("final"))
