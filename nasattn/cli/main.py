@@ -149,8 +149,8 @@ def train(
                       overrides, protocol)
 
 
-def _train_locked(spec, recipe, data, download, progress, subset, seed, width_mult, threads, device, arch, out,  # noqa: ANN001
-                  overrides, protocol) -> None:  # noqa: ANN001
+def _train_locked(spec, recipe, data, download, progress, subset, seed, width_mult, threads, device, arch, out,
+                  overrides, protocol) -> None:
     """The training part of ``train``: runs while the output folder is locked."""
     from nasattn.data import load_dataset
     from nasattn.engine import TrainingDivergedError, train as train_model, write_run

@@ -307,7 +307,7 @@ def model_profile(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, A
         from nasattn.models import profile_model
 
         prof = profile_model(model, input_shape=input_shape)
-    except Exception:  # profiling is informative only; a model it cannot trace still trains
+    except Exception:  # noqa: BLE001 - profiling is informative only; a model it cannot trace still trains
         return fallback
     return {k: prof.get(k, fallback[k]) for k in fallback}
 

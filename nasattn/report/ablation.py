@@ -13,8 +13,8 @@ from nasattn.report.ablation_stats import analyze, predictions_from_run_dirs
 from nasattn.report.env import environment
 from nasattn.report.html import Page, best_cells, fmt_count, fmt_num, fmt_pct, is_number
 from nasattn.report.stats import summarize
+from nasattn.schema import NOT_FINISHED
 
-ERROR_STATUSES = {"ERROR", "FAILED", "FAIL", "CRASHED", "DIVERGED", "MISSING"}
 DECAY_ONLY = figures.DECAY_ONLY
 PAPER_LABELS = {"test_accuracy": "test accuracy", "kappa": "Cohen's kappa", "alpha": "mean alpha",
                 "min_class_accuracy": "min class accuracy (paper: every class above)", "confidence_gap": "confidence gap"}
@@ -45,7 +45,7 @@ def ok_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """Rows that finished: a numeric test accuracy and no error status."""
     status = rows["status"].fillna("").astype(str).str.upper()
     acc = pd.to_numeric(rows["test_accuracy"], errors="coerce")
-    return rows[acc.notna() & ~status.isin(ERROR_STATUSES)]
+    return rows[acc.notna() & ~status.isin(NOT_FINISHED)]
 
 
 def variants_of(rows: pd.DataFrame) -> list[str]:
@@ -86,14 +86,6 @@ def load_runs(folder: Path, rows: pd.DataFrame) -> dict[str, list[dict[str, Any]
         except Exception:  # noqa: BLE001 - a half-written run folder
             continue
     return runs
-
-
-def _by_seed(df: pd.DataFrame, col: str) -> dict[int, float]:
-    out = {}
-    for s, v in zip(df["seed"], pd.to_numeric(df[col], errors="coerce")):
-        if is_number(s) and pd.notna(v):
-            out[int(s)] = float(v)
-    return out
 
 
 def _mean(df: pd.DataFrame, col: str) -> float | None:

@@ -15,12 +15,11 @@ from typing import Any
 
 import pandas as pd
 
+from nasattn.schema import NOT_FINISHED
 from nasattn.report.stats import MIN_SEEDS, Family, compare, mcnemar_from_predictions, pooled_mcnemar, summarize
 
 METRICS: dict[str, tuple[float, float]] = {"test_accuracy": (0.0, 1.0), "kappa": (-1.0, 1.0)}
 """Metrics compared, with their range (CIs are clipped to it)."""
-OK_STATUS = "COMPLETE"
-ERROR_STATUSES = {"ERROR", "FAILED", "FAIL", "CRASHED", "DIVERGED", "MISSING", "UNFINISHED"}
 
 PredictionsOf = Callable[[str, Hashable], "pd.DataFrame | None"]
 
@@ -43,7 +42,7 @@ def finished(rows: pd.DataFrame) -> pd.DataFrame:
     """Rows with a numeric test accuracy and no error status."""
     status = rows["status"].fillna("").astype(str).str.upper() if "status" in rows.columns else pd.Series("", index=rows.index)
     acc = pd.to_numeric(rows["test_accuracy"], errors="coerce") if "test_accuracy" in rows.columns else pd.Series(dtype=float)
-    return rows[acc.notna() & ~status.isin(ERROR_STATUSES)]
+    return rows[acc.notna() & ~status.isin(NOT_FINISHED)]
 
 
 def _values(df: pd.DataFrame, col: str, with_split: bool) -> dict[Hashable, float]:

@@ -14,8 +14,6 @@ from nasattn.runfile import RunFile, StrictModel
 if TYPE_CHECKING:
     from nasattn.search.space import SearchSpace
 
-SAMPLERS = ("tpe", "random", "cmaes", "nsga2", "gp", "grid")
-SCHEDULERS = ("asha", "hyperband", "median", "none")
 OBJECTIVE_METRICS = {
     "val_accuracy": "max", "params": "min", "flops": "min", "latency_ms": "min",
 }

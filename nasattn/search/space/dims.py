@@ -13,7 +13,6 @@ from nasattn.spec import param_type_of, type_mismatch
 
 DIM_KEYS = ("choice", "int", "float", "options")
 ATTENTION_MODES = ("same", "skip_first", "per_stage")
-PER_STAGE_KEYS = ("block", "depth", "width", "downsample")
 DOWNSAMPLE = ("none", "maxpool", "stride")
 # Parameters a kind accepts besides its registered block's constructor parameters.
 _EXTRA_PARAMS: dict[str, dict[str, Any]] = {
