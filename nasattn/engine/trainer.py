@@ -173,10 +173,23 @@ def _device_name(device: torch.device) -> str:
     return device.type
 
 
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX), where bf16 autocast pays off."""
-    checks = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-    return any(check() for check in checks if check is not None)
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX), where bf16 autocast pays off.
+
+    torch's public check (``torch.backends.cpu.get_cpu_capability()``) names the vector ISA it dispatches
+    to (AVX512, AVX2, ...) but not bf16, so the bf16 flags come from the kernel's ``/proc/cpuinfo``
+    (``cpuinfo``: its text, for tests); without that file (not Linux) the answer is no.
+    """
+    if not torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
+        return False
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return False
+    flags = {w for line in cpuinfo.splitlines() if line.startswith("flags") for w in line.split(":", 1)[-1].split()}
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def _amp_dtype(recipe: Recipe, device: torch.device) -> torch.dtype | None:
