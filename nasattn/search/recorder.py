@@ -61,6 +61,16 @@ class StudyLedger:
 
     Records carry ``run_id`` and ``sampler_number`` (the in-memory searcher's trial number); opening
     the same key again returns the existing record. Picklable: the storage is reopened lazily.
+
+    Public study API where Optuna has one: records are created with ``optuna.trial.create_trial`` +
+    ``Study.add_trial`` and finished with ``Study.tell``. Three storage calls remain, because Optuna has
+    no public call to update a RUNNING trial it did not hand out itself: ``Trial.report`` and
+    ``Trial.set_user_attr`` exist only on the ``Trial`` that ``Study.ask`` returned in the same process,
+    and these records are updated from a Tune callback, across driver restarts (``--resume``). So
+    :meth:`report` and :meth:`finish` use ``storage.set_trial_intermediate_value`` and
+    ``storage.set_trial_user_attr`` on the id from ``storage.get_trial_id_from_study_id_trial_number``;
+    :meth:`get` reads one trial with ``storage.get_trial`` (``Study.get_trials`` would load every
+    trial at every reported epoch).
     """
 
     def __init__(self, url: str, study_name: str, run_id: str) -> None:
