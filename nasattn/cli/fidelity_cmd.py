@@ -10,7 +10,7 @@ import typer
 from nasattn.cli.common import console, handle_user_errors, interrupted_line, parse_overrides, parse_seeds
 from nasattn.config import ConfigError
 from nasattn.schema import (
-    FIDELITY_BASE_PRESET, FIDELITY_DIR, FIDELITY_METRICS, FIDELITY_RANDOM, FIDELITY_TOP, VAL_ACCURACY_LAST,
+    FIDELITY_BASE_PRESET, FIDELITY_DIR, FIDELITY_METRICS, FIDELITY_RANDOM, FIDELITY_TOP, PAIRED_CSV, VAL_ACCURACY_LAST,
 )
 
 
@@ -19,7 +19,7 @@ def fidelity(
     top: int = typer.Option(FIDELITY_TOP, "--top", help="Re-train the k best finished trials."),
     n_random: int = typer.Option(FIDELITY_RANDOM, "--random", help="Re-train k random other finished trials."),
     presets: str = typer.Option("all", "--presets", help="Preset seed trials to re-train: all, none, or names, e.g. balanced."),
-    base_preset: str = typer.Option(FIDELITY_BASE_PRESET, "--base-preset", help="paired.csv compares every trial with this preset's trial."),
+    base_preset: str = typer.Option(FIDELITY_BASE_PRESET, "--base-preset", help=f"{PAIRED_CSV} compares every trial with this preset's trial."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Seeds of the higher budget, e.g. 0,1 (default: the study's seed)."),
     overrides: Optional[list[str]] = typer.Option(None, "--set", help="Higher budget, e.g. --set recipe.epochs=12 (default: 4x the search's epochs); also width_mult, subset, resources.max_concurrent."),
     width_mult: Optional[float] = typer.Option(None, "--width-mult", help="Width multiplier of the higher budget (default: the search's)."),

@@ -7,13 +7,14 @@ from typing import Optional
 
 import typer
 
+from nasattn.schema import REPORT_FILE
 from nasattn.cli.common import console, handle_user_errors
 from nasattn.config import ConfigError
 
 
 def report(
     folder: Path = typer.Argument(..., help="A folder written by nasattn train, search or ablate."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output HTML file (default: FOLDER/report.html)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help=f"Output HTML file (default: FOLDER/{REPORT_FILE})."),
 ) -> None:
     """Write a self-contained HTML report (plotly figures, tables) of a run, search or ablation folder."""
     _report(folder, out)

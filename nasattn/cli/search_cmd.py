@@ -88,9 +88,10 @@ def _search(study_file: Path, overrides: list[str] | None, resume: bool, out: Pa
 def check_gpu_study(loaded: Any, study_file: Path) -> None:
     """On a machine without GPUs, a study that asks for GPUs is refused with the CPU study to use instead."""
     from nasattn.config import ConfigError
+    from nasattn.tune.session import is_embedded
 
     res = loaded.study.resources
-    if not res.gpus_per_trial or loaded.study.ray.address not in (None, "", "local"):
+    if not res.gpus_per_trial or not is_embedded(loaded.study.ray.address):
         return
     import torch
 

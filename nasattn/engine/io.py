@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-RUN_FILES = ("metrics.json", "history.csv", "arch.yaml", "recipe.yaml", "model.pt", "predictions.csv")
+from nasattn.schema import ARCH_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, PREDICTIONS_FILE, RECIPE_FILE
+
 
 
 def json_safe(obj: Any) -> Any:
@@ -72,16 +73,16 @@ def write_run(out_dir: str | os.PathLike[str], result: Any) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     metrics = json_safe(result.metrics)
-    _write_text(out / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+    _write_text(out / METRICS_FILE, json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     history = pd.DataFrame([json_safe(r) for r in result.history])
-    _atomic(out / "history.csv", lambda tmp: history.to_csv(tmp, index=False))
+    _atomic(out / HISTORY_FILE, lambda tmp: history.to_csv(tmp, index=False))
     if result.spec is not None and hasattr(result.spec, "to_yaml"):
-        _write_text(out / "arch.yaml", result.spec.to_yaml())
+        _write_text(out / ARCH_FILE, result.spec.to_yaml())
     if result.recipe is not None:
-        _write_text(out / "recipe.yaml", result.recipe.to_yaml())
+        _write_text(out / RECIPE_FILE, result.recipe.to_yaml())
     if result.model is not None:
         state = {k: v.detach().cpu() for k, v in result.model.state_dict().items()}
-        _atomic(out / "model.pt", lambda tmp: torch.save(state, tmp))
+        _atomic(out / MODEL_FILE, lambda tmp: torch.save(state, tmp))
     pred = result.predictions or {}
     if "label" in pred and "pred" in pred:
         label, p = np.asarray(pred["label"]), np.asarray(pred["pred"])
@@ -92,7 +93,7 @@ def write_run(out_dir: str | os.PathLike[str], result: Any) -> Path:
             "confidence": np.asarray(pred.get("confidence", np.full(len(label), np.nan))),
             "correct": label == p,
         })
-        _atomic(out / "predictions.csv", lambda tmp: df.to_csv(tmp, index=False))
+        _atomic(out / PREDICTIONS_FILE, lambda tmp: df.to_csv(tmp, index=False))
     return out
 
 
@@ -101,17 +102,17 @@ def read_run(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     import pandas as pd
 
     d = Path(run_dir)
-    if not (d / "metrics.json").is_file():
-        raise FileNotFoundError(f"{d}: not a run folder (no metrics.json)")
+    if not (d / METRICS_FILE).is_file():
+        raise FileNotFoundError(f"{d}: not a run folder (no {METRICS_FILE})")
 
     def text(name: str) -> str | None:
         return (d / name).read_text(encoding="utf-8") if (d / name).is_file() else None
 
     return {
         "dir": d,
-        "metrics": json.loads((d / "metrics.json").read_text(encoding="utf-8")),
-        "history": pd.read_csv(d / "history.csv") if (d / "history.csv").is_file() else pd.DataFrame(),
-        "predictions": pd.read_csv(d / "predictions.csv") if (d / "predictions.csv").is_file() else None,
-        "arch": text("arch.yaml"),
-        "recipe": text("recipe.yaml"),
+        "metrics": json.loads((d / METRICS_FILE).read_text(encoding="utf-8")),
+        "history": pd.read_csv(d / HISTORY_FILE) if (d / HISTORY_FILE).is_file() else pd.DataFrame(),
+        "predictions": pd.read_csv(d / PREDICTIONS_FILE) if (d / PREDICTIONS_FILE).is_file() else None,
+        "arch": text(ARCH_FILE),
+        "recipe": text(RECIPE_FILE),
     }

@@ -13,7 +13,7 @@ from nasattn.report.ablation_stats import analyze, predictions_from_run_dirs
 from nasattn.report.env import environment
 from nasattn.report.html import Page, best_cells, fmt_count, fmt_num, fmt_pct, is_number
 from nasattn.report.stats import summarize
-from nasattn.schema import NOT_FINISHED
+from nasattn.schema import ABLATION_CSV, ABLATION_JSON, METRICS_FILE, NOT_FINISHED
 
 DECAY_ONLY = figures.DECAY_ONLY
 PAPER_LABELS = {"test_accuracy": "test accuracy", "kappa": "Cohen's kappa", "alpha": "mean alpha",
@@ -23,15 +23,15 @@ PAPER_LABELS = {"test_accuracy": "test accuracy", "kappa": "Cohen's kappa", "alp
 def read_ablation(folder: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     """ablation.csv (empty frame when missing) and ablation.json (``{}`` when missing or broken)."""
     rows = pd.DataFrame()
-    if (folder / "ablation.csv").is_file():
+    if (folder / ABLATION_CSV).is_file():
         try:
-            rows = pd.read_csv(folder / "ablation.csv")
+            rows = pd.read_csv(folder / ABLATION_CSV)
         except pd.errors.EmptyDataError:
             rows = pd.DataFrame()
     meta: dict[str, Any] = {}
-    if (folder / "ablation.json").is_file():
+    if (folder / ABLATION_JSON).is_file():
         try:
-            meta = json.loads((folder / "ablation.json").read_text(encoding="utf-8")) or {}
+            meta = json.loads((folder / ABLATION_JSON).read_text(encoding="utf-8")) or {}
         except (ValueError, OSError):
             meta = {}
     for col in ("variant", "seed", "status", "run_dir", "test_accuracy"):
@@ -67,7 +67,7 @@ def resolve_run_dir(folder: Path, run_dir: Any) -> Path | None:
         return None
     p = Path(run_dir)
     for cand in ([p] if p.is_absolute() else [folder / p, p, folder / p.name]):
-        if (cand / "metrics.json").is_file():
+        if (cand / METRICS_FILE).is_file():
             return cand
     return None
 
@@ -323,7 +323,7 @@ def render_ablation(folder: Path) -> Page:
 
     page.section("Variants", "ablation-variants")
     if rows.empty:
-        page.text("ablation.csv is missing or empty: no run has finished yet.", "warn")
+        page.text(f"{ABLATION_CSV} is missing or empty: no run has finished yet.", "warn")
     correction = meta.get("correction") if meta.get("correction") in ("holm", "bh", "none") else "holm"
     stats_rows = analyze(rows, variants, base, correction=correction,
                          predictions=predictions_from_run_dirs(rows, lambda d: resolve_run_dir(folder, d))) \

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from nasattn.schema import NOT_FINISHED
+from nasattn.schema import NOT_FINISHED, PREDICTIONS_FILE
 from nasattn.report.stats import MIN_SEEDS, Family, compare, mcnemar_from_predictions, pooled_mcnemar, summarize
 
 METRICS: dict[str, tuple[float, float]] = {"test_accuracy": (0.0, 1.0), "kappa": (-1.0, 1.0)}
@@ -161,7 +161,7 @@ def predictions_from_run_dirs(rows: pd.DataFrame, locate: Callable[[Any], Any]) 
     def load(variant: str, key: Hashable) -> pd.DataFrame | None:
         if (variant, key) not in cache:
             d = locate(where.get((variant, key)))
-            f = Path(d) / "predictions.csv" if d is not None else None
+            f = Path(d) / PREDICTIONS_FILE if d is not None else None
             try:
                 cache[(variant, key)] = pd.read_csv(f) if f is not None and f.is_file() else None
             except (OSError, ValueError):  # a half-written or foreign file: no McNemar for this run

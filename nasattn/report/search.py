@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from nasattn.schema import HISTORY_FILE, METRICS_FILE, STUDY_FILE, TRIALS_CSV, TrialStatus
 from nasattn.report import figures
 from nasattn.report.env import environment
 from nasattn.report.html import Page, best_cells, fmt_count, fmt_num, fmt_pct, is_number
@@ -17,12 +18,12 @@ ACCURACY = ("val_accuracy", "test_accuracy", "min_class_accuracy")
 COUNTS = ("params", "flops")
 METRICS = ("val_accuracy", "test_accuracy", "kappa", "min_class_accuracy", "params", "flops", "layers",
            "latency_ms", "epochs", "duration_s")
-OK_STATES = ("COMPLETE",)
+OK_STATES = (TrialStatus.COMPLETE,)
 
 
 def read_study_yaml(folder: Path) -> tuple[dict[str, Any], str | None]:
     """The resolved study (``{}`` when missing or unreadable) and the source file named in its header."""
-    path = folder / "study.yaml"
+    path = folder / STUDY_FILE
     if not path.is_file():
         return {}, None
     text = path.read_text(encoding="utf-8", errors="replace")
@@ -86,7 +87,7 @@ def rows_from_study(st: Any, metrics: list[str]) -> pd.DataFrame:
 
 def load_trials(folder: Path, study: dict[str, Any], st: Any | None) -> pd.DataFrame:
     """trials.csv, else rows rebuilt from the Optuna study, else an empty frame."""
-    path = folder / "trials.csv"
+    path = folder / TRIALS_CSV
     if path.is_file():
         try:
             return pd.read_csv(path).copy()  # copy(): one block per dtype (read_csv leaves wide frames fragmented)
@@ -381,7 +382,7 @@ def render_search(folder: Path) -> Page:
     add_pareto(page, ok, modes, st)
     add_all_trials(page, trials, modes)
     best = folder / "best"
-    if (best / "metrics.json").is_file() and (best / "history.csv").is_file():
+    if (best / METRICS_FILE).is_file() and (best / HISTORY_FILE).is_file():
         from nasattn.engine import read_run
         from nasattn.report.run import add_run_sections
 

@@ -21,14 +21,11 @@ from typing import Any
 
 from ray.tune import Callback, Stopper
 
+from nasattn.schema import HISTORY_FILE, STOPPED_FILE, TUNE_BOOKKEEPING, TrialStatus
 from nasattn.search.storage import create_or_load_study, open_storage, redact, storage_url  # noqa: F401 - re-exported
 
-# Metrics that are not copied into user attributes (Tune bookkeeping or big values).
-_SKIP = {
-    "timestamp", "checkpoint_dir_name", "should_checkpoint", "done", "training_iteration", "trial_id",
-    "date", "pid", "hostname", "node_ip", "time_since_restore", "iterations_since_restore", "config",
-    "experiment_tag", "time_this_iter_s", "final",
-}
+# Metrics that are not copied into user attributes: Tune's bookkeeping (its run time is kept) and ``final``.
+_SKIP = (TUNE_BOOKKEEPING - {"time_total_s"}) | {"final"}
 
 
 def _error_text(trial: Any) -> str:
@@ -126,7 +123,7 @@ class StudyLedger:
                     self.storage.set_trial_user_attr(self.storage_id(known), "tune_trial_id", attrs.get("tune_trial_id"))
                 return known
             self.finish(known, optuna.trial.TrialState.FAIL, None,
-                        {"status": "FAILED", "error": "interrupted; the resumed search drew another point"})
+                        {"status": TrialStatus.FAILED, "error": "interrupted; the resumed search drew another point"})
         user_attrs = {"run_id": self.run_id, "sampler_number": int(key)}
         for k, v in attrs.items():
             user_attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) else v
@@ -151,7 +148,7 @@ class StudyLedger:
                 continue
             if t.intermediate_values:
                 closed += self.finish(number, optuna.trial.TrialState.PRUNED, None,
-                                      {"status": "STOPPED", "stopped_by": stopped_by})
+                                      {"status": TrialStatus.STOPPED, "stopped_by": stopped_by})
             else:
                 closed += self.finish(number, optuna.trial.TrialState.FAIL, None,
                                       {"status": "NOT_STARTED", "stopped_by": stopped_by, "error": error})
@@ -238,7 +235,7 @@ class StudyRecorder(Callback):
         value = result.get(self.scheduler_metric)
         ok = isinstance(value, (int, float)) and math.isfinite(value)
         self.ledger.report(number, epoch, float(value) if ok else None,
-                           {"epochs": epoch, "duration_s": result.get("time_total_s"), "status": "RUNNING"})
+                           {"epochs": epoch, "duration_s": result.get("time_total_s"), "status": TrialStatus.RUNNING})
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.record(trial, None)
@@ -252,14 +249,14 @@ class StudyRecorder(Callback):
             number = trial_number(trial)
             if number is None or not self.ledger.is_running(number):
                 continue
-            if trial.status == "ERROR":
+            if trial.status == TrialStatus.ERROR:
                 self.record(trial, _error_text(trial))
             elif (trial.last_result or {}).get("final"):
                 self.record(trial, None)
             elif timed_out:
                 self.record(trial, None, stopped_by="time_limit")
             else:  # interrupted: the record stays RUNNING so that --resume continues it in place
-                self.ledger.report(number, None, None, {"status": "INTERRUPTED"})
+                self.ledger.report(number, None, None, {"status": TrialStatus.INTERRUPTED})
 
     # ------------------------------------------------------------------ writing
     def record(self, trial: Any, error: str | None, stopped_by: str = "early_stopping") -> None:
@@ -275,17 +272,17 @@ class StudyRecorder(Callback):
         attrs.update({k: v for k, v in measured_attrs(result, config.get("recipe")).items() if k not in attrs})
         values = None
         if error is not None:
-            state, attrs["status"], attrs["error"] = TrialState.FAIL, "FAILED", error
+            state, attrs["status"], attrs["error"] = TrialState.FAIL, TrialStatus.FAILED, error
         elif result.get("final"):
             values = [result.get(m) for m in self.metrics]
             if any(not isinstance(v, (int, float)) or not math.isfinite(v) for v in values):
                 state, values = TrialState.FAIL, None
-                attrs["status"] = "FAILED"
+                attrs["status"] = TrialStatus.FAILED
                 attrs["error"] = f"objective value missing or not finite: {dict(zip(self.metrics, [result.get(m) for m in self.metrics]))}"
             else:
-                state, attrs["status"] = TrialState.COMPLETE, "COMPLETE"
+                state, attrs["status"] = TrialState.COMPLETE, TrialStatus.COMPLETE
         elif result.get("epoch"):
-            state, attrs["status"], attrs["stopped_by"] = TrialState.PRUNED, "STOPPED", stopped_by
+            state, attrs["status"], attrs["stopped_by"] = TrialState.PRUNED, TrialStatus.STOPPED, stopped_by
         else:
             state, attrs["status"], attrs["stopped_by"] = TrialState.FAIL, "NOT_STARTED", stopped_by
             attrs["error"] = f"{stopped_by}: stopped before its first epoch"
@@ -302,9 +299,9 @@ class StudyRecorder(Callback):
 
         rows = [r for r in self.histories.get(tune_id, []) if not r.get("final")]
         run_dir.mkdir(parents=True, exist_ok=True)
-        if rows and not (run_dir / "history.csv").is_file():
-            pd.DataFrame(rows).to_csv(run_dir / "history.csv", index=False)
-        (run_dir / "stopped.json").write_text(json.dumps(attrs, indent=2, default=str) + "\n")
+        if rows and not (run_dir / HISTORY_FILE).is_file():
+            pd.DataFrame(rows).to_csv(run_dir / HISTORY_FILE, index=False)
+        (run_dir / STOPPED_FILE).write_text(json.dumps(attrs, indent=2, default=str) + "\n")
 
 
 class FailureGuard(Callback, Stopper):

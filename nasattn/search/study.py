@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from nasattn.schema import STUDY_DB
 from nasattn.config import ConfigError, read_yaml, resolve_data_source
 from nasattn.runfile import RunFile, StrictModel
 
@@ -136,7 +137,7 @@ class Study(RunFile):
     objectives: list[Objective] = Field(default_factory=lambda: [Objective(metric="val_accuracy")], min_length=1)
     sampler: Sampler = Field(default_factory=Sampler)
     early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
-    storage: str | None = Field(None, description="None: sqlite study.db in the output folder; an SQLAlchemy URL; or journal:PATH.")
+    storage: str | None = Field(None, description=f"None: sqlite {STUDY_DB} in the output folder; an SQLAlchemy URL; or journal:PATH.")
     study_name: str | None = None
     seeds: Seeds = Field(default_factory=Seeds)
     train: TrainSettings = Field(default_factory=TrainSettings)

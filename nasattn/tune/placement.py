@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from nasattn.config import NasattnError
+from nasattn.schema import PLACEMENT_FILE
 
 FORCE_DEVICE_ENV = "NASATTN_TRIAL_DEVICE"
 RENDEZVOUS_ENV = "NASATTN_TEST_RENDEZVOUS"
-PLACEMENT_FILE = "placement.json"
 
 
 class TrialDeviceError(NasattnError, RuntimeError):

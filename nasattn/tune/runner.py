@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from nasattn.schema import EXPERIMENT
 from nasattn.tune.trainable import train_trial
 
 
@@ -34,7 +35,7 @@ def run_grid(
     configs: Sequence[dict[str, Any]],
     *,
     storage_path: str | Path,
-    name: str = "tune",
+    name: str = EXPERIMENT,
     cpus_per_trial: float = 1,
     gpus_per_trial: float = 0,
     max_concurrent: int | None = None,

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+from nasattn.schema import DONE_MARKER, ERROR_FILE, STATE_FILE, TUNE_BOOKKEEPING, TrialStatus
 from nasattn.tune.placement import rendezvous, trial_device, write_placement
 
 # Keys of ``config`` that train_trial itself understands; everything else is passed through as "extra".
@@ -20,9 +21,6 @@ CONFIG_KEYS = (
 # Due checkpoints are skipped while writing them has taken more than this fraction of the trial's time
 # (epochs of a second or less, where a checkpoint costs a large part of an epoch).
 CHECKPOINT_BUDGET = 0.05
-DONE_MARKER = "DONE"  # written in run_dir after write_run: a re-run of the trial only re-reports
-STATE_FILE = "train_state.pt"
-ERROR_FILE = "ERROR"  # written in run_dir when training raised: "ExcType: message"
 
 
 def scalar_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -233,13 +231,6 @@ def _trial_name() -> str:
 
 
 # --------------------------------------------------------------------------- results -> rows
-_TUNE_BOOKKEEPING = {
-    "timestamp", "checkpoint_dir_name", "should_checkpoint", "done", "training_iteration", "trial_id",
-    "date", "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "time_since_restore",
-    "iterations_since_restore", "config", "experiment_tag",
-}
-
-
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in d.items():
@@ -261,7 +252,7 @@ def trial_row(trial_id: str, status: str, config: dict[str, Any], metrics: dict[
     row.update({f"config.{k}": v for k, v in flatten(config or {}).items()})
     row["epochs"] = metrics.get("epoch")
     row["duration_s"] = metrics.get("time_total_s")
-    row.update({k: v for k, v in metrics.items() if k not in _TUNE_BOOKKEEPING and not isinstance(v, dict)})
+    row.update({k: v for k, v in metrics.items() if k not in TUNE_BOOKKEEPING and not isinstance(v, dict)})
     row["error"] = error
     row["path"] = path
     return row
@@ -269,10 +260,10 @@ def trial_row(trial_id: str, status: str, config: dict[str, Any], metrics: dict[
 
 def _status_of(metrics: dict[str, Any], error: Any) -> str:
     if error is not None:
-        return "ERROR"
+        return TrialStatus.ERROR
     if metrics.get("final"):
-        return "COMPLETE"
-    return "STOPPED" if metrics else "PENDING"
+        return TrialStatus.COMPLETE
+    return TrialStatus.STOPPED if metrics else TrialStatus.PENDING
 
 
 def result_rows(results: Iterable[Any]) -> list[dict[str, Any]]:
