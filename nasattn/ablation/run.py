@@ -27,7 +27,7 @@ from nasattn.ablation.study import LoadedAblation
 from nasattn.say import say
 from nasattn.schema import (
     ABLATION_CSV, ABLATION_JSON, ABLATION_LEAD_COLUMNS, DONE_MARKER, EXPERIMENT, METRICS_FILE, SUMMARY_CSV, TRIALS_JSON,
-    ExitCode, TrialStatus,
+    VAL_ACCURACY_BEST, ExitCode, TrialStatus,
 )
 from nasattn.config import ConfigError, NasattnError
 from nasattn.tune.resources import preflight, start_ray
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("nasattn.ablation")
 LEAD_COLUMNS = ABLATION_LEAD_COLUMNS
 METRIC_COLUMNS = (
-    "test_accuracy", "val_accuracy", "kappa", "macro_f1", "min_class_accuracy", "confidence_gap", "ece",
+    "test_accuracy", VAL_ACCURACY_BEST, "kappa", "macro_f1", "min_class_accuracy", "confidence_gap", "ece",
     "params", "flops", "train_seconds", "epochs_run",
 )
 _SKIP_METRICS = {"variant", "run_dir", "final", "epoch", "config", "trial_id", "status", "error", "path", "duration_s", "epochs"}

@@ -7,14 +7,14 @@ from typing import Any
 
 import pandas as pd
 
-from nasattn.schema import HISTORY_FILE, PREDICTIONS_FILE
+from nasattn.schema import HISTORY_FILE, PREDICTIONS_FILE, VAL_ACCURACY_BEST
 from nasattn.report import figures
 from nasattn.report.env import environment
 from nasattn.report.html import Page, escape, fmt_count, fmt_num, fmt_pct, is_number
 
 SUMMARY_ROWS: tuple[tuple[str, str, Any], ...] = (
     ("test_accuracy", "test accuracy", fmt_pct),
-    ("val_accuracy", "val accuracy (best epoch)", fmt_pct),
+    (VAL_ACCURACY_BEST, "val accuracy (best epoch)", fmt_pct),
     ("kappa", "Cohen's kappa", lambda v: fmt_num(v, 4)),
     ("macro_f1", "macro F1", lambda v: fmt_num(v, 4)),
     ("min_class_accuracy", "min class accuracy", fmt_pct),

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from nasattn.schema import HISTORY_FILE, METRICS_FILE, STUDY_FILE, TRIALS_CSV, TrialStatus
+from nasattn.schema import HISTORY_FILE, METRICS_FILE, RUN_JSON, STUDY_FILE, TRIALS_CSV, TrialStatus
 from nasattn.report import figures
 from nasattn.report.env import environment
 from nasattn.report.html import Page, best_cells, fmt_count, fmt_num, fmt_pct, is_number
@@ -399,9 +399,7 @@ def started_command(folder: Path) -> str | None:
     """The command line that started the search in ``folder`` (run.json), with its overrides; None if unknown."""
     import json
 
-    from nasattn.search.run import RUN_FILE
-
     try:
-        return json.loads((folder / RUN_FILE).read_text()).get("command")
+        return json.loads((folder / RUN_JSON).read_text()).get("command")
     except (OSError, ValueError):
         return None

@@ -21,7 +21,7 @@ from typing import Any
 
 from ray.tune import Callback, Stopper
 
-from nasattn.schema import HISTORY_FILE, STOPPED_FILE, TUNE_BOOKKEEPING, TrialStatus
+from nasattn.schema import HISTORY_FILE, STOPPED_FILE, TUNE_BOOKKEEPING, TrialStatus, VAL_ACCURACY_LAST
 from nasattn.search.storage import create_or_load_study, open_storage, redact, storage_url  # noqa: F401 - re-exported
 
 # Metrics that are not copied into user attributes: Tune's bookkeeping (its run time is kept) and ``final``.
@@ -207,7 +207,7 @@ class StudyRecorder(Callback):
     """
 
     def __init__(self, ledger: StudyLedger, metrics: list[str], time_limit: float | None = None,
-                 scheduler_metric: str = "val_accuracy") -> None:
+                 scheduler_metric: str = VAL_ACCURACY_LAST) -> None:
         self.ledger = ledger
         self.metrics = metrics
         self.time_limit = time_limit

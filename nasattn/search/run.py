@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from nasattn.say import say
 from nasattn.schema import (
     ARCH_FILE, EXPERIMENT, HISTORY_FILE, METRICS_FILE, MODEL_FILE, PREDICTIONS_FILE, RECIPE_FILE, RUN_JSON, STUDY_FILE,
-    TRIALS_CSV, ExitCode, TrialStatus,
+    TRIALS_CSV, VAL_ACCURACY_LAST, ExitCode, TrialStatus,
 )
 from nasattn.config import ConfigError, NasattnError, to_yaml
 from nasattn.search.study import LoadedStudy
@@ -61,7 +61,7 @@ def _scheduler(loaded: LoadedStudy):
     from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler, MedianStoppingRule
 
     es, epochs = loaded.study.early_stopping, loaded.study.budget.epochs
-    common = dict(time_attr="training_iteration", metric="val_accuracy", mode="max")
+    common = dict(time_attr="training_iteration", metric=VAL_ACCURACY_LAST, mode="max")
     if es.type == "asha":
         return ASHAScheduler(max_t=epochs, grace_period=min(es.grace_period, epochs), reduction_factor=es.reduction_factor, **common)
     if es.type == "hyperband":
@@ -320,7 +320,7 @@ def pick_best(study: optuna.Study, metric_names: list[str]) -> optuna.trial.Froz
     front = pareto_numbers(study) if len(metric_names) > 1 else set()
     pool = [t for t in complete if t.number in front] if front else complete
     pool = pool or complete
-    i = metric_names.index("val_accuracy")
+    i = metric_names.index(VAL_ACCURACY_LAST)
     return max(pool, key=lambda t: (t.values[i], -(t.user_attrs.get("params") or 0)))
 
 

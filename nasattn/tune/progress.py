@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from ray.tune import Callback
 
-from nasattn.schema import TrialStatus
+from nasattn.schema import TrialStatus, VAL_ACCURACY_LAST
 
 _ENDED = (TrialStatus.DONE, TrialStatus.STOPPED, TrialStatus.ERROR)  # the live table's finished rows
 
@@ -73,7 +73,7 @@ class TrialTable(Callback):
     def __init__(
         self,
         total: int,
-        metric: str = "val_accuracy",
+        metric: str = VAL_ACCURACY_LAST,
         describe: Callable[[dict[str, Any]], str] = arch_summary,
         concurrency: int = 1,
         time_budget_s: float | None = None,

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from nasattn.schema import DONE_MARKER, ERROR_FILE, STATE_FILE, TUNE_BOOKKEEPING, TrialStatus
+from nasattn.schema import DONE_MARKER, ERROR_FILE, STATE_FILE, TUNE_BOOKKEEPING, TrialStatus, VAL_ACCURACY_LAST
 from nasattn.tune.placement import rendezvous, trial_device, write_placement
 
 # Keys of ``config`` that train_trial itself understands; everything else is passed through as "extra".
@@ -207,9 +207,8 @@ def _train_trial(config: dict[str, Any]) -> None:
     last_row = result.history[-1] if result.history else {}
     final = {**scalar_metrics(last_row), **static, **scalar_metrics(result.metrics)}
     final.update(epoch=int(last_row.get("epoch", result.metrics.get("epochs_run", 0)) or 0), final=True)
-    for key in ("val_accuracy",):  # the scheduler metric must be the last epoch's, as in every report
-        if key in last_row:
-            final[key] = last_row[key]
+    if VAL_ACCURACY_LAST in last_row:  # metrics.json holds the best epoch's (VAL_ACCURACY_BEST); Tune ranks the last
+        final[VAL_ACCURACY_LAST] = last_row[VAL_ACCURACY_LAST]
     if run_dir is not None:
         result.metrics.update({k: v for k, v in extra.items() if isinstance(v, (int, float, str, bool))})
         write_run(run_dir, result)
