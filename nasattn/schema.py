@@ -87,10 +87,6 @@ VAL_ACCURACY_BEST = "val_accuracy"
 :data:`VAL_ACCURACY_LAST`, another meaning: a run folder's metrics.json vs a search's trials.csv."""
 ABLATION_LEAD_COLUMNS = (VARIANT, SEED, "split_seed", STATUS, ERROR, RUN_DIR)
 """The first columns of ablation.csv."""
-TRIAL_NUMBER = "number"
-"""trials.csv's Optuna trial number."""
-FIDELITY_TRIAL = "trial"
-"""fidelity.csv's search trial number."""
 
 TUNE_BOOKKEEPING = frozenset({
     "timestamp", "checkpoint_dir_name", "should_checkpoint", "done", "training_iteration", "trial_id",
@@ -144,3 +140,14 @@ FIDELITY_EPOCHS_FACTOR = 4
 """Without ``--set recipe.epochs``, the higher budget trains this many times the search's epochs."""
 FIDELITY_METRICS = (VAL_ACCURACY_LAST, TEST_ACCURACY)
 """``nasattn fidelity --metric``: the compared metrics (the first is the default)."""
+
+
+def fidelity_low(metric: str) -> str:
+    """fidelity.csv's column of the search's (low-budget) value of ``metric``: ``low_val_accuracy``."""
+    return f"low_{metric}"
+
+
+def fidelity_high(metric: str, part: str | int) -> str:
+    """fidelity.csv's column of the higher budget's ``metric``: ``part`` a seed (``high_val_accuracy_seed3``),
+    or ``"mean"`` / ``"std"`` over the seeds (``high_val_accuracy_mean``)."""
+    return f"high_{metric}_seed{part}" if isinstance(part, int) else f"high_{metric}_{part}"

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 from nasattn.ablation.study import LoadedAblation
 from nasattn.say import say
 from nasattn.schema import (
-    ABLATION_CSV, ABLATION_JSON, ABLATION_LEAD_COLUMNS, DONE_MARKER, EXPERIMENT, METRICS_FILE, SUMMARY_CSV, TRIALS_JSON,
-    VAL_ACCURACY_BEST, ExitCode, TrialStatus,
+    ABLATION_CSV, ABLATION_JSON, ABLATION_LEAD_COLUMNS, DONE_MARKER, EXPERIMENT, METRICS_FILE, RUNS_DIR, SUMMARY_CSV,
+    TRIALS_JSON, VAL_ACCURACY_BEST, ExitCode, TrialStatus,
 )
 from nasattn.config import ConfigError, NasattnError
 from nasattn.tune.resources import preflight, start_ray
@@ -75,7 +75,7 @@ class AblationResult:
 def run_dir_of(out: Path, variant: str, seed: int, split_seed: int | None = None) -> Path:
     """``OUT/runs/<variant>/seed<k>``, or ``seed<k>-split<s>`` for a repeated split."""
     name = f"seed{seed}" if split_seed is None else f"seed{seed}-split{split_seed}"
-    return (out / "runs" / variant / name).resolve()
+    return (out / RUNS_DIR / variant / name).resolve()
 
 
 def trial_configs(loaded: LoadedAblation, plan: Any, out: Path, data: str | None) -> list[dict[str, Any]]:

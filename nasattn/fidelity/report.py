@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from nasattn.schema import AGREEMENT_CSV, FIDELITY_CSV, FIDELITY_JSON, PAIRED_CSV, TrialStatus
+from nasattn.schema import AGREEMENT_CSV, FIDELITY_CSV, FIDELITY_JSON, PAIRED_CSV, TrialStatus, fidelity_high, fidelity_low
 from nasattn.report.html import Page, fmt_count, fmt_num, fmt_pct, is_number
 
 
@@ -40,7 +40,7 @@ def scatter(df: pd.DataFrame, metric: str, low_label: str, high_label: str):
     """Low-budget metric vs high-budget mean (error bars: std over seeds); presets marked and named."""
     import plotly.graph_objects as go
 
-    low, high, std = f"low_{metric}", f"high_{metric}_mean", f"high_{metric}_std"
+    low, high, std = fidelity_low(metric), fidelity_high(metric, "mean"), fidelity_high(metric, "std")
     d = df[pd.to_numeric(df[low], errors="coerce").notna() & pd.to_numeric(df[high], errors="coerce").notna()]
     if d.empty:
         return None

@@ -31,7 +31,7 @@ from nasattn.fidelity.zero_cost import ZC_COLUMNS
 from nasattn.schema import (
     AGREEMENT_CSV, DONE_MARKER, ERROR_FILE, EXPERIMENT, FIDELITY_BASE_PRESET, FIDELITY_CSV, FIDELITY_DIR,
     FIDELITY_EPOCHS_FACTOR, FIDELITY_JSON, FIDELITY_RANDOM, FIDELITY_TOP, PAIRED_CSV, REPORT_FILE, RUNS_DIR, STUDY_FILE,
-    TEST_ACCURACY, TRIALS_JSON, VAL_ACCURACY_LAST, ExitCode, TrialStatus,
+    TEST_ACCURACY, TRIALS_JSON, VAL_ACCURACY_LAST, ExitCode, TrialStatus, fidelity_high, fidelity_low,
 )
 
 if TYPE_CHECKING:
@@ -390,23 +390,23 @@ def fidelity_rows(plan: FidelityPlan, configs: list[dict[str, Any]] | None = Non
     for s in plan.sample:
         row: dict[str, Any] = {
             "trial": s.number, "tune_trial_id": s.tune_trial_id, "group": s.group, "preset": s.seed_point or "",
-            "low_status": s.low_status, "low_epochs": s.low_epochs, f"low_{plan.metric}": s.low,
+            "low_status": s.low_status, "low_epochs": s.low_epochs, fidelity_low(plan.metric): s.low,
         }
         highs, tests = [], []
         for seed in plan.seeds:
             final = _finished(run_dir_of(plan.out, s.number, seed)) or {}
             v, t = final.get(plan.metric), final.get(TEST_ACCURACY)
-            row[f"high_{plan.metric}_seed{seed}"] = v
+            row[fidelity_high(plan.metric, int(seed))] = v
             if plan.metric != TEST_ACCURACY:
-                row[f"high_test_accuracy_seed{seed}"] = t
+                row[fidelity_high(TEST_ACCURACY, int(seed))] = t
             highs.append(v if isinstance(v, (int, float)) else math.nan)
             tests.append(t if isinstance(t, (int, float)) else math.nan)
         done = [h for h in highs if math.isfinite(h)]
         row["high_n"] = len(done)
-        row[f"high_{plan.metric}_mean"] = float(np.mean(done)) if done else None
-        row[f"high_{plan.metric}_std"] = float(np.std(done, ddof=1)) if len(done) > 1 else None
+        row[fidelity_high(plan.metric, "mean")] = float(np.mean(done)) if done else None
+        row[fidelity_high(plan.metric, "std")] = float(np.std(done, ddof=1)) if len(done) > 1 else None
         done_t = [t for t in tests if math.isfinite(t)]
-        row["high_test_accuracy_mean"] = float(np.mean(done_t)) if done_t else None
+        row[fidelity_high(TEST_ACCURACY, "mean")] = float(np.mean(done_t)) if done_t else None
         for k, v in s.static.items():
             row[k] = v
         rows.append(row)
@@ -421,10 +421,10 @@ def agreement(rows: list[dict[str, Any]], metric: str = VAL_ACCURACY_LAST, top: 
     """
     from nasattn.fidelity.stats import correlation, regret, top_k_overlap
 
-    high = [_num(r.get(f"high_{metric}_mean")) for r in rows]
+    high = [_num(r.get(fidelity_high(metric, "mean"))) for r in rows]
     out = []
     for name in BASELINES:
-        col = f"low_{metric}" if name == "low" else name
+        col = fidelity_low(metric) if name == "low" else name
         x = [_num(r.get(col)) for r in rows]
         if not any(math.isfinite(v) for v in x):
             continue
@@ -546,7 +546,7 @@ def write_outputs(plan: FidelityPlan, rows: list[dict[str, Any]], *, console: Co
     paired = paired_vs_preset(plan, rows)
     if paired:
         write_rows_csv(paired, plan.out / PAIRED_CSV)
-    counts = {"finished": sum(1 for r in rows for s in plan.seeds if r.get(f"high_{plan.metric}_seed{s}") is not None)}
+    counts = {"finished": sum(1 for r in rows for s in plan.seeds if r.get(fidelity_high(plan.metric, int(s))) is not None)}
     counts["missing"] = len(rows) * len(plan.seeds) - counts["finished"]
     result = FidelityResult(out=plan.out, csv=csv, agreement_csv=agree_csv, report=None, rows=rows, agreement=agree,
                             counts=counts, wall_s=wall_s)
