@@ -105,6 +105,7 @@ class TrialStatus(str, Enum):
     ERROR = "ERROR"  # an ablation / grid run whose training raised
     UNFINISHED = "UNFINISHED"  # interrupted or never started (an ablation run): not the variant's fault
     INTERRUPTED = "INTERRUPTED"  # a search trial cut by a signal; --resume continues it
+    NOT_STARTED = "NOT_STARTED"  # a search trial the time limit ended before its first epoch
     RUNNING = "RUNNING"
     PENDING = "PENDING"
     DONE = "DONE"  # the live table: finished with a test result

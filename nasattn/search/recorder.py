@@ -151,7 +151,7 @@ class StudyLedger:
                                       {"status": TrialStatus.STOPPED, "stopped_by": stopped_by})
             else:
                 closed += self.finish(number, optuna.trial.TrialState.FAIL, None,
-                                      {"status": "NOT_STARTED", "stopped_by": stopped_by, "error": error})
+                                      {"status": TrialStatus.NOT_STARTED, "stopped_by": stopped_by, "error": error})
         return closed
 
     def is_running(self, number: int) -> bool:
@@ -284,7 +284,7 @@ class StudyRecorder(Callback):
         elif result.get("epoch"):
             state, attrs["status"], attrs["stopped_by"] = TrialState.PRUNED, TrialStatus.STOPPED, stopped_by
         else:
-            state, attrs["status"], attrs["stopped_by"] = TrialState.FAIL, "NOT_STARTED", stopped_by
+            state, attrs["status"], attrs["stopped_by"] = TrialState.FAIL, TrialStatus.NOT_STARTED, stopped_by
             attrs["error"] = f"{stopped_by}: stopped before its first epoch"
         value = result.get(self.scheduler_metric)
         if result.get("final") and isinstance(value, (int, float)) and math.isfinite(value):
