@@ -10,10 +10,20 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from nasattn.schema import ExitCode
+
 M = TypeVar("M", bound=BaseModel)
 
 
-class ConfigError(ValueError):
+class NasattnError(Exception):
+    """Base of every error nasattn reports to its user: the command harness prints ``str()`` (no traceback)
+    and exits with ``exit_code`` (:attr:`ExitCode.USAGE` for bad input, :attr:`ExitCode.FAILED` for work
+    that failed)."""
+
+    exit_code: ExitCode = ExitCode.USAGE
+
+
+class ConfigError(NasattnError, ValueError):
     """A config file or value is invalid. ``str()`` is a short, complete message for the user."""
 
 

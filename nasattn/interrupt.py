@@ -13,19 +13,22 @@ import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from nasattn.config import NasattnError
+from nasattn.schema import ExitCode
+
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-class Interrupted(Exception):
-    """A SIGINT or SIGTERM arrived; ``signum`` says which (exit code ``128 + signum``)."""
+class Interrupted(NasattnError):
+    """A SIGINT or SIGTERM arrived; ``signum`` says which (exit code 130 or 143: ``128 + signum``)."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
 
     @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
+    def exit_code(self) -> ExitCode:  # type: ignore[override]
+        return ExitCode(128 + self.signum)
 
 
 @dataclass
@@ -36,8 +39,8 @@ class InterruptState:
     forward_to_tune: bool = False
 
     @property
-    def exit_code(self) -> int | None:
-        return None if self.signum is None else 128 + self.signum
+    def exit_code(self) -> ExitCode | None:
+        return None if self.signum is None else ExitCode(128 + self.signum)
 
 
 _state = InterruptState()
@@ -49,7 +52,7 @@ def state() -> InterruptState:
 
 def _handler(signum: int, frame: object) -> None:
     if _state.signum is not None:  # a second signal: stop now, without writing
-        os._exit(128 + signum)
+        os._exit(128 + signum)  # ExitCode.INTERRUPTED / TERMINATED
     _state.signum = signum
     if _state.forward_to_tune and signal.getsignal(signal.SIGUSR1) not in (signal.SIG_DFL, signal.SIG_IGN, None):
         os.kill(os.getpid(), signal.SIGUSR1)

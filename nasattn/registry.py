@@ -20,6 +20,8 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from nasattn.config import NasattnError
+
 KINDS: dict[str, str] = {
     "stem": "first convolution(s) applied to the input image",
     "conv": "a block of a stage: called with (in_channels, out_channels, stride=..., attention=..., drop_prob=..., block_size=...)",
@@ -42,7 +44,7 @@ _BUILDER_ARGS: dict[str, tuple[str, ...]] = {
 }
 
 
-class UnknownBlockError(KeyError):
+class UnknownBlockError(NasattnError, KeyError):
     """Raised for a kind or name that is not registered; the message lists what is allowed."""
 
     def __str__(self) -> str:  # KeyError quotes its message; show it plainly

@@ -19,24 +19,38 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from nasattn.config import ConfigError
-
-LOCK_NAME = ".nasattn.lock"
+from nasattn.schema import LOCK_FILE
 
 
 class RunFolderBusy(ConfigError):
     """Another process holds the output folder's lock."""
 
 
-def current_command() -> str:
-    """This process's command line as the user typed it (``nasattn search ...``)."""
-    args = sys.argv[1:]
-    return "nasattn " + " ".join(shlex.quote(a) for a in args)
+def current_command(argv: list[str] | None = None) -> str:
+    """This process's command line as the user typed it (``nasattn search ...``), shell-quoted."""
+    args = sys.argv[1:] if argv is None else argv
+    return " ".join(["nasattn", *(shlex.quote(a) for a in args)])
+
+
+def resume_command(out: str | os.PathLike[str], argv: list[str] | None = None) -> str:
+    """The command that continues this one: its arguments, ``--out OUT`` (absolute) and ``--resume``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    kept: list[str] = []
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+        elif a in ("--out", "-o"):
+            skip = True
+        elif not (a == "--resume" or a.startswith("--out=")):
+            kept.append(a)
+    return current_command([*kept, "--out", str(Path(out).resolve()), "--resume"])
 
 
 def lock_holder(folder: str | os.PathLike[str]) -> dict | None:
     """The pid and command recorded in ``folder``'s lock file (the last holder's), or None."""
     try:
-        return json.loads((Path(folder) / LOCK_NAME).read_text() or "null")
+        return json.loads((Path(folder) / LOCK_FILE).read_text() or "null")
     except (OSError, ValueError):
         return None
 
@@ -52,7 +66,7 @@ def lock_run_folder(folder: str | os.PathLike[str], command: str | None = None) 
     folder = check_output_folder(folder)
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / LOCK_NAME
+    path = folder / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # O_CLOEXEC by default: children do not inherit it
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -68,7 +82,7 @@ def lock_run_folder(folder: str | os.PathLike[str], command: str | None = None) 
         os.write(fd, json.dumps({"pid": os.getpid(), "command": command or current_command()}).encode() + b"\n")
         yield folder
     finally:
-        if created and os.listdir(folder) == [LOCK_NAME]:
+        if created and os.listdir(folder) == [LOCK_FILE]:
             os.unlink(path)
             folder.rmdir()
         fcntl.flock(fd, fcntl.LOCK_UN)
@@ -77,7 +91,7 @@ def lock_run_folder(folder: str | os.PathLike[str], command: str | None = None) 
 
 def is_run_content(path: Path) -> bool:
     """Whether a folder entry is anything but the lock file."""
-    return path.name != LOCK_NAME
+    return path.name != LOCK_FILE
 
 
 def check_output_folder(folder: str | os.PathLike[str]) -> Path:

@@ -81,11 +81,11 @@ def test_any_spatial_and_channel_branch_can_be_fused():
     assert block(torch.randn(2, 16, 8, 8)).shape == (2, 16, 8, 8)
 
 
-def test_se_is_torchvision_squeeze_excitation():
-    from torchvision.ops import SqueezeExcitation
+def test_se_has_torchvision_squeeze_excitation_layout():
+    from nasattn.blocks.se_torchvision import SE
 
     se = create_block("attention", "se", 64, reduction=16)
-    assert isinstance(se, SqueezeExcitation) and se.fc1.out_channels == 4
+    assert isinstance(se, SE) and se.fc1.out_channels == 4
     assert create_block("attention", "se", 64, bias=False).fc1.bias is None
 
 

@@ -11,9 +11,9 @@ from nasattn.presets import get_preset
 
 
 def _ses(model: nn.Module) -> list[nn.Module]:
-    from torchvision.ops import SqueezeExcitation
+    from nasattn.blocks.se_torchvision import SE
 
-    return [m for m in model.modules() if isinstance(m, SqueezeExcitation)]
+    return [m for m in model.modules() if isinstance(m, SE)]
 
 
 def test_paper_init_gives_se_layers_the_authors_normal_0_01():

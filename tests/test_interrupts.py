@@ -153,3 +153,50 @@ def test_a_signalled_training_exits_130_with_one_line_and_no_traceback(tmp_path)
     assert proc.returncode == 130, text
     assert "interrupted (SIGINT)" in text and "Traceback" not in text and "KeyboardInterrupt" not in text
     assert not (out / "metrics.json").exists()
+
+
+def _fidelity_args(search: Path, *extra: str) -> list[str]:
+    return ["fidelity", str(search), "--top", "1", "--random", "0", "--presets", "none", "--no-live",
+            "--set", "resources.max_concurrent=1", *extra]
+
+
+@pytest.mark.slow
+def test_a_signalled_fidelity_study_is_locked_writes_its_csv_and_exits_130(tmp_path):
+    from test_fidelity import _finished_search
+
+    search = tmp_path / "search"
+    _finished_search(search)
+    fid = search / "fidelity"
+    log = tmp_path / "fid.log"
+    args = _fidelity_args(search, "--set", "recipe.epochs=200")
+    proc = _start(args, tmp_path, log)
+    try:
+        _wait_for(lambda: any(p.stat().st_size for p in fid.glob("tune/*/result.json")), proc, log)
+        second = _run([*args, "--resume"], tmp_path)  # the same folder while the first runs: refused
+        assert second.returncode == 2 and f"pid {proc.pid}" in second.stderr, second.stderr
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log.read_text()
+    assert proc.returncode == 130, text
+    lines = [ln for ln in text.splitlines() if ln.startswith("interrupted: ")]
+    assert len(lines) == 1, text
+    assert re.match(r"interrupted: 0 finished, \d+ checkpointed; continue with `nasattn fidelity .*"
+                    rf"--out {re.escape(str(fid))} --resume`$", lines[0]), lines[0]
+    assert (fid / "fidelity.csv").is_file() and (fid / "trials.json").is_file()
+    for bad in ("Traceback", "Fatal Python error"):
+        assert bad not in text, text
+
+
+@pytest.mark.slow
+def test_a_fidelity_study_whose_every_training_failed_exits_1_with_a_summary(tmp_path):
+    from test_fidelity import _finished_search
+
+    search = tmp_path / "search"
+    _finished_search(search)
+    res = _run(_fidelity_args(search, "--set", "recipe.lr=1e30"), tmp_path, timeout=300)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "every training failed (1 of 1); first error: TrainingDivergedError" in res.stderr, res.stderr
+    assert (search / "fidelity" / "fidelity.csv").is_file()

@@ -5,7 +5,7 @@ import sys
 import time
 
 import ray  # noqa: F401 - Ray puts its bundled psutil on sys.path (as the reaper does)
-import psutil  # noqa: E402
+import psutil
 
 from nasattn.tune.reaper import _track_children
 

@@ -25,8 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 from nasattn.ablation.study import LoadedAblation
 from nasattn.say import say
+from nasattn.schema import (
+    ABLATION_CSV, ABLATION_JSON, ABLATION_LEAD_COLUMNS, DONE_MARKER, EXPERIMENT, METRICS_FILE, RUNS_DIR, SUMMARY_CSV,
+    TRIALS_JSON, VAL_ACCURACY_BEST, ExitCode, TrialStatus,
+)
 from nasattn.stats import DEFAULT_PRIMARY, verdict
-from nasattn.config import ConfigError
+from nasattn.config import ConfigError, NasattnError
 from nasattn.tune.resources import preflight, start_ray
 from nasattn.tune.trainable import scalar_metrics
 
@@ -34,18 +38,18 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 log = logging.getLogger("nasattn.ablation")
-EXPERIMENT = "tune"
-TRIALS_FILE = "trials.json"
-LEAD_COLUMNS = ("variant", "seed", "split_seed", "status", "error", "run_dir")
+LEAD_COLUMNS = ABLATION_LEAD_COLUMNS
 METRIC_COLUMNS = (
-    "test_accuracy", "val_accuracy", "kappa", "macro_f1", "min_class_accuracy", "confidence_gap", "ece",
+    "test_accuracy", VAL_ACCURACY_BEST, "kappa", "macro_f1", "min_class_accuracy", "confidence_gap", "ece",
     "params", "flops", "train_seconds", "epochs_run",
 )
 _SKIP_METRICS = {"variant", "run_dir", "final", "epoch", "config", "trial_id", "status", "error", "path", "duration_s", "epochs"}
 
 
-class AblationFailed(RuntimeError):
+class AblationFailed(NasattnError, RuntimeError):
     """Every trial of the ablation failed; ``str()`` shows the first error."""
+
+    exit_code = ExitCode.FAILED
 
 
 @dataclass
@@ -72,7 +76,7 @@ class AblationResult:
 def run_dir_of(out: Path, variant: str, seed: int, split_seed: int | None = None) -> Path:
     """``OUT/runs/<variant>/seed<k>``, or ``seed<k>-split<s>`` for a repeated split."""
     name = f"seed{seed}" if split_seed is None else f"seed{seed}-split{split_seed}"
-    return (out / "runs" / variant / name).resolve()
+    return (out / RUNS_DIR / variant / name).resolve()
 
 
 def trial_configs(loaded: LoadedAblation, plan: Any, out: Path, data: str | None) -> list[dict[str, Any]]:
@@ -110,7 +114,7 @@ def _experiment_name(out: Path, configs: list[dict[str, Any]], resume: bool, ret
     they changed (variants or seeds added, epochs changed, ...) or ``retry_errors``, a new experiment
     runs every config, and finished run folders (DONE) are re-reported rather than retrained.
     """
-    saved_path = out / TRIALS_FILE
+    saved_path = out / TRIALS_JSON
     if not resume or not saved_path.is_file():
         return EXPERIMENT, False
     saved = json.loads(saved_path.read_text())
@@ -155,6 +159,7 @@ def run_ablation(
     (ablation.csv is written first).
     """
     from nasattn.tune import result_rows, run_grid
+    from nasattn.tune.runner import unfinished_with_checkpoint
     from nasattn.tune.progress import GridLabel, TrialTable
 
     t0 = time.time()
@@ -180,13 +185,13 @@ def run_ablation(
     configs = trial_configs(loaded, plan, out, data)
     exp_name, restoring = _experiment_name(out, configs, resume, retry_errors, console)
     info = ablation_info(loaded, plan, data, command)
-    (out / "ablation.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
-    (out / TRIALS_FILE).write_text(json.dumps({"experiment": exp_name, "configs": configs}, indent=1) + "\n")
+    (out / ABLATION_JSON).write_text(json.dumps(info, indent=2, default=str) + "\n")
+    (out / TRIALS_JSON).write_text(json.dumps({"experiment": exp_name, "configs": configs}, indent=1) + "\n")
 
     res = a.resources
     with start_ray(res, a.ray, loaded.source) as ray_started:
         conc, ray_start_s = ray_started.concurrency, ray_started.start_seconds
-        done = sum((Path(c["run_dir"]) / "DONE").is_file() for c in configs)
+        done = sum((Path(c["run_dir"]) / DONE_MARKER).is_file() for c in configs)
         splits = f" x {len(a.split_seeds)} splits" if a.split_seeds else ""
         grid = f"{len(plan.variants)} variants x {len(a.seeds)} seeds{splits}"
         say(console, f"{ray_started.summary}; {len(configs)} trials ({grid}), up to {conc} at once"
@@ -211,14 +216,13 @@ def run_ablation(
     result.wall_s = time.time() - t0
     if stop.signum is not None:
         result.interrupted = stop.signum
-        result.checkpointed = sum(1 for r in grid if r.checkpoint is not None and r.error is None
-                                  and not (r.metrics or {}).get("final"))
+        result.checkpointed = unfinished_with_checkpoint(grid)
         return result
-    failed = result.counts.get("ERROR", 0)
-    if not result.counts.get("COMPLETE") and failed == len(rows):
+    failed = result.counts.get(TrialStatus.ERROR, 0)
+    if not result.counts.get(TrialStatus.COMPLETE) and failed == len(rows):
         first = next((r["error"] for r in rows if r.get("error")), "no trial finished")
         raise AblationFailed(f"every trial failed ({failed} of {len(rows)}); first error: {first}")
-    unfinished = result.counts.get("UNFINISHED", 0)
+    unfinished = result.counts.get(TrialStatus.UNFINISHED, 0)
     if unfinished:
         say(console, f"[yellow]interrupted: {unfinished} of {len(rows)} runs did not finish; "
                       f"continue with: nasattn ablate ... --out {out} --resume[/]")
@@ -277,22 +281,22 @@ def ablation_rows(configs: list[dict[str, Any]], tune_rows: list[dict[str, Any]]
         run_dir = Path(cfg["run_dir"])
         tr = by_index.get(i)
         metrics: dict[str, Any] = {}
-        if (run_dir / "metrics.json").is_file():
+        if (run_dir / METRICS_FILE).is_file():
             try:
                 metrics = scalar_metrics(read_run(run_dir)["metrics"])
             except (OSError, ValueError) as e:
-                log.warning("%s: unreadable metrics.json (%s)", run_dir, e)
+                log.warning("%s: unreadable %s (%s)", run_dir, METRICS_FILE, e)
         if not metrics and tr is not None:
             metrics = _tune_metrics(tr)
-        done = (run_dir / "DONE").is_file()
+        done = (run_dir / DONE_MARKER).is_file()
         if done:
-            status, error = "COMPLETE", None
-        elif tr is not None and tr.get("status") == "ERROR":
-            status, error = "ERROR", tr.get("error")
-        elif tr is not None and tr.get("status") == "COMPLETE":
-            status, error = "COMPLETE", None
+            status, error = TrialStatus.COMPLETE, None
+        elif tr is not None and tr.get("status") == TrialStatus.ERROR:
+            status, error = TrialStatus.ERROR, tr.get("error")
+        elif tr is not None and tr.get("status") == TrialStatus.COMPLETE:
+            status, error = TrialStatus.COMPLETE, None
         else:  # interrupted (Ctrl-C, a time limit) or never started: not an error of the variant
-            status = "UNFINISHED"
+            status = TrialStatus.UNFINISHED
             error = None
         row: dict[str, Any] = {
             "variant": cfg["variant"], "seed": cfg["seed"], "split_seed": (cfg.get("recipe") or {}).get("split_seed"),
@@ -344,19 +348,19 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], variants: list[str], *,
     """ablation.csv, summary.csv, the summary table on the console, and report.html when possible."""
     import pandas as pd
 
-    csv = out / "ablation.csv"
+    csv = out / ABLATION_CSV
     pd.DataFrame(rows, columns=_columns(rows)).to_csv(csv, index=False)
     summary = summarize_variants(rows, variants, correction, primary)
-    summary_csv = out / "summary.csv"
+    summary_csv = out / SUMMARY_CSV
     pd.DataFrame(summary).to_csv(summary_csv, index=False)
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
-    result = AblationResult(output=out, csv=csv, json=out / "ablation.json", summary_csv=summary_csv, rows=rows,
+    result = AblationResult(output=out, csv=csv, json=out / ABLATION_JSON, summary_csv=summary_csv, rows=rows,
                             summary=summary, counts=counts)
     if console is not None:
         print_summary(summary, console)
-        failed = [r for r in rows if r["status"] != "COMPLETE"]
+        failed = [r for r in rows if r["status"] != TrialStatus.COMPLETE]
         for r in failed[:10]:
             say(console, f"[red]{r['variant']} seed{r['seed']} failed[/]: {r['error']}")
     if report:

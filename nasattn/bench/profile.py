@@ -10,9 +10,7 @@ what they led to, are in ``reports/bench.md``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import time
-from unittest import mock
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -27,23 +25,22 @@ def profile_step(preset: str = "balanced", width_mult: float = 0.25, batch_size:
     nasattn's CPU version (same law), to see what the replacement saves. ``channels_last`` is the
     engine's choice (auto: under bf16).
     """
-    with _torchvision_dropblock() if torchvision_dropblock else contextlib.nullcontext():
-        return _profile_step(preset, width_mult, batch_size, steps, amp, threads, rows, channels_last)
+    return _profile_step(preset, width_mult, batch_size, steps, amp, threads, rows, channels_last, torchvision_dropblock)
 
 
-def _torchvision_dropblock() -> contextlib.AbstractContextManager:
+def torchvision_ops_law(x: torch.Tensor, p: torch.Tensor | float, block_size: int) -> torch.Tensor:
+    """nasattn's ``torchvision`` DropBlock law drawn by ``torchvision.ops.drop_block2d`` itself (dense mask)."""
     from torchvision.ops import drop_block2d
 
-    from nasattn.blocks import dropblock
+    from nasattn.blocks.dropblock import fitted_block_size
 
-    def tv(x: torch.Tensor, p: float, size: int, inplace: bool = False, eps: float = 1e-6) -> torch.Tensor:
-        return drop_block2d(x, p, size, inplace, eps, True)
-
-    return mock.patch.object(dropblock, "drop_block2d_cpu", tv)
+    size = fitted_block_size(x, block_size)
+    return x if size < 1 else drop_block2d(x, float(p), size, False, 1e-6, True)
 
 
 def _profile_step(preset: str, width_mult: float, batch_size: int, steps: int, amp: str, threads: int | None,
-                  rows: int, channels_last: str) -> tuple[float, str]:
+                  rows: int, channels_last: str, torchvision_dropblock: bool = False) -> tuple[float, str]:
+    from nasattn.blocks.dropblock import ScheduledDropBlock
     from nasattn.engine.trainer import use_channels_last
     from nasattn.models import build_model
     from nasattn.presets import get_preset
@@ -53,6 +50,10 @@ def _profile_step(preset: str, width_mult: float, batch_size: int, steps: int, a
     spec = get_preset(preset).arch.scaled(width_mult)
     torch.manual_seed(0)
     model = build_model(spec).train()
+    if torchvision_dropblock:
+        for m in model.modules():
+            if isinstance(m, ScheduledDropBlock) and m.law == "torchvision":
+                m.set_law(torchvision_ops_law)
     fmt = torch.contiguous_format
     if use_channels_last(channels_last, torch.device("cpu"), torch.bfloat16 if amp == "bf16" else None):
         fmt = torch.channels_last

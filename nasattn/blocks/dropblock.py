@@ -68,13 +68,18 @@ def _eager_cpu(x: torch.Tensor) -> bool:
     return x.device.type == "cpu" and not torch.compiler.is_compiling()
 
 
+def fitted_block_size(x: torch.Tensor, block_size: int) -> int:
+    """The block size torchvision's law draws on ``x``: clamped to the map, and odd (it rejects an even size)."""
+    size = min(block_size, x.shape[-2], x.shape[-1])
+    return size - (1 - size % 2)
+
+
 # ------------------------------------------------------------------------------------------- laws
 @register_block("dropblock_law", "torchvision")
 def torchvision_law(x: torch.Tensor, p: torch.Tensor | float, block_size: int) -> torch.Tensor:
     """torchvision's DropBlock2d: a mask per channel, gamma corrected for where a block fits."""
     eps = 1e-6  # torchvision's
-    size = min(block_size, x.shape[-2], x.shape[-1])
-    size -= 1 - size % 2  # torchvision clamps the block to the map and rejects an even size: keep it odd
+    size = fitted_block_size(x, block_size)
     if size < 1:
         return x
     if _eager_cpu(x):
@@ -206,9 +211,12 @@ class ScheduledDropBlock(nn.Module):
     def set_ramp(self, factor: float) -> None:
         self.p_now.fill_(self.target_p * factor)
 
-    def set_law(self, law: str) -> None:
-        """Draw the mask with the registered ``dropblock_law`` named ``law``."""
-        self._law, self.law = get_block("dropblock_law", law).factory, law
+    def set_law(self, law: str | Law) -> None:
+        """Draw the mask with the registered ``dropblock_law`` named ``law``, or with the callable ``law(x, p, block_size)``."""
+        if callable(law):
+            self._law, self.law = law, getattr(law, "__name__", "custom")
+        else:
+            self._law, self.law = get_block("dropblock_law", law).factory, law
 
     def extra_repr(self) -> str:
         return f"p={self.target_p}, block_size={self.block_size}, law={self.law}"

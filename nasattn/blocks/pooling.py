@@ -14,7 +14,7 @@ from torch import nn
 
 class _MeanPool(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:  # noqa: ANN001
+    def forward(ctx, x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
         count = 1
         for d in dims:  # a loop, not a generator expression: generators break torch.compile's graph
             count *= x.shape[d]
@@ -23,7 +23,7 @@ class _MeanPool(torch.autograd.Function):
         return x.mean(dim=dims, keepdim=True)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ANN001
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         fmt = torch.channels_last if ctx.channels_last else torch.contiguous_format
         out = torch.empty(ctx.shape, dtype=grad.dtype, device=grad.device, memory_format=fmt)
         # make the small gradient share the layout first: the broadcast copy is then contiguous inside

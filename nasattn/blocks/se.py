@@ -1,7 +1,7 @@
 """Squeeze-and-Excitation (Hu et al. 2018): channel ("spectral") attention.
 
-The module is torchvision's ``SqueezeExcitation`` (``nasattn.blocks.se_torchvision``); torchvision is
-imported when the first SE block is built, not when the registry is listed.
+The module computes torchvision's ``SqueezeExcitation`` with a bias option (``nasattn.blocks.se_torchvision``);
+it is imported when the first SE block is built, not when the registry is listed.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from nasattn.registry import register_block
 
 @register_block("attention", "se")
 def se(channels: int, reduction: int = 16, bias: bool = True, min_channels: int = 1) -> nn.Module:
-    """Squeeze-Excitation channel attention (torchvision's), squeeze width = channels // reduction."""
+    """Squeeze-Excitation channel attention (torchvision's function), squeeze width = channels // reduction."""
     from nasattn.blocks.se_torchvision import SE
 
     return SE(channels, reduction, bias, min_channels)

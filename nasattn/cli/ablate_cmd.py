@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 from rich.table import Table
 
-from nasattn.cli.common import console, data_flag, fail, handle_user_errors, interrupted_line, parse_overrides, parse_seeds
+from nasattn.cli.common import console, data_flag, handle_user_errors, interrupted_line, parse_overrides, parse_seeds
 from nasattn.config import deep_merge
+from nasattn.schema import TrialStatus
 
 
 def _names(value: str | None) -> list[str] | None:
@@ -47,10 +46,10 @@ def _ablate(ablation_file: Path | None, preset: str | None, arch: Path | None, s
             epochs: int | None, width_mult: float | None, include: str | None, exclude: str | None,
             overrides: list[str] | None, out: Path | None, resume: bool, retry_errors: bool, dry_run: bool,
             live: bool | None) -> None:
-    from nasattn.ablation.run import AblationFailed, run_ablation
+    from nasattn.ablation.run import run_ablation
     from nasattn.ablation.study import load_ablation
     from nasattn.config import ConfigError
-    from nasattn.rundir import check_output_folder, lock_run_folder
+    from nasattn.rundir import check_output_folder, current_command, lock_run_folder, resume_command
 
     if preset is not None and arch is not None:
         raise ConfigError("give at most one of --preset NAME or --arch FILE")
@@ -89,21 +88,15 @@ def _ablate(ablation_file: Path | None, preset: str | None, arch: Path | None, s
         _print_plan(loaded, plan)
         console.print(f"{len(plan.variants) * len(a.seeds)} trials (dry run: nothing trained)")
         return
-    argv = sys.argv[1:]
-    command = "nasattn " + " ".join(shlex.quote(x) for x in argv) if "ablate" in argv else "nasattn ablate"
+    command = current_command()
     check_output_folder(loaded.output)
-    try:
-        with lock_run_folder(loaded.output, command):
-            result = run_ablation(loaded, resume=resume, retry_errors=retry_errors, console=console, live=live,
-                                  command=command)
-    except AblationFailed as e:
-        raise fail(str(e), code=1) from None
+    with lock_run_folder(loaded.output, command):
+        result = run_ablation(loaded, resume=resume, retry_errors=retry_errors, console=console, live=live,
+                              command=command)  # AblationFailed (every trial failed): exit 1
     if result.interrupted:
-        finished = result.counts.get("COMPLETE", 0) + result.counts.get("ERROR", 0)
-        again = [x for x in argv if x != "--resume"]
-        flags_out = [] if "--out" in again or "-o" in again else ["--out", str(loaded.output)]
+        finished = result.counts.get(TrialStatus.COMPLETE, 0) + result.counts.get(TrialStatus.ERROR, 0)
         console.print(f"wrote {result.csv}, {result.summary_csv}", highlight=False)
-        interrupted_line(result, finished, " ".join(["nasattn", *(shlex.quote(x) for x in again), *flags_out, "--resume"]))
+        interrupted_line(result, finished, resume_command(loaded.output))
     counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(result.counts.items()))
     console.print(f"finished: {counts} | wall {result.wall_s:.0f}s (Ray start {result.ray_start_s:.1f}s)")
     console.print(f"wrote {result.csv}, {result.summary_csv}, {result.json}")

@@ -1,4 +1,11 @@
-"""Shared CLI plumbing: one rich console, and user errors -> a short message and exit code 2."""
+"""The command harness every long command runs under, and shared CLI plumbing.
+
+:func:`handle_user_errors` wraps a command: SIGINT/SIGTERM outside Tune raise
+:class:`~nasattn.interrupt.Interrupted` (one line, exit 130/143), a :class:`~nasattn.config.NasattnError`
+prints its message without a traceback and exits with its code (2 for bad input, 1 when every run of a
+study failed). Commands lock their output folder with :func:`nasattn.rundir.lock_run_folder` and end an
+interrupted study with :func:`interrupted_line`.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +14,11 @@ from typing import Any, Callable, TypeVar
 
 import typer
 
-from nasattn.config import deep_merge  # noqa: F401  (re-exported: the merge lives in nasattn.config)
+from nasattn.config import NasattnError
+from nasattn.interrupt import Interrupted, catch_interrupts
 from nasattn.safewrite import disk_error, path_error
 from nasattn.say import make_console
+from nasattn.schema import ExitCode
 
 console = make_console()
 err_console = make_console(stderr=True)
@@ -18,36 +27,31 @@ RESUMABLE = ("_search", "_ablate", "_fidelity")  # commands whose --resume conti
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean bad input rather than a bug: reported without a traceback."""
-    from nasattn.config import ConfigError
-    from nasattn.data.dataset import DataError, DataNotFoundError
-    from nasattn.registry import UnknownBlockError
-
-    return (ConfigError, UnknownBlockError, FileNotFoundError, DataError, DataNotFoundError)
+    """Exceptions that mean bad input (or work that failed as a whole) rather than a bug: no traceback."""
+    return (NasattnError, FileNotFoundError)
 
 
-def fail(message: str, code: int = 2) -> typer.Exit:
+def fail(message: str, code: int = ExitCode.USAGE) -> typer.Exit:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
+    return typer.Exit(int(code))
 
 
 def handle_user_errors(fn: F) -> F:
-    """Decorator for commands: user errors print one message and exit with code 2."""
+    """The command harness: a signal before any result -> one line and 130/143; a user error -> its
+    message and its exit code (2, or 1 for a study whose every run failed), without a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from nasattn.interrupt import Interrupted, catch_interrupts
-
         try:
             with catch_interrupts():
                 return fn(*args, **kwargs)
-        except user_errors() as e:
-            raise fail(str(e)) from None
         except Interrupted as e:
             err_console.print(f"interrupted ({e}) before any result was written",
                               highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code) from None
-        except Exception as e:  # a full or read-only disk however deep, a path refused: one line, how to go on
+        except user_errors() as e:
+            raise fail(str(e), getattr(e, "exit_code", ExitCode.USAGE)) from None
+        except Exception as e:
             message = disk_error(e, hint="rerun with --resume" if fn.__name__ in RESUMABLE else "run the command again")
             message = message or path_error(e)
             if message is None:
@@ -129,12 +133,12 @@ def check_device(device: str) -> None:
 
 
 def interrupted_line(result: Any, finished: int, resume_command: str) -> None:
-    """The one line after a SIGINT/SIGTERM, then exit ``128 + signal``."""
+    """The one line after a SIGINT/SIGTERM stopped a study, then exit 130/143 (``128 + signal``)."""
     err_console.print(
         f"interrupted: {finished} finished, {result.checkpointed} checkpointed; continue with `{resume_command}`",
         highlight=False, soft_wrap=True,
     )
-    raise typer.Exit(128 + result.interrupted)
+    raise typer.Exit(int(ExitCode(128 + result.interrupted)))
 
 
 def plural(n: float, word: str) -> str:

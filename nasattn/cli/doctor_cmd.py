@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from nasattn.cli.common import console, fail
+from nasattn.cli.common import console, handle_user_errors
+from nasattn.config import ConfigError
+from nasattn.schema import ExitCode
 
 
 def doctor(
@@ -21,18 +23,23 @@ def doctor(
     GPU) and records its own errors in OUT/doctor.jsonl; exit 1 when a check failed or a section ran
     over its box, 2 on bad options.  `python -m nasattn.doctor` does the same without typer.
     """
+    _doctor(out, gpu, dry_run, data, section, scale)
+
+
+@handle_user_errors
+def _doctor(out: str, gpu: bool, dry_run: bool, data: str | None, section: list[str] | None, scale: float) -> None:
     from nasattn.doctor import run_doctor
     from nasattn.doctor.table import print_summary
 
     if gpu and dry_run:
-        raise fail("--gpu and --dry-run exclude each other")
+        raise ConfigError("--gpu and --dry-run exclude each other")
     try:
         result = run_doctor(out, gpu=gpu, dry_run=dry_run or None, data=data, sections=section, scale=scale,
                             say=lambda m: console.print(f"[dim]{m}[/]", highlight=False))
     except ValueError as e:
-        raise fail(str(e)) from None
+        raise ConfigError(str(e)) from None
     if print_summary(result, console):
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def register(app: typer.Typer) -> None:

@@ -13,6 +13,7 @@ from nasattn import __version__
 from nasattn.cli import ablate_cmd, bench_cmd, report_cmd, search_cmd
 from nasattn.cli.common import check_device, plural, console, fail, handle_user_errors, parse_overrides
 from nasattn.config import deep_merge
+from nasattn.schema import ARCH_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, ExitCode
 
 DEFAULT_TRAIN_OUT = Path("runs/train")
 
@@ -148,11 +149,12 @@ def train(
                       overrides, protocol)
 
 
-def _train_locked(spec, recipe, data, download, progress, subset, seed, width_mult, threads, device, arch, out,  # noqa: ANN001
-                  overrides, protocol) -> None:  # noqa: ANN001
+def _train_locked(spec, recipe, data, download, progress, subset, seed, width_mult, threads, device, arch, out,
+                  overrides, protocol) -> None:
     """The training part of ``train``: runs while the output folder is locked."""
     from nasattn.data import load_dataset
     from nasattn.engine import TrainingDivergedError, train as train_model, write_run
+    from nasattn.rundir import current_command
 
     if threads is not None:
         import torch
@@ -178,13 +180,13 @@ def _train_locked(spec, recipe, data, download, progress, subset, seed, width_mu
         callbacks = () if progress else (_log_epoch,)  # without a bar (logs, CI), one line per epoch
         result = train_model(spec, recipe, dataset, seed=seed, device=device, progress=progress, callbacks=callbacks)
     except TrainingDivergedError as e:
-        raise fail(f"training diverged: {e}", code=1) from None
-    result.metrics["command"] = " ".join(["nasattn", *sys.argv[1:]])
+        raise fail(f"training diverged: {e}", ExitCode.FAILED) from None
+    result.metrics["command"] = current_command()
     result.metrics["width_mult"] = width_mult
     result.metrics["protocol"] = protocol
     run_dir = write_run(out, result)
     _print_summary(result.metrics)
-    console.print(f"wrote {run_dir}/metrics.json, history.csv, arch.yaml, model.pt")
+    console.print(f"wrote {run_dir}/{METRICS_FILE}, {HISTORY_FILE}, {ARCH_FILE}, {MODEL_FILE}")
 
 
 def _log_epoch(epoch: int, row: dict, state: object) -> None:

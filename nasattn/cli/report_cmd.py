@@ -7,24 +7,31 @@ from typing import Optional
 
 import typer
 
-from nasattn.cli.common import console, fail
+from nasattn.cli.common import console, fail, handle_user_errors
+from nasattn.config import ConfigError
 from nasattn.safewrite import DiskError, disk_error
+from nasattn.schema import REPORT_FILE
 
 
 def report(
     folder: Path = typer.Argument(..., help="A folder written by nasattn train, search or ablate."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output HTML file (default: FOLDER/report.html)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help=f"Output HTML file (default: FOLDER/{REPORT_FILE})."),
 ) -> None:
     """Write a self-contained HTML report (plotly figures, tables) of a run, search or ablation folder."""
+    _report(folder, out)
+
+
+@handle_user_errors
+def _report(folder: Path, out: Path | None) -> None:
     from nasattn.report import NotANasattnFolder, detect_kind, render_report
 
     try:
         kind = detect_kind(folder)
         path = render_report(folder, out)
-    except NotANasattnFolder as e:
-        raise fail(str(e)) from None
+    except NotANasattnFolder:
+        raise
     except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
-        raise fail(f"{e.filename or folder}: {e.strerror or e}") from None
+        raise ConfigError(f"{e.filename or folder}: {e.strerror or e}") from None
     except (DiskError, OSError) as e:  # a full or read-only disk: one line, nothing half-written
         raise fail(str(disk_error(e, out or folder, hint=f"run `nasattn report {folder}` again") or e)) from None
     console.print(f"wrote {path} ({kind} report)", highlight=False, soft_wrap=True)

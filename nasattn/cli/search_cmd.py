@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
-import shlex
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 from rich.table import Table
 
-from nasattn.cli.common import plural, console, data_flag, fail, handle_user_errors, interrupted_line, parse_overrides
+from nasattn.cli.common import plural, console, data_flag, handle_user_errors, interrupted_line, parse_overrides
+from nasattn.schema import ARCH_FILE, VAL_ACCURACY_LAST, TrialStatus
 
 
 def _short_float(v: Any) -> Any:
@@ -41,11 +41,11 @@ def search(
 def _search(study_file: Path, overrides: list[str] | None, resume: bool, out: Path | None, live: bool | None,
             data: str | None = None, download: bool = False) -> None:
     from nasattn.examples import resolve_study
-    from nasattn.rundir import check_output_folder, lock_run_folder
-    from nasattn.search.run import SearchFailed, run_search
+    from nasattn.rundir import check_output_folder, lock_run_folder, resume_command
+    from nasattn.search.run import run_search
     from nasattn.search.study import load_study
 
-    given, study_file = study_file, resolve_study(study_file)
+    study_file = resolve_study(study_file)
     merged = parse_overrides(overrides)
     if data is not None:
         merged["data"] = data_flag(data)
@@ -65,27 +65,22 @@ def _search(study_file: Path, overrides: list[str] | None, resume: bool, out: Pa
         f"output {loaded.output}" + (" | resume" if resume else ""),
         highlight=False, soft_wrap=True,
     )
-    try:
-        with lock_run_folder(loaded.output):
-            result = run_search(loaded, resume=resume, console=console, live=live)
-    except SearchFailed as e:
-        raise fail(str(e), code=1) from None
+    with lock_run_folder(loaded.output):
+        result = run_search(loaded, resume=resume, console=console, live=live)  # SearchFailed: exit 1
     counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(result.counts.items()))
     if result.interrupted:
-        finished = sum(result.counts.get(k, 0) for k in ("COMPLETE", "STOPPED", "FAILED"))
-        again = ["nasattn", "search", shlex.quote(str(given)), *[f"--set {shlex.quote(o)}" for o in overrides or []],
-                 *([f"--data {shlex.quote(data)}"] if data else []), "--out", shlex.quote(str(loaded.output)), "--resume"]
+        finished = sum(result.counts.get(k, 0) for k in (TrialStatus.COMPLETE, TrialStatus.STOPPED, TrialStatus.FAILED))
         console.print(f"wrote {result.trials_csv}" + (f", {result.report}" if result.report else ""), highlight=False)
-        interrupted_line(result, finished, " ".join(again))
+        interrupted_line(result, finished, resume_command(loaded.output))
     console.print(f"finished: {counts} | wall {result.wall_s:.0f}s (Ray start {result.ray_start_s:.1f}s)"
                   + (f" | {result.rejected} samples rejected by constraints" if result.rejected else ""))
     if result.best:
         b = result.best
         test = b.get("test_accuracy")
         console.print(
-            f"best: trial {b['number']} val_accuracy {b['val_accuracy'] * 100:.2f}%"
+            f"best: trial {b['number']} val_accuracy {b[VAL_ACCURACY_LAST] * 100:.2f}%"
             + (f", test {test * 100:.2f}%" if isinstance(test, (int, float)) else "")
-            + (f" -> {result.best_dir}/arch.yaml" if result.best_dir else "")
+            + (f" -> {result.best_dir}/{ARCH_FILE}" if result.best_dir else "")
         )
     console.print(f"wrote {result.trials_csv}" + (f", {result.report}" if result.report else ""))
 
@@ -93,9 +88,10 @@ def _search(study_file: Path, overrides: list[str] | None, resume: bool, out: Pa
 def check_gpu_study(loaded: Any, study_file: Path) -> None:
     """On a machine without GPUs, a study that asks for GPUs is refused with the CPU study to use instead."""
     from nasattn.config import ConfigError
+    from nasattn.tune.session import is_embedded
 
     res = loaded.study.resources
-    if not res.gpus_per_trial or loaded.study.ray.address not in (None, "", "local"):
+    if not res.gpus_per_trial or not is_embedded(loaded.study.ray.address):
         return
     import torch
 

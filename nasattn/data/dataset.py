@@ -8,12 +8,14 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from nasattn.config import NasattnError
 
-class DataNotFoundError(FileNotFoundError):
+
+class DataNotFoundError(NasattnError, FileNotFoundError):
     """No dataset where the user pointed (the message says how to get one)."""
 
 
-class DataError(ValueError):
+class DataError(NasattnError, ValueError):
     """A dataset that exists but cannot be used (no images, no classes, unreadable archive)."""
 
 

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from nasattn.safewrite import replace_folder
+from nasattn.schema import ARCH_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, PREDICTIONS_FILE, RECIPE_FILE, RUN_FILES
 
-RUN_FILES = ("metrics.json", "history.csv", "arch.yaml", "recipe.yaml", "model.pt", "predictions.csv")
 
 
 def json_safe(obj: Any) -> Any:
@@ -47,20 +47,20 @@ def run_files(result: Any) -> dict[str, bytes]:
     import pandas as pd
     import torch
 
-    files = {"metrics.json": (json.dumps(json_safe(result.metrics), indent=2, allow_nan=False) + "\n").encode()}
-    files["history.csv"] = pd.DataFrame([json_safe(r) for r in result.history]).to_csv(index=False).encode()
+    files = {METRICS_FILE: (json.dumps(json_safe(result.metrics), indent=2, allow_nan=False) + "\n").encode()}
+    files[HISTORY_FILE] = pd.DataFrame([json_safe(r) for r in result.history]).to_csv(index=False).encode()
     if result.spec is not None and hasattr(result.spec, "to_yaml"):
-        files["arch.yaml"] = result.spec.to_yaml().encode()
+        files[ARCH_FILE] = result.spec.to_yaml().encode()
     if result.recipe is not None:
-        files["recipe.yaml"] = result.recipe.to_yaml().encode()
+        files[RECIPE_FILE] = result.recipe.to_yaml().encode()
     if result.model is not None:
         buf = io.BytesIO()  # torch.save to a file reports a full disk as a RuntimeError; bytes written here cannot fail so
         torch.save({k: v.detach().cpu() for k, v in result.model.state_dict().items()}, buf)
-        files["model.pt"] = buf.getvalue()
+        files[MODEL_FILE] = buf.getvalue()
     pred = result.predictions or {}
     if "label" in pred and "pred" in pred:
         label, p = np.asarray(pred["label"]), np.asarray(pred["pred"])
-        files["predictions.csv"] = pd.DataFrame({
+        files[PREDICTIONS_FILE] = pd.DataFrame({
             "index": np.asarray(pred.get("index", np.arange(len(label)))),
             "label": label,
             "pred": p,
@@ -87,17 +87,17 @@ def read_run(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     import pandas as pd
 
     d = Path(run_dir)
-    if not (d / "metrics.json").is_file():
-        raise FileNotFoundError(f"{d}: not a run folder (no metrics.json)")
+    if not (d / METRICS_FILE).is_file():
+        raise FileNotFoundError(f"{d}: not a run folder (no {METRICS_FILE})")
 
     def text(name: str) -> str | None:
         return (d / name).read_text(encoding="utf-8") if (d / name).is_file() else None
 
     return {
         "dir": d,
-        "metrics": json.loads((d / "metrics.json").read_text(encoding="utf-8")),
-        "history": pd.read_csv(d / "history.csv") if (d / "history.csv").is_file() else pd.DataFrame(),
-        "predictions": pd.read_csv(d / "predictions.csv") if (d / "predictions.csv").is_file() else None,
-        "arch": text("arch.yaml"),
-        "recipe": text("recipe.yaml"),
+        "metrics": json.loads((d / METRICS_FILE).read_text(encoding="utf-8")),
+        "history": pd.read_csv(d / HISTORY_FILE) if (d / HISTORY_FILE).is_file() else pd.DataFrame(),
+        "predictions": pd.read_csv(d / PREDICTIONS_FILE) if (d / PREDICTIONS_FILE).is_file() else None,
+        "arch": text(ARCH_FILE),
+        "recipe": text(RECIPE_FILE),
     }

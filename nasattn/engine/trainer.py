@@ -22,6 +22,8 @@ import torch.nn.functional as F
 import torch.utils.deterministic
 from torch import nn
 
+from nasattn.schema import ExitCode
+from nasattn.config import NasattnError
 from nasattn.engine.decay import DecayOnly, param_groups
 from nasattn.engine.metrics import classification_metrics
 from nasattn.engine.recipe import Recipe
@@ -36,8 +38,10 @@ class StopTraining(Exception):
     """Raised by an epoch callback to end training after the current epoch (a result is still produced)."""
 
 
-class TrainingDivergedError(RuntimeError):
+class TrainingDivergedError(NasattnError, RuntimeError):
     """The training loss became NaN or infinite."""
+
+    exit_code = ExitCode.FAILED
 
 
 EpochCallback = Callable[[int, dict[str, Any], "TrainState"], None]
@@ -169,10 +173,23 @@ def _device_name(device: torch.device) -> str:
     return device.type
 
 
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX), where bf16 autocast pays off."""
-    checks = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-    return any(check() for check in checks if check is not None)
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX), where bf16 autocast pays off.
+
+    torch's public check (``torch.backends.cpu.get_cpu_capability()``) names the vector ISA it dispatches
+    to (AVX512, AVX2, ...) but not bf16, so the bf16 flags come from the kernel's ``/proc/cpuinfo``
+    (``cpuinfo``: its text, for tests); without that file (not Linux) the answer is no.
+    """
+    if not torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
+        return False
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return False
+    flags = {w for line in cpuinfo.splitlines() if line.startswith("flags") for w in line.split(":", 1)[-1].split()}
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def _amp_dtype(recipe: Recipe, device: torch.device) -> torch.dtype | None:
@@ -303,7 +320,7 @@ def model_profile(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, A
         from nasattn.models import profile_model
 
         prof = profile_model(model, input_shape=input_shape)
-    except Exception:  # profiling is informative only; a model it cannot trace still trains
+    except Exception:  # noqa: BLE001 - profiling is informative only; a model it cannot trace still trains
         return fallback
     return {k: prof.get(k, fallback[k]) for k in fallback}
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from nasattn.schema import AGREEMENT_CSV, FIDELITY_CSV, FIDELITY_JSON, PAIRED_CSV, TrialStatus, fidelity_high, fidelity_low
 from nasattn.report.html import Page, fmt_count, fmt_num, fmt_pct, is_number
 from nasattn.stats import correlation
 
@@ -74,7 +75,7 @@ def scatter(df: pd.DataFrame, metric: str, low_label: str, high_label: str):
     """Low-budget metric vs high-budget mean (error bars: std over seeds); presets marked and named."""
     import plotly.graph_objects as go
 
-    low, high, std = f"low_{metric}", f"high_{metric}_mean", f"high_{metric}_std"
+    low, high, std = fidelity_low(metric), fidelity_high(metric, "mean"), fidelity_high(metric, "std")
     d = df[pd.to_numeric(df[low], errors="coerce").notna() & pd.to_numeric(df[high], errors="coerce").notna()]
     if d.empty:
         return None
@@ -101,9 +102,9 @@ def scatter(df: pd.DataFrame, metric: str, low_label: str, high_label: str):
 def render_fidelity(folder: str | Path) -> Page:
     """The report page of a fidelity folder (fidelity.csv, agreement.csv, fidelity.json)."""
     d = Path(folder)
-    info: dict[str, Any] = json.loads((d / "fidelity.json").read_text()) if (d / "fidelity.json").is_file() else {}
-    df = pd.read_csv(d / "fidelity.csv", keep_default_na=False, na_values=[""])
-    agreement = d / "agreement.csv"
+    info: dict[str, Any] = json.loads((d / FIDELITY_JSON).read_text()) if (d / FIDELITY_JSON).is_file() else {}
+    df = pd.read_csv(d / FIDELITY_CSV, keep_default_na=False, na_values=[""])
+    agreement = d / AGREEMENT_CSV
     agree = pd.read_csv(agreement) if agreement.is_file() and agreement.stat().st_size > 1 else pd.DataFrame()
     metric = info.get("metric", "val_accuracy")
     top = int(info.get("top", 3) or 3)
@@ -136,8 +137,8 @@ def render_fidelity(folder: str | Path) -> Page:
     page.section("Low vs high budget", "sec-scatter")
     page.figure(scatter(df, metric, low_label, high_label), "fidelity-scatter",
                 note="Stars: the paper's presets (enqueued as seed trials of the search). Error bars: std over seeds.")
-    if (d / "paired.csv").is_file():
-        paired = pd.read_csv(d / "paired.csv", keep_default_na=False, na_values=[""])
+    if (d / PAIRED_CSV).is_file():
+        paired = pd.read_csv(d / PAIRED_CSV, keep_default_na=False, na_values=[""])
         base = info.get("base_preset", "balanced")
         page.section(f"Against the {base} preset at the higher budget", "sec-paired")
         page.text(f"Each re-trained trial minus the {base} preset's trial, paired on seeds, with the statistics of "
@@ -229,7 +230,7 @@ def add_search_sections(page: Page, trials: pd.DataFrame, study: dict[str, Any],
     metric = next(iter(modes), None)
     if metric is None or not any(c.startswith("zc_") or c in ("params", "flops") for c in trials.columns):
         return
-    ok = trials[trials["state"] == "COMPLETE"] if "state" in trials.columns else trials
+    ok = trials[trials["state"] == TrialStatus.COMPLETE] if "state" in trials.columns else trials
     page.section("Training-free scores vs the search's metric", "search-zero-cost")
     page.text(f"Rank correlation with {metric} over the {len(ok)} complete trials (Spearman and Kendall with "
               "Fisher-z 95% intervals and exact permutation p-values up to 10 trials; Spearman's percentile bootstrap "

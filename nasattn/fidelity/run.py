@@ -26,18 +26,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nasattn.say import say
-from nasattn.config import ConfigError
+from nasattn.config import ConfigError, NasattnError
 from nasattn.presets import list_presets
 from nasattn.fidelity.zero_cost import ZC_COLUMNS
 from nasattn.stats import correlation, not_retrained, regret, summarize, top_k_overlap
+from nasattn.schema import (
+    AGREEMENT_CSV, DONE_MARKER, ERROR_FILE, EXPERIMENT, FIDELITY_BASE_PRESET, FIDELITY_CSV, FIDELITY_DIR,
+    FIDELITY_EPOCHS_FACTOR, FIDELITY_JSON, FIDELITY_RANDOM, FIDELITY_TOP, PAIRED_CSV, REPORT_FILE, RUNS_DIR, STUDY_FILE,
+    TEST_ACCURACY, TRIALS_JSON, VAL_ACCURACY_LAST, ExitCode, TrialStatus, fidelity_high, fidelity_low,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-EXPERIMENT = "tune"
-TRIALS_FILE = "trials.json"
 SETTABLE = ("recipe", "width_mult", "subset", "max_steps_per_epoch", "resources", "data")
 BASELINES = ("low", "params", "flops", *ZC_COLUMNS)
+
+
+class FidelityFailed(NasattnError, RuntimeError):
+    """Every training of the fidelity study failed; ``str()`` counts them and shows the first error."""
+
+    exit_code = ExitCode.FAILED
 
 
 @dataclass
@@ -68,11 +77,11 @@ class FidelityPlan:
     subset: float | None
     data: str | None
     resources: dict[str, Any]
-    metric: str = "val_accuracy"
+    metric: str = VAL_ACCURACY_LAST
     max_steps_per_epoch: int | None = None
-    top: int = 3
+    top: int = FIDELITY_TOP
     low_epoch: int | None = None  # compare every trial's value after this epoch (None: its last)
-    base_preset: str = "balanced"  # paired.csv compares every trial with this preset's trial
+    base_preset: str = FIDELITY_BASE_PRESET  # paired.csv compares every trial with this preset's trial
     search_low: dict[int, float] = field(default_factory=dict)  # the low-budget value of every trial of the search
 
     @property
@@ -91,15 +100,17 @@ class FidelityResult:
     counts: dict[str, int]
     wall_s: float = 0.0
     report_error: str | None = None
+    interrupted: int | None = None  # the signal that stopped the study (SIGINT, SIGTERM), if any
+    checkpointed: int = 0  # unfinished runs with a checkpoint to resume from
 
 
 # ------------------------------------------------------------------------------------------ plan
 def _read_study(search_dir: Path) -> dict[str, Any]:
     from nasattn.config import read_yaml
 
-    path = search_dir / "study.yaml"
+    path = search_dir / STUDY_FILE
     if not path.is_file():
-        raise ConfigError(f"{search_dir}: not a search folder (no study.yaml); give the output folder of `nasattn search`")
+        raise ConfigError(f"{search_dir}: not a search folder (no {STUDY_FILE}); give the output folder of `nasattn search`")
     data = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: not a study")
@@ -138,7 +149,7 @@ def _sampled(t: Any, group: str, metric: str, low_epoch: int | None = None) -> S
     )
 
 
-def search_values(trials: list[Any], metric: str = "val_accuracy", low_epoch: int | None = None) -> dict[int, float]:
+def search_values(trials: list[Any], metric: str = VAL_ACCURACY_LAST, low_epoch: int | None = None) -> dict[int, float]:
     """The low-budget value of every trial of the search that has one (the whole search's ranking): its
     value after ``low_epoch``, else its final ``metric`` when it finished (COMPLETE)."""
     import optuna
@@ -153,7 +164,7 @@ def search_values(trials: list[Any], metric: str = "val_accuracy", low_epoch: in
 
 
 def select_trials(trials: list[Any], top: int, n_random: int, presets: bool | list[str], seed: int = 0,
-                  metric: str = "val_accuracy", low_epoch: int | None = None) -> list[Sampled]:
+                  metric: str = VAL_ACCURACY_LAST, low_epoch: int | None = None) -> list[Sampled]:
     """The top ``top`` finished trials by ``metric``, ``n_random`` other finished ones, every preset trial.
 
     ``presets``: True for every preset, or the names to include. Finished: trained to the search's
@@ -186,14 +197,15 @@ def select_trials(trials: list[Any], top: int, n_random: int, presets: bool | li
     return sorted(chosen.values(), key=lambda s: s.number)
 
 
-def plan_fidelity(search_dir: str | Path, *, top: int = 3, n_random: int = 3, presets: bool | list[str] = True,
+def plan_fidelity(search_dir: str | Path, *, top: int = FIDELITY_TOP, n_random: int = FIDELITY_RANDOM,
+                  presets: bool | list[str] = True,
                   seeds: list[int] | None = None, overrides: dict[str, Any] | None = None,
                   width_mult: float | None = None, subset: float | None = None, data: str | None = None,
-                  out: str | Path | None = None, sample_seed: int = 0, metric: str = "val_accuracy",
+                  out: str | Path | None = None, sample_seed: int = 0, metric: str = VAL_ACCURACY_LAST,
                   low_epoch: int | None = None) -> FidelityPlan:
     """Read a finished search and decide what to re-train at which budget (nothing runs).
 
-    Without a ``recipe.epochs`` override the higher budget trains 4x the search's epochs.
+    Without a ``recipe.epochs`` override the higher budget trains FIDELITY_EPOCHS_FACTOR (4) x the search's epochs.
     """
     from nasattn.config import deep_merge
     from nasattn.config import resolve_data_source
@@ -210,7 +222,7 @@ def plan_fidelity(search_dir: str | Path, *, top: int = 3, n_random: int = 3, pr
     if not isinstance(overrides.get("recipe", {}), dict):
         raise ConfigError("--set recipe: give recipe fields, e.g. --set recipe.epochs=12")
     low_epochs = int(study.get("budget", {}).get("epochs", 1))
-    recipe.setdefault("epochs", 4 * low_epochs)
+    recipe.setdefault("epochs", FIDELITY_EPOCHS_FACTOR * low_epochs)
     from nasattn.engine.recipe import Recipe
     from nasattn.config import validate as validate_model
 
@@ -230,7 +242,7 @@ def plan_fidelity(search_dir: str | Path, *, top: int = 3, n_random: int = 3, pr
     if not seeds or len(set(seeds)) != len(seeds):
         raise ConfigError(f"--seeds {seeds}: give distinct seeds, e.g. 0,1")
     st = _load_optuna(search_dir, study)
-    if low_epoch is not None and (metric != "val_accuracy" or low_epoch < 1):
+    if low_epoch is not None and (metric != VAL_ACCURACY_LAST or low_epoch < 1):
         raise ConfigError("--low-epoch N: an epoch >= 1 of the search, with --metric val_accuracy (the only per-epoch value)")
     trials = st.get_trials(deepcopy=False)
     sample = select_trials(trials, top, n_random, presets, sample_seed, metric, low_epoch)
@@ -239,7 +251,7 @@ def plan_fidelity(search_dir: str | Path, *, top: int = 3, n_random: int = 3, pr
     raw_data = data if data is not None else overrides.get("data", study.get("data"))
     resources = deep_merge(dict(study.get("resources") or {}), dict(overrides.get("resources") or {}))
     return FidelityPlan(
-        search_dir=search_dir, out=Path(out).expanduser().resolve() if out else search_dir / "fidelity", study=study,
+        search_dir=search_dir, out=Path(out).expanduser().resolve() if out else search_dir / FIDELITY_DIR, study=study,
         sample=sample, seeds=seeds, recipe=recipe, width_mult=float(wm), subset=sub,
         data=resolve_data_source(raw_data, Path.cwd()), resources=resources, metric=metric,
         max_steps_per_epoch=overrides.get("max_steps_per_epoch", study.get("budget", {}).get("max_steps_per_epoch")),
@@ -248,7 +260,7 @@ def plan_fidelity(search_dir: str | Path, *, top: int = 3, n_random: int = 3, pr
 
 
 def run_dir_of(out: Path, number: int, seed: int) -> Path:
-    return (out / "runs" / f"trial{number}" / f"seed{seed}").resolve()
+    return (out / RUNS_DIR / f"trial{number}" / f"seed{seed}").resolve()
 
 
 def trial_configs(plan: FidelityPlan) -> list[dict[str, Any]]:
@@ -287,51 +299,77 @@ def run_fidelity(plan: FidelityPlan, *, resume: bool = False, console: Console |
 
     ``resume`` restores the last Tune experiment when the configs are unchanged (unfinished trials
     continue from their checkpoints), then runs whatever still has no finished run folder. ``reuse``: a
-    fidelity folder whose finished runs of identical configs are copied instead of re-trained.
+    fidelity folder whose finished runs of identical configs are copied instead of re-trained. A
+    SIGINT/SIGTERM during training stops Tune gracefully: the outputs are written and
+    ``result.interrupted`` says which signal. Raises :class:`FidelityFailed` (after writing the
+    outputs) when no training finished.
     """
     from nasattn.config import validate as validate_model
+    from nasattn.interrupt import tune_interrupts
     from nasattn.tune.resources import RayConfig, Resources, start_ray
+    from nasattn.tune.runner import unfinished_with_checkpoint
 
     t0 = time.time()
     out = plan.out
     configs = trial_configs(plan)
-    saved = out / TRIALS_FILE
+    saved = out / TRIALS_JSON
     if saved.is_file() and not resume:
         raise ConfigError(f"{out} already holds a fidelity study; add --resume to continue it, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     previous = json.loads(saved.read_text()) if saved.is_file() else {}
     experiments = list(previous.get("experiments", []))
     same = previous.get("configs") == json.loads(json.dumps(configs))
-    (out / "fidelity.json").write_text(json.dumps(plan_info(plan, command), indent=2, default=str) + "\n")
+    (out / FIDELITY_JSON).write_text(json.dumps(plan_info(plan, command), indent=2, default=str) + "\n")
 
     def save() -> None:
         saved.write_text(json.dumps({"experiments": experiments, "configs": configs}, indent=1) + "\n")
+
+    def unfinished() -> list[int]:
+        return [i for i, c in enumerate(configs) if not (Path(c["run_dir"]) / DONE_MARKER).is_file()]
 
     if reuse is not None:
         copied = reuse_finished_runs(configs, Path(reuse))
         say(console, f"reused {copied} finished run(s) of the same trial, seed and budget from {reuse}")
     res = validate_model(Resources, plan.resources, "resources")
     ray_cfg = validate_model(RayConfig, (plan.study.get("ray") or {}), "ray")
-    todo = [i for i, c in enumerate(configs) if not (Path(c["run_dir"]) / "DONE").is_file()]
+    todo = unfinished()
+    signum, checkpointed, grid = None, 0, []
     if todo:
         from nasattn.data import load_dataset
 
         load_dataset(plan.data, progress=console is not None)  # fill the decoded cache once
-        with start_ray(res, ray_cfg, "fidelity") as ray_started:
+        with start_ray(res, ray_cfg, "fidelity") as ray_started, tune_interrupts() as stop:
             conc = ray_started.concurrency
             say(console, f"{ray_started.summary}; {len(todo)} of {len(configs)} runs to train, up to {conc} at once")
             if resume and same and experiments and run_grid_restorable(out / experiments[-1]):
                 say(console, f"restoring {out / experiments[-1]}")
-                _grid(configs, out, experiments[-1], res, conc, True, live)
-                todo = [i for i, c in enumerate(configs) if not (Path(c["run_dir"]) / "DONE").is_file()]
-            if todo:
+                grid = _grid(configs, out, experiments[-1], res, conc, True, live)
+                todo = unfinished()
+            if todo and stop.signum is None:
                 name = EXPERIMENT if not experiments else f"{EXPERIMENT}-{len(experiments) + 1}"
                 experiments.append(name)
                 save()
-                _grid([configs[i] for i in todo], out, name, res, conc, False, live)
+                grid = _grid([configs[i] for i in todo], out, name, res, conc, False, live)
+            signum = stop.signum
+            checkpointed = unfinished_with_checkpoint(grid) if signum is not None else 0
     save()
     rows = fidelity_rows(plan, configs)
-    return write_outputs(plan, rows, console=console, wall_s=time.time() - t0)
+    result = write_outputs(plan, rows, console=console, wall_s=time.time() - t0)
+    result.interrupted, result.checkpointed = signum, checkpointed
+    if signum is None and not result.counts["finished"]:
+        n = len(configs)
+        raise FidelityFailed(f"every training failed ({n} of {n}); first error: {first_error(configs)}; "
+                             f"wrote {result.csv}")
+    return result
+
+
+def first_error(configs: list[dict[str, Any]]) -> str:
+    """The first run's ERROR file text (``ExcType: message``), or a pointer to Tune's trial logs."""
+    for c in configs:
+        path = Path(c["run_dir"]) / ERROR_FILE
+        if path.is_file():
+            return path.read_text(errors="replace").strip()[:2000]
+    return "no run wrote an error (see the Tune trial folders)"
 
 
 def run_grid_restorable(path: Path) -> bool:
@@ -340,19 +378,20 @@ def run_grid_restorable(path: Path) -> bool:
     return path.is_dir() and tune.Tuner.can_restore(str(path))
 
 
-def _grid(configs: list[dict[str, Any]], out: Path, name: str, res: Any, conc: int, resume: bool, live: bool | None) -> None:
+def _grid(configs: list[dict[str, Any]], out: Path, name: str, res: Any, conc: int, resume: bool, live: bool | None) -> Any:
+    """Run ``configs`` as one Tune experiment ``out/name`` under a live table; returns the ResultGrid."""
     from nasattn.tune import run_grid
     from nasattn.tune.progress import GridLabel, TrialTable
 
     table = TrialTable(total=len(configs), concurrency=conc, title="nasattn fidelity", live=live,
                        describe=GridLabel([f"trial{c['trial']} seed{c['seed']}" for c in configs]))
-    run_grid(configs, storage_path=out, name=name, cpus_per_trial=res.cpus_per_trial,
+    return run_grid(configs, storage_path=out, name=name, cpus_per_trial=res.cpus_per_trial,
              gpus_per_trial=res.gpus_per_trial, max_concurrent=conc, callbacks=[table], resume=resume)
 
 
 # --------------------------------------------------------------------------------------- outputs
 def _finished(run_dir: Path) -> dict[str, Any] | None:
-    done = run_dir / "DONE"
+    done = run_dir / DONE_MARKER
     if not done.is_file():
         return None
     try:
@@ -367,29 +406,29 @@ def fidelity_rows(plan: FidelityPlan, configs: list[dict[str, Any]] | None = Non
     for s in plan.sample:
         row: dict[str, Any] = {
             "trial": s.number, "tune_trial_id": s.tune_trial_id, "group": s.group, "preset": s.seed_point or "",
-            "low_status": s.low_status, "low_epochs": s.low_epochs, f"low_{plan.metric}": s.low,
+            "low_status": s.low_status, "low_epochs": s.low_epochs, fidelity_low(plan.metric): s.low,
         }
         highs, tests = [], []
         for seed in plan.seeds:
             final = _finished(run_dir_of(plan.out, s.number, seed)) or {}
-            v, t = final.get(plan.metric), final.get("test_accuracy")
-            row[f"high_{plan.metric}_seed{seed}"] = v
-            if plan.metric != "test_accuracy":
-                row[f"high_test_accuracy_seed{seed}"] = t
+            v, t = final.get(plan.metric), final.get(TEST_ACCURACY)
+            row[fidelity_high(plan.metric, int(seed))] = v
+            if plan.metric != TEST_ACCURACY:
+                row[fidelity_high(TEST_ACCURACY, int(seed))] = t
             highs.append(v if isinstance(v, (int, float)) else math.nan)
             tests.append(t if isinstance(t, (int, float)) else math.nan)
         high = summarize(highs)  # the mean over the seeds that finished: what the rank claims compare
         row["high_n"] = high.n
-        row[f"high_{plan.metric}_mean"] = high.mean
-        row[f"high_{plan.metric}_std"] = high.std
-        row["high_test_accuracy_mean"] = summarize(tests).mean
+        row[fidelity_high(plan.metric, "mean")] = high.mean
+        row[fidelity_high(plan.metric, "std")] = high.std
+        row[fidelity_high(TEST_ACCURACY, "mean")] = summarize(tests).mean
         for k, v in s.static.items():
             row[k] = v
         rows.append(row)
     return rows
 
 
-def agreement(rows: list[dict[str, Any]], metric: str = "val_accuracy", top: int = 3,
+def agreement(rows: list[dict[str, Any]], metric: str = VAL_ACCURACY_LAST, top: int = FIDELITY_TOP,
               n_resamples: int = 2000, search_low: dict[int, float] | None = None) -> list[dict[str, Any]]:
     """For the low-budget metric, params, FLOPs and each training-free score: how it ranks the high-budget mean.
 
@@ -399,10 +438,10 @@ def agreement(rows: list[dict[str, Any]], metric: str = "val_accuracy", top: int
     search's top k that was not re-trained counts as a miss; ``top{k}_not_retrained`` says how many) and
     ``regret_search`` (NaN when the search's first choice was not re-trained).
     """
-    high = [_num(r.get(f"high_{metric}_mean")) for r in rows]
+    high = [_num(r.get(fidelity_high(metric, "mean"))) for r in rows]
     out = []
     for name in BASELINES:
-        col = f"low_{metric}" if name == "low" else name
+        col = fidelity_low(metric) if name == "low" else name
         x = [_num(r.get(col)) for r in rows]
         if not any(math.isfinite(v) for v in x):
             continue
@@ -463,8 +502,8 @@ def run_record(run_dir: Path, variant: str, seed: int) -> dict[str, Any] | None:
     final = _finished(run_dir)
     if final is None:
         return None
-    return {"variant": variant, "seed": int(seed), "status": "COMPLETE", "run_dir": str(run_dir),
-            **{k: final.get(k) for k in ("test_accuracy", "kappa", "n_test")}}
+    return {"variant": variant, "seed": int(seed), "status": TrialStatus.COMPLETE, "run_dir": str(run_dir),
+            **{k: final.get(k) for k in (TEST_ACCURACY, "kappa", "n_test")}}
 
 
 def analyze_runs(runs: list[dict[str, Any]], variants: list[str], base: str,
@@ -492,9 +531,9 @@ def reuse_finished_runs(configs: list[dict[str, Any]], source: Path) -> int:
     """
     import shutil
 
-    saved = source / TRIALS_FILE
+    saved = source / TRIALS_JSON
     if not saved.is_file():
-        raise ConfigError(f"--reuse {source}: not a fidelity folder ({TRIALS_FILE} missing)")
+        raise ConfigError(f"--reuse {source}: not a fidelity folder ({TRIALS_JSON} missing)")
 
     def key(c: dict[str, Any]) -> str:
         return json.dumps({k: v for k, v in json.loads(json.dumps(c, default=str)).items() if k != "run_dir"}, sort_keys=True)
@@ -504,7 +543,7 @@ def reuse_finished_runs(configs: list[dict[str, Any]], source: Path) -> int:
     for c in configs:
         dst = Path(c["run_dir"])
         src = run_dir_of(source, int(c["trial"]), int(c["seed"]))
-        if (dst / "DONE").is_file() or key(c) not in theirs or _finished(src) is None or src == dst:
+        if (dst / DONE_MARKER).is_file() or key(c) not in theirs or _finished(src) is None or src == dst:
             continue
         if dst.exists():
             shutil.rmtree(dst)
@@ -527,16 +566,16 @@ def write_outputs(plan: FidelityPlan, rows: list[dict[str, Any]], *, console: Co
     """fidelity.csv, agreement.csv and report.html."""
     from nasattn.tune import write_rows_csv
 
-    csv = write_rows_csv(rows, plan.out / "fidelity.csv")
+    csv = write_rows_csv(rows, plan.out / FIDELITY_CSV)
     agree = agreement(rows, plan.metric, plan.top, n_resamples, plan.search_low)
     if len(plan.seeds) < 2:
         say(console, f"[yellow]the high budget has one seed ({plan.seeds[0]}): the rank correlations compare against "
                      "one training run per trial; a second seed can move them (use --seeds 0,1,2)[/]")
-    agree_csv = write_rows_csv(agree, plan.out / "agreement.csv")
+    agree_csv = write_rows_csv(agree, plan.out / AGREEMENT_CSV)
     paired = paired_vs_preset(plan, rows)
     if paired:
-        write_rows_csv(paired, plan.out / "paired.csv")
-    counts = {"finished": sum(1 for r in rows for s in plan.seeds if r.get(f"high_{plan.metric}_seed{s}") is not None)}
+        write_rows_csv(paired, plan.out / PAIRED_CSV)
+    counts = {"finished": sum(1 for r in rows for s in plan.seeds if r.get(fidelity_high(plan.metric, int(s))) is not None)}
     counts["missing"] = len(rows) * len(plan.seeds) - counts["finished"]
     result = FidelityResult(out=plan.out, csv=csv, agreement_csv=agree_csv, report=None, rows=rows, agreement=agree,
                             counts=counts, wall_s=wall_s)
@@ -544,7 +583,7 @@ def write_outputs(plan: FidelityPlan, rows: list[dict[str, Any]], *, console: Co
         try:
             from nasattn.fidelity.report import render_fidelity
 
-            result.report = render_fidelity(plan.out).write(plan.out / "report.html")
+            result.report = render_fidelity(plan.out).write(plan.out / REPORT_FILE)
         except Exception as e:  # noqa: BLE001 - the CSVs stand without their report
             result.report_error = f"report failed: {type(e).__name__}: {e}"
             say(console, f"[yellow]{result.report_error}[/]")

@@ -138,11 +138,5 @@ def load_arch_source(preset: str | None = None, path: str | Path | None = None) 
     return ArchSpec.from_dict(raw, str(path)), {}
 
 
-def __getattr__(name: str) -> Any:
-    if name == "PRESET_NAMES":  # kept for callers of the old constant: always the files' names
-        return tuple(list_presets())
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = ["ENV_VAR", "PRESET_DIR", "Preset", "get_preset", "list_presets", "load_arch_source",
            "preset_dirs", "preset_path", "read_preset", "register_preset_dir"]

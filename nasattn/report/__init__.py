@@ -10,12 +10,14 @@ import errno
 from pathlib import Path
 from typing import Callable
 
+from nasattn.config import NasattnError
 from nasattn.safewrite import DiskError
+from nasattn.schema import ABLATION_CSV, ABLATION_JSON, METRICS_FILE, REPORT_FILE, STUDY_DB, STUDY_FILE, TRIALS_CSV
 
 KINDS = ("run", "search", "ablation")
 
 
-class NotANasattnFolder(FileNotFoundError):
+class NotANasattnFolder(NasattnError, FileNotFoundError):
     """The folder is not a train run, search or ablation folder written by nasattn."""
 
 
@@ -24,15 +26,15 @@ def detect_kind(folder: str | Path) -> str:
     d = Path(folder)
     if not d.is_dir():
         raise NotANasattnFolder(f"{d}: no such folder")
-    if (d / "ablation.csv").is_file() or (d / "ablation.json").is_file():
+    if (d / ABLATION_CSV).is_file() or (d / ABLATION_JSON).is_file():
         return "ablation"
-    if any((d / f).is_file() for f in ("trials.csv", "study.yaml", "study.db")):
+    if any((d / f).is_file() for f in (TRIALS_CSV, STUDY_FILE, STUDY_DB)):
         return "search"
-    if (d / "metrics.json").is_file():
+    if (d / METRICS_FILE).is_file():
         return "run"
     raise NotANasattnFolder(
-        f"{d}: not a nasattn folder (expected metrics.json of a train run, trials.csv/study.yaml of a search, "
-        "or ablation.csv of an ablation)"
+        f"{d}: not a nasattn folder (expected {METRICS_FILE} of a train run, {TRIALS_CSV}/{STUDY_FILE} of a search, "
+        f"or {ABLATION_CSV} of an ablation)"
     )
 
 
@@ -46,9 +48,9 @@ def render_report(folder: str | Path, out: Path | None = None) -> Path:
         from nasattn.report.search import render_search as build
     else:
         from nasattn.report.ablation import render_ablation as build
-    target = Path(out) if out is not None else d / "report.html"
+    target = Path(out) if out is not None else d / REPORT_FILE
     if target.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name, e.g. " + str(target / "report.html"), str(target))
+        raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name, e.g. " + str(target / REPORT_FILE), str(target))
     page = build(d)
     return page.write(target)
 

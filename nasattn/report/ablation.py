@@ -12,9 +12,9 @@ from nasattn.report import figures
 from nasattn.report.env import environment
 from nasattn.report.html import Page, best_cells, fmt_count, fmt_num, fmt_pct, is_number
 from nasattn.report.predictions import predictions_from_run_dirs
+from nasattn.schema import ABLATION_CSV, ABLATION_JSON, METRICS_FILE, NOT_FINISHED
 from nasattn.stats import DEFAULT_PRIMARY, MODEL_LEVEL, PRIMARY_METRICS, analyze, summarize
 
-ERROR_STATUSES = {"ERROR", "FAILED", "FAIL", "CRASHED", "DIVERGED", "MISSING"}
 DECAY_ONLY = figures.DECAY_ONLY
 PAPER_LABELS = {"test_accuracy": "test accuracy", "kappa": "Cohen's kappa", "alpha": "mean alpha",
                 "min_class_accuracy": "min class accuracy (paper: every class above)", "confidence_gap": "confidence gap"}
@@ -23,15 +23,15 @@ PAPER_LABELS = {"test_accuracy": "test accuracy", "kappa": "Cohen's kappa", "alp
 def read_ablation(folder: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     """ablation.csv (empty frame when missing) and ablation.json (``{}`` when missing or broken)."""
     rows = pd.DataFrame()
-    if (folder / "ablation.csv").is_file():
+    if (folder / ABLATION_CSV).is_file():
         try:
-            rows = pd.read_csv(folder / "ablation.csv")
+            rows = pd.read_csv(folder / ABLATION_CSV)
         except pd.errors.EmptyDataError:
             rows = pd.DataFrame()
     meta: dict[str, Any] = {}
-    if (folder / "ablation.json").is_file():
+    if (folder / ABLATION_JSON).is_file():
         try:
-            meta = json.loads((folder / "ablation.json").read_text(encoding="utf-8")) or {}
+            meta = json.loads((folder / ABLATION_JSON).read_text(encoding="utf-8")) or {}
         except (ValueError, OSError):
             meta = {}
     for col in ("variant", "seed", "status", "run_dir", "test_accuracy"):
@@ -45,7 +45,7 @@ def ok_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """Rows that finished: a numeric test accuracy and no error status."""
     status = rows["status"].fillna("").astype(str).str.upper()
     acc = pd.to_numeric(rows["test_accuracy"], errors="coerce")
-    return rows[acc.notna() & ~status.isin(ERROR_STATUSES)]
+    return rows[acc.notna() & ~status.isin(NOT_FINISHED)]
 
 
 def variants_of(rows: pd.DataFrame) -> list[str]:
@@ -67,7 +67,7 @@ def resolve_run_dir(folder: Path, run_dir: Any) -> Path | None:
         return None
     p = Path(run_dir)
     for cand in ([p] if p.is_absolute() else [folder / p, p, folder / p.name]):
-        if (cand / "metrics.json").is_file():
+        if (cand / METRICS_FILE).is_file():
             return cand
     return None
 
@@ -86,14 +86,6 @@ def load_runs(folder: Path, rows: pd.DataFrame) -> dict[str, list[dict[str, Any]
         except Exception:  # noqa: BLE001 - a half-written run folder
             continue
     return runs
-
-
-def _by_seed(df: pd.DataFrame, col: str) -> dict[int, float]:
-    out = {}
-    for s, v in zip(df["seed"], pd.to_numeric(df[col], errors="coerce")):
-        if is_number(s) and pd.notna(v):
-            out[int(s)] = float(v)
-    return out
 
 
 def _mean(df: pd.DataFrame, col: str) -> float | None:
@@ -191,7 +183,7 @@ def variant_table(ok: pd.DataFrame, rows: pd.DataFrame, variants: list[str], bas
     return pd.DataFrame(disp), best_cells(pd.DataFrame(num), rules)
 
 
-def statistics_notes(stats_rows: list[dict[str, Any]], correction: str) -> list[str]:  # noqa: C901
+def statistics_notes(stats_rows: list[dict[str, Any]], correction: str) -> list[str]:
     """The sentences under the variant table: methods, which variance the CIs cover, each comparison's caveats."""
     method = {"holm": "Holm", "bh": "Benjamini-Hochberg", "none": "no"}.get(correction, correction)
     primary = next((r.get("primary_metric") for r in stats_rows if r.get("primary_metric")), DEFAULT_PRIMARY)
@@ -361,7 +353,7 @@ def render_ablation(folder: Path) -> Page:
 
     page.section("Variants", "ablation-variants")
     if rows.empty:
-        page.text("ablation.csv is missing or empty: no run has finished yet.", "warn")
+        page.text(f"{ABLATION_CSV} is missing or empty: no run has finished yet.", "warn")
     correction = meta.get("correction") if meta.get("correction") in ("holm", "bh", "none") else "holm"
     primary = meta.get("primary_metric") if meta.get("primary_metric") in PRIMARY_METRICS else DEFAULT_PRIMARY
     stats_rows = analyze(rows, variants, base, correction=correction, primary=primary,

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from nasattn.schema import PREDICTIONS_FILE
 from nasattn.stats.study import PredictionsOf, finished, run_key, splits_vary
 
 
@@ -22,7 +23,7 @@ def predictions_from_run_dirs(rows: pd.DataFrame, locate: Callable[[Any], Any]) 
     def load(variant: str, key: Hashable) -> pd.DataFrame | None:
         if (variant, key) not in cache:
             d = locate(where.get((variant, key)))
-            f = Path(d) / "predictions.csv" if d is not None else None
+            f = Path(d) / PREDICTIONS_FILE if d is not None else None
             try:
                 cache[(variant, key)] = pd.read_csv(f) if f is not None and f.is_file() else None
             except (OSError, ValueError):  # a half-written or foreign file: no predictions for this run

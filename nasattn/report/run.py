@@ -7,13 +7,14 @@ from typing import Any
 
 import pandas as pd
 
+from nasattn.schema import HISTORY_FILE, PREDICTIONS_FILE, VAL_ACCURACY_BEST
 from nasattn.report import figures
 from nasattn.report.env import environment
 from nasattn.report.html import Page, escape, fmt_count, fmt_num, fmt_pct, is_number
 
 SUMMARY_ROWS: tuple[tuple[str, str, Any], ...] = (
     ("test_accuracy", "test accuracy", fmt_pct),
-    ("val_accuracy", "val accuracy (best epoch)", fmt_pct),
+    (VAL_ACCURACY_BEST, "val accuracy (best epoch)", fmt_pct),
     ("kappa", "Cohen's kappa", lambda v: fmt_num(v, 4)),
     ("macro_f1", "macro F1", lambda v: fmt_num(v, 4)),
     ("min_class_accuracy", "min class accuracy", fmt_pct),
@@ -72,7 +73,7 @@ def add_run_sections(page: Page, run: dict[str, Any], prefix: str = "run", label
     page.figure(figures.confusion_matrix(m.get("confusion_matrix"), class_names(m)), f"fig-{prefix}-confusion")
     page.section("Training", f"{prefix}-training")
     if hist is None or hist.empty:
-        page.text("history.csv is missing or empty.", "warn")
+        page.text(f"{HISTORY_FILE} is missing or empty.", "warn")
     else:
         page.figure(figures.training_curves({label: hist}), f"fig-{prefix}-curves")
         page.figure(figures.learning_rate(hist), f"fig-{prefix}-lr")
@@ -80,7 +81,7 @@ def add_run_sections(page: Page, run: dict[str, Any], prefix: str = "run", label
     if preds is not None:
         page.figure(figures.confidence_histograms({label: preds}), f"fig-{prefix}-confidence")
     else:
-        page.text("predictions.csv is missing: no confidence histogram.", "warn")
+        page.text(f"{PREDICTIONS_FILE} is missing: no confidence histogram.", "warn")
     for name in ("arch", "recipe"):
         if run.get(name):
             page.section(f"{name}.yaml", f"{prefix}-{name}")

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from nasattn.config import safe_yaml
+from nasattn.schema import HISTORY_FILE, METRICS_FILE, RUN_JSON, STUDY_FILE, TRIALS_CSV, TrialStatus
 from nasattn.report import figures
 from nasattn.report.env import environment
 from nasattn.report.html import Page, best_cells, fmt_count, fmt_num, fmt_pct, is_number
@@ -18,12 +19,12 @@ ACCURACY = ("val_accuracy", "test_accuracy", "min_class_accuracy")
 COUNTS = ("params", "flops")
 METRICS = ("val_accuracy", "test_accuracy", "kappa", "min_class_accuracy", "params", "flops", "layers",
            "latency_ms", "epochs", "duration_s")
-OK_STATES = ("COMPLETE",)
+OK_STATES = (TrialStatus.COMPLETE,)
 
 
 def read_study_yaml(folder: Path) -> tuple[dict[str, Any], str | None]:
     """The resolved study (``{}`` when missing or unreadable) and the source file named in its header."""
-    path = folder / "study.yaml"
+    path = folder / STUDY_FILE
     if not path.is_file():
         return {}, None
     text = path.read_text(encoding="utf-8", errors="replace")
@@ -85,7 +86,7 @@ def rows_from_study(st: Any, metrics: list[str]) -> pd.DataFrame:
 
 def load_trials(folder: Path, study: dict[str, Any], st: Any | None) -> pd.DataFrame:
     """trials.csv, else rows rebuilt from the Optuna study, else an empty frame."""
-    path = folder / "trials.csv"
+    path = folder / TRIALS_CSV
     if path.is_file():
         try:
             return pd.read_csv(path).copy()  # copy(): one block per dtype (read_csv leaves wide frames fragmented)
@@ -380,7 +381,7 @@ def render_search(folder: Path) -> Page:
     add_pareto(page, ok, modes, st)
     add_all_trials(page, trials, modes)
     best = folder / "best"
-    if (best / "metrics.json").is_file() and (best / "history.csv").is_file():
+    if (best / METRICS_FILE).is_file() and (best / HISTORY_FILE).is_file():
         from nasattn.engine import read_run
         from nasattn.report.run import add_run_sections
 
@@ -397,9 +398,7 @@ def started_command(folder: Path) -> str | None:
     """The command line that started the search in ``folder`` (run.json), with its overrides; None if unknown."""
     import json
 
-    from nasattn.search.run import RUN_FILE
-
     try:
-        return json.loads((folder / RUN_FILE).read_text()).get("command")
+        return json.loads((folder / RUN_JSON).read_text()).get("command")
     except (OSError, ValueError):
         return None

@@ -21,14 +21,11 @@ from typing import Any
 
 from ray.tune import Callback, Stopper
 
+from nasattn.schema import HISTORY_FILE, STOPPED_FILE, TUNE_BOOKKEEPING, TrialStatus, VAL_ACCURACY_LAST
 from nasattn.search.storage import create_or_load_study, open_storage, redact, storage_url  # noqa: F401 - re-exported
 
-# Metrics that are not copied into user attributes (Tune bookkeeping or big values).
-_SKIP = {
-    "timestamp", "checkpoint_dir_name", "should_checkpoint", "done", "training_iteration", "trial_id",
-    "date", "pid", "hostname", "node_ip", "time_since_restore", "iterations_since_restore", "config",
-    "experiment_tag", "time_this_iter_s", "final",
-}
+# Metrics that are not copied into user attributes: Tune's bookkeeping (its run time is kept) and ``final``.
+_SKIP = (TUNE_BOOKKEEPING - {"time_total_s"}) | {"final"}
 
 
 def _error_text(trial: Any) -> str:
@@ -61,6 +58,16 @@ class StudyLedger:
 
     Records carry ``run_id`` and ``sampler_number`` (the in-memory searcher's trial number); opening
     the same key again returns the existing record. Picklable: the storage is reopened lazily.
+
+    Public study API where Optuna has one: records are created with ``optuna.trial.create_trial`` +
+    ``Study.add_trial`` and finished with ``Study.tell``. Three storage calls remain, because Optuna has
+    no public call to update a RUNNING trial it did not hand out itself: ``Trial.report`` and
+    ``Trial.set_user_attr`` exist only on the ``Trial`` that ``Study.ask`` returned in the same process,
+    and these records are updated from a Tune callback, across driver restarts (``--resume``). So
+    :meth:`report` and :meth:`finish` use ``storage.set_trial_intermediate_value`` and
+    ``storage.set_trial_user_attr`` on the id from ``storage.get_trial_id_from_study_id_trial_number``;
+    :meth:`get` reads one trial with ``storage.get_trial`` (``Study.get_trials`` would load every
+    trial at every reported epoch).
     """
 
     def __init__(self, url: str, study_name: str, run_id: str) -> None:
@@ -116,7 +123,7 @@ class StudyLedger:
                     self.storage.set_trial_user_attr(self.storage_id(known), "tune_trial_id", attrs.get("tune_trial_id"))
                 return known
             self.finish(known, optuna.trial.TrialState.FAIL, None,
-                        {"status": "FAILED", "error": "interrupted; the resumed search drew another point"})
+                        {"status": TrialStatus.FAILED, "error": "interrupted; the resumed search drew another point"})
         user_attrs = {"run_id": self.run_id, "sampler_number": int(key)}
         for k, v in attrs.items():
             user_attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) else v
@@ -141,10 +148,10 @@ class StudyLedger:
                 continue
             if t.intermediate_values:
                 closed += self.finish(number, optuna.trial.TrialState.PRUNED, None,
-                                      {"status": "STOPPED", "stopped_by": stopped_by})
+                                      {"status": TrialStatus.STOPPED, "stopped_by": stopped_by})
             else:
                 closed += self.finish(number, optuna.trial.TrialState.FAIL, None,
-                                      {"status": "NOT_STARTED", "stopped_by": stopped_by, "error": error})
+                                      {"status": TrialStatus.NOT_STARTED, "stopped_by": stopped_by, "error": error})
         return closed
 
     def is_running(self, number: int) -> bool:
@@ -200,7 +207,7 @@ class StudyRecorder(Callback):
     """
 
     def __init__(self, ledger: StudyLedger, metrics: list[str], time_limit: float | None = None,
-                 scheduler_metric: str = "val_accuracy") -> None:
+                 scheduler_metric: str = VAL_ACCURACY_LAST) -> None:
         self.ledger = ledger
         self.metrics = metrics
         self.time_limit = time_limit
@@ -228,7 +235,7 @@ class StudyRecorder(Callback):
         value = result.get(self.scheduler_metric)
         ok = isinstance(value, (int, float)) and math.isfinite(value)
         self.ledger.report(number, epoch, float(value) if ok else None,
-                           {"epochs": epoch, "duration_s": result.get("time_total_s"), "status": "RUNNING"})
+                           {"epochs": epoch, "duration_s": result.get("time_total_s"), "status": TrialStatus.RUNNING})
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.record(trial, None)
@@ -242,14 +249,14 @@ class StudyRecorder(Callback):
             number = trial_number(trial)
             if number is None or not self.ledger.is_running(number):
                 continue
-            if trial.status == "ERROR":
+            if trial.status == TrialStatus.ERROR:
                 self.record(trial, _error_text(trial))
             elif (trial.last_result or {}).get("final"):
                 self.record(trial, None)
             elif timed_out:
                 self.record(trial, None, stopped_by="time_limit")
             else:  # interrupted: the record stays RUNNING so that --resume continues it in place
-                self.ledger.report(number, None, None, {"status": "INTERRUPTED"})
+                self.ledger.report(number, None, None, {"status": TrialStatus.INTERRUPTED})
 
     # ------------------------------------------------------------------ writing
     def record(self, trial: Any, error: str | None, stopped_by: str = "early_stopping") -> None:
@@ -265,19 +272,19 @@ class StudyRecorder(Callback):
         attrs.update({k: v for k, v in measured_attrs(result, config.get("recipe")).items() if k not in attrs})
         values = None
         if error is not None:
-            state, attrs["status"], attrs["error"] = TrialState.FAIL, "FAILED", error
+            state, attrs["status"], attrs["error"] = TrialState.FAIL, TrialStatus.FAILED, error
         elif result.get("final"):
             values = [result.get(m) for m in self.metrics]
             if any(not isinstance(v, (int, float)) or not math.isfinite(v) for v in values):
                 state, values = TrialState.FAIL, None
-                attrs["status"] = "FAILED"
+                attrs["status"] = TrialStatus.FAILED
                 attrs["error"] = f"objective value missing or not finite: {dict(zip(self.metrics, [result.get(m) for m in self.metrics]))}"
             else:
-                state, attrs["status"] = TrialState.COMPLETE, "COMPLETE"
+                state, attrs["status"] = TrialState.COMPLETE, TrialStatus.COMPLETE
         elif result.get("epoch"):
-            state, attrs["status"], attrs["stopped_by"] = TrialState.PRUNED, "STOPPED", stopped_by
+            state, attrs["status"], attrs["stopped_by"] = TrialState.PRUNED, TrialStatus.STOPPED, stopped_by
         else:
-            state, attrs["status"], attrs["stopped_by"] = TrialState.FAIL, "NOT_STARTED", stopped_by
+            state, attrs["status"], attrs["stopped_by"] = TrialState.FAIL, TrialStatus.NOT_STARTED, stopped_by
             attrs["error"] = f"{stopped_by}: stopped before its first epoch"
         value = result.get(self.scheduler_metric)
         if result.get("final") and isinstance(value, (int, float)) and math.isfinite(value):
@@ -292,9 +299,9 @@ class StudyRecorder(Callback):
 
         rows = [r for r in self.histories.get(tune_id, []) if not r.get("final")]
         run_dir.mkdir(parents=True, exist_ok=True)
-        if rows and not (run_dir / "history.csv").is_file():
-            pd.DataFrame(rows).to_csv(run_dir / "history.csv", index=False)
-        (run_dir / "stopped.json").write_text(json.dumps(attrs, indent=2, default=str) + "\n")
+        if rows and not (run_dir / HISTORY_FILE).is_file():
+            pd.DataFrame(rows).to_csv(run_dir / HISTORY_FILE, index=False)
+        (run_dir / STOPPED_FILE).write_text(json.dumps(attrs, indent=2, default=str) + "\n")
 
 
 class FailureGuard(Callback, Stopper):

@@ -10,7 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nasattn.say import say
-from nasattn.config import ConfigError, to_yaml
+from nasattn.schema import (
+    ARCH_FILE, EXPERIMENT, HISTORY_FILE, METRICS_FILE, MODEL_FILE, PREDICTIONS_FILE, RECIPE_FILE, RUN_JSON, STUDY_FILE,
+    TRIALS_CSV, VAL_ACCURACY_LAST, ExitCode, TrialStatus,
+)
+from nasattn.config import ConfigError, NasattnError, to_yaml
 from nasattn.search.study import LoadedStudy
 from nasattn.tune.resources import preflight, start_ray
 from nasattn.tune.trainable import CHECKPOINT_BUDGET
@@ -19,11 +23,12 @@ if TYPE_CHECKING:
     import optuna
     from rich.console import Console
 
-EXPERIMENT = "tune"  # Tune's experiment folder inside the output folder
 
 
-class SearchFailed(RuntimeError):
+class SearchFailed(NasattnError, RuntimeError):
     """Every trial of the search failed; ``str()`` shows the first error."""
+
+    exit_code = ExitCode.FAILED
 
 
 @dataclass
@@ -56,7 +61,7 @@ def _scheduler(loaded: LoadedStudy):
     from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler, MedianStoppingRule
 
     es, epochs = loaded.study.early_stopping, loaded.study.budget.epochs
-    common = dict(time_attr="training_iteration", metric="val_accuracy", mode="max")
+    common = dict(time_attr="training_iteration", metric=VAL_ACCURACY_LAST, mode="max")
     if es.type == "asha":
         return ASHAScheduler(max_t=epochs, grace_period=min(es.grace_period, epochs), reduction_factor=es.reduction_factor, **common)
     if es.type == "hyperband":
@@ -79,7 +84,7 @@ def _saved_study(out: Path, loaded: LoadedStudy) -> None:
     """Write the resolved study (with its space inline) into the output folder, for the record and resume."""
     data = loaded.study.model_dump(mode="json")
     data["space"] = loaded.space_source
-    (out / "study.yaml").write_text(
+    (out / STUDY_FILE).write_text(
         f"# resolved study (from {loaded.source}); the search space is copied to space.yaml\n" + to_yaml(data)
     )
     src = Path(loaded.space_source.split(" (with --set)")[0].split(": space")[0])
@@ -87,7 +92,7 @@ def _saved_study(out: Path, loaded: LoadedStudy) -> None:
         shutil.copyfile(src, out / "space.yaml")
 
 
-RUN_FILE = "run.json"  # the run id and the fingerprint of the resolved study, written at the start
+RUN_FILE = RUN_JSON  # the run id and the fingerprint of the resolved study, written at the start
 # Study fields that may differ on --resume (they change nothing the saved run depends on).
 RESUME_FREE = ("output", "report")
 
@@ -256,10 +261,11 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Console | 
         result.interrupted = stop.signum
         result.checkpointed = _unfinished_with_checkpoint(grid, url, name)
         return result
-    ok = result.counts.get("COMPLETE", 0) + result.counts.get("STOPPED", 0) + result.counts.get("INTERRUPTED", 0)
+    ok = sum(result.counts.get(s, 0) for s in (TrialStatus.COMPLETE, TrialStatus.STOPPED, TrialStatus.INTERRUPTED))
     if ok == 0:
         first = _first_error(url, name)
-        raise SearchFailed(f"every trial failed ({result.counts.get('FAILED', 0)} of {study.budget.trials}); first error: {first}")
+        failed = result.counts.get(TrialStatus.FAILED, 0)
+        raise SearchFailed(f"every trial failed ({failed} of {study.budget.trials}); first error: {first}")
     return result
 
 
@@ -270,7 +276,7 @@ def _unfinished_with_checkpoint(grid: Any, url: str, name: str) -> int:
     from nasattn.search.recorder import open_storage
 
     st = optuna.load_study(study_name=name, storage=open_storage(url))
-    ended = ("COMPLETE", "STOPPED", "FAILED")  # the status attribute of trials that ended on their own
+    ended = (TrialStatus.COMPLETE, TrialStatus.STOPPED, TrialStatus.FAILED)  # the status attribute of trials that ended on their own
     done = {t.user_attrs.get("tune_trial_id") for t in st.get_trials(deepcopy=False) if t.user_attrs.get("status") in ended}
     return sum(1 for r in grid if r.checkpoint is not None and (r.metrics or {}).get("trial_id") not in done)
 
@@ -314,7 +320,7 @@ def pick_best(study: optuna.Study, metric_names: list[str]) -> optuna.trial.Froz
     front = pareto_numbers(study) if len(metric_names) > 1 else set()
     pool = [t for t in complete if t.number in front] if front else complete
     pool = pool or complete
-    i = metric_names.index("val_accuracy")
+    i = metric_names.index(VAL_ACCURACY_LAST)
     return max(pool, key=lambda t: (t.values[i], -(t.user_attrs.get("params") or 0)))
 
 
@@ -329,7 +335,7 @@ def write_outputs(loaded: LoadedStudy, url: str, name: str, console: Console | N
     st = optuna.load_study(study_name=name, storage=open_storage(url))
     metric_names = loaded.study.metric_names
     rows = study_rows(st, metric_names)
-    trials_csv = write_rows_csv(rows, out / "trials.csv")
+    trials_csv = write_rows_csv(rows, out / TRIALS_CSV)
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["status"] or r["state"]] = counts.get(r["status"] or r["state"], 0) + 1
@@ -343,27 +349,27 @@ def write_outputs(loaded: LoadedStudy, url: str, name: str, console: Console | N
         recipe = json.loads(best.user_attrs.get("recipe") or "null")
         if arch is not None:
             arch["name"] = arch.get("name") or f"{loaded.study.name}-trial{best.number}"
-            (best_dir / "arch.yaml").write_text(
+            (best_dir / ARCH_FILE).write_text(
                 f"# best trial {best.number} ({best.user_attrs.get('tune_trial_id')}) of study {name!r}; "
                 f"widths before width_mult {loaded.study.train.width_mult:g}\n" + to_yaml(arch)
             )
         if recipe is not None:
-            (best_dir / "recipe.yaml").write_text(to_yaml(recipe))
+            (best_dir / RECIPE_FILE).write_text(to_yaml(recipe))
         run_dir = best.user_attrs.get("run_dir")
         metrics: dict[str, Any] = {}
-        if run_dir and (Path(run_dir) / "metrics.json").is_file():
-            metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
-            for extra in ("history.csv", "predictions.csv", "model.pt"):
+        if run_dir and (Path(run_dir) / METRICS_FILE).is_file():
+            metrics = json.loads((Path(run_dir) / METRICS_FILE).read_text())
+            for extra in (HISTORY_FILE, PREDICTIONS_FILE, MODEL_FILE):
                 if (Path(run_dir) / extra).is_file():
                     shutil.copyfile(Path(run_dir) / extra, best_dir / extra)
-            if (Path(run_dir) / "arch.yaml").is_file():
-                shutil.copyfile(Path(run_dir) / "arch.yaml", best_dir / "trained_arch.yaml")
+            if (Path(run_dir) / ARCH_FILE).is_file():
+                shutil.copyfile(Path(run_dir) / ARCH_FILE, best_dir / "trained_arch.yaml")
         else:
             metrics = {k: v for k, v in best.user_attrs.items() if k not in ("arch", "recipe")}
         metrics.update(trial_number=best.number, tune_trial_id=best.user_attrs.get("tune_trial_id"),
                        params_chosen=best.params, objectives=dict(zip(metric_names, best.values)),
                        width_mult=loaded.study.train.width_mult)
-        (best_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+        (best_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, default=str))
         best_info = {"number": best.number, **dict(zip(metric_names, best.values)),
                      "test_accuracy": best.user_attrs.get("test_accuracy"), "arch": arch}
     if len(metric_names) > 1:

@@ -84,7 +84,7 @@ class TrialConfigFactory:
 
 def _seed_recipe(space: SearchSpace, seed_point: str | None) -> str | None:
     """Which recipe a seed trial trains with: own (the preset's, seeds.recipe: own) or study; None for others."""
-    return None if not seed_point else ("own" if seed_point in getattr(space, "own_recipes", {}) else "study")
+    return None if not seed_point else ("own" if seed_point in space.own_recipes else "study")
 
 
 class SpaceSearch(Searcher):

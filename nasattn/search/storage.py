@@ -8,11 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from nasattn.schema import STUDY_DB
+
 
 def storage_url(storage: str | None, output: Path) -> str:
     """The storage spec of a study: default ``sqlite:///<output>/study.db``."""
     if storage is None:
-        return f"sqlite:///{(output / 'study.db').resolve()}"
+        return f"sqlite:///{(output / STUDY_DB).resolve()}"
     if storage.endswith((".log", ".jsonl")) and "://" not in storage and not storage.startswith("journal:"):
         return f"journal:{Path(storage).expanduser().resolve()}"
     if storage.startswith("journal:"):

@@ -8,16 +8,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from nasattn.schema import STUDY_DB, VAL_ACCURACY_LAST
 from nasattn.config import ConfigError, read_yaml, resolve_data_source
 from nasattn.runfile import RunFile, StrictModel
 
 if TYPE_CHECKING:
     from nasattn.search.space import SearchSpace
 
-SAMPLERS = ("tpe", "random", "cmaes", "nsga2", "gp", "grid")
-SCHEDULERS = ("asha", "hyperband", "median", "none")
 OBJECTIVE_METRICS = {
-    "val_accuracy": "max", "params": "min", "flops": "min", "latency_ms": "min",
+    VAL_ACCURACY_LAST: "max", "params": "min", "flops": "min", "latency_ms": "min",
 }
 
 
@@ -135,10 +134,10 @@ class Study(RunFile):
     name: str = "search"
     space: Any = Field(..., description="Path to a search-space YAML (relative to the study file) or an inline space.")
     budget: Budget = Field(default_factory=Budget)
-    objectives: list[Objective] = Field(default_factory=lambda: [Objective(metric="val_accuracy")], min_length=1)
+    objectives: list[Objective] = Field(default_factory=lambda: [Objective(metric=VAL_ACCURACY_LAST)], min_length=1)
     sampler: Sampler = Field(default_factory=Sampler)
     early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
-    storage: str | None = Field(None, description="None: sqlite study.db in the output folder; an SQLAlchemy URL; or journal:PATH.")
+    storage: str | None = Field(None, description=f"None: sqlite {STUDY_DB} in the output folder; an SQLAlchemy URL; or journal:PATH.")
     study_name: str | None = None
     seeds: Seeds = Field(default_factory=Seeds)
     train: TrainSettings = Field(default_factory=TrainSettings)
@@ -167,7 +166,7 @@ class Study(RunFile):
         metrics = [o.metric for o in self.objectives]
         if len(set(metrics)) != len(metrics):
             raise ValueError(f"objectives: {metrics} lists a metric twice")
-        if "val_accuracy" not in metrics:
+        if VAL_ACCURACY_LAST not in metrics:
             raise ValueError("objectives: val_accuracy must be one of the objectives (early stopping follows it)")
         if self.multi_objective and self.sampler.type in ("cmaes",):
             raise ValueError(f"sampler: {self.sampler.type} is single-objective; for several objectives use nsga2, tpe, gp or random")

@@ -27,6 +27,7 @@ import pandas as pd
 from nasattn.stats.bootstrap import two_level_ci
 from nasattn.stats.mcnemar import MODEL_LEVEL, mcnemar_exact, paired_correct
 from nasattn.stats.multitest import Family
+from nasattn.schema import NOT_FINISHED, PREDICTIONS_FILE
 from nasattn.stats.paired import MIN_SEEDS, Comparison, compare, summarize
 from nasattn.stats.verdict import verdict
 
@@ -36,8 +37,6 @@ METRICS: dict[str, tuple[float, float]] = {"test_accuracy": (0.0, 1.0), "kappa":
 PRIMARY_METRICS = ("test_accuracy", "kappa", "macro_f1")
 """Metrics a study may name as its primary (the verdict's) metric; higher is better for each."""
 DEFAULT_PRIMARY = "test_accuracy"
-OK_STATUS = "COMPLETE"
-ERROR_STATUSES = {"ERROR", "FAILED", "FAIL", "CRASHED", "DIVERGED", "MISSING", "UNFINISHED"}
 
 PredictionsOf = Callable[[str, Hashable], "pd.DataFrame | None"]
 
@@ -60,7 +59,7 @@ def finished(rows: pd.DataFrame) -> pd.DataFrame:
     """Rows with a numeric test accuracy and no error status."""
     status = rows["status"].fillna("").astype(str).str.upper() if "status" in rows.columns else pd.Series("", index=rows.index)
     acc = pd.to_numeric(rows["test_accuracy"], errors="coerce") if "test_accuracy" in rows.columns else pd.Series(dtype=float)
-    return rows[acc.notna() & ~status.isin(ERROR_STATUSES)]
+    return rows[acc.notna() & ~status.isin(NOT_FINISHED)]
 
 
 def _values(df: pd.DataFrame, col: str, with_split: bool) -> dict[Hashable, float]:
@@ -136,7 +135,7 @@ def bootstrap_columns(base: str, variant: str, keys: list[Hashable], predictions
         return out
     pairs = [paired_correct(predictions(base, k), predictions(variant, k)) for k in keys] if predictions else []
     if not keys or any(p is None for p in pairs) or len({len(p[0]) for p in pairs if p}) != 1:
-        out["boot_note"] = "no two-level bootstrap: not every paired run has the same test images in predictions.csv"
+        out["boot_note"] = f"no two-level bootstrap: not every paired run has the same test images in {PREDICTIONS_FILE}"
         return out
     ci = two_level_ci(np.stack([p[0] for p in pairs if p]), np.stack([p[1] for p in pairs if p]))
     out.update(boot_ci_low=ci.ci_low, boot_ci_high=ci.ci_high)

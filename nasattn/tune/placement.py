@@ -21,12 +21,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from nasattn.config import NasattnError
+from nasattn.schema import PLACEMENT_FILE
+
 FORCE_DEVICE_ENV = "NASATTN_TRIAL_DEVICE"
 RENDEZVOUS_ENV = "NASATTN_TEST_RENDEZVOUS"
-PLACEMENT_FILE = "placement.json"
 
 
-class TrialDeviceError(RuntimeError):
+class TrialDeviceError(NasattnError, RuntimeError):
     """The trial's device does not match what Ray assigned it (e.g. a GPU assigned but no CUDA)."""
 
 

@@ -7,6 +7,10 @@ from typing import Any, Callable
 
 from ray.tune import Callback
 
+from nasattn.schema import TrialStatus, VAL_ACCURACY_LAST
+
+_ENDED = (TrialStatus.DONE, TrialStatus.STOPPED, TrialStatus.ERROR)  # the live table's finished rows
+
 
 def arch_summary(config: dict[str, Any]) -> str:
     """A short description of a trial's architecture: blocks, depths, widths, attention, head."""
@@ -69,7 +73,7 @@ class TrialTable(Callback):
     def __init__(
         self,
         total: int,
-        metric: str = "val_accuracy",
+        metric: str = VAL_ACCURACY_LAST,
         describe: Callable[[dict[str, Any]], str] = arch_summary,
         concurrency: int = 1,
         time_budget_s: float | None = None,
@@ -120,14 +124,14 @@ class TrialTable(Callback):
 
     def _row(self, trial: Any) -> dict[str, Any]:
         row = self.rows.setdefault(trial.trial_id, {"label": trial_label(trial), "choices": self.describe(trial.config),
-                                                    "status": "PENDING",
+                                                    "status": TrialStatus.PENDING,
                                                     "current": None, "best": None, "epoch": None,
                                                     "started": time.time(), "seconds": None})
         return row
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         row = self._row(trial)
-        row["status"] = "RUNNING"
+        row["status"] = TrialStatus.RUNNING
         row["started"] = time.time()
         self._line(f"{row['label']} started | {row['choices']}")
         self._refresh()
@@ -164,10 +168,10 @@ class TrialTable(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         row = self._row(trial)
-        self._finish(trial, "DONE" if row.get("final_test") is not None else "STOPPED")
+        self._finish(trial, TrialStatus.DONE if row.get("final_test") is not None else TrialStatus.STOPPED)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._finish(trial, "ERROR")
+        self._finish(trial, TrialStatus.ERROR)
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         self._refresh()
@@ -181,10 +185,10 @@ class TrialTable(Callback):
     # ------------------------------------------------------------------ rendering
     @property
     def finished(self) -> int:
-        return sum(r["status"] in ("DONE", "STOPPED", "ERROR") for r in self.rows.values())
+        return sum(r["status"] in _ENDED for r in self.rows.values())
 
     def time_left(self) -> float | None:
-        done = [r for r in self.rows.values() if r["status"] in ("DONE", "STOPPED", "ERROR") and r.get("seconds")]
+        done = [r for r in self.rows.values() if r["status"] in _ENDED and r.get("seconds")]
         elapsed = time.time() - self.start
         left = None
         if done:
@@ -205,10 +209,10 @@ class TrialTable(Callback):
         for col in ("trial", "status", "epoch", "current", "best", "key choices"):
             table.add_column(col, justify="right" if col in ("epoch", "current", "best") else "left",
                              overflow="fold" if col == "key choices" else "ellipsis")
-        order = {"RUNNING": 0, "PENDING": 1, "DONE": 2, "STOPPED": 3, "ERROR": 4}
+        order = {TrialStatus.RUNNING: 0, TrialStatus.PENDING: 1, TrialStatus.DONE: 2, TrialStatus.STOPPED: 3, TrialStatus.ERROR: 4}
         items = sorted(self.rows.items(), key=lambda kv: (order.get(kv[1]["status"], 5), -(kv[1]["best"] or 0)))
         for _tid, r in items[: self.max_rows]:
-            style = {"RUNNING": "cyan", "ERROR": "red", "DONE": "green"}.get(r["status"], "")
+            style = {TrialStatus.RUNNING: "cyan", TrialStatus.ERROR: "red", TrialStatus.DONE: "green"}.get(r["status"], "")
             pct = lambda v: "-" if v is None else f"{v * 100:.2f}%"  # noqa: E731
             table.add_row(r["label"], f"[{style}]{r['status']}[/]" if style else r["status"], str(r["epoch"] or "-"),
                           pct(r["current"]), pct(r["best"]), r["choices"])

@@ -21,8 +21,17 @@ POLL_S = 0.25
 
 
 def _psutil_path() -> str:
+    """The folder holding the psutil that Ray ships, for the reaper's PYTHONPATH.
+
+    Not a public seam, and deliberately so: ``ray[tune]`` does not depend on psutil; Ray's wheel
+    bundles its own copy in ``ray/thirdparty_files`` and puts that folder on ``sys.path`` when
+    ``import ray`` runs. The reaper must not import Ray (a Ray import costs seconds and starts threads
+    in a process that only watches pids), so it is given that folder instead; declaring psutil as a
+    dependency of nasattn would add a second copy for the same job. Where psutil is installed on its
+    own, this returns that copy's folder and nothing else changes.
+    """
+    import ray  # noqa: F401 - Ray puts its bundled psutil on sys.path (ray/thirdparty_files)
     import psutil
-    import ray  # noqa: F401 - Ray puts its bundled psutil on sys.path
 
     return os.path.dirname(os.path.dirname(psutil.__file__))
 

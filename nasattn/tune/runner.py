@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from nasattn.schema import EXPERIMENT
 from nasattn.tune.trainable import train_trial
 
 
@@ -34,7 +35,7 @@ def run_grid(
     configs: Sequence[dict[str, Any]],
     *,
     storage_path: str | Path,
-    name: str = "tune",
+    name: str = EXPERIMENT,
     cpus_per_trial: float = 1,
     gpus_per_trial: float = 0,
     max_concurrent: int | None = None,
@@ -73,3 +74,9 @@ def run_grid(
             ),
         )
     return tuner.fit()
+
+
+def unfinished_with_checkpoint(grid: Any) -> int:
+    """How many trials of a ResultGrid stopped without an error before their last epoch, with a checkpoint
+    to resume from (what an interrupted grid reports as "checkpointed")."""
+    return sum(1 for r in grid if r.checkpoint is not None and r.error is None and not (r.metrics or {}).get("final"))

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+from nasattn.schema import DONE_MARKER, ERROR_FILE, STATE_FILE, TUNE_BOOKKEEPING, TrialStatus, VAL_ACCURACY_LAST
 from nasattn.tune.placement import rendezvous, trial_device, write_placement
 
 # Keys of ``config`` that train_trial itself understands; everything else is passed through as "extra".
@@ -20,9 +21,6 @@ CONFIG_KEYS = (
 # Due checkpoints are skipped while writing them has taken more than this fraction of the trial's time
 # (epochs of a second or less, where a checkpoint costs a large part of an epoch).
 CHECKPOINT_BUDGET = 0.05
-DONE_MARKER = "DONE"  # written in run_dir after write_run: a re-run of the trial only re-reports
-STATE_FILE = "train_state.pt"
-ERROR_FILE = "ERROR"  # written in run_dir when training raised: "ExcType: message"
 
 
 def scalar_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -209,9 +207,8 @@ def _train_trial(config: dict[str, Any]) -> None:
     last_row = result.history[-1] if result.history else {}
     final = {**scalar_metrics(last_row), **static, **scalar_metrics(result.metrics)}
     final.update(epoch=int(last_row.get("epoch", result.metrics.get("epochs_run", 0)) or 0), final=True)
-    for key in ("val_accuracy",):  # the scheduler metric must be the last epoch's, as in every report
-        if key in last_row:
-            final[key] = last_row[key]
+    if VAL_ACCURACY_LAST in last_row:  # metrics.json holds the best epoch's (VAL_ACCURACY_BEST); Tune ranks the last
+        final[VAL_ACCURACY_LAST] = last_row[VAL_ACCURACY_LAST]
     if run_dir is not None:
         result.metrics.update({k: v for k, v in extra.items() if isinstance(v, (int, float, str, bool))})
         write_run(run_dir, result)
@@ -233,13 +230,6 @@ def _trial_name() -> str:
 
 
 # --------------------------------------------------------------------------- results -> rows
-_TUNE_BOOKKEEPING = {
-    "timestamp", "checkpoint_dir_name", "should_checkpoint", "done", "training_iteration", "trial_id",
-    "date", "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "time_since_restore",
-    "iterations_since_restore", "config", "experiment_tag",
-}
-
-
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in d.items():
@@ -261,7 +251,7 @@ def trial_row(trial_id: str, status: str, config: dict[str, Any], metrics: dict[
     row.update({f"config.{k}": v for k, v in flatten(config or {}).items()})
     row["epochs"] = metrics.get("epoch")
     row["duration_s"] = metrics.get("time_total_s")
-    row.update({k: v for k, v in metrics.items() if k not in _TUNE_BOOKKEEPING and not isinstance(v, dict)})
+    row.update({k: v for k, v in metrics.items() if k not in TUNE_BOOKKEEPING and not isinstance(v, dict)})
     row["error"] = error
     row["path"] = path
     return row
@@ -269,10 +259,10 @@ def trial_row(trial_id: str, status: str, config: dict[str, Any], metrics: dict[
 
 def _status_of(metrics: dict[str, Any], error: Any) -> str:
     if error is not None:
-        return "ERROR"
+        return TrialStatus.ERROR
     if metrics.get("final"):
-        return "COMPLETE"
-    return "STOPPED" if metrics else "PENDING"
+        return TrialStatus.COMPLETE
+    return TrialStatus.STOPPED if metrics else TrialStatus.PENDING
 
 
 def result_rows(results: Iterable[Any]) -> list[dict[str, Any]]:

@@ -6,13 +6,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from nasattn.config import NasattnError
 from nasattn.registry import UnknownBlockError, get_block
 from nasattn.spec import param_type_of, type_mismatch
 
 
 DIM_KEYS = ("choice", "int", "float", "options")
 ATTENTION_MODES = ("same", "skip_first", "per_stage")
-PER_STAGE_KEYS = ("block", "depth", "width", "downsample")
 DOWNSAMPLE = ("none", "maxpool", "stride")
 # Parameters a kind accepts besides its registered block's constructor parameters.
 _EXTRA_PARAMS: dict[str, dict[str, Any]] = {
@@ -22,11 +22,11 @@ _EXTRA_PARAMS: dict[str, dict[str, Any]] = {
 _FUSION_KEYS = ("strategy", "spatial", "channel")
 
 
-class Rejected(Exception):
+class Rejected(NasattnError):
     """A sampled point violates a constraint (or is not a valid ArchSpec); ``str()`` says why."""
 
 
-class NotInSpace(Exception):
+class NotInSpace(NasattnError):
     """An architecture is not a point of the space; ``str()`` says which choice is missing."""
 
 

@@ -135,7 +135,7 @@ def sample_recipe(space: SearchSpace, trial: BaseTrial) -> dict[str, Any]:
     if out.get("class_weights") == PAPER_CLASS_WEIGHTS:
         out["class_weights"] = paper_class_weights()
     seed_point = (getattr(trial, "user_attrs", None) or {}).get("seed_point")
-    own = getattr(space, "own_recipes", {}).get(seed_point) if seed_point else None  # older pickles lack the field
+    own = space.own_recipes.get(seed_point) if seed_point else None
     if own:
         out.update({k: v for k, v in own.items() if k != "epochs"})
     return out
