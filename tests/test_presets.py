@@ -75,7 +75,11 @@ def test_a_fourth_preset_through_register_preset_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(presets, "_registered", [])
     _fourth_preset(tmp_path)
     presets.register_preset_dir(tmp_path)
-    assert "tiny" in list_presets() and "tiny" in presets.PRESET_NAMES
+    assert list_presets() == ["balanced", "baseline", "cbam", "tiny"]
+    tiny = get_preset("tiny")  # the registered folder's file, not a built-in one
+    assert Path(tiny.path) == tmp_path / "tiny.yaml" and tiny.name == "tiny"
+    assert [s.width for s in tiny.arch.stages] == [32, 64, 16]  # the copy with its last width changed
+    assert tiny.recipe_dict == get_preset("baseline").recipe_dict
 
 
 def test_load_arch_source_reads_presets_specs_and_preset_style_files(tmp_path):
