@@ -11,6 +11,7 @@ import csv
 import glob
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -31,6 +32,7 @@ from nasattn.config import ConfigError
 from nasattn.presets import get_preset
 from nasattn.tune.resources import concurrency
 from nasattn.search.space import NotInSpace, arch_point, build_arch_dict, canonical_arch, iter_dims, load_space, preset_points, sample_spec
+from nasattn.search.run import run_search
 from nasattn.search.study import load_study
 from nasattn.spec import ArchSpec
 
@@ -63,7 +65,8 @@ def _study(tmp_path: Path, name: str = "study.yaml", **fields) -> Path:
         "sampler": {"type": "random", "seed": 0},
         "early_stopping": "none",
         "resources": {"cpus_per_trial": 1, "max_concurrent": 2},
-        "train": {"recipe": {"eval_batch_size": 256}, "checkpoint_every": 1},
+        # no training-free scores: they are the subject of test_zero_cost.py and test_fidelity.py
+        "train": {"recipe": {"eval_batch_size": 256}, "checkpoint_every": 1, "zero_cost": False},
         "seeds": {"points": [{"stages.width.base": 8, "attention": "none", "recipe.lr": 0.01}]},
         "output": str(tmp_path / "out"),
     }
@@ -218,18 +221,19 @@ def test_concurrency_follows_the_resources():
 
 # ------------------------------------------------------------------------------------ end to end
 @pytest.mark.slow
-def test_search_end_to_end_with_a_failing_trial(tmp_path):
+def test_search_end_to_end_with_a_failing_trial(tmp_path, module_ray):
     points = [
         {"stages.width.base": 8, "attention": "none", "recipe.lr": 0.01},
         {"stages.width.base": 8, "attention": "se", "recipe.lr": 1.0e8},  # diverges: NaN loss
         {"stages.width.base": 16, "attention": "se", "recipe.lr": 0.01},
     ]
     study = _study(tmp_path, seeds={"points": points}, budget={"trials": 3, "epochs": 2, "max_steps_per_epoch": 3})
-    res = _run(["search", str(study), "--no-live"])
-    assert res.returncode == 0, res.stdout + res.stderr
+    result = run_search(load_study(study), live=False)  # in-process, under the module's Ray
+    assert not result.interrupted and result.report_error is None, result
     out = tmp_path / "out"
     rows = _rows(out)
     assert len(rows) == 3
+    assert not [c for c in rows[0] if c.startswith("zc_")]  # train.zero_cost: false skips the training-free scores
     states = sorted(r["state"] for r in rows)
     assert states == ["COMPLETE", "COMPLETE", "FAIL"]
     failed = next(r for r in rows if r["state"] == "FAIL")
@@ -250,7 +254,12 @@ def test_search_end_to_end_with_a_failing_trial(tmp_path):
     st = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}")
     assert len(st.trials) == 3 and st.best_value == max(float(r["objective.val_accuracy"]) for r in ok)
     html = (out / "report.html").read_text()
-    assert "<html" in html.lower() and "plotly" in html.lower()
+    assert result.report == out / "report.html" and html.count("plotly.js v") == 1  # plotly embedded once
+    ids = set(re.findall(r'id="([^"]+)"', html))
+    assert {"table-search-status", "table-search-best", "table-search-trials", "table-search-errors",
+            "fig-search-history"} <= ids, ids
+    errors = html[html.index('id="table-search-errors"'):].split("</table>")[0]
+    assert "non-finite" in errors and f">{failed['number']}<" in errors  # the failed trial, with its error
 
 
 @pytest.mark.slow
@@ -258,7 +267,7 @@ def test_a_search_whose_trials_all_fail_stops_early_with_the_error(tmp_path):
     # device cuda on trials given no GPU: every trial raises before training (no silent CPU fallback)
     study = _study(tmp_path, seeds={}, resources={"cpus_per_trial": 1, "max_concurrent": 1},
                    budget={"trials": 8, "epochs": 1, "max_steps_per_epoch": 3, "abort_after_failures": 2},
-                   train={"device": "cuda", "recipe": {"eval_batch_size": 256}})
+                   train={"device": "cuda", "recipe": {"eval_batch_size": 256}, "zero_cost": False})
     res = _run(["search", str(study), "--no-live"])
     assert res.returncode == 1, res.stdout + res.stderr
     assert "every trial failed" in res.stdout + res.stderr and "TrialDeviceError" in res.stdout + res.stderr
