@@ -1,8 +1,9 @@
 """Search: the space language, study validation, and real searches through Ray Tune + Optuna.
 
-The end-to-end tests run the real CLI in a subprocess on the bundled eurosat-mini sample with tiny
-networks (a few batches per epoch), so they exercise Ray, Optuna, the SQLite/PostgreSQL storage,
-resume after ``kill -9`` and an existing Ray cluster exactly as a user would.
+The end-to-end tests run on the bundled eurosat-mini sample with tiny networks (a few batches per
+epoch). Where the CLI is the subject (exit codes, ``kill -9`` and resume, an existing Ray cluster, the
+PostgreSQL storage) they run it in a subprocess, exactly as a user would; the search whose outputs are
+read in detail runs in-process under the module's one Ray (``module_ray`` in conftest.py).
 """
 
 from __future__ import annotations
@@ -221,48 +222,6 @@ def test_concurrency_follows_the_resources():
 
 # ------------------------------------------------------------------------------------ end to end
 @pytest.mark.slow
-def test_search_end_to_end_with_a_failing_trial(tmp_path, module_ray):
-    points = [
-        {"stages.width.base": 8, "attention": "none", "recipe.lr": 0.01},
-        {"stages.width.base": 8, "attention": "se", "recipe.lr": 1.0e8},  # diverges: NaN loss
-        {"stages.width.base": 16, "attention": "se", "recipe.lr": 0.01},
-    ]
-    study = _study(tmp_path, seeds={"points": points}, budget={"trials": 3, "epochs": 2, "max_steps_per_epoch": 3})
-    result = run_search(load_study(study), live=False)  # in-process, under the module's Ray
-    assert not result.interrupted and result.report_error is None, result
-    out = tmp_path / "out"
-    rows = _rows(out)
-    assert len(rows) == 3
-    assert not [c for c in rows[0] if c.startswith("zc_")]  # train.zero_cost: false skips the training-free scores
-    states = sorted(r["state"] for r in rows)
-    assert states == ["COMPLETE", "COMPLETE", "FAIL"]
-    failed = next(r for r in rows if r["state"] == "FAIL")
-    assert "non-finite" in failed["error"] and failed["param.recipe.lr"] == "100000000.0"
-    ok = [r for r in rows if r["state"] == "COMPLETE"]
-    for r in ok:  # each row carries its own run's numbers
-        pred = pd.read_csv(Path(r["run_dir"]) / "predictions.csv")
-        last_val = float(pd.read_csv(Path(r["run_dir"]) / "history.csv")["val_accuracy"].iloc[-1])
-        assert float(r["objective.val_accuracy"]) == pytest.approx(last_val)  # the last epoch's, as ASHA sees it
-        assert float(r["test_accuracy"]) == pytest.approx((pred["label"] == pred["pred"]).mean())
-    best_metrics = json.loads((out / "best" / "metrics.json").read_text())
-    top = next(r for r in ok if int(r["number"]) == best_metrics["trial_number"])
-    assert float(top["objective.val_accuracy"]) == max(float(r["objective.val_accuracy"]) for r in ok)
-    assert best_metrics["test_accuracy"] == pytest.approx(float(top["test_accuracy"]))
-    best = yaml.safe_load((out / "best" / "arch.yaml").read_text())  # the best trial's sampled architecture
-    assert [s["width"] for s in best["stages"]] == [int(top["param.stages.width.base"]) * g for g in (1, 2)]
-    assert {(s.get("attention") or {}).get("type", "none") for s in best["stages"]} == {top["param.attention"]}
-    st = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}")
-    assert len(st.trials) == 3 and st.best_value == max(float(r["objective.val_accuracy"]) for r in ok)
-    html = (out / "report.html").read_text()
-    assert result.report == out / "report.html" and html.count("plotly.js v") == 1  # plotly embedded once
-    ids = set(re.findall(r'id="([^"]+)"', html))
-    assert {"table-search-status", "table-search-best", "table-search-trials", "table-search-errors",
-            "fig-search-history"} <= ids, ids
-    errors = html[html.index('id="table-search-errors"'):].split("</table>")[0]
-    assert "non-finite" in errors and f">{failed['number']}<" in errors  # the failed trial, with its error
-
-
-@pytest.mark.slow
 def test_a_search_whose_trials_all_fail_stops_early_with_the_error(tmp_path):
     # device cuda on trials given no GPU: every trial raises before training (no silent CPU fallback)
     study = _study(tmp_path, seeds={}, resources={"cpus_per_trial": 1, "max_concurrent": 1},
@@ -423,6 +382,49 @@ def test_trial_summary_names_blocks_widths_scale_attention_and_dropblock():
     assert "residual d3-3-3-2 w64-128-256-512 x0.125" in text
     assert "att=learnable_alpha" in text and "db=progressive" in text
     assert " x" not in arch_summary({"arch": arch, "width_mult": 1.0}).split("att=")[0]
+
+
+@pytest.mark.slow
+def test_search_end_to_end_with_a_failing_trial(tmp_path, module_ray):
+    """In-process under the module's Ray, which starts here, after the CLI searches above (one Ray at a time)."""
+    points = [
+        {"stages.width.base": 8, "attention": "none", "recipe.lr": 0.01},
+        {"stages.width.base": 8, "attention": "se", "recipe.lr": 1.0e8},  # diverges: NaN loss
+        {"stages.width.base": 16, "attention": "se", "recipe.lr": 0.01},
+    ]
+    study = _study(tmp_path, seeds={"points": points}, budget={"trials": 3, "epochs": 2, "max_steps_per_epoch": 3})
+    result = run_search(load_study(study), live=False)  # in-process, under the module's Ray
+    assert not result.interrupted and result.report_error is None, result
+    out = tmp_path / "out"
+    rows = _rows(out)
+    assert len(rows) == 3
+    assert not [c for c in rows[0] if c.startswith("zc_")]  # train.zero_cost: false skips the training-free scores
+    states = sorted(r["state"] for r in rows)
+    assert states == ["COMPLETE", "COMPLETE", "FAIL"]
+    failed = next(r for r in rows if r["state"] == "FAIL")
+    assert "non-finite" in failed["error"] and failed["param.recipe.lr"] == "100000000.0"
+    ok = [r for r in rows if r["state"] == "COMPLETE"]
+    for r in ok:  # each row carries its own run's numbers
+        pred = pd.read_csv(Path(r["run_dir"]) / "predictions.csv")
+        last_val = float(pd.read_csv(Path(r["run_dir"]) / "history.csv")["val_accuracy"].iloc[-1])
+        assert float(r["objective.val_accuracy"]) == pytest.approx(last_val)  # the last epoch's, as ASHA sees it
+        assert float(r["test_accuracy"]) == pytest.approx((pred["label"] == pred["pred"]).mean())
+    best_metrics = json.loads((out / "best" / "metrics.json").read_text())
+    top = next(r for r in ok if int(r["number"]) == best_metrics["trial_number"])
+    assert float(top["objective.val_accuracy"]) == max(float(r["objective.val_accuracy"]) for r in ok)
+    assert best_metrics["test_accuracy"] == pytest.approx(float(top["test_accuracy"]))
+    best = yaml.safe_load((out / "best" / "arch.yaml").read_text())  # the best trial's sampled architecture
+    assert [s["width"] for s in best["stages"]] == [int(top["param.stages.width.base"]) * g for g in (1, 2)]
+    assert {(s.get("attention") or {}).get("type", "none") for s in best["stages"]} == {top["param.attention"]}
+    st = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}")
+    assert len(st.trials) == 3 and st.best_value == max(float(r["objective.val_accuracy"]) for r in ok)
+    html = (out / "report.html").read_text()
+    assert result.report == out / "report.html" and html.count("plotly.js v") == 1  # plotly embedded once
+    ids = set(re.findall(r'id="([^"]+)"', html))
+    assert {"table-search-status", "table-search-best", "table-search-trials", "table-search-errors",
+            "fig-search-history"} <= ids, ids
+    errors = html[html.index('id="table-search-errors"'):].split("</table>")[0]
+    assert "non-finite" in errors and f">{failed['number']}<" in errors  # the failed trial, with its error
 
 
 @pytest.mark.slow
