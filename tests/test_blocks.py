@@ -1,4 +1,4 @@
-"""Every registered block: output shape, gradient flow, registry behaviour, user-registered blocks."""
+"""Every registered block: values on known inputs, gradient flow, registry behaviour, user-registered blocks."""
 
 import math
 
@@ -33,24 +33,6 @@ def test_builtin_kinds_are_registered():
     assert {"flatten_mlp", "gap_mlp", "gap_linear"} <= set(block_names("head"))
     assert {"none", "constant", "progressive"} <= set(block_names("dropblock"))
     assert all(b.doc for b in list_blocks()), "every block documents itself in one line"
-
-
-@pytest.mark.parametrize("name", ATTENTIONS)
-def test_attention_shape_and_gradient(name):
-    torch.manual_seed(0)
-    block = create_block("attention", name, 32)
-    x = torch.randn(4, 32, 8, 6)  # non-square on purpose (coordinate attention splits H and W)
-    y = block(x) if name == "none" else _grad_ok(block, x)
-    assert y.shape == x.shape
-
-
-@pytest.mark.parametrize("strategy", FUSIONS)
-def test_fusion_strategies(strategy):
-    torch.manual_seed(0)
-    block = create_block("attention", "fusion", 16, strategy=strategy)
-    x = torch.randn(2, 16, 8, 8)
-    y = _grad_ok(block, x)
-    assert y.shape == x.shape
 
 
 def test_learnable_alpha_formula_and_readout():
@@ -89,13 +71,176 @@ def test_se_has_torchvision_squeeze_excitation_layout():
     assert create_block("attention", "se", 64, bias=False).fc1.bias is None
 
 
+# ------------------------------------------------------------------- known inputs, known outputs
+# Each attention block is checked on an input whose output is known in closed form (or against an
+# independent reference), in eval mode so BatchNorm uses its running statistics (mean 0, variance 1).
+def _bn_eval(t: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
+    """A fresh BatchNorm in eval mode: (t - 0) / sqrt(1 + eps) * weight + bias."""
+    return t / math.sqrt(1 + bn.eps) * bn.weight[None, :, None, None] + bn.bias[None, :, None, None]
+
+
+def _spatial_hot_map(block: nn.Module, conv: nn.Conv2d) -> None:
+    """Spatial gate on a map of ones with one hot pixel, kernel 0.1 everywhere and 1 at its centre: it peaks there."""
+    k = conv.kernel_size[0]
+    with torch.no_grad():
+        conv.weight.fill_(0.1)
+        conv.weight[:, :, k // 2, k // 2] = 1.0
+    x = torch.ones(1, 4, 16, 16)
+    x[:, :, 9, 5] = 5.0
+    gate = block(x) / x
+    assert divmod(int(gate[0, 0].argmax()), 16) == (9, 5)
+    # over the channel-mean and channel-max maps (equal here): 2 x (1.0 * 5 + 0.1 * (k*k - 1) ones)
+    torch.testing.assert_close(gate[0, :, 9, 5], torch.sigmoid(torch.tensor(2 * (5.0 + 0.1 * (k * k - 1)))).expand(4))
+    inside = (k // 2 + 1) ** 2  # a corner: zero padding leaves this many cells of the window on the map
+    torch.testing.assert_close(gate[0, :, 0, 15], torch.sigmoid(torch.tensor(2 * (1.0 + 0.1 * (inside - 1)))).expand(4))
+
+
+def _alive(hidden: nn.Module) -> None:
+    """A positive bias on a squeeze layer, so its ReLU passes everything on (a dead ReLU would hide the pooling)."""
+    with torch.no_grad():
+        hidden.bias.fill_(1.0)
+
+
+def _check_none(block: nn.Module, x: torch.Tensor) -> None:
+    assert torch.equal(block(x), x)
+
+
+def _check_se(block: nn.Module, x: torch.Tensor) -> None:
+    from torchvision.ops import SqueezeExcitation
+
+    _alive(block.fc1)
+    ref = SqueezeExcitation(32, block.fc1.out_channels)
+    ref.load_state_dict(block.state_dict())
+    torch.testing.assert_close(block(x), ref(x))
+    const = torch.arange(1.0, 33.0)[None, :, None, None].expand(2, 32, 8, 6) / 32  # channel i: constant (i+1)/32
+    w1, b1 = block.fc1.weight[:, :, 0, 0], block.fc1.bias
+    w2, b2 = block.fc2.weight[:, :, 0, 0], block.fc2.bias
+    c = const[0, :, 0, 0]
+    gate = torch.sigmoid(w2 @ torch.relu(w1 @ c + b1) + b2)  # SE's closed form on a constant map
+    torch.testing.assert_close(block(const), const * gate[None, :, None, None])
+
+
+def _check_cbam(block: nn.Module, x: torch.Tensor) -> None:
+    torch.testing.assert_close(block(x), block.spatial(block.channel(x)))
+    c = torch.arange(1.0, 33.0) / 32
+    const = c[None, :, None, None].expand(2, 32, 8, 6)
+    with torch.no_grad():  # positive squeeze weights on a positive map: every hidden unit is active
+        block.channel.mlp[0].weight.uniform_(0.0, 0.2)
+    w1, w2 = block.channel.mlp[0].weight, block.channel.mlp[2].weight
+    gate = torch.sigmoid(2 * (w2 @ torch.relu(w1 @ c)))  # mean = max = c: the shared MLP twice
+    torch.testing.assert_close(block.channel(const), const * gate[None, :, None, None])
+    _spatial_hot_map(block.spatial, block.spatial.conv)
+
+
+def _check_spatial_gate(block: nn.Module, x: torch.Tensor) -> None:
+    _spatial_hot_map(block, block.conv)
+
+
+def _check_coord(block: nn.Module, x: torch.Tensor) -> None:
+    pooled_h, pooled_w = x.mean(dim=3), x.mean(dim=2)  # N,C,H and N,C,W: the two directional poolings
+    assert pooled_h.shape == (4, 32, 8) and pooled_w.shape == (4, 32, 6)
+    mid = block.conv1.out_channels
+    w1 = block.conv1.weight[:, :, 0, 0]
+    y_h = torch.relu(_bn_eval(torch.einsum("mc,nch->nmh", w1, pooled_h)[..., None], block.bn1))[..., 0]
+    y_w = torch.relu(_bn_eval(torch.einsum("mc,ncw->nmw", w1, pooled_w)[..., None], block.bn1))[..., 0]
+    assert y_h.shape == (4, mid, 8) and y_w.shape == (4, mid, 6)
+    a_h = torch.sigmoid(torch.einsum("cm,nmh->nch", block.conv_h.weight[:, :, 0, 0], y_h))
+    a_w = torch.sigmoid(torch.einsum("cm,nmw->ncw", block.conv_w.weight[:, :, 0, 0], y_w))
+    torch.testing.assert_close(block(x), x * a_h[..., :, None] * a_w[..., None, :])
+
+
+def _check_fusion(block: nn.Module, x: torch.Tensor) -> None:
+    s = torch.sigmoid(block.alpha)  # the default: learnable alpha over coord (spatial) and SE (channel)
+    assert type(block.spatial).__name__ == "CoordAttention" and type(block.channel).__name__ == "SE"
+    torch.testing.assert_close(block(x), s * block.spatial(x) + (1 - s) * block.channel(x))
+
+
+KNOWN_INPUT = {"none": _check_none, "se": _check_se, "cbam": _check_cbam, "spatial_gate": _check_spatial_gate,
+               "coord": _check_coord, "fusion": _check_fusion}
+
+
+@pytest.mark.parametrize("name", ATTENTIONS)
+def test_attention_on_a_known_input(name):
+    torch.manual_seed(0)
+    block = create_block("attention", name, 32).eval()
+    for p in block.parameters():  # non-zero biases, so a dropped bias shows
+        if p.dim() == 1:
+            nn.init.uniform_(p, -0.5, 0.5)
+    x = torch.randn(4, 32, 8, 6)  # non-square on purpose (coordinate attention splits H and W)
+    with torch.no_grad():
+        KNOWN_INPUT[name](block, x)
+    y = block(x) if name == "none" else _grad_ok(block.train(), x)
+    assert y.shape == x.shape
+
+
+def _fusion_expected(strategy: str, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    sp, ch = block.spatial(x), block.channel(x)
+    if strategy == "learnable_alpha":
+        return torch.sigmoid(torch.tensor(0.3)) * sp + (1 - torch.sigmoid(torch.tensor(0.3))) * ch
+    if strategy == "fixed_alpha":
+        return 0.25 * sp + 0.75 * ch
+    if strategy == "gate":
+        g = torch.sigmoid(torch.linspace(-2, 2, 16))[None, :, None, None]
+        return g * sp + (1 - g) * ch
+    if strategy == "sum":
+        return sp + ch
+    if strategy == "concat":  # the projection set to: out channel i = spatial channel i - channel branch's channel i
+        return sp - ch + 0.5
+    if strategy == "sequential_sc":
+        return block.channel(sp)
+    return block.spatial(ch)  # sequential_cs
+
+
+FUSION_PARAMS = {"learnable_alpha": {"init": 0.3}, "fixed_alpha": {"alpha": 0.25}}
+
+
+@pytest.mark.parametrize("strategy", FUSIONS)
+def test_fusion_strategy_is_its_formula_over_its_branches(strategy):
+    torch.manual_seed(0)
+    block = create_block("attention", "fusion", 16, strategy=strategy, **FUSION_PARAMS.get(strategy, {})).eval()
+    with torch.no_grad():
+        if strategy == "gate":
+            block.logits.copy_(torch.linspace(-2, 2, 16))
+        if strategy == "concat":
+            eye = torch.eye(16)
+            block.project.weight.copy_(torch.cat([eye, -eye], dim=1)[:, :, None, None])
+            block.project.bias.fill_(0.5)
+        x = torch.randn(2, 16, 8, 8)
+        assert not torch.allclose(block.spatial(x), block.channel(x))  # the two branches differ: the formula shows
+        torch.testing.assert_close(block(x), _fusion_expected(strategy, block, x))
+    assert _grad_ok(block.train(), x).shape == x.shape
+
+
+def _conv_bn_act(x: torch.Tensor, conv: nn.Conv2d, bn: nn.BatchNorm2d, stride: int, act: bool = True) -> torch.Tensor:
+    y = _bn_eval(torch.nn.functional.conv2d(x, conv.weight, None, stride=stride, padding=conv.kernel_size[0] // 2), bn)
+    return torch.relu(y) if act else y
+
+
 @pytest.mark.parametrize("block", ["plain", "double", "residual"])
 @pytest.mark.parametrize("stride", [1, 2])
-def test_conv_blocks(block, stride):
+def test_conv_blocks_compute_conv_bn_act_attention_in_order(block, stride):
     torch.manual_seed(0)
-    att = create_block("attention", "se", 16)
-    m = create_block("conv", block, 8, 16, stride=stride, attention=att, drop_prob=0.1, block_size=3)
-    y = _grad_ok(m, torch.randn(2, 8, 16, 16))
+    att = create_block("attention", "se", 16).eval()
+    _alive(att.fc1)
+    m = create_block("conv", block, 8, 16, stride=stride, attention=att, drop_prob=0.1, block_size=3).eval()
+    for bn in (mod for mod in m.modules() if isinstance(mod, nn.BatchNorm2d)):  # an affine BN that shows
+        nn.init.uniform_(bn.weight, 0.5, 1.5)
+        nn.init.uniform_(bn.bias, -0.5, 0.5)
+    x = torch.randn(2, 8, 16, 16)
+    with torch.no_grad():
+        if block == "residual":
+            main = _conv_bn_act(_conv_bn_act(x, m.conv1, m.bn1, stride), m.conv2, m.bn2, 1, act=False)
+            short = _conv_bn_act(x, m.shortcut[0], m.shortcut[1], stride, act=False)
+            expected = torch.relu(att(main) + short)
+        else:
+            layers = [mod for mod in m if isinstance(mod, (nn.Conv2d, nn.BatchNorm2d))]
+            y = x
+            for i in range(0, len(layers), 2):
+                y = _conv_bn_act(y, layers[i], layers[i + 1], stride if i == 0 else 1)
+            assert len(layers) == 2 * (1 if block == "plain" else 2)
+            expected = att(y)
+        torch.testing.assert_close(m(x), expected)
+    y = _grad_ok(m.train(), x)
     assert y.shape == (2, 16, 16 // stride, 16 // stride)
 
 

@@ -76,9 +76,10 @@ def test_dry_run_of_every_section_on_the_cpu(tmp_path):
     for preset in ("baseline", "cbam", "balanced"):
         for amp in ("bf16", "fp16", "off"):
             row = checks[("correctness", f"{preset}/{amp}")]
-            assert row["status"] == "ok" and row["train_loss"] > 0, row
+            # a few steps from initialisation on 10 balanced classes: near the chance loss ln(10) = 2.30, finite
+            assert row["status"] == "ok" and 2.30 / 3 < row["train_loss"] < 2.30 * 3, row
         speed = checks[("speed", preset)]
-        assert speed["engine_images_per_second"] > 0 and speed["naive_images_per_second"] > 0
+        assert speed["ratio"] == pytest.approx(speed["engine_images_per_second"] / speed["naive_images_per_second"])
     assert checks[("correctness", "resume_equality")]["max_abs_weight_difference"] == 0
     assert checks[("correctness", "dropblock_fraction")]["status"] == "ok"
     assert checks[("syncs", "syncs_per_step")]["status"] == "skipped"  # needs CUDA

@@ -114,7 +114,7 @@ def test_search_packs_four_trials_two_per_logical_gpu(tmp_path, monkeypatch):
         "budget": {"trials": 5, "epochs": 1, "max_steps_per_epoch": 1},
         "sampler": {"type": "random", "seed": 0}, "early_stopping": "none",
         "resources": {"cpus_per_trial": 2, "gpus_per_trial": 0.5, "num_cpus": 8, "num_gpus": 2},
-        "train": {"recipe": {"eval_batch_size": 256, "batch_size": 32}, "checkpoint_every": 0},
+        "train": {"recipe": {"eval_batch_size": 256, "batch_size": 32}, "checkpoint_every": 0, "zero_cost": False},
         "output": str(tmp_path / "out"), "report": False,
     }
     path = tmp_path / "study.yaml"
@@ -143,7 +143,7 @@ def test_ablation_packs_four_trials_two_per_logical_gpu(tmp_path, monkeypatch):
         "base": {"preset": "baseline"}, "include": ["se_only", "cbam"], "seeds": [0, 1],
         "data": "eurosat-mini", "epochs": 1, "width_mult": 0.125, "max_steps_per_epoch": 1, "checkpoint_every": 0,
         "resources": {"cpus_per_trial": 1, "gpus_per_trial": 0.5, "num_cpus": 4, "num_gpus": 2},
-        "output": str(out), "report": False,
+        "output": str(out), "report": False, "zero_cost": False,
     }
     loaded = load_ablation(None, overrides)
     result = run_ablation(loaded, live=False)

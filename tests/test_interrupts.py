@@ -13,10 +13,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from nasattn.rundir import lock_holder
+
 ROOT = Path(__file__).resolve().parents[1]
 NASATTN = [sys.executable, "-m", "nasattn.cli.main"]
 TINY_SEARCH = ["search", "quickstart", "--set", "budget.trials=4", "--set", "budget.epochs=200", "--set", "budget.max_steps_per_epoch=2",
-               "--set", "train.width_mult=0.125", "--set", "resources.max_concurrent=1", "--set", "report=false",
+               "--set", "train.width_mult=0.125", "--set", "train.zero_cost=false", "--set", "resources.max_concurrent=1",
+               "--set", "report=false",
                "--no-live"]
 
 
@@ -110,19 +113,70 @@ def _interrupt_search(tmp_path: Path, sig: int) -> tuple[subprocess.Popen, Path,
     return proc, out, log, log.read_text()
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signalled_search_writes_what_exists_and_says_how_to_continue(tmp_path, sig, code):
-    proc, out, log, text = _interrupt_search(tmp_path, sig)
-    assert proc.returncode == code, text
+def _check_interrupted_search(text: str, out: Path, command: str) -> None:
+    """One resume line naming the command as typed, a checkpoint of the running trial, outputs written."""
     lines = [ln for ln in text.splitlines() if ln.startswith("interrupted: ")]
     assert len(lines) == 1, text
     m = re.match(r"interrupted: (\d+) finished, (\d+) checkpointed; continue with `(.*)`$", lines[0])
-    assert m and int(m.group(2)) >= 1, lines[0]  # the running trial (200 epochs) reported, so it has a checkpoint
-    assert f"--out {out} --resume" in lines[0] and "nasattn search quickstart" in lines[0]
+    assert m and int(m.group(2)) >= 1, lines[0]  # the running trial reported an epoch, so it has a checkpoint
+    assert f"--out {out} --resume" in lines[0] and command in lines[0]
     assert (out / "trials.csv").is_file() and (out / "study.db").is_file()
     for bad in ("Traceback", "Fatal Python error", "Stack trace", "*** SIG"):
         assert bad not in text, text
+
+
+@pytest.mark.slow
+def test_a_sigterm_search_writes_what_exists_and_says_how_to_continue(tmp_path):
+    proc, out, log, text = _interrupt_search(tmp_path, signal.SIGTERM)
+    assert proc.returncode == 143, text
+    _check_interrupted_search(text, out, "nasattn search quickstart")
+
+
+@pytest.mark.slow
+def test_a_sigint_search_exits_130_keeps_its_trial_running_and_resume_finishes_it_in_place(tmp_path):
+    """SIGINT during a trial: the folder stays locked while it runs, exit 130 with one resume line, the trial
+    stays RUNNING (status INTERRUPTED) in the study, and --resume finishes it under its own number and start."""
+    import optuna
+
+    from test_search import TINY_SPACE, _study
+
+    State = optuna.trial.TrialState
+    stable = {**TINY_SPACE, "recipe": {"lr": 0.01, "optimizer": "sgd"}}
+    study = _study(tmp_path, space=stable, seeds={}, budget={"trials": 2, "epochs": 8, "max_steps_per_epoch": 3},
+                   resources={"cpus_per_trial": 1, "max_concurrent": 1})
+    out, log = tmp_path / "out", tmp_path / "search.log"
+    url = f"sqlite:///{out / 'study.db'}"
+    args = ["search", str(study), "--no-live", "--out", str(out)]
+    proc = _start(args, tmp_path, log)
+    running = None
+    try:
+        _wait_for(lambda: lock_holder(out) is not None, proc, log)
+        second = _run([*args, "--resume"], tmp_path)  # the running search holds the folder
+        assert second.returncode == 2 and f"pid {proc.pid}" in second.stderr, second.stderr
+
+        def trial_running() -> bool:
+            nonlocal running
+            try:
+                trials = optuna.load_study(study_name="tiny", storage=url).trials
+            except Exception:  # noqa: BLE001 - not created yet
+                return False
+            running = next((t for t in trials if t.state == State.RUNNING and t.intermediate_values), None)
+            return running is not None
+
+        text = _signal_when(trial_running, proc, log, signal.SIGINT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, text
+    _check_interrupted_search(text, out, f"nasattn search {study}")
+    after = optuna.load_study(study_name="tiny", storage=url).trials[running.number]
+    assert after.state == State.RUNNING and after.user_attrs["status"] == "INTERRUPTED"
+    res = _run([*args, "--resume"], tmp_path, timeout=420)
+    assert res.returncode == 0, res.stdout + res.stderr
+    st = optuna.load_study(study_name="tiny", storage=url)
+    assert [t.number for t in st.trials] == [0, 1] and [t.state for t in st.trials] == [State.COMPLETE] * 2
+    resumed = st.trials[running.number]
+    assert resumed.datetime_start == running.datetime_start and sorted(resumed.intermediate_values)[-1] == 8
 
 
 @pytest.mark.slow
@@ -131,7 +185,8 @@ def test_a_signalled_ablation_writes_its_csv_and_exits_143(tmp_path):
     log = tmp_path / "abl.log"
     args = ["ablate", "--preset", "baseline", "--data", "eurosat-mini", "--seeds", "0", "--epochs", "30",
             "--width-mult", "0.125", "--include", "no_attention", "--set", "max_steps_per_epoch=2",
-            "--set", "resources.max_concurrent=1", "--set", "report=false", "--no-live", "--out", str(out)]
+            "--set", "resources.max_concurrent=1", "--set", "report=false", "--set", "zero_cost=false", "--no-live",
+            "--out", str(out)]
     proc = _start(args, tmp_path, log)
     text = _signal_when(lambda: any(p.stat().st_size for p in out.glob("*/*/result.json")), proc, log, signal.SIGTERM)
     assert proc.returncode == 143, text
@@ -140,6 +195,7 @@ def test_a_signalled_ablation_writes_its_csv_and_exits_143(tmp_path):
     assert re.search(r"interrupted: \d+ finished, [1-9]\d* checkpointed", lines[0]), lines[0]
     rows = pd.read_csv(out / "ablation.csv")
     assert "UNFINISHED" in set(rows["status"]), rows
+    assert not [c for c in rows.columns if c.startswith("zc_")]  # zero_cost=false: no training-free scores
     assert "Traceback" not in text and "Fatal Python error" not in text
 
 

@@ -63,7 +63,7 @@ def test_a_fourth_preset_is_one_yaml_file_in_a_folder_named_by_the_env_var(tmp_p
     _fourth_preset(tmp_path)
     assert "tiny" not in list_presets()
     monkeypatch.setenv(ENV_VAR, str(tmp_path))
-    assert list_presets() == ["balanced", "baseline", "cbam", "tiny"]
+    assert set(list_presets()) == {"balanced", "baseline", "cbam", "tiny"}
     spec, recipe = load_arch_source(preset="tiny")
     assert spec.stages[2].width == 16 and recipe["optimizer"] == "adam"
     assert get_preset("tiny").paper["test_accuracy"] == get_preset("baseline").paper["test_accuracy"]
@@ -75,7 +75,11 @@ def test_a_fourth_preset_through_register_preset_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(presets, "_registered", [])
     _fourth_preset(tmp_path)
     presets.register_preset_dir(tmp_path)
-    assert "tiny" in list_presets()
+    assert set(list_presets()) == {"balanced", "baseline", "cbam", "tiny"}
+    tiny = get_preset("tiny")  # the registered folder's file, not a built-in one
+    assert Path(tiny.path) == tmp_path / "tiny.yaml" and tiny.name == "tiny"
+    assert [s.width for s in tiny.arch.stages] == [32, 64, 16]  # the copy with its last width changed
+    assert tiny.recipe_dict == get_preset("baseline").recipe_dict
 
 
 def test_load_arch_source_reads_presets_specs_and_preset_style_files(tmp_path):

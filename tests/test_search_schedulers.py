@@ -1,8 +1,9 @@
 """End-to-end searches through Ray with each early-stopping rule, several objectives and a time limit.
 
-Each search runs once per module (the real CLI in a subprocess, on the bundled eurosat-mini sample
-with a few batches per epoch) and several tests read its folder and its Optuna study. One trial at a
-time where the order decides which trials a rule stops, so the outcome does not depend on timing.
+Each search runs once per module, in-process under the module's one Ray (``module_ray``; the CLI is
+tested in test_search.py and test_interrupts.py), on the bundled eurosat-mini sample with a few batches
+per epoch, and several tests read its folder and its Optuna study. One trial at a time where the order
+decides which trials a rule stops, so the outcome does not depend on timing.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ import optuna
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_search import TINY_SPACE, _rows, _run, _study
+from test_search import TINY_SPACE, _rows, _study
+
+from nasattn.search.run import run_search
+from nasattn.search.study import load_study
 
 pytestmark = pytest.mark.slow
 State = optuna.trial.TrialState
@@ -27,8 +31,8 @@ POINT = {"stages.width.base": 8, "attention": "none", "recipe.lr": 0.01}
 
 def _search(tmp_path_factory: pytest.TempPathFactory, name: str, **fields) -> tuple[Path, optuna.Study]:
     tmp = tmp_path_factory.mktemp(name)
-    res = _run(["search", str(_study(tmp, seeds={"points": [POINT]}, **fields)), "--no-live"])
-    assert res.returncode == 0, res.stdout + res.stderr
+    result = run_search(load_study(_study(tmp, seeds={"points": [POINT]}, **fields)), live=False)
+    assert not result.interrupted, result.counts  # as the CLI exiting 0: not every trial failed, not interrupted
     out = tmp / "out"
     return out, optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}")
 
@@ -46,7 +50,7 @@ def _check_pruned(st: optuna.Study, rows: list[dict[str, str]]) -> list[optuna.t
 
 
 @pytest.fixture(scope="module")
-def asha(tmp_path_factory):
+def asha(tmp_path_factory, module_ray):
     return _search(tmp_path_factory, "asha", early_stopping={"type": "asha", "grace_period": 1, "reduction_factor": 2},
                    budget={"trials": 3, "epochs": 3, "max_steps_per_epoch": 3},
                    resources={"cpus_per_trial": 1, "max_concurrent": 1})
@@ -90,7 +94,7 @@ def test_the_study_is_a_first_class_optuna_study(asha):
 
 
 @pytest.fixture(scope="module")
-def median_multi(tmp_path_factory):
+def median_multi(tmp_path_factory, module_ray):
     return _search(tmp_path_factory, "median", early_stopping={"type": "median", "grace_period": 1, "min_samples_required": 1},
                    objectives=["val_accuracy", "latency_ms"], budget={"trials": 3, "epochs": 2, "max_steps_per_epoch": 3},
                    resources={"cpus_per_trial": 1, "max_concurrent": 1})
@@ -115,7 +119,7 @@ def test_multi_objective_search_writes_the_pareto_front_and_latency(median_multi
     assert 'id="fig-search-pareto"' in html
 
 
-def test_hyperband_search_finishes_every_trial(tmp_path_factory):
+def test_hyperband_search_finishes_every_trial(tmp_path_factory, module_ray):
     stable = {**TINY_SPACE, "recipe": {"lr": {"choice": [0.01, 0.001]}, "optimizer": "sgd"}}  # no diverging trial
     out, st = _search(tmp_path_factory, "hyperband", early_stopping={"type": "hyperband", "reduction_factor": 2}, space=stable,
                       budget={"trials": 3, "epochs": 2, "max_steps_per_epoch": 3},
@@ -127,7 +131,7 @@ def test_hyperband_search_finishes_every_trial(tmp_path_factory):
         assert sorted(t.intermediate_values) == list(range(1, t.user_attrs["epochs"] + 1))
 
 
-def test_a_time_limit_keeps_every_started_trial(tmp_path_factory):
+def test_a_time_limit_keeps_every_started_trial(tmp_path_factory, module_ray):
     out, st = _search(tmp_path_factory, "timelimit", early_stopping="none",
                       budget={"trials": 4, "epochs": 500, "max_steps_per_epoch": 2, "time_limit": 20},
                       resources={"cpus_per_trial": 1, "max_concurrent": 2})
@@ -140,45 +144,3 @@ def test_a_time_limit_keeps_every_started_trial(tmp_path_factory):
     assert all("before its first epoch" in t.user_attrs["error"] for t in cut if t.state == State.FAIL)
     _check_pruned(st, rows)
     assert all(r["stopped_by"] == "time_limit" for r in rows if int(r["number"]) in {t.number for t in cut})
-
-
-def test_an_interrupted_trial_stays_running_and_resume_finishes_it_in_place(tmp_path):
-    import os
-    import signal
-    import subprocess
-    import time
-
-    from test_search import NASATTN
-
-    stable = {**TINY_SPACE, "recipe": {"lr": 0.01, "optimizer": "sgd"}}
-    study = _study(tmp_path, space=stable, seeds={}, budget={"trials": 2, "epochs": 8, "max_steps_per_epoch": 3},
-                   resources={"cpus_per_trial": 1, "max_concurrent": 1})
-    url = f"sqlite:///{tmp_path / 'out' / 'study.db'}"
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    proc = subprocess.Popen([*NASATTN, "search", str(study), "--no-live"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=env, start_new_session=True)
-    running = None
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline and running is None:
-            time.sleep(0.5)
-            try:
-                trials = optuna.load_study(study_name="tiny", storage=url).trials
-            except Exception:  # noqa: BLE001 - not created yet
-                continue
-            running = next((t for t in trials if t.state == State.RUNNING and t.intermediate_values), None)
-        assert running is not None, "no trial reported an epoch"
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=180)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    after = optuna.load_study(study_name="tiny", storage=url).trials[running.number]
-    assert after.state == State.RUNNING and after.user_attrs["status"] == "INTERRUPTED"
-    res = _run(["search", str(study), "--resume", "--no-live"])
-    assert res.returncode == 0, res.stdout + res.stderr
-    st = optuna.load_study(study_name="tiny", storage=url)
-    assert [t.number for t in st.trials] == [0, 1] and [t.state for t in st.trials] == [State.COMPLETE] * 2
-    resumed = st.trials[running.number]
-    assert resumed.datetime_start == running.datetime_start and sorted(resumed.intermediate_values)[-1] == 8

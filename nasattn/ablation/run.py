@@ -97,6 +97,7 @@ def trial_configs(loaded: LoadedAblation, plan: Any, out: Path, data: str | None
                     "device": a.device, "run_dir": str(run_dir_of(out, name, seed, split)),
                     "checkpoint_every": a.checkpoint_every, "width_mult": a.width_mult, "subset": a.subset,
                     "max_steps_per_epoch": a.max_steps_per_epoch, "variant": name,
+                    **({} if a.zero_cost else {"zero_cost_batch": 0}),  # off: no training-free scores
                 })
     return configs
 

@@ -98,6 +98,7 @@ class Ablation(RunFile):
     max_steps_per_epoch: int | None = Field(None, ge=1, description="Cap on training batches per epoch (smoke tests).")
     device: str = "auto"
     checkpoint_every: int = Field(1, ge=0, description="Epochs between trial checkpoints (0: none); resume continues from them.")
+    zero_cost: bool = Field(True, description="Score each initial network with the training-free predictors (zc_* columns).")
     output: str = Field("runs/ablation", description="Output folder (relative to the working directory).")
 
     @field_validator("base", mode="before")

@@ -214,6 +214,8 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Console | 
                 "max_steps_per_epoch": study.budget.max_steps_per_epoch,
                 "measure_latency": "latency_ms" in study.metric_names,
             }
+            if not study.train.zero_cost:  # no training-free scores (the trainable computes them by default)
+                constants["zero_cost_batch"] = 0
             factory = TrialConfigFactory(space, constants, dict(study.train.recipe), study.budget.epochs)
             seeds = preset_points(space, list(study.seeds.presets))
             for i, p in enumerate(study.seeds.points):

@@ -118,6 +118,7 @@ class TrainSettings(StrictModel):
     keep_finished_checkpoints: bool = Field(
         False, description="Keep Tune's checkpoints of finished trials (removed at the end of the search by default)."
     )
+    zero_cost: bool = Field(True, description="Score each initial network with the training-free predictors (zc_* columns).")
 
     @field_validator("recipe")
     @classmethod
