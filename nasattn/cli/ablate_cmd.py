@@ -119,9 +119,10 @@ def _print_plan(loaded: Any, plan: Any) -> None:
     table.add_column("architecture", overflow="fold")
     from rich.markup import escape
 
+    scale = {"width_mult": loaded.ablation.width_mult}  # written as in search: the widths, then x0.25
     for name, (spec, recipe) in plan.variants.items():  # descriptions hold [lists]: not markup
         weights = recipe.class_weights if isinstance(recipe.class_weights, str) else "list"
-        table.add_row(name, escape(plan.descriptions.get(name, "")), escape(arch_summary({'arch': spec.to_dict()}, with_name=False) + f" | class_weights={weights}"))
+        table.add_row(name, escape(plan.descriptions.get(name, "")), escape(arch_summary({'arch': spec.to_dict(), **scale}, with_name=False) + f" | class_weights={weights}"))
     console.print(table)
     for name, diffs in getattr(plan, "differences", {}).items():  # what each variant changes in the base
         console.print(f"{name} differs from base in: " + "; ".join(diffs), highlight=False, soft_wrap=True, markup=False)
