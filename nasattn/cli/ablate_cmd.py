@@ -12,6 +12,7 @@ from rich.table import Table
 
 from nasattn.cli.common import console, data_flag, fail, handle_user_errors, interrupted_line, parse_overrides, parse_seeds
 from nasattn.config import deep_merge
+from nasattn.cli.stack import check_torch_stack
 from nasattn.spec import arch_summary
 
 
@@ -90,6 +91,7 @@ def _ablate(ablation_file: Path | None, preset: str | None, arch: Path | None, s
         _print_plan(loaded, plan)
         console.print(f"{len(plan.variants) * len(a.seeds)} trials (dry run: nothing trained)")
         return
+    check_torch_stack()
     argv = sys.argv[1:]
     command = "nasattn " + " ".join(shlex.quote(x) for x in argv) if "ablate" in argv else "nasattn ablate"
     check_output_folder(loaded.output)

@@ -13,6 +13,7 @@ from typer.core import TyperGroup
 
 from nasattn import __version__
 from nasattn.cli import ablate_cmd, bench_cmd, report_cmd, search_cmd
+from nasattn.cli.stack import check_torch_stack
 from nasattn.cli.common import check_device, plural, console, fail, handle_user_errors, parse_overrides
 from nasattn.config import deep_merge
 
@@ -143,6 +144,7 @@ def train(
 ) -> None:
     """Train one architecture and write metrics.json, history.csv, predictions.csv, arch.yaml, recipe.yaml and model.pt."""
     progress = sys.stdout.isatty() if progress is None else progress
+    check_torch_stack()
     from nasattn.config import ConfigError
     from nasattn.engine import Recipe
     from nasattn.presets import load_arch_source

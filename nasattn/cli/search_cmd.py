@@ -11,6 +11,7 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
+from nasattn.cli.stack import check_torch_stack
 from nasattn.spec import arch_summary
 from nasattn.cli.common import plural, console, data_flag, fail, handle_user_errors, interrupted_line, parse_overrides
 
@@ -64,6 +65,7 @@ def _search(study_file: Path, overrides: list[str] | None, resume: bool, out: Pa
     if dry_run:
         print_plan(loaded)
         return
+    check_torch_stack()
     console.print(
         f"[bold]nasattn search[/] {s.name} | {s.budget.trials} {plural(s.budget.trials, 'trial')} x {s.budget.epochs} "
         f"{plural(s.budget.epochs, 'epoch')} | {objectives} | "
