@@ -135,6 +135,7 @@ def report_pages(runs, tmp_path_factory) -> dict[str, Path]:  # noqa: F811 - run
     cbam = trials["seed_point"] == "cbam"
     trials.loc[cbam, ["status", "stopped_by", "test_accuracy"]] = ["STOPPED", "early_stopping", None]
     trials.to_csv(search / "trials.csv", index=False)
+    (search / "study.yaml").write_text((search / "study.yaml").read_text() + "early_stopping: {type: asha}\n")
     shutil.copytree(runs["balanced"], search / "best")
     ablation = root / "ablation"
     ablation.mkdir()
