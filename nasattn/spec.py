@@ -301,3 +301,31 @@ class ArchSpec(BaseModel):
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
+
+
+def arch_summary(config: dict[str, Any], with_name: bool = True) -> str:
+    """One line for an architecture: ``name: blocks dDEPTHS wWIDTHS att=ATTENTION db=DROPBLOCK head``.
+
+    ``config`` holds ``arch`` (an ArchSpec dict) and optionally ``width_mult``; fused attention is written
+    ``fusion:<strategy>``. The one spelling used by search output, ``nasattn space`` and ``ablate --dry-run``.
+    """
+    arch = config.get("arch") or {}
+    stages = arch.get("stages") or []
+    if not stages:
+        return str(config.get("name", ""))
+    blocks = sorted({s.get("block", "?") for s in stages})
+    atts = []
+    for s in stages:
+        a = (s.get("attention") or {}).get("type", "none")
+        if a == "fusion":
+            a = f"fusion:{(s.get('attention') or {}).get('strategy', 'learnable_alpha')}"
+        atts.append(a)
+    att = atts[0] if len(set(atts)) == 1 else "/".join(atts)
+    depth = "-".join(str(s.get("depth", 1)) for s in stages)
+    width = "-".join(str(s.get("width", "?")) for s in stages)
+    if config.get("width_mult") not in (None, 1, 1.0):
+        width += f" x{config['width_mult']:g}"  # the trial scales these widths
+    db = (arch.get("dropblock") or {}).get("schedule", "none")
+    head = (arch.get("head") or {}).get("type", "")
+    name = f"{arch['name']}: " if arch.get("name") and with_name else ""
+    return f"{name}{'/'.join(blocks)} d{depth} w{width} att={att} db={db} {head}"

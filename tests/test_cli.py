@@ -30,6 +30,18 @@ def test_presets_table():
     assert res.exit_code == 0
     for text in ("13.12M", "9.91M", "4.29M", "97.23%", "94.30%"):
         assert text in res.stdout
+    first = [res.stdout.index(f" {name} ") for name in ("baseline", "cbam", "balanced")]
+    assert first == sorted(first)  # the paper's order, not the alphabet's
+
+
+def test_help_lists_the_commands_in_order_with_whole_descriptions():
+    from nasattn.cli.main import COMMAND_ORDER
+
+    text = invoke("--help").stdout
+    listed = [line.split()[0] for line in text.split("Commands:")[1].splitlines() if line[2:3].strip()]
+    assert listed[:5] == ["train", "search", "ablate", "fidelity", "report"] and listed == list(COMMAND_ORDER)
+    assert "..." not in text.split("Commands:")[1]
+    assert "(read from the preset files; nothing is built)." in " ".join(text.split())  # presets' whole description
 
 
 @pytest.mark.slow
@@ -43,6 +55,11 @@ def test_train_on_eurosat_mini_writes_every_output(tmp_path, monkeypatch):
     finally:
         torch.set_num_threads(threads)  # the command sets it for its (here: the test's) process
     assert res.exit_code == 0, res.stdout
+    files = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    assert files == ["arch.yaml", "history.csv", "metrics.json", "model.pt", "predictions.csv", "recipe.yaml"]
+    assert f"wrote {out}/: {', '.join(files)}" in " ".join(res.stdout.split())  # the line names every file
+    helped = " ".join(invoke("train", "--help").stdout.split())
+    assert all(name in helped for name in files)  # and so does --help
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("test_accuracy", "val_accuracy", "kappa", "per_class_accuracy", "macro_f1", "confidence_gap", "ece",
                 "params", "flops", "layers", "conv_layers", "train_seconds", "alpha"):

@@ -36,3 +36,18 @@ def test_tables_in_a_log_are_not_cut_at_80_columns(monkeypatch):
     assert make_console().width == LOG_WIDTH > 80  # pytest's captured stdout is no terminal
     monkeypatch.setenv("COLUMNS", "123")
     assert make_console().width == 123
+
+
+def test_a_preset_seed_trial_is_named_by_its_preset_in_lines_and_in_the_live_table(capsys):
+    from rich.console import Console
+
+    table = TrialTable(total=4, live=False, describe=lambda cfg: "w64")
+    table.setup()
+    seeded = SimpleNamespace(trial_id="a1", config={"optuna": {"number": 0, "seed_point": "baseline"}})
+    table.on_trial_start(0, [], seeded)
+    table.on_trial_start(0, [], _trial(3, "b2"))
+    assert "#0 baseline started | w64" in capsys.readouterr().out
+    screen = Console(record=True, width=160)
+    screen.print(table._table())
+    rows = screen.export_text()
+    assert "#0 baseline" in rows and "#3 " in rows and "#3 baseline" not in rows

@@ -180,7 +180,7 @@ def make_search(folder: Path, n_complete: int = 6) -> None:
 
 
 def test_search_report(tmp_path):
-    make_search(tmp_path)
+    make_search(tmp_path, n_complete=10)
     assert detect_kind(tmp_path) == "search"
     html = render_report(tmp_path).read_text()
     check_self_contained(html)
@@ -254,3 +254,69 @@ def test_a_failing_report_is_returned_and_warned_not_raised(tmp_path):
     make_search(tmp_path)
     path, error = render_report_safely(tmp_path, warn=warned.append)
     assert error is None and path.is_file() and len(warned) == 1
+
+
+def _header(html: str) -> dict[str, str]:
+    head = html[html.index('id="report-header"'):].split("</header>")[0]
+    return {unescape(k): unescape(v) for k, v in re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", head)}
+
+
+def test_search_report_header_names_the_data_and_the_command_with_its_overrides(tmp_path):
+    from nasattn.search.run import RUN_FILE
+
+    make_search(tmp_path, n_complete=3)
+    command = "nasattn search studies/test.yaml --data /data/other --set budget.trials=4"
+    (tmp_path / RUN_FILE).write_text(json.dumps({"command": command}))
+    header = _header(render_report(tmp_path).read_text())
+    assert header["data"] == "eurosat-mini" and header["command"] == command
+
+
+def test_importances_need_ten_complete_trials_and_say_how_many(tmp_path):
+    make_search(tmp_path, n_complete=9)
+    html = render_report(tmp_path).read_text()
+    assert "fig-search-importances" not in ids_of(html)
+    assert "only 9 complete trials; importances need at least 10" in html
+    more = tmp_path / "more"
+    more.mkdir()
+    make_search(more, n_complete=10)
+    html = render_report(more).read_text()
+    assert "fig-search-importances" in ids_of(html) and "from 10 complete trials" in html
+
+
+def test_a_stopped_preset_says_why_in_the_chart(tmp_path):
+    make_search(tmp_path, n_complete=4)
+    trials = pd.read_csv(tmp_path / "trials.csv")
+    trials.loc[trials["seed_point"] == "cbam", ["status", "stopped_by", "val_accuracy", "test_accuracy"]] = \
+        ["STOPPED", "early_stopping", None, None]
+    trials.to_csv(tmp_path / "trials.csv", index=False)
+    (tmp_path / "study.yaml").write_text((tmp_path / "study.yaml").read_text() + "early_stopping: {type: asha}\n")
+    html = render_report(tmp_path).read_text()
+    figure = html[html.index('"fig-search-presets"'):]
+    assert "stopped at epoch 1 by ASHA" in figure.split("</script>")[0]
+
+
+def test_error_bars_are_clipped_to_the_metric_range():
+    from nasattn.report.figures import bars, clipped_errors
+
+    plus, minus = clipped_errors([0.1, 0.95, None, 0.5], [0.3, 0.2, 0.1, None], (0.0, 1.0))
+    assert plus == pytest.approx([0.3, 0.05, 0.0, 0.0]) and minus == pytest.approx([0.1, 0.2, 0.0, 0.0])
+    fig = bars(["a", "b"], [0.1, 0.95], [0.3, 0.2])
+    err = fig.data[0].error_y
+    assert err.arrayminus[0] == pytest.approx(0.1) and err.array[1] == pytest.approx(0.05)
+    assert fig.layout.yaxis.range[0] == 0
+
+
+def test_alpha_is_summarised_per_stage_on_a_range_at_least_a_tenth_wide_with_whole_epochs():
+    from nasattn.report.figures import alpha_control_curves
+
+    hist = pd.DataFrame({"epoch": [1, 2], "alpha/stages.0.0.attention": [0.62, 0.63],
+                         "alpha/stages.0.1.attention": [0.60, 0.61], "alpha/stages.1.0.attention": [0.5, 0.52],
+                         "alpha_decay_only/stages.0.0.attention": [0.62, 0.62],
+                         "alpha_decay_only/stages.0.1.attention": [0.62, 0.62]})
+    fig = alpha_control_curves(hist)
+    names = [t.name for t in fig.data]
+    assert names == ["stage 1 (2 blocks), learned", "stage 1, weight decay alone", "stage 2 (1 block), learned"]
+    assert list(fig.data[0].y) == pytest.approx([0.61, 0.62])
+    lo, hi = fig.layout.yaxis.range
+    assert hi - lo >= 0.1 and 0 <= lo <= 0.5 and 0.62 <= hi <= 1  # every plotted value (0.5 to 0.62) inside
+    assert fig.layout.xaxis.dtick == 1 and fig.layout.xaxis.tick0 == 1

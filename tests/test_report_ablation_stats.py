@@ -117,7 +117,7 @@ def test_alpha_control_curve_beside_the_learned_alpha(tmp_path: Path):
     folder = _ablation(tmp_path, {"base": {0: 10, 1: 12, 2: 11}, "worse": {0: 20, 1: 25, 2: 21}})
     html = render_report(folder).read_text()
     fig = html[html.index('id="fig-ablation-alpha-0"'):][:20000]
-    assert f"{BLOCK} (learned)" in fig and f"{BLOCK} (weight decay alone)" in fig
+    assert "stage 1 (1 block), learned" in fig and "stage 1, weight decay alone" in fig  # BLOCK's stage, one line each
     assert "learned vs weight decay alone" in fig
     paper = _table(html, "table-ablation-paper")
     assert "mean alpha from weight decay alone" in paper

@@ -375,12 +375,12 @@ def test_preset_seed_points_carry_the_presets_recipe_not_sampled_values():
 
 
 def test_trial_summary_names_blocks_widths_scale_attention_and_dropblock():
-    from nasattn.tune.progress import arch_summary
+    from nasattn.spec import arch_summary
 
     arch = get_preset("balanced").arch.to_dict()
     text = arch_summary({"arch": arch, "width_mult": 0.125})
     assert "residual d3-3-3-2 w64-128-256-512 x0.125" in text
-    assert "att=learnable_alpha" in text and "db=progressive" in text
+    assert "att=fusion:learnable_alpha" in text and "db=progressive" in text
     assert " x" not in arch_summary({"arch": arch, "width_mult": 1.0}).split("att=")[0]
 
 

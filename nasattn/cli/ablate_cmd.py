@@ -10,7 +10,9 @@ from rich.table import Table
 
 from nasattn.cli.common import console, data_flag, handle_user_errors, interrupted_line, parse_overrides, parse_seeds
 from nasattn.config import deep_merge
+from nasattn.cli.stack import check_torch_stack
 from nasattn.schema import TrialStatus
+from nasattn.spec import arch_summary
 
 
 def _names(value: str | None) -> list[str] | None:
@@ -88,6 +90,7 @@ def _ablate(ablation_file: Path | None, preset: str | None, arch: Path | None, s
         _print_plan(loaded, plan)
         console.print(f"{len(plan.variants) * len(a.seeds)} trials (dry run: nothing trained)")
         return
+    check_torch_stack()
     command = current_command()
     check_output_folder(loaded.output)
     with lock_run_folder(loaded.output, command):
@@ -104,18 +107,6 @@ def _ablate(ablation_file: Path | None, preset: str | None, arch: Path | None, s
         console.print(f"report: {result.report}")
 
 
-def _short(spec: Any) -> str:
-    """Blocks, depths, widths, attention and DropBlock of a spec (without importing Ray)."""
-    atts = []
-    for s in spec.stages:
-        a = s.attention
-        atts.append(f"fusion:{a.params.get('strategy', 'learnable_alpha')}" if a.type == "fusion" else a.type)
-    att = atts[0] if len(set(atts)) == 1 else "/".join(atts)
-    blocks = "/".join(sorted({s.block for s in spec.stages}))
-    return (f"{blocks} d{'-'.join(str(s.depth) for s in spec.stages)} w{'-'.join(str(s.width) for s in spec.stages)} "
-            f"att={att} db={spec.dropblock.type} {spec.head.type}")
-
-
 def _print_plan(loaded: Any, plan: Any) -> None:
     table = Table(title="variants", title_justify="left")
     table.add_column("variant", style="bold cyan")
@@ -123,9 +114,10 @@ def _print_plan(loaded: Any, plan: Any) -> None:
     table.add_column("architecture", overflow="fold")
     from rich.markup import escape
 
+    scale = {"width_mult": loaded.ablation.width_mult}  # written as in search: the widths, then x0.25
     for name, (spec, recipe) in plan.variants.items():  # descriptions hold [lists]: not markup
         weights = recipe.class_weights if isinstance(recipe.class_weights, str) else "list"
-        table.add_row(name, escape(plan.descriptions.get(name, "")), escape(_short(spec) + f" | class_weights={weights}"))
+        table.add_row(name, escape(plan.descriptions.get(name, "")), escape(arch_summary({'arch': spec.to_dict(), **scale}, with_name=False) + f" | class_weights={weights}"))
     console.print(table)
     for name, diffs in getattr(plan, "differences", {}).items():  # what each variant changes in the base
         console.print(f"{name} differs from base in: " + "; ".join(diffs), highlight=False, soft_wrap=True, markup=False)

@@ -6,19 +6,41 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+import click
 import typer
 from rich.table import Table
+from typer.core import TyperGroup
 
 from nasattn import __version__
 from nasattn.cli import ablate_cmd, bench_cmd, report_cmd, search_cmd
+from nasattn.cli.stack import check_torch_stack
 from nasattn.cli.common import check_device, plural, console, fail, handle_user_errors, parse_overrides
 from nasattn.config import deep_merge
-from nasattn.schema import ARCH_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, ExitCode
+from nasattn.schema import ExitCode
 
 DEFAULT_TRAIN_OUT = Path("runs/train")
+# ``nasattn --help`` lists the commands in the order a user meets them: train, search, ablate, then the rest.
+COMMAND_ORDER = ("train", "search", "ablate", "fidelity", "report", "space", "presets", "blocks", "init", "bench", "doctor")
+
+
+class OrderedCommands(TyperGroup):
+    """The command group of ``nasattn``: commands in COMMAND_ORDER (others after, by name), descriptions uncut."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        return sorted(super().list_commands(ctx), key=lambda name: (rank.get(name, len(rank)), name))
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, cmd.get_short_help_str(limit=10_000)) for name in self.list_commands(ctx)
+                if (cmd := self.get_command(ctx, name)) is not None and not cmd.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)  # wraps a long description instead of cutting it with "..."
+
 
 app = typer.Typer(
     name="nasattn",
+    cls=OrderedCommands,
     help="Neural architecture search and ablation for attention CNNs (EuroSAT and any ImageFolder dataset).",
     no_args_is_help=True,
     add_completion=False,
@@ -121,8 +143,9 @@ def train(
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch (default: all cores; give 1 to run two trainings side by side)."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="A progress bar (default: when stdout is a terminal); without it, one line per epoch.", show_default=False),
 ) -> None:
-    """Train one architecture and write metrics.json, history.csv, arch.yaml and model.pt."""
+    """Train one architecture and write metrics.json, history.csv, predictions.csv, arch.yaml, recipe.yaml and model.pt."""
     progress = sys.stdout.isatty() if progress is None else progress
+    check_torch_stack()
     from nasattn.config import ConfigError
     from nasattn.engine import Recipe
     from nasattn.presets import load_arch_source
@@ -186,7 +209,8 @@ def _train_locked(spec, recipe, data, download, progress, subset, seed, width_mu
     result.metrics["protocol"] = protocol
     run_dir = write_run(out, result)
     _print_summary(result.metrics)
-    console.print(f"wrote {run_dir}/{METRICS_FILE}, {HISTORY_FILE}, {ARCH_FILE}, {MODEL_FILE}")
+    written = sorted(p.name for p in run_dir.iterdir() if p.is_file() and not p.name.startswith("."))  # not the lock
+    console.print(f"wrote {run_dir}/: {', '.join(written)}", highlight=False, soft_wrap=True)
 
 
 def _log_epoch(epoch: int, row: dict, state: object) -> None:

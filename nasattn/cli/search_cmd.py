@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -10,7 +11,9 @@ import typer
 from rich.table import Table
 
 from nasattn.cli.common import plural, console, data_flag, handle_user_errors, interrupted_line, parse_overrides
+from nasattn.cli.stack import check_torch_stack
 from nasattn.schema import ARCH_FILE, VAL_ACCURACY_LAST, TrialStatus
+from nasattn.spec import arch_summary
 
 
 def _short_float(v: Any) -> Any:
@@ -32,14 +35,15 @@ def search(
     live: Optional[bool] = typer.Option(None, "--live/--no-live", help="Live table (default: when on a terminal)."),
     data: Optional[str] = typer.Option(None, "--data", "-d", help="Folder or zip of images, or 'eurosat-mini' (overrides the study's data)."),
     download: bool = typer.Option(False, "--download", help="Download EuroSAT with torchvision when no data is found."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved study, the space's size, the seed points and the plan; start nothing."),
 ) -> None:
     """Run a neural architecture search (Ray Tune + Optuna) described by a study file."""
-    _search(study_file, overrides, resume, out, live, data, download)
+    _search(study_file, overrides, resume, out, live, data, download, dry_run)
 
 
 @handle_user_errors
 def _search(study_file: Path, overrides: list[str] | None, resume: bool, out: Path | None, live: bool | None,
-            data: str | None = None, download: bool = False) -> None:
+            data: str | None = None, download: bool = False, dry_run: bool = False) -> None:
     from nasattn.examples import resolve_study
     from nasattn.rundir import check_output_folder, lock_run_folder, resume_command
     from nasattn.search.run import run_search
@@ -58,6 +62,10 @@ def _search(study_file: Path, overrides: list[str] | None, resume: bool, out: Pa
     check_gpu_study(loaded, study_file)
     s = loaded.study
     objectives = ", ".join(f"{o.mode} {o.metric}" for o in s.objectives)
+    if dry_run:
+        print_plan(loaded)
+        return
+    check_torch_stack()
     console.print(
         f"[bold]nasattn search[/] {s.name} | {s.budget.trials} {plural(s.budget.trials, 'trial')} x {s.budget.epochs} "
         f"{plural(s.budget.epochs, 'epoch')} | {objectives} | "
@@ -83,6 +91,55 @@ def _search(study_file: Path, overrides: list[str] | None, resume: bool, out: Pa
             + (f" -> {result.best_dir}/{ARCH_FILE}" if result.best_dir else "")
         )
     console.print(f"wrote {result.trials_csv}" + (f", {result.report}" if result.report else ""))
+
+
+def print_plan(loaded: Any) -> None:
+    """``search --dry-run``: the resolved study, the space's size, the seed points and the trials/concurrency/time
+    plan. Starts no Ray and imports none."""
+    from nasattn.config import to_yaml
+    from nasattn.presets import get_preset
+    from nasattn.search.run import resolved_study
+    from nasattn.search.space import iter_dims, preset_points, space_size
+    from nasattn.tune.resources import concurrency
+    from nasattn.tune.session import is_embedded
+
+    s, sp = loaded.study, loaded.space
+    study = {k: v for k, v in resolved_study(loaded).items() if k != "space"}
+    console.print(f"resolved study ({loaded.source}; output {loaded.output}):", highlight=False, soft_wrap=True)
+    console.print(to_yaml(study), highlight=False, markup=False, soft_wrap=True)
+    arch_size, total = space_size(sp, recipe=False), space_size(sp)
+    console.print(f"space {sp.name or '(inline)'}: {len(list(iter_dims(sp)))} parameters; {_fmt_size(arch_size)} "
+                  f"architectures (before constraints); {_fmt_size(total)} points with the training hyper-parameters",
+                  highlight=False, soft_wrap=True)
+    seeds = preset_points(sp, list(s.seeds.presets))  # a preset outside the space is a ConfigError here
+    width = {"width_mult": s.train.width_mult}
+    for i, name in enumerate(seeds):
+        arch = get_preset(name).arch.to_dict() if name not in sp.points else {}
+        console.print(f"seed #{i} {name}: {arch_summary({'arch': arch, **width}, with_name=False) or 'a point of the space'}",
+                      highlight=False, soft_wrap=True, markup=False)
+    if s.seeds.points:
+        console.print(f"seed points #{len(seeds)}-#{len(seeds) + len(s.seeds.points) - 1}: "
+                      f"{len(s.seeds.points)} more parameter sets from seeds.points", highlight=False)
+    res, b = s.resources, s.budget
+    if is_embedded(s.ray.address):
+        cpus = res.num_cpus or os.cpu_count() or 1
+        gpus = res.num_gpus if res.num_gpus is not None else (0 if not res.gpus_per_trial else _visible_gpus())
+        conc = concurrency(res, {"CPU": float(cpus), "GPU": float(gpus)})
+        where = f"embedded Ray on {cpus} CPUs, {gpus} GPUs: up to {conc} {plural(conc, 'trial')} at once"
+    else:
+        conc, where = None, f"Ray cluster {s.ray.address} (not contacted in a dry run): concurrency set by its resources"
+    waves = f", about {math.ceil(b.trials / conc)} rounds of {conc}" if conc else ""
+    limit = f"stops after {b.time_limit:g} s" if b.time_limit else "no time limit"
+    console.print(f"plan: {b.trials} {plural(b.trials, 'trial')} ({len(seeds) + len(s.seeds.points)} seeded) x up to "
+                  f"{b.epochs} {plural(b.epochs, 'epoch')} | {where}{waves} | early stopping {s.early_stopping.type} | "
+                  f"{limit} | per trial {res.cpus_per_trial:g} CPU, {res.gpus_per_trial:g} GPU", highlight=False, soft_wrap=True)
+    console.print("dry run: nothing started, nothing written", highlight=False)
+
+
+def _visible_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count()
 
 
 def check_gpu_study(loaded: Any, study_file: Path) -> None:
@@ -176,7 +233,6 @@ def _space(file: Path, samples: int, seed: int, show_dims: bool) -> None:
     console.print(presets)
     if samples:
         from nasattn.models import build_model, profile_model
-        from nasattn.tune.progress import arch_summary
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))

@@ -52,9 +52,13 @@ def _files() -> dict[str, Path]:
     return found
 
 
+PAPER_ORDER = ("baseline", "cbam", "balanced")  # the paper's iterations 1, 2, 3
+
+
 def list_presets() -> list[str]:
-    """Names of every preset file, sorted."""
-    return sorted(_files())
+    """Names of every preset file: the paper's in its order (PAPER_ORDER), then any others by name."""
+    rank = {name: i for i, name in enumerate(PAPER_ORDER)}
+    return sorted(_files(), key=lambda name: (rank.get(name, len(rank)), name))
 
 
 def preset_path(name: str) -> Path:
@@ -138,5 +142,5 @@ def load_arch_source(preset: str | None = None, path: str | Path | None = None) 
     return ArchSpec.from_dict(raw, str(path)), {}
 
 
-__all__ = ["ENV_VAR", "PRESET_DIR", "Preset", "get_preset", "list_presets", "load_arch_source",
+__all__ = ["ENV_VAR", "PAPER_ORDER", "PRESET_DIR", "Preset", "get_preset", "list_presets", "load_arch_source",
            "preset_dirs", "preset_path", "read_preset", "register_preset_dir"]

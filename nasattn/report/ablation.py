@@ -341,15 +341,15 @@ def render_ablation(folder: Path) -> Page:
     runs = load_runs(folder, ok)
     page = Page(f"nasattn ablation: {meta.get('name') or folder.name}", "ablation")
     source = meta.get("base_source") or {}
-    page.header = {"folder": str(folder),
+    data_source = meta.get("data") or next((r["metrics"].get("dataset") for rs in runs.values() for r in rs), None)
+    page.header = {"folder": str(folder), "data": data_source, "command": meta.get("command"),
                    "base": f"{base} (preset {source['preset']})" if isinstance(source, dict) and source.get("preset") else base,
                    "variants": ", ".join(variants), "runs": f"{len(ok)} finished of {len(rows)}",
                    "seeds": ", ".join(map(str, meta.get("seeds") or [])) or None,
                    "split seeds": ", ".join(map(str, meta.get("split_seeds") or [])) or None,
                    "p-value correction": meta.get("correction"),
                    "width": None if meta.get("width_mult") is None else f"x{meta['width_mult']:g}",
-                   "epochs": meta.get("epochs") or ("each recipe's own" if meta else None),
-                   "data": meta.get("data")}
+                   "epochs": meta.get("epochs") or ("each recipe's own" if meta else None)}
 
     page.section("Variants", "ablation-variants")
     if rows.empty:
@@ -380,8 +380,10 @@ def render_ablation(folder: Path) -> Page:
     ref = {v: paper[name]["test_accuracy"] for v in variants
            if (name := paper_reference(v, meta)) in paper and "test_accuracy" in paper[name]}
     page.figure(figures.bars(variants, [s.mean for s in sums], [s.half_width if s.half_width is not None else s.std for s in sums],
-                             title="Test accuracy per variant (error bars: 95% CI)", yaxis="test accuracy", reference=ref),
-                "fig-ablation-accuracy")
+                             title="Test accuracy per variant (error bars: 95% CI, clipped to 0-100%)",
+                             yaxis="test accuracy", reference=ref),
+                "fig-ablation-accuracy", note="Error bars: the 95% CI of the table, clipped to the metric's range "
+                                              "[0%, 100%] as the table's intervals are.")
     page.figure(figures.heatmap(_per_class(ok, variants), "Per-class test accuracy (mean over seeds)"), "fig-ablation-per-class")
     if base in runs:
         cm, names = _summed_confusion(runs[base])
@@ -407,6 +409,5 @@ def render_ablation(folder: Path) -> Page:
     cols = [c for c in wanted if c in rows.columns]
     page.table(rows[cols].reset_index(drop=True), "table-ablation-runs",
                formats={"test_accuracy": fmt_pct, "val_accuracy": fmt_pct})
-    data_source = meta.get("data") or next((r["metrics"].get("dataset") for rs in runs.values() for r in rs), None)
     page.footer = environment(meta.get("command"), data_source)
     return page

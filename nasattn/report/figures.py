@@ -7,6 +7,8 @@ plot (so partial folders render what exists).
 from __future__ import annotations
 
 import html
+import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,6 +26,14 @@ def _color(i: int) -> str:
 
 def _layout(fig: go.Figure, title: str, height: int = 420) -> go.Figure:
     fig.update_layout(title=title, height=height, margin=dict(l=60, r=20, t=60, b=50), template="plotly_white")
+    return fig
+
+
+def epoch_axis(fig: go.Figure, epochs: Any = None) -> go.Figure:
+    """Whole-number epoch ticks on every x-axis (1, 2, 3 ...; about 10 ticks at most)."""
+    last = pd.to_numeric(pd.Series(epochs), errors="coerce").max() if epochs is not None else None
+    step = max(1, math.ceil(float(last) / 10)) if last is not None and pd.notna(last) else 1
+    fig.update_xaxes(title_text="epoch", tickmode="linear", tick0=1 if step == 1 else 0, dtick=step, tickformat="d")
     return fig
 
 
@@ -51,8 +61,8 @@ def training_curves(histories: Mapping[str, pd.DataFrame], title: str = "Trainin
                     line=dict(color=_color(i), dash="dash" if split == "train" else "solid"),
                     legendgroup=label, showlegend=col == 1 or _col(h, f"{split}_loss") is None,
                 ), row=1, col=col)
-    fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(tickformat=".0%", row=1, col=2)
+    epoch_axis(fig, pd.concat([h["epoch"] for h in histories.values()]))
+    fig.update_yaxes(tickformat=".1%", row=1, col=2)
     return _layout(fig, title)
 
 
@@ -62,7 +72,7 @@ def learning_rate(history: pd.DataFrame, title: str = "Learning rate") -> go.Fig
     if y is None or "epoch" not in history.columns:
         return None
     fig = go.Figure(go.Scatter(x=history["epoch"], y=y, mode="lines+markers", name="lr"))
-    fig.update_xaxes(title_text="epoch")
+    epoch_axis(fig, history["epoch"])
     fig.update_yaxes(title_text="learning rate", exponentformat="e")
     return _layout(fig, title, height=300)
 
@@ -77,28 +87,55 @@ def alpha_columns(df: pd.DataFrame | None) -> list[str]:
 DECAY_ONLY = "alpha_decay_only/"  # history column prefix: the alpha weight decay alone would give
 
 
+def stage_of(block: str) -> str:
+    """The stage a block name belongs to (``stages.1.0.attention`` -> ``stage 2``); ``all blocks`` otherwise."""
+    m = re.search(r"stages?[._]?(\d+)", block)
+    return f"stage {int(m.group(1)) + (1 if block.startswith('stages.') else 0)}" if m else "all blocks"
+
+
+def stage_means(history: pd.DataFrame, prefix: str) -> dict[str, tuple[pd.Series, int]]:
+    """``{stage: (mean of the stage's <prefix><block> columns per row, number of blocks)}`` in stage order."""
+    groups: dict[str, list[str]] = {}
+    for c in history.columns:
+        if str(c).startswith(prefix) and _col(history, c) is not None:
+            groups.setdefault(stage_of(str(c)[len(prefix):]), []).append(c)
+    return {st: (history[cols].apply(pd.to_numeric, errors="coerce").mean(axis=1), len(cols))
+            for st, cols in groups.items()}
+
+
+def unit_range(values: Sequence[float], min_span: float = 0.1) -> list[float]:
+    """A y-range inside [0, 1] around ``values``, at least ``min_span`` wide (tiny changes stay tiny)."""
+    lo, hi = min(values), max(values)
+    half = max(hi - lo, min_span) / 2 * 1.1
+    mid = min(max((lo + hi) / 2, half), 1 - half)
+    return [max(0.0, mid - half), min(1.0, mid + half)]
+
+
 def alpha_control_curves(history: pd.DataFrame, title: str = "Fusion weight alpha: learned vs weight decay alone"
                          ) -> go.Figure | None:
-    """Learned ``alpha/<block>`` (solid) beside ``alpha_decay_only/<block>`` (dashed, same colour) per epoch.
+    """Learned alpha (solid) beside alpha under weight decay alone (dashed, same colour) per epoch: one line per
+    stage, the mean over its blocks, on a y-range at least 0.1 wide.
 
     The dashed curve is where weight decay alone (zero loss gradient, same init and LR schedule) would
     have moved alpha; a learned curve that stays on it cannot be told apart from weight decay.
     None without alpha columns.
     """
-    cols = alpha_columns(history)
-    if not cols or "epoch" not in history.columns:
+    if not alpha_columns(history) or "epoch" not in history.columns:
         return None
     fig = go.Figure()
-    for i, c in enumerate(cols):
-        block, color = c[len("alpha/"):], _color(i)
-        fig.add_trace(go.Scatter(x=history["epoch"], y=history[c], mode="lines+markers", name=f"{block} (learned)",
-                                 legendgroup=block, line={"color": color}))
-        control = _col(history, DECAY_ONLY + block)
-        if control is not None:
-            fig.add_trace(go.Scatter(x=history["epoch"], y=control, mode="lines", name=f"{block} (weight decay alone)",
-                                     legendgroup=block, line={"color": color, "dash": "dash"}))
-    fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(title_text="alpha = sigmoid(a) (spatial weight)")
+    learned, control = stage_means(history, "alpha/"), stage_means(history, DECAY_ONLY)
+    shown: list[float] = []
+    for i, (st, (y, n)) in enumerate(learned.items()):
+        name = f"{st} ({n} {'block' if n == 1 else 'blocks'})"
+        fig.add_trace(go.Scatter(x=history["epoch"], y=y, mode="lines+markers", name=f"{name}, learned",
+                                 legendgroup=st, line={"color": _color(i)}))
+        shown += y.dropna().tolist()
+        if st in control:
+            fig.add_trace(go.Scatter(x=history["epoch"], y=control[st][0], mode="lines", legendgroup=st,
+                                     name=f"{st}, weight decay alone", line={"color": _color(i), "dash": "dash"}))
+            shown += control[st][0].dropna().tolist()
+    epoch_axis(fig, history["epoch"])
+    fig.update_yaxes(title_text="alpha = sigmoid(a), mean of the stage", range=unit_range(shown))
     return _layout(fig, title)
 
 
@@ -146,23 +183,49 @@ def confidence_histograms(predictions: Mapping[str, pd.DataFrame],
     return _layout(fig, title, height=380)
 
 
+def clipped_errors(values: Sequence[float | None], errors: Sequence[float | None],
+                   bounds: tuple[float, float] | None) -> tuple[list[float], list[float]]:
+    """Symmetric half-widths as (plus, minus) error arrays, clipped so ``value ± error`` stays within ``bounds``."""
+    plus, minus = [], []
+    for v, e in zip(values, errors):
+        e = 0.0 if e is None or v is None or pd.isna(e) or pd.isna(v) else float(e)
+        lo, hi = bounds if bounds else (-math.inf, math.inf)
+        plus.append(max(0.0, min(e, hi - v)) if e else 0.0)
+        minus.append(max(0.0, min(e, v - lo)) if e else 0.0)
+    return plus, minus
+
+
 def bars(labels: Sequence[str], values: Sequence[float | None], errors: Sequence[float | None] | None = None,
          title: str = "", yaxis: str = "", percent: bool = True, reference: Mapping[str, float] | None = None,
+         bounds: tuple[float, float] | None = (0.0, 1.0), notes: Sequence[str | None] | None = None,
          ) -> go.Figure | None:
-    """A bar per label with optional error bars, and optional reference markers (e.g. the paper's numbers)."""
-    if not labels or all(v is None for v in values):
+    """A bar per label with optional error bars clipped to ``bounds`` (the metric's range), optional reference
+    markers (e.g. the paper's numbers), and ``notes`` written on the bars (and in place of a missing bar)."""
+    if not labels or all(v is None or pd.isna(v) for v in values):
         return None
     err = None
     if errors is not None:
-        err = dict(type="data", array=[0 if e is None else e for e in errors], visible=True)
+        plus, minus = clipped_errors(values, errors, bounds)
+        err = dict(type="data", symmetric=False, array=plus, arrayminus=minus, visible=True)
+    notes = list(notes) if notes is not None else [None] * len(labels)
     fig = go.Figure(go.Bar(x=list(labels), y=list(values), error_y=err, name="reproduced",
+                           text=[n or "" for n in notes], textposition="inside", insidetextanchor="start",
                            marker_color=[_color(i) for i in range(len(labels))]))
+    for label, v, note in zip(labels, values, notes):
+        if note and (v is None or pd.isna(v)):  # an empty slot says why it is empty
+            fig.add_annotation(x=label, y=0, yref="y", text=note, showarrow=False, yanchor="bottom",
+                               textangle=-90, font=dict(color="#a15c00"))
     if reference:
         xs = [lb for lb in labels if lb in reference]
         if xs:
             fig.add_trace(go.Scatter(x=xs, y=[reference[x] for x in xs], mode="markers", name="paper",
                                      marker=dict(symbol="diamond", size=12, color="black")))
     fig.update_yaxes(title_text=yaxis, tickformat=".1%" if percent else None)
+    if bounds and percent:
+        fig.update_yaxes(rangemode="tozero")
+        tops = [v + p for v, p in zip(values, err["array"] if err else [0] * len(values)) if v is not None and not pd.isna(v)]
+        tops += list((reference or {}).values())
+        fig.update_yaxes(range=[bounds[0], min(bounds[1], max(tops) * 1.08) if tops else bounds[1]])
     return _layout(fig, title)
 
 
@@ -227,8 +290,11 @@ def parallel_coordinates(df: pd.DataFrame, columns: Sequence[str], color: str,
     if colors is not None and colors.notna().any():
         line = dict(color=colors.fillna(colors.min()).tolist(), colorscale="Viridis", showscale=True,
                     colorbar=dict(title=color.split(".", 1)[-1]))
-    fig = go.Figure(go.Parcoords(dimensions=dims, line=line))
-    return _layout(fig, title, height=480)
+    fig = go.Figure(go.Parcoords(dimensions=dims, line=line, labelangle=-20, labelside="top",
+                                 labelfont=dict(size=11), tickfont=dict(size=10)))
+    _layout(fig, title, height=520)
+    fig.update_layout(margin=dict(l=80, r=80, t=150, b=40), title=dict(y=0.97, yanchor="top"))
+    return fig
 
 
 def pareto_scatter(df: pd.DataFrame, x: str, y: str, front: str = "pareto", label: str = "number",

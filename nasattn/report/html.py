@@ -14,13 +14,21 @@ import pandas as pd
 from nasattn.safewrite import write_file
 
 CSS = """
+*,*::before,*::after{box-sizing:border-box}
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0 auto;max-width:1200px;padding:0 1.5em;color:#222}
+main,header,footer{max-width:100%;overflow-wrap:anywhere}
+div.tablebox{max-width:100%;overflow-x:auto;margin:.5em 0;border-left:1px solid #eee}
+div.figure{max-width:100%;overflow:hidden}
+pre{max-width:100%;overflow-x:auto;background:#fafafa;padding:.5em}
 header,footer{color:#555;font-size:.9em;border-bottom:1px solid #ddd;padding:.6em 0}
 footer{border-top:1px solid #ddd;border-bottom:none;margin-top:2em}
 h1{margin:.4em 0 .2em} h2{margin-top:1.6em;border-bottom:1px solid #eee}
-table.nasattn{border-collapse:collapse;font-size:.85em;margin:.5em 0}
+table.nasattn{border-collapse:separate;border-spacing:0;font-size:.85em;margin:0}
 table.nasattn th,table.nasattn td{border:1px solid #ddd;padding:3px 7px;text-align:right;white-space:nowrap}
 table.nasattn th{background:#f4f4f4} table.nasattn td:first-child{text-align:left}
+table.nasattn th:first-child,table.nasattn td:first-child{position:sticky;left:0;z-index:1;background:#fff;box-shadow:1px 0 0 #ccc}
+table.nasattn th:first-child{background:#f4f4f4} table.nasattn td.best:first-child{background:#d9f2d9}
+details.columns>summary{cursor:pointer;color:#555;font-size:.85em}
 td.best{background:#d9f2d9;font-weight:bold}
 p.note{color:#666;font-size:.85em} p.warn{color:#a15c00}
 dl.meta{display:grid;grid-template-columns:max-content auto;gap:2px 12px;margin:.3em 0}
@@ -116,8 +124,8 @@ def table_html(
     more = ""
     if max_rows is not None and len(df) > max_rows:
         more = f'<p class="note">{len(df) - max_rows} more rows not shown.</p>'
-    return (f'<table class="nasattn" id="{escape(table_id)}"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(body)}</tbody></table>{more}")
+    return (f'<div class="tablebox"><table class="nasattn" id="{escape(table_id)}"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table></div>{more}")
 
 
 def meta_html(items: Mapping[str, Any]) -> str:
@@ -138,10 +146,10 @@ class Page:
         self.ids: list[str] = []
         self._plotly_included = False
 
-    def section(self, title: str, section_id: str | None = None) -> None:
-        """Start a new ``<h2>`` section."""
+    def section(self, title: str, section_id: str | None = None, level: int = 2) -> None:
+        """Start a new section: an ``<h2>`` (``level`` 3: a sub-section ``<h3>``)."""
         sid = section_id or f"sec-{slug(title)}"
-        self.parts.append(f'<h2 id="{escape(sid)}">{escape(title)}</h2>')
+        self.parts.append(f'<h{level} id="{escape(sid)}">{escape(title)}</h{level}>')
 
     def text(self, text: str, cls: str = "note") -> None:
         """A paragraph of (escaped) text."""
@@ -160,6 +168,16 @@ class Page:
             return
         self.ids.append(table_id)
         self.parts.append(table_html(df, table_id, **kwargs))
+
+    def wide_table(self, df: pd.DataFrame, table_id: str, shown: list[str], **kwargs: Any) -> None:
+        """The ``shown`` columns of ``df`` as a table, and every column behind a ``<details>`` toggle."""
+        self.table(df[[c for c in shown if c in df.columns]], table_id, **kwargs)
+        if df is None or df.empty or len(df.columns) <= len(shown):
+            return
+        kwargs.pop("best", None)
+        self.parts.append(f'<details class="columns"><summary>all {len(df.columns)} columns</summary>')
+        self.table(df, f"{table_id}-all", **kwargs)
+        self.parts.append("</details>")
 
     def figure(self, fig: Any, fig_id: str, note: str | None = None) -> None:
         """Add a plotly figure as a ``<div id=fig_id>``; None (nothing to plot) is skipped."""

@@ -63,15 +63,16 @@ def per_class_table(metrics: dict[str, Any]) -> pd.DataFrame:
     return df.sort_values("accuracy").reset_index(drop=True) if not df.empty else df
 
 
-def add_run_sections(page: Page, run: dict[str, Any], prefix: str = "run", label: str = "run") -> None:
-    """Summary, per-class accuracy, confusion matrix, curves, alpha and confidence of one read run."""
+def add_run_sections(page: Page, run: dict[str, Any], prefix: str = "run", label: str = "run", level: int = 2) -> None:
+    """Summary, per-class accuracy, confusion matrix, curves, alpha and confidence of one read run
+    (sections at heading ``level``: 3 inside another report)."""
     m, hist, preds = run.get("metrics") or {}, run.get("history"), run.get("predictions")
-    page.section("Summary", f"{prefix}-summary")
+    page.section("Summary", f"{prefix}-summary", level)
     page.table(summary_table(m), f"table-{prefix}-summary")
-    page.section("Per-class accuracy", f"{prefix}-per-class")
+    page.section("Per-class accuracy", f"{prefix}-per-class", level)
     page.table(per_class_table(m), f"table-{prefix}-per-class", formats={"accuracy": fmt_pct})
     page.figure(figures.confusion_matrix(m.get("confusion_matrix"), class_names(m)), f"fig-{prefix}-confusion")
-    page.section("Training", f"{prefix}-training")
+    page.section("Training", f"{prefix}-training", level)
     if hist is None or hist.empty:
         page.text(f"{HISTORY_FILE} is missing or empty.", "warn")
     else:
@@ -84,7 +85,7 @@ def add_run_sections(page: Page, run: dict[str, Any], prefix: str = "run", label
         page.text(f"{PREDICTIONS_FILE} is missing: no confidence histogram.", "warn")
     for name in ("arch", "recipe"):
         if run.get(name):
-            page.section(f"{name}.yaml", f"{prefix}-{name}")
+            page.section(f"{name}.yaml", f"{prefix}-{name}", level)
             page.raw(f'<pre id="{prefix}-{name}-yaml">{escape(run[name])}</pre>')
 
 
@@ -95,7 +96,8 @@ def render_run(folder: Path) -> Page:
     run = read_run(folder)
     m = run["metrics"]
     page = Page(f"nasattn run: {m.get('arch_name') or folder.name}", "run")
-    page.header = {"folder": str(folder), "test accuracy": fmt_pct(m.get("test_accuracy")),
+    page.header = {"folder": str(folder), "data": m.get("dataset"), "command": m.get("command"),
+                   "test accuracy": fmt_pct(m.get("test_accuracy")),
                    "seed": m.get("seed"), "width multiplier": m.get("width_mult")}
     add_run_sections(page, run)
     page.footer = environment(m.get("command"), m.get("dataset"))

@@ -20,6 +20,9 @@ COUNTS = ("params", "flops")
 METRICS = ("val_accuracy", "test_accuracy", "kappa", "min_class_accuracy", "params", "flops", "layers",
            "latency_ms", "epochs", "duration_s")
 OK_STATES = (TrialStatus.COMPLETE,)
+MIN_TRIALS_FOR_IMPORTANCE = 10  # fewer complete trials: importances are noise, the chart is hidden
+MAX_IMPORTANCE_BARS = 15
+MAX_PARALLEL_AXES = 6
 
 
 def read_study_yaml(folder: Path) -> tuple[dict[str, Any], str | None]:
@@ -160,7 +163,8 @@ def add_best_trials(page: Page, ok: pd.DataFrame, modes: dict[str, str], params:
     top = _sorted(ok, f"objective.{first}", modes[first]).head(10)[cols].reset_index(drop=True)
     rules = {f"objective.{m}": modes[m] for m in modes}
     rules.update({"test_accuracy": "max", "params": "min", "flops": "min"})
-    page.table(top, "table-search-best", formats=_formats(cols), best=best_cells(top, rules))
+    shown = [c for c in ("number", "seed_point", *obj, "test_accuracy", "params", "flops", "epochs") if c in cols]
+    page.wide_table(top, "table-search-best", shown, formats=_formats(cols), best=best_cells(top, rules))
 
 
 def history_figure(st: Any, index: int, metric: str) -> Any | None:
@@ -206,8 +210,9 @@ def importances_of(st: Any | None, n_complete: int) -> tuple[dict[str, float], s
     """Optuna's parameter importances of the first objective, or ``({}, why not)``."""
     if st is None:
         return {}, "the Optuna study is missing or unreadable"
-    if n_complete < 2:
-        return {}, "needs at least 2 complete trials"
+    if n_complete < MIN_TRIALS_FOR_IMPORTANCE:
+        return {}, (f"only {n_complete} complete {'trial' if n_complete == 1 else 'trials'}; importances need at "
+                    f"least {MIN_TRIALS_FOR_IMPORTANCE} to mean more than noise")
     try:
         import warnings
 
@@ -231,10 +236,15 @@ def add_importances(page: Page, st: Any | None, n_complete: int) -> dict[str, fl
         import optuna
 
         target = (lambda t: t.values[0]) if len(st.directions) > 1 else None
+        top = sorted(imp, key=lambda k: -imp[k])[:MAX_IMPORTANCE_BARS]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fig = optuna.visualization.plot_param_importances(st, target=target)
-        page.figure(fig, "fig-search-importances")
+            fig = optuna.visualization.plot_param_importances(st, target=target, params=top)
+        fig.update_layout(title="Parameter importances" + (f" ({len(top)} most important of {len(imp)})"
+                                                           if len(top) < len(imp) else ""),
+                          height=max(320, 26 * len(top) + 140))
+        page.figure(fig, "fig-search-importances",
+                    note=f"Computed by Optuna (fANOVA) from {n_complete} complete trials; with few trials they are rough.")
     else:
         page.text(f"Parameter importances not available: {why}.", "warn")
     return imp
@@ -243,10 +253,13 @@ def add_importances(page: Page, st: Any | None, n_complete: int) -> dict[str, fl
 def add_parallel(page: Page, ok: pd.DataFrame, params: list[str], first: str | None, imp: dict[str, float]) -> None:
     """Parallel coordinates of the (most important) parameters coloured by the first objective."""
     page.section("Parallel coordinates", "search-parallel")
+    if imp:
+        page.text(f"The {MAX_PARALLEL_AXES} most important parameters (by the importances above); all parameters "
+                  "are in the best trials' table.")
     cols = [p for p in params if p in ok.columns and ok[p].notna().any()]
     if imp:
         cols.sort(key=lambda c: -imp.get(c[len("param."):], 0.0))
-    cols = cols[:12]
+    cols = cols[:MAX_PARALLEL_AXES]
     fig = figures.parallel_coordinates(ok, cols, f"objective.{first}",
                                        title=f"Parameters of complete trials, coloured by {first}") if first else None
     page.figure(fig, "fig-search-parallel")
@@ -279,9 +292,11 @@ def add_pareto(page: Page, ok: pd.DataFrame, modes: dict[str, str], st: Any | No
             page.text("No complete trial yet.", "warn")
 
 
-def add_presets(page: Page, trials: pd.DataFrame, ok: pd.DataFrame, modes: dict[str, str]) -> None:
+def add_presets(page: Page, trials: pd.DataFrame, ok: pd.DataFrame, modes: dict[str, str],
+                study: dict[str, Any] | None = None) -> None:
     """The best trial beside the enqueued preset trials (seed_point rows)."""
     page.section("Best trial vs the presets", "search-presets")
+    study = study or {}
     first = next(iter(modes), None)
     seeds = trials[trials["seed_point"].notna() & (trials["seed_point"].astype(str) != "")] \
         if "seed_point" in trials.columns else trials.iloc[0:0]
@@ -291,7 +306,7 @@ def add_presets(page: Page, trials: pd.DataFrame, ok: pd.DataFrame, modes: dict[
     best = _sorted(ok, f"objective.{first}", modes[first]).head(1).assign(role="best trial")
     seeds = seeds.assign(role="preset " + seeds["seed_point"].astype(str)) if not seeds.empty else seeds
     both = pd.concat([best, seeds], ignore_index=True)
-    cols = _present(both, ["role", "number", "state", *[m for m in METRICS]])
+    cols = _present(both, ["role", "number", "status", *[m for m in METRICS]])
     table = both[cols].reset_index(drop=True)
     page.table(table, "table-search-presets", formats=_formats(cols),
                best=best_cells(table, {"val_accuracy": "max", "test_accuracy": "max", "params": "min", "flops": "min"}))
@@ -299,10 +314,28 @@ def add_presets(page: Page, trials: pd.DataFrame, ok: pd.DataFrame, modes: dict[
         page.text("No preset was enqueued in this study (seeds.presets).")
     acc = [m for m in ("val_accuracy", "test_accuracy") if m in table.columns]
     if acc:
+        metric = acc[0]  # val_accuracy: stopped trials have it, test_accuracy only the finished ones
         labels = [f"{r} (#{int(n)})" if is_number(n) else str(r) for r, n in zip(table["role"], table.get("number", [None] * len(table)))]
-        fig = figures.bars(labels, pd.to_numeric(table[acc[-1]], errors="coerce").tolist(),
-                           title=f"{acc[-1]}: best trial vs presets", yaxis=acc[-1])
+        kind = (study.get("early_stopping") or {}).get("type")
+        rule = str(kind).upper() if kind and kind != "none" else "early stopping"
+        notes = [stop_note(r, rule) for _, r in both.iterrows()]
+        fig = figures.bars(labels, pd.to_numeric(table[metric], errors="coerce").tolist(),
+                           title=f"{metric}: best trial vs presets", yaxis=metric, notes=notes)
         page.figure(fig, "fig-search-presets")
+
+
+def stop_note(row: pd.Series, rule: str) -> str | None:
+    """Why a trial has no final value or stopped early: ``stopped at epoch 1 by ASHA``, ``failed``; None if it finished."""
+    status = str(row.get("status") or row.get("state") or "").upper()
+    epochs = f" at epoch {int(row['epochs'])}" if is_number(row.get("epochs")) else ""
+    by = row.get("stopped_by")
+    if status == "STOPPED" or (isinstance(by, str) and by):
+        return f"stopped{epochs} by " + ("the time limit" if by == "time_limit" else rule)
+    if status in ("FAILED", "FAIL", "ERROR"):
+        return "failed"
+    if status in ("RUNNING", "INTERRUPTED", "PENDING"):
+        return status.lower()
+    return None
 
 
 def rung_ranks(st: Any, mode: str, epoch: int = 1) -> pd.DataFrame:
@@ -365,12 +398,14 @@ def render_search(folder: Path) -> Page:
     ok = complete_rows(trials, f"objective.{first}" if first else None)
     params = [c for c in trials.columns if c.startswith("param.")]
     page = Page(f"nasattn search: {study.get('name') or folder.name}", "search")
-    page.header = {"folder": str(folder), "study": study_name(study), "description": study.get("description"),
+    command = started_command(folder) or (f"nasattn search {source}" if source else None)
+    page.header = {"folder": str(folder), "study": study_name(study), "data": data_source(study.get("data")),
+                   "command": command, "study description": study.get("description"),
                    "objectives": ", ".join(f"{mode} {m}" for m, mode in modes.items()),
                    "trials": f"{len(ok)} complete of {len(trials)}"}
     add_overview(page, trials, study)
     add_best_trials(page, ok, modes, params)
-    add_presets(page, trials, ok, modes)
+    add_presets(page, trials, ok, modes, study)
     add_rung_ranks(page, st, modes)
     from nasattn.fidelity.report import add_search_sections  # seed trials' recipe; training-free scores
 
@@ -387,11 +422,19 @@ def render_search(folder: Path) -> Page:
 
         try:
             page.section("Best trial's run", "search-best-run")
-            add_run_sections(page, read_run(best), prefix="best", label="best")
+            page.text(f"The best trial's run folder ({best}): its metrics, curves and predictions.")
+            add_run_sections(page, read_run(best), prefix="best", label="best", level=3)
         except Exception as e:  # noqa: BLE001 - the rest of the report stands
             page.text(f"best/ could not be read: {type(e).__name__}: {e}", "warn")
-    page.footer = environment(started_command(folder) or (f"nasattn search {source}" if source else None), study.get("data"))
+    page.footer = environment(command, data_source(study.get("data")))
     return page
+
+
+def data_source(data: Any) -> str | None:
+    """The data a search trained on, as one line (study.yaml's ``data``: a name, a path or a mapping)."""
+    if isinstance(data, dict):
+        return ", ".join(f"{k}: {v}" for k, v in data.items() if v not in (None, "", [], {})) or None
+    return None if data in (None, "") else str(data)
 
 
 def started_command(folder: Path) -> str | None:

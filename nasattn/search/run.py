@@ -229,7 +229,7 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Console | 
             recorder = StudyRecorder(ledger, study.metric_names, time_limit=study.budget.time_limit)
             guard = FailureGuard(min(study.budget.abort_after_failures, study.budget.trials))
             table = TrialTable(total=study.budget.trials, concurrency=conc, time_budget_s=study.budget.time_limit,
-                               title=f"nasattn search {study.name}", live=live)
+                               title="trials", live=live)  # the command line above already names the study
             tuner = tune.Tuner(
                 trainable,
                 tune_config=tune.TuneConfig(

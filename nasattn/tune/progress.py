@@ -8,39 +8,20 @@ from typing import Any, Callable
 from ray.tune import Callback
 
 from nasattn.schema import TrialStatus, VAL_ACCURACY_LAST
+from nasattn.spec import arch_summary
 
 _ENDED = (TrialStatus.DONE, TrialStatus.STOPPED, TrialStatus.ERROR)  # the live table's finished rows
 
 
-def arch_summary(config: dict[str, Any]) -> str:
-    """A short description of a trial's architecture: blocks, depths, widths, attention, head."""
-    arch = config.get("arch") or {}
-    stages = arch.get("stages") or []
-    if not stages:
-        return str(config.get("name", ""))
-    blocks = sorted({s.get("block", "?") for s in stages})
-    atts = []
-    for s in stages:
-        a = (s.get("attention") or {}).get("type", "none")
-        if a == "fusion":
-            a = (s.get("attention") or {}).get("strategy", "fusion")
-        atts.append(a)
-    att = atts[0] if len(set(atts)) == 1 else "/".join(atts)
-    depth = "-".join(str(s.get("depth", 1)) for s in stages)
-    width = "-".join(str(s.get("width", "?")) for s in stages)
-    if config.get("width_mult") not in (None, 1, 1.0):
-        width += f" x{config['width_mult']:g}"  # the trial scales these widths
-    db = (arch.get("dropblock") or {}).get("schedule", "none")
-    head = (arch.get("head") or {}).get("type", "")
-    name = f"{arch['name']}: " if arch.get("name") else ""
-    return f"{name}{'/'.join(blocks)} d{depth} w{width} att={att} db={db} {head}"
-
-
 def trial_label(trial: Any) -> str:
     """The id a user follows from the table to the folder and the CSV: a search trial's Optuna number
-    (``#3``: ``trials/3``, trials.csv's ``number``), else Ray Tune's trial id."""
-    number = ((getattr(trial, "config", None) or {}).get("optuna") or {}).get("number")
-    return f"#{number}" if number is not None else str(trial.trial_id)
+    (``#3``: ``trials/3``, trials.csv's ``number``) with its preset when it is a seed trial (``#0 baseline``),
+    else Ray Tune's trial id."""
+    optuna = (getattr(trial, "config", None) or {}).get("optuna") or {}
+    number, preset = optuna.get("number"), optuna.get("seed_point")
+    if number is None:
+        return str(trial.trial_id)
+    return f"#{number} {preset}" if preset else f"#{number}"
 
 
 def _fmt_s(seconds: float | None) -> str:
