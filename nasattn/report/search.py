@@ -329,11 +329,11 @@ def stop_note(row: pd.Series, rule: str) -> str | None:
     status = str(row.get("status") or row.get("state") or "").upper()
     epochs = f" at epoch {int(row['epochs'])}" if is_number(row.get("epochs")) else ""
     by = row.get("stopped_by")
-    if status == "STOPPED" or (isinstance(by, str) and by):
+    if status == TrialStatus.STOPPED or (isinstance(by, str) and by):
         return f"stopped{epochs} by " + ("the time limit" if by == "time_limit" else rule)
-    if status in ("FAILED", "FAIL", "ERROR"):
+    if status in (TrialStatus.FAILED, TrialStatus.ERROR):
         return "failed"
-    if status in ("RUNNING", "INTERRUPTED", "PENDING"):
+    if status in (TrialStatus.RUNNING, TrialStatus.INTERRUPTED, TrialStatus.PENDING):
         return status.lower()
     return None
 
