@@ -31,7 +31,7 @@ import shutil
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 import torch
@@ -101,12 +101,12 @@ def load_dataset(
             blob = torch.load(cache_file, weights_only=True)
             ds = ImageDataset(
                 blob["images"], blob["labels"], list(blob["classes"]), str(path), key, list(blob["skipped"]),
-                list(blob["notes"]),
+                list(blob["notes"]), str(cache_file),
             )
         except Exception as e:  # noqa: BLE001 - a damaged cache is rebuilt, never fatal
             log.warning("ignoring unreadable cache %s (%s); decoding again", cache_file, e)
     if ds is None:
-        ds = _decode(path, entries, key, image_size, progress)
+        ds = replace(_decode(path, entries, key, image_size, progress), cache_file=str(cache_file))
         _save_cache(cache_file, ds)
     return ds
 
