@@ -52,7 +52,8 @@ def stats_key(data: ImageDataset, idx: np.ndarray) -> str:
 
 def stats_file(data: ImageDataset) -> Path | None:
     """``<cache key>.stats.json`` beside the dataset's decoded cache (None for a dataset built in memory)."""
-    return None if data.cache_file is None else Path(data.cache_file).with_suffix(".stats.json")
+    cache_file = getattr(data, "cache_file", None)  # duck-typed datasets (images, labels, classes) have none
+    return None if cache_file is None else Path(cache_file).with_suffix(".stats.json")
 
 
 def _read(path: Path | None) -> dict[str, list[list[float]]]:
