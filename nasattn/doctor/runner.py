@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nasattn.doctor.record import RECORDS, Recorder, read_records
+from nasattn.doctor.record import RECORDS, SUMMARY, Recorder, read_records
 
 # Seconds per section on a GPU (the sum stays under 9 minutes with --data); a dry run gets the same boxes.
 SECTIONS: dict[str, float] = {
@@ -84,6 +84,8 @@ def run_doctor(
     device, dry = pick_device(gpu, dry_run)
     names = list(sections) if sections else [s for s in SECTIONS if s != "data" or data]
     unknown = [n for n in names if n not in SECTIONS]
+    if (out / SUMMARY).exists():
+        (out / SUMMARY).unlink()
     if unknown:
         raise ValueError(f"unknown section(s) {', '.join(unknown)}; allowed: {', '.join(SECTIONS)}")
     t_all = time.time()
@@ -110,7 +112,9 @@ def run_doctor(
             checks = [r for r in read_records(out) if r["section"] == name]
             bad = [r for r in checks if r["status"] in ("fail", "error")]
             rec.add("section", "fail" if bad else "ok", seconds=took, checks=len(checks), failed=len(bad))
-    return DoctorResult(out=out, device=device, dry=dry, records=read_records(out), seconds=time.time() - t_all)
+    result = DoctorResult(out=out, device=device, dry=dry, records=read_records(out), seconds=time.time() - t_all)
+    (out / SUMMARY).write_text(summary_text(result))
+    return result
 
 
 _SHOWN = ("device_name", "torch", "cuda_build", "bf16_supported", "train_loss", "max_abs_weight_difference",
@@ -132,3 +136,13 @@ def summary_rows(records: list[dict[str, Any]]) -> list[tuple[str, str, str, str
             vals.insert(0, f"{r.get('seconds', 0)} s")
         rows.append((r["section"], r["check"], r["status"], ", ".join(vals)[:300]))
     return rows
+
+
+def summary_text(result: DoctorResult) -> str:
+    """The summary as plain text (one line per check, then the sections with a problem): OUT/summary.txt."""
+    kind = "dry run, CPU, tiny sizes" if result.dry else f"{result.device}, full sizes"
+    lines = [f"nasattn doctor ({kind}; {result.seconds:.0f} s); records: {result.out / RECORDS}"]
+    lines += [f"{sec:12s} {check:28s} {status:8s} {values}" for sec, check, status, values in summary_rows(result.records)]
+    bad = [s for s, st in result.section_status.items() if st in ("fail", "error", "timeout")]
+    lines.append(f"problems in: {', '.join(bad)}" if bad else "no problems")
+    return "\n".join(lines) + "\n"

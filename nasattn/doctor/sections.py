@@ -12,6 +12,7 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -117,8 +118,17 @@ def _spec_recipe(preset: str, ctx: Context, **recipe: Any):
     return spec, rec
 
 
-def _checked(rec: Recorder, check: str, fn: Callable[[], dict[str, Any]]) -> None:
-    """Run one check; its dict (with ``status`` when not ok) is recorded, an exception as ``error``."""
+def _checked(rec: Recorder, check: str, fn: Callable[[], dict[str, Any]], ctx: Context | None = None,
+             needs: float = 10.0) -> None:
+    """Run one check; its dict (with ``status`` when not ok) is recorded, an exception as ``error``.
+
+    With ``ctx``, a check is recorded as ``skipped`` (reason: the time box) instead of started when
+    fewer than ``needs`` seconds of the section's box are left.
+    """
+    if ctx is not None and ctx.left() < needs:
+        rec.add(check, "skipped", reason=f"time box: {max(0.0, ctx.left()):.0f} s left of the section's box, "
+                                         f"the check needs about {needs:.0f} s (raise --time-scale)")
+        return
     t0 = time.time()
     try:
         values = fn()
@@ -161,9 +171,13 @@ def section_env(ctx: Context) -> None:
         float32_matmul_precision=torch.get_float32_matmul_precision(),
     )
     rec.add("versions", "ok", **info)
-    available = {m: importable(m) for m in OPTIONAL}
+    available = {m: importable(m) if ctx.left() > 5 else importlib.util.find_spec(m) is not None for m in OPTIONAL}
+    if ctx.left() <= 5:
+        notes_time = ["time box: some packages were only looked up (importlib.util.find_spec), not imported"]
+    else:
+        notes_time = []
     missing = [m for m, ok in available.items() if not ok]
-    notes = []
+    notes = notes_time
     if not available["pydantic"]:
         notes.append(PYDANTIC_HINT)
     if not available["ray"]:
@@ -180,13 +194,9 @@ def section_correctness(ctx: Context) -> None:
     from nasattn.presets import list_presets
     from nasattn.engine import train
 
-    data = synthetic_dataset(64 if ctx.dry else 2048)
+    data = synthetic_dataset(48 if ctx.dry else 2048)
     for preset in list_presets():
         for amp in AMPS:
-            if ctx.left() < 20:
-                rec.add(f"{preset}/{amp}", "skipped", reason="time box")
-                continue
-
             def steps(preset: str = preset, amp: str = amp) -> dict[str, Any]:
                 spec, recipe = _spec_recipe(preset, ctx, amp=amp)
                 res = train(spec, recipe, data, seed=0, device=ctx.device, progress=False,
@@ -195,9 +205,9 @@ def section_correctness(ctx: Context) -> None:
                 return {"status": "ok" if math.isfinite(loss) else "fail", "train_loss": loss,
                         "amp": res.metrics.get("amp"), "channels_last": res.metrics.get("channels_last")}
 
-            _checked(rec, f"{preset}/{amp}", steps)
-    _checked(rec, "resume_equality", lambda: _resume_equality(ctx, data))
-    _checked(rec, "dropblock_fraction", lambda: _dropblock_fraction(ctx))
+            _checked(rec, f"{preset}/{amp}", steps, ctx, needs=20)
+    _checked(rec, "resume_equality", lambda: _resume_equality(ctx, data), ctx, needs=20)
+    _checked(rec, "dropblock_fraction", lambda: _dropblock_fraction(ctx), ctx, needs=5)
 
 
 def _resume_equality(ctx: Context, data: Any) -> dict[str, Any]:
@@ -282,36 +292,40 @@ def section_syncs(ctx: Context) -> None:
             return {"syncs": len(sync), "steps": steps, "syncs_per_step_upper_bound": len(sync) / steps,
                     "note": "counts the whole epoch (evaluation included)", "sites": where[:20]}
 
-        _checked(rec, f"{preset}", count)
+        _checked(rec, f"{preset}", count, ctx, needs=15)
 
 
 # ------------------------------------------------------------------------------------------- speed
 def section_speed(ctx: Context) -> None:
     rec = ctx.recorder()
     _need("pydantic", PYDANTIC_HINT)
+    _need("torchvision", "torchvision is not installed: the naive pipeline (ImageFolder + DataLoader) needs the "
+                         "torchvision build that matches this torch (the bundle cannot carry it)")
     from nasattn.presets import list_presets
+
+    with tempfile.TemporaryDirectory(prefix="nasattn-doctor-") as tmp:  # synthetic PNGs never reach --out
+        data = "eurosat-mini" if ctx.dry else str(synthetic_image_folder(Path(tmp) / "synthetic-images"))
+        for preset in list_presets():
+            _speed_check(ctx, rec, preset, data)
+
+
+def _speed_check(ctx: Context, rec: Recorder, preset: str, data: str) -> None:
     import torch
 
     from nasattn.bench.measure import run_bench
 
-    data = "eurosat-mini" if ctx.dry else str(synthetic_image_folder(Path(ctx.out) / "synthetic-images"))
-    for preset in list_presets():
-        if ctx.left() < 30:
-            rec.add(preset, "skipped", reason="time box")
-            continue
+    def bench() -> dict[str, Any]:
+        if _cuda(ctx):
+            torch.cuda.reset_peak_memory_stats()
+        r = run_bench(preset, ctx.width, data, device=ctx.device, batch_size=ctx.batch,
+                      steps=ctx.steps, warmup=1 if ctx.dry else 3, workers=0 if ctx.dry else None)
+        peak = torch.cuda.max_memory_allocated() / 2**20 if _cuda(ctx) else None
+        eng, naive = r["pipelines"]["engine"], r["pipelines"]["naive"]
+        return {"width_mult": ctx.width, "batch_size": ctx.batch, "engine_images_per_second": eng["images_per_second"],
+                "naive_images_per_second": naive["images_per_second"], "ratio": r["ratio"], "peak_memory_mib": peak,
+                "data": data if ctx.dry else "synthetic PNGs (temporary folder)", "amp": eng["settings"]["amp"]}
 
-        def bench(preset: str = preset) -> dict[str, Any]:
-            if _cuda(ctx):
-                torch.cuda.reset_peak_memory_stats()
-            r = run_bench(preset, ctx.width, data, device=ctx.device, batch_size=ctx.batch,
-                          steps=ctx.steps, warmup=1 if ctx.dry else 3, workers=0 if ctx.dry else None)
-            peak = torch.cuda.max_memory_allocated() / 2**20 if _cuda(ctx) else None
-            eng, naive = r["pipelines"]["engine"], r["pipelines"]["naive"]
-            return {"width_mult": ctx.width, "batch_size": ctx.batch, "engine_images_per_second": eng["images_per_second"],
-                    "naive_images_per_second": naive["images_per_second"], "ratio": r["ratio"], "peak_memory_mib": peak,
-                    "data": data, "amp": eng["settings"]["amp"]}
-
-        _checked(rec, preset, bench)
+    _checked(rec, preset, bench, ctx, needs=30)
 
 
 # ----------------------------------------------------------------------------------------- packing
@@ -338,10 +352,6 @@ def section_packing(ctx: Context) -> None:
         return
     via = "processes (ray is not installed)"
     for n in counts:
-        if ctx.left() < 15:
-            rec.add(f"{n}_at_once", "skipped", reason="time box")
-            continue
-
         def pack(n: int = n) -> dict[str, Any]:
             arg = json.dumps({**asdict(ctx), "deadline": None, "section": "pack-worker"})
             from nasattn.doctor.runner import child_env
@@ -371,7 +381,7 @@ def section_packing(ctx: Context) -> None:
             return {"processes": n, "preset": preset, "width_mult": ctx.width, "via": via,
                     "images_per_second_total": sum(per), "images_per_second_each": per, "wall_seconds": wall}
 
-        _checked(rec, f"{n}_at_once", pack)
+        _checked(rec, f"{n}_at_once", pack, ctx, needs=15)
 
 
 def _pack_through_ray(ctx: Context, rec: Recorder, counts: tuple[int, ...], preset: str, steps: int) -> None:
@@ -384,10 +394,6 @@ def _pack_through_ray(ctx: Context, rec: Recorder, counts: tuple[int, ...], pres
              log_to_driver=False)
     try:
         for n in counts:
-            if ctx.left() < 15:
-                rec.add(f"{n}_at_once", "skipped", reason="time box")
-                continue
-
             def pack(n: int = n) -> dict[str, Any]:
                 task = ray.remote(num_gpus=1 / n, num_cpus=max(1, cpus // n))(_pack_task)
                 t0 = time.time()
@@ -403,7 +409,7 @@ def _pack_through_ray(ctx: Context, rec: Recorder, counts: tuple[int, ...], pres
                         "gpu_ids": [r["gpu_ids"] for r in results], "images_per_second_total": sum(per),
                         "images_per_second_each": per, "wall_seconds": time.time() - t0}
 
-            _checked(rec, f"{n}_at_once", pack)
+            _checked(rec, f"{n}_at_once", pack, ctx, needs=15)
     finally:
         ray.shutdown()
 
@@ -423,8 +429,8 @@ def section_compile(ctx: Context) -> None:
     rec = ctx.recorder()
     _need("pydantic", PYDANTIC_HINT)
     preset = "baseline" if ctx.dry else "balanced"  # a dry run only shows the section works
-    _checked(rec, f"{preset}/explain", lambda: _explain(ctx, preset))
-    _checked(rec, f"{preset}/speed", lambda: _compiled_speed(ctx, preset))
+    _checked(rec, f"{preset}/speed", lambda: _compiled_speed(ctx, preset), ctx, needs=30)
+    _checked(rec, f"{preset}/explain", lambda: _explain(ctx, preset), ctx, needs=15)
 
 
 def _model_and_batch(ctx: Context, preset: str):
@@ -456,39 +462,38 @@ def _explain(ctx: Context, preset: str) -> dict[str, Any]:
     return out
 
 
+def _engine_epochs(ctx: Context, preset: str, data: Any, **recipe: Any) -> list[float]:
+    """Seconds of each of two training epochs of ``ctx.steps`` steps through ``nasattn.engine.train`` (no evaluation)."""
+    from nasattn.engine import train
+
+    spec, rec = _spec_recipe(preset, ctx, epochs=2, **recipe)
+    res = train(spec, rec, data, seed=0, device=ctx.device, progress=False, max_steps_per_epoch=ctx.steps, evaluate=False)
+    return [float(r["train_images"]) / float(r["images_per_second"]) for r in res.history]
+
+
 def _compiled_speed(ctx: Context, preset: str) -> dict[str, Any]:
+    """The engine's own training, eager and with ``compile: true`` (its amp and layout: bf16 channels_last on CUDA).
+
+    Epoch 1 compiles (its extra time is the compile time), epoch 2 is timed; graphs and recompiles are
+    TorchDynamo's counters over both epochs. A dry run traces only (``compile_mode: trace-only``).
+    """
     import torch
     import torch._dynamo.utils as dynamo_utils
 
-    def run(model: Any, x: Any, y: Any, steps: int) -> float:
-        opt = torch.optim.SGD(model.parameters(), lr=0.01)
-        sync = torch.cuda.synchronize if _cuda(ctx) else (lambda: None)
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            opt.zero_grad(set_to_none=True)
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-        sync()
-        return time.perf_counter() - t0
-
-    backend = "eager" if ctx.dry else "inductor"  # dry run: dynamo tracing only, no code generation
-    steps = ctx.steps if ctx.dry else 30
-    model, x, y = _model_and_batch(ctx, preset)
-    run(model, x, y, 2)
-    eager = ctx.batch * steps / run(model, x, y, steps)
+    mode = "trace-only" if ctx.dry else "default"
+    data = synthetic_dataset(max(48, 2 * ctx.batch * ctx.steps))
+    eager = _engine_epochs(ctx, preset, data)
     torch._dynamo.reset()
     dynamo_utils.counters.clear()
-    model, x, y = _model_and_batch(ctx, preset)
-    compiled = torch.compile(model, backend=backend)
-    compile_s = run(compiled, x, y, 1)
-    run(compiled, x, y, 2)
-    fast = ctx.batch * steps / run(compiled, x, y, steps)
-    recompiles = sum(dynamo_utils.counters["recompiles"].values()) if "recompiles" in dynamo_utils.counters else 0
-    return {"backend": backend, "batch_size": ctx.batch, "width_mult": ctx.width, "eager_images_per_second": eager,
-            "compiled_images_per_second": fast, "speedup": fast / eager, "compile_seconds": compile_s,
-            "recompiles": recompiles, "unique_graphs": int(dynamo_utils.counters["stats"].get("unique_graphs", 0))}
+    compiled = _engine_epochs(ctx, preset, data, compile=True, compile_mode=mode)
+    counters = dynamo_utils.counters
+    recompiles = sum(counters["recompiles"].values()) if "recompiles" in counters else 0
+    images = ctx.batch * ctx.steps
+    return {"compile_mode": mode, "batch_size": ctx.batch, "width_mult": ctx.width, "steps": ctx.steps,
+            "eager_images_per_second": images / eager[1], "compiled_images_per_second": images / compiled[1],
+            "speedup": eager[1] / compiled[1], "compile_seconds": compiled[0] - compiled[1],
+            "recompiles": recompiles, "unique_graphs": int(counters["stats"].get("unique_graphs", 0)),
+            "status": "ok" if recompiles == 0 else "fail"}
 
 
 # -------------------------------------------------------------------------------------------- data
@@ -513,7 +518,7 @@ def section_data(ctx: Context) -> None:
         return {"data": str(ctx.data), "images": len(data), "epochs": recipe.epochs, "test_accuracy": m.get("test_accuracy"),
                 "train_seconds": m.get("train_seconds"), "width_mult": ctx.width}
 
-    _checked(rec, "training", short)
+    _checked(rec, "training", short, ctx, needs=20)
 
 
 SECTION_FUNCS: dict[str, Callable[[Context], None]] = {
