@@ -98,7 +98,7 @@ def engine_throughput(
     ips = images / seconds if seconds > 0 else float("nan")
     n_train = int(res.metrics["n_train"])
     bs = recipe.batch_size
-    steps_per_epoch = n_train // bs + (1 if n_train % bs >= 2 else 0)
+    steps_per_epoch = max(1, n_train // bs)  # whole batches only, as the engine trains
     return {
         "pipeline": "engine",
         "images_per_second": ips,
@@ -153,16 +153,18 @@ def time_to_accuracy(
     max_epochs: int,
     device: str = "auto",
     seed: int = 0,
+    time_box: float | None = None,
 ) -> dict[str, Any]:
     """Wall time of the engine until *test* accuracy first reaches ``target`` (at most ``max_epochs`` epochs).
 
     An epoch callback evaluates the test split after every epoch (its own time is subtracted; the
-    engine's val evaluation, part of normal training, is counted) and stops training once reached.
+    engine's val evaluation, part of normal training, is counted) and stops training once reached, or
+    after the first epoch that ends past ``time_box`` seconds. ``stopped`` says which ended it.
     """
     from nasattn.engine import StopTraining, train
 
     rows: list[dict[str, Any]] = []
-    probe = {"seconds": 0.0, "reached": None}
+    probe: dict[str, Any] = {"seconds": 0.0, "reached": None, "time_box": False}
     t0 = time.perf_counter()
 
     def on_epoch(epoch: int, row: dict[str, Any], state: Any) -> None:
@@ -170,9 +172,13 @@ def time_to_accuracy(
         acc = _accuracy(state.model, dataset, test_idx, mean, std, recipe.eval_batch_size)
         elapsed = t - t0 - probe["seconds"]
         probe["seconds"] += time.perf_counter() - t
-        rows.append({"epoch": epoch, "test_accuracy": acc, "val_accuracy": row["val_accuracy"], "wall_seconds": elapsed})
+        rows.append({"epoch": epoch, "test_accuracy": acc, "val_accuracy": row["val_accuracy"], "wall_seconds": elapsed,
+                     "train_images": row["train_images"], "images_per_second": row["images_per_second"]})
         if acc >= target:
             probe["reached"] = elapsed
+            raise StopTraining
+        if time_box is not None and elapsed >= time_box:
+            probe["time_box"] = True
             raise StopTraining
 
     train(spec, recipe.model_copy(update={"epochs": max_epochs}), dataset, seed=seed, device=device,
@@ -184,6 +190,8 @@ def time_to_accuracy(
         "seconds": probe["reached"],
         "epochs": rows[-1]["epoch"] if probe["reached"] is not None else None,
         "max_epochs": max_epochs,
+        "stopped": "target" if probe["reached"] is not None else "time box" if probe["time_box"] else "max_epochs",
+        "time_box": time_box,
         "best_test_accuracy": max((r["test_accuracy"] for r in rows), default=None),
         "augment": recipe.augment,
         "history": rows,

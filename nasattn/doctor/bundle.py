@@ -3,7 +3,7 @@
 Built where a package index is reachable. ``DIR`` gets:
 
 ``wheels/``        the nasattn wheel (``pip wheel --no-deps``) and a wheel of every package the doctor's
-                   code path imports besides torch (``DOCTOR_PACKAGES``), downloaded for the target
+                   code path imports besides torch (``DOCTOR_ROOTS`` and what they require), downloaded for the target
                    Python and platform (``pip download --only-binary=:all: --no-deps``); never torch
                    or torchvision, which must match the target's CUDA and are expected installed there.
 ``requirements.txt`` those packages by name (unpinned: a package the target already has is kept).
@@ -30,18 +30,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
 import nasattn
 
 # What ``python -m nasattn.doctor`` imports besides the standard library and torch: pydantic (specs,
-# recipes), PyYAML (presets), numpy and scikit-learn (+ scipy, joblib, threadpoolctl; the stratified
-# split), rich (the summary table), Pillow (image decoding). Not typer: ``nasattn doctor`` dispatches
-# to the argparse entry (nasattn.cli.entry). torchvision (the naive pipeline of the speed section) must
-# match the target's torch: the speed section says so and skips where it is missing.
-DOCTOR_PACKAGES: tuple[str, ...] = (
-    "pydantic", "pydantic-core", "typing-extensions", "annotated-types", "typing-inspection", "PyYAML",
-    "rich", "markdown-it-py", "mdurl", "pygments", "numpy", "pillow", "scikit-learn", "scipy", "joblib",
-    "threadpoolctl",
-)
+# recipes), PyYAML (presets), numpy and scikit-learn (the stratified split), rich (the summary table),
+# Pillow (image decoding); the bundle carries these and what they require (``requirement_closure``).
+# Not typer: ``nasattn doctor`` dispatches to the argparse entry (nasattn.cli.entry). torchvision (the
+# naive pipeline of the speed section) must match the target's torch: that section skips without it.
+DOCTOR_ROOTS: tuple[str, ...] = ("pydantic", "PyYAML", "rich", "numpy", "pillow", "scikit-learn")
 NEVER = ("torch", "torchvision", "triton")
 UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}
 RUN_SH = Path(__file__).with_name("run.sh")
@@ -91,7 +90,28 @@ def pinned(name: str) -> str:
         return name
 
 
-def download_wheels(dest: Path, python: str, platforms: Sequence[str], packages: Sequence[str] = DOCTOR_PACKAGES) -> None:
+def requirement_closure(roots: Sequence[str], python: str | None = None) -> dict[str, importlib.metadata.Distribution]:
+    """``roots`` and everything they require as installed here (no extras; markers for ``python``), by normalised name."""
+    env = {"python_version": python} if python else {}
+    seen: dict[str, importlib.metadata.Distribution] = {}
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        key = canonicalize_name(name)
+        if key in seen:
+            continue
+        try:
+            seen[key] = dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            raise BundleError(f"{name} is not installed here: install nasattn's dependencies before --bundle") from None
+        for text in dist.requires or []:
+            req = Requirement(text)
+            if req.marker is None or req.marker.evaluate({**env, "extra": ""}):
+                todo.append(req.name)
+    return seen
+
+
+def download_wheels(dest: Path, python: str, platforms: Sequence[str], packages: Sequence[str]) -> None:
     """One binary wheel per package for ``python`` (e.g. ``3.12``) and ``platforms`` into ``dest``."""
     bad = [p for p in packages if p.lower() in NEVER]
     if bad:
@@ -146,9 +166,10 @@ def build_bundle(out: str | Path, *, python: str, platforms: Sequence[str], data
     wheels.mkdir(parents=True)
     say(f"building the nasattn wheel from {project_root()} ...")
     build_wheel(wheels)
-    say(f"downloading {len(DOCTOR_PACKAGES)} wheels for Python {python} on {', '.join(platforms)} ...")
-    download_wheels(wheels, python, platforms)
-    (root / "requirements.txt").write_text("\n".join(DOCTOR_PACKAGES) + "\n")
+    packages = sorted(d.metadata["Name"] for d in requirement_closure(DOCTOR_ROOTS, python).values())
+    say(f"downloading {len(packages)} wheels for Python {python} on {', '.join(platforms)}: {', '.join(packages)} ...")
+    download_wheels(wheels, python, platforms, packages)
+    (root / "requirements.txt").write_text("\n".join(packages) + "\n")
     bundle = Bundle(root=root, wheels=sorted(p.name for p in wheels.iterdir()))
     if src is not None:
         say(f"splitting {src.name} into parts of at most {part_size} ...")

@@ -2,7 +2,8 @@
 # nasattn doctor bundle: install from this folder without an index, then run the doctor.
 #   bash run.sh [doctor options]          e.g.  bash run.sh --out doctor-out      (--dry-run: tiny, on the CPU)
 # Interpreter: $PYTHON, else python3 (it must already have torch). Installs into ./env (a venv that sees
-# the system's packages, so the installed torch is used), or ./site (pip --target) where venv is missing.
+# the system's packages, so the installed torch is used), or into ./site (pip --target, put on PYTHONPATH)
+# where venv is missing or NASATTN_INSTALL=target.
 # With data/ present, joins its parts, checks them against data/SHA256SUMS and passes --data.
 # Nothing is downloaded.
 set -euo pipefail
@@ -14,12 +15,12 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
   echo "run.sh: $PY cannot import torch; set PYTHON to the interpreter that has the machine's torch" >&2
   exit 2
 fi
-if [ -x "$HERE/env/bin/python" ] || "$PY" -m venv --system-site-packages "$HERE/env" 2>/dev/null; then
+if [ "${NASATTN_INSTALL:-venv}" = venv ] && { [ -x "$HERE/env/bin/python" ] || "$PY" -m venv --system-site-packages "$HERE/env" 2>/dev/null; }; then
   RUN="$HERE/env/bin/python"
   "$RUN" -m pip install "${PIP_OPTS[@]}" -r "$HERE/requirements.txt"
   "$RUN" -m pip install "${PIP_OPTS[@]}" --no-deps --force-reinstall "$HERE"/wheels/nasattn-*.whl
 else
-  echo "run.sh: python -m venv is unavailable; installing into $HERE/site with pip --target" >&2
+  echo "run.sh: installing into $HERE/site with pip --target (no venv)" >&2
   rm -rf "$HERE/env"
   "$PY" -m pip install "${PIP_OPTS[@]}" --target "$HERE/site" -r "$HERE/requirements.txt"
   "$PY" -m pip install "${PIP_OPTS[@]}" --target "$HERE/site" --no-deps "$HERE"/wheels/nasattn-*.whl

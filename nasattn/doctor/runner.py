@@ -13,10 +13,12 @@ from typing import Any
 
 from nasattn.doctor.record import RECORDS, SUMMARY, Recorder, read_records
 
-# Seconds per section on a GPU (the sum stays under 9 minutes with --data); a dry run gets the same boxes.
+# Seconds per section on a GPU (about 9 minutes without --data, 17 with it); a dry run gets the same boxes.
 SECTIONS: dict[str, float] = {
     "env": 30, "correctness": 100, "syncs": 45, "speed": 100, "packing": 90, "compile": 100, "data": 60,
+    "accuracy": 420,
 }
+NEEDS_DATA = ("data", "accuracy")
 
 
 @dataclass
@@ -69,7 +71,7 @@ def run_doctor(
     scale: float = 1.0,
     say: Callable[[str], None] | None = None,
 ) -> DoctorResult:
-    """Run the sections (default: all; ``data`` only with ``data``) and return every record.
+    """Run the sections (default: all; ``data`` and ``accuracy`` only with ``data``) and return every record.
 
     Each section runs as ``python -m nasattn.doctor.sections`` with a timeout of its box times
     ``scale``; a section that runs over is killed and recorded as ``timeout`` (its finished checks kept).
@@ -82,7 +84,7 @@ def run_doctor(
     if (out / RECORDS).exists():
         (out / RECORDS).unlink()
     device, dry = pick_device(gpu, dry_run)
-    names = list(sections) if sections else [s for s in SECTIONS if s != "data" or data]
+    names = list(sections) if sections else [s for s in SECTIONS if s not in NEEDS_DATA or data]
     unknown = [n for n in names if n not in SECTIONS]
     if (out / SUMMARY).exists():
         (out / SUMMARY).unlink()
@@ -120,7 +122,8 @@ def run_doctor(
 _SHOWN = ("device_name", "torch", "cuda_build", "bf16_supported", "train_loss", "max_abs_weight_difference",
           "difference", "syncs", "engine_images_per_second", "naive_images_per_second", "ratio", "peak_memory_mib",
           "images_per_second_total", "train_graph_breaks", "eval_graph_breaks", "speedup", "compile_seconds",
-          "recompiles", "test_accuracy", "missing", "reason", "error")
+          "recompiles", "test_accuracy", "seconds_to_target", "stopped", "best_test_accuracy", "best_at_seconds",
+          "achieved_tflops", "missing", "reason", "error")
 
 
 def summary_rows(records: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import nasattn
 from nasattn.doctor.record import Recorder
 
 AMPS = ("bf16", "fp16", "off")
@@ -156,6 +157,7 @@ def section_env(ctx: Context) -> None:
     info: dict[str, Any] = {
         "python": platform.python_version(), "torch": torch.__version__, "cuda_build": torch.version.cuda,
         "device": ctx.device, "dry_run": ctx.dry, "cpu_count": os.cpu_count(),
+        "nasattn": nasattn.__version__, "nasattn_path": str(Path(nasattn.__file__).resolve().parent),
     }
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
@@ -521,9 +523,66 @@ def section_data(ctx: Context) -> None:
     _checked(rec, "training", short, ctx, needs=20)
 
 
+# ---------------------------------------------------------------------------------------- accuracy
+TARGET = 0.972  # the paper's test accuracy of the balanced network on EuroSAT
+
+
+def section_accuracy(ctx: Context) -> None:
+    """Time to the paper's 97.2% test accuracy: the balanced preset with its own recipe on ``--data``."""
+    rec = ctx.recorder()
+    if not ctx.data:
+        rec.add("time_to_97.2", "skipped", reason="no --data given: time to 97.2% needs real EuroSAT "
+                                                  "(--data EuroSAT_RGB.zip)")
+        return
+    _need("pydantic", PYDANTIC_HINT)
+    _checked(rec, "time_to_97.2", lambda: _time_to_accuracy(ctx), ctx, needs=30)
+
+
+def _time_to_accuracy(ctx: Context) -> dict[str, Any]:
+    import numpy as np
+
+    from nasattn.bench.measure import time_to_accuracy
+    from nasattn.data import IMAGENET_MEAN, IMAGENET_STD, load_dataset, split_dataset
+    from nasattn.data.stats import cached_channel_stats
+    from nasattn.engine import Recipe, adapt_to_dataset
+    from nasattn.models import build_model, count_flops
+    from nasattn.presets import get_preset
+
+    data = load_dataset(ctx.data, progress=False)
+    if ctx.dry:  # a dry run only shows the section works: 300 images, one epoch, tiny width
+        data = data.subset(np.linspace(0, len(data) - 1, min(300, len(data))).astype(np.int64))
+    p = get_preset("balanced")
+    spec = p.arch.scaled(ctx.width) if ctx.dry else p.arch
+    recipe = Recipe.model_validate({**p.recipe_dict, **({"batch_size": ctx.batch, "epochs": 1} if ctx.dry else {})})
+    spec, recipe, _ = adapt_to_dataset(spec, recipe, data.classes)
+    splits = split_dataset(data.labels, recipe.split_ratios, recipe.split_seed, recipe.stratify)
+    train_idx, test_idx = (np.asarray(s, dtype=np.int64) for s in (splits.train, splits.test))
+    mean, std = ((list(IMAGENET_MEAN), list(IMAGENET_STD)) if recipe.normalize == "imagenet"
+                 else cached_channel_stats(data, train_idx))
+    flops = count_flops(build_model(spec), tuple(data.images.shape[1:]))
+    r = time_to_accuracy(spec, recipe, data, TARGET, test_idx=test_idx, mean=mean, std=std, max_epochs=recipe.epochs,
+                         device=ctx.device, time_box=max(10.0, ctx.left() - 60))
+    rows = r["history"]
+    images = sum(int(h["train_images"]) for h in rows)
+    train_s = sum(h["train_images"] / h["images_per_second"] for h in rows if h["images_per_second"])
+    best = max(rows, key=lambda h: h["test_accuracy"]) if rows else None
+    return {
+        "target": TARGET, "reached": r["reached"], "seconds_to_target": r["seconds"], "epochs_to_target": r["epochs"],
+        "stopped": r["stopped"], "best_test_accuracy": best and best["test_accuracy"],
+        "best_epoch": best and best["epoch"], "best_at_seconds": best and best["wall_seconds"],
+        "epochs_run": len(rows), "max_epochs": recipe.epochs, "width_mult": ctx.width, "batch_size": recipe.batch_size,
+        "images": len(data), "images_per_second": images / train_s if train_s else None,
+        "forward_gflop_per_image": flops / 1e9,
+        "achieved_tflops": 3 * flops * images / train_s / 1e12 if train_s else None,
+        "tflops_note": "3 x forward FLOPs (torch.utils.flop_counter) x training images / training-loop seconds",
+        "per_epoch": [{k: h[k] for k in ("epoch", "test_accuracy", "wall_seconds")} for h in rows],
+    }
+
+
 SECTION_FUNCS: dict[str, Callable[[Context], None]] = {
     "env": section_env, "correctness": section_correctness, "syncs": section_syncs, "speed": section_speed,
     "packing": section_packing, "compile": section_compile, "data": section_data,
+    "accuracy": section_accuracy,
 }
 
 
