@@ -549,8 +549,8 @@ def _time_to_accuracy(ctx: Context) -> dict[str, Any]:
     from nasattn.presets import get_preset
 
     data = load_dataset(ctx.data, progress=False)
-    if ctx.dry:  # a dry run only shows the section works: 300 images, one epoch, tiny width
-        data = data.subset(np.linspace(0, len(data) - 1, min(300, len(data))).astype(np.int64))
+    if ctx.dry:  # a dry run only shows the section works: 100 images, one epoch, tiny width
+        data = data.subset(np.linspace(0, len(data) - 1, min(100, len(data))).astype(np.int64))
     p = get_preset("balanced")
     spec = p.arch.scaled(ctx.width) if ctx.dry else p.arch
     recipe = Recipe.model_validate({**p.recipe_dict, **({"batch_size": ctx.batch, "epochs": 1} if ctx.dry else {})})
