@@ -60,6 +60,9 @@ def test_bench_cli_writes_both_pipelines_and_a_ratio(tmp_path):
     assert rec["date"] and rec["command"].startswith("nasattn bench")
     assert rec["pipelines"]["naive"]["settings"]["num_workers"] == 1
     assert rec["config"]["amp"] == "off" and rec["pipelines"]["engine"]["settings"]["amp"] == "off"
+    ops = rec["ops_per_step"]
+    assert ops["mode"] == "eager" and ops["by_op"]["convolution"] >= 1 and ops["ops_per_step"] >= sum(ops["top_ops"].values())
+    assert f"{ops['ops_per_step']:.0f} aten ops per training step" in " ".join(res.output.split())
 
 
 def _timed(name: str, ips: float) -> dict:
@@ -76,6 +79,7 @@ def test_bench_ratio_is_engine_over_naive_images_per_second(tmp_path, monkeypatc
 
     monkeypatch.setattr(measure, "engine_throughput", lambda *a, **k: _timed("engine", engine_ips))
     monkeypatch.setattr(measure, "naive_throughput", lambda *a, **k: _timed("naive", naive_ips))
+    monkeypatch.setattr(measure, "ops_per_step", lambda *a, **k: {"ops_per_step": 1.0})
     out = tmp_path / "bench.json"
     res = CliRunner().invoke(app, ["bench", "--data", "eurosat-mini", "--width-mult", str(WIDTH), "--batch-size",
                                    str(BS), "--amp", "off", "--json", str(out)], catch_exceptions=False)

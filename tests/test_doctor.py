@@ -109,6 +109,21 @@ def test_without_ray_optuna_plotly_or_pydantic_the_doctor_says_what_it_skipped(t
     assert res.returncode == 1 and "Traceback" not in res.stdout + res.stderr, res.stdout + res.stderr
 
 
+@pytest.mark.slow
+def test_nasattn_doctor_starts_without_typer_or_pydantic(tmp_path):
+    """The console script's doctor path imports neither: with both unimportable it runs, skipping with reasons."""
+    out = tmp_path / "doc"
+    script = "import sys; from nasattn.cli.entry import main; sys.argv[0] = 'nasattn'; main()"
+    res = _doctor(["doctor", "--dry-run", "--out", str(out), "--section", "env", "--section", "compile"], tmp_path,
+                  shadow=["typer", "pydantic"], cli=[sys.executable, "-c", script])
+    checks = {(r["section"], r["check"]): r for r in read_records(out)}
+    assert checks[("env", "versions")]["status"] == "ok", res.stdout + res.stderr
+    assert set(checks[("env", "packages")]["missing"]) >= {"typer", "pydantic"}
+    assert checks[("compile", "section")]["status"] == "skipped" and "pip install pydantic" in checks[("compile", "section")]["reason"]
+    assert "Traceback" not in res.stdout + res.stderr and sorted(p.name for p in out.iterdir()) == ["doctor.jsonl", "summary.txt"]
+    assert "compile" in (out / "summary.txt").read_text()
+
+
 def host_torch(folder: Path) -> Path:
     """A folder of links to this environment's torch and what torch requires, nothing else (a GPU box's install)."""
     folder.mkdir()
@@ -121,6 +136,7 @@ def host_torch(folder: Path) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # builds the bundle (pip downloads), installs ~20 wheels offline, runs two sections
 def test_offline_bundle_installs_without_an_index_and_runs_the_dry_run(tmp_path):
     """Build the bundle for this Python, install it with --no-index into a fresh interpreter that has only torch, run it."""
     bundle = tmp_path / "bundle"

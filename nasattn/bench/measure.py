@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from nasattn.bench.naive import default_workers, naive_throughput
+from nasattn.bench.ops import ops_per_step
 
 if TYPE_CHECKING:
     from nasattn.data import ImageDataset
@@ -236,7 +237,8 @@ def run_bench(
     """Measure the engine and the naive pipeline on one preset; returns (and writes) the JSON record.
 
     ``pipelines.engine`` / ``pipelines.naive`` hold images/s and seconds per epoch; ``ratio`` is engine
-    images/s over naive images/s. ``to_accuracy`` adds the engine's wall time to that test accuracy.
+    images/s over naive images/s; ``ops_per_step`` the engine's aten ops per training step in eager mode
+    (``nasattn.bench.ops``: about the kernel launches a GPU would see). ``to_accuracy`` adds the engine's wall time to that test accuracy.
     ``log`` (optional) is called with progress messages.
     """
     from nasattn.config import ConfigError, validate
@@ -292,6 +294,8 @@ def run_bench(
                                  epochs=epochs, num_workers=n_workers, device=str(dev), seed=seed, augment=augment)
         say(f"naive: {naive['images_per_second']:.1f} images/s")
         record["pipelines"] = {"engine": engine, "naive": naive}
+        say("engine: aten ops per training step (eager) ...")
+        record["ops_per_step"] = ops_per_step(spec, recipe.model_copy(update={"compile": False}), dataset, device=str(dev))
         ratio = engine["images_per_second"] / naive["images_per_second"] if naive["images_per_second"] > 0 else math.nan
         record["ratio"] = ratio
         record["to_accuracy"] = None

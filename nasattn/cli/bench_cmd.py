@@ -102,6 +102,10 @@ def _print(record: dict) -> None:
     console.print(f"engine / naive: [bold]{_fmt(record['ratio'], '.2f')}x[/] | {m['cpu']} ({m['cpus_usable']} cores usable, "
                   f"{m['torch_threads']} torch threads, load {', '.join(f'{v:.1f}' for v in m['load_average'] or [])})"
                   + (f" | GPU {m['gpu']}" if m["gpu"] else "") + f" | torch {m['torch']}", highlight=False, soft_wrap=True)
+    ops = record.get("ops_per_step")
+    if ops:
+        console.print(f"engine: {ops['ops_per_step']:.0f} aten ops per training step (eager; about the kernel launches "
+                      "on a GPU)", highlight=False)
     acc = record.get("to_accuracy")
     if acc:
         if acc["reached"]:

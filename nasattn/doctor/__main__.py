@@ -24,7 +24,7 @@ def parser(prog: str) -> argparse.ArgumentParser:
     ap.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU (automatic without CUDA)")
     ap.add_argument("--data", default=None, help="dataset (e.g. EuroSAT_RGB.zip): a short real training; "
                                                  "with --bundle, the zip to carry in parts")
-    ap.add_argument("--section", action="append", choices=list(SECTIONS), help="only these sections (repeatable)")
+    ap.add_argument("--section", action="append", help=f"only these sections (repeatable): {', '.join(SECTIONS)}")
     ap.add_argument("--time-scale", type=float, default=1.0, help="multiply every section's time box")
     b = ap.add_argument_group("offline bundle (run where a package index is reachable)")
     b.add_argument("--bundle", default=None, metavar="DIR", help="write the bundle folder DIR and exit")
