@@ -51,7 +51,11 @@ def test_bench_cli_writes_both_pipelines_and_a_ratio(tmp_path):
     assert res.exit_code == 0, res.output
     assert "engine" in res.output and "naive" in res.output and "images/s" in res.output
     rec = json.loads(out.read_text())
-    assert set(rec["pipelines"]) == {"engine", "naive"}
+    assert set(rec["pipelines"]) == {"engine", "engine_fp32_nchw", "naive"}
+    same = rec["pipelines"]["engine_fp32_nchw"]["settings"]
+    assert (same["amp"], same["channels_last"]) == ("off", False)
+    assert rec["ratio_same_precision"] == pytest.approx(rec["pipelines"]["engine_fp32_nchw"]["images_per_second"]
+                                                        / rec["pipelines"]["naive"]["images_per_second"])
     for r in rec["pipelines"].values():
         assert r["images_per_second"] > 0 and r["seconds_per_epoch"] > 0 and r["timed_images"] == BS
     assert rec["config"]["n_train"] == 350 and rec["config"]["width_mult"] == WIDTH

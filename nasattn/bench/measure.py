@@ -83,8 +83,11 @@ def engine_throughput(
     trainer's history (training loop only); seconds per epoch are measured with ``epochs``, else
     extrapolated as ``n_train / images/s``.
     """
-    from nasattn.engine import train
+    from nasattn.engine import resolve_device, train
 
+    on_cuda = resolve_device(device).type == "cuda"
+    if on_cuda:
+        torch.cuda.reset_peak_memory_stats()
     model = None
     if warmup > 0:
         res = train(spec, recipe.model_copy(update={"epochs": 1}), dataset, seed=seed, device=device,
@@ -110,6 +113,7 @@ def engine_throughput(
         "timed_seconds": seconds,
         "warmup_steps": warmup,
         "n_train": n_train,
+        "peak_memory_mib": torch.cuda.max_memory_allocated() / 2**20 if on_cuda else None,
         "settings": {
             "data": "decoded-once uint8 tensor cache on the device; batches sliced from a seeded permutation",
             "augment": f"{recipe.augment}, batched on the device",
@@ -237,7 +241,9 @@ def run_bench(
     """Measure the engine and the naive pipeline on one preset; returns (and writes) the JSON record.
 
     ``pipelines.engine`` / ``pipelines.naive`` hold images/s and seconds per epoch; ``ratio`` is engine
-    images/s over naive images/s; ``ops_per_step`` the engine's aten ops per training step in eager mode
+    images/s over naive images/s (the engine with its defaults); ``pipelines.engine_fp32_nchw`` is the
+    engine at the naive pipeline's precision and layout (float32, NCHW) and ``ratio_same_precision`` its
+    ratio to naive (the data path and loop alone); ``ops_per_step`` the engine's aten ops per training step in eager mode
     (``nasattn.bench.ops``: about the kernel launches a GPU would see). ``to_accuracy`` adds the engine's wall time to that test accuracy.
     ``log`` (optional) is called with progress messages.
     """
@@ -289,15 +295,21 @@ def run_bench(
         engine = engine_throughput(spec, recipe, dataset, steps=steps, warmup=warmup, epochs=epochs,
                                    device=str(dev), seed=seed)
         say(f"engine: {engine['images_per_second']:.1f} images/s")
+        same = recipe.model_copy(update={"amp": "off", "channels_last": "off"})
+        say("engine at the naive pipeline's precision and layout (float32, NCHW) ...")
+        engine_same = engine_throughput(spec, same, dataset, steps=steps, warmup=warmup, epochs=epochs, device=str(dev),
+                                        seed=seed)
         say(f"naive: ImageFolder + DataLoader ({n_workers} workers) ...")
         naive = naive_throughput(spec, recipe, dataset, train_idx, mean, std, steps=steps, warmup=warmup,
                                  epochs=epochs, num_workers=n_workers, device=str(dev), seed=seed, augment=augment)
         say(f"naive: {naive['images_per_second']:.1f} images/s")
-        record["pipelines"] = {"engine": engine, "naive": naive}
+        record["pipelines"] = {"engine": engine, "engine_fp32_nchw": engine_same, "naive": naive}
         say("engine: aten ops per training step (eager) ...")
         record["ops_per_step"] = ops_per_step(spec, recipe.model_copy(update={"compile": False}), dataset, device=str(dev))
         ratio = engine["images_per_second"] / naive["images_per_second"] if naive["images_per_second"] > 0 else math.nan
         record["ratio"] = ratio
+        record["ratio_same_precision"] = (engine_same["images_per_second"] / naive["images_per_second"]
+                                          if naive["images_per_second"] > 0 else math.nan)
         record["to_accuracy"] = None
         if to_accuracy is not None:
             acc_recipe = Recipe.model_validate({**p.recipe_dict, "batch_size": batch_size, "compile": compile,

@@ -234,6 +234,8 @@ def naive_throughput(
             first_loss.append(value)
         return len(y)
 
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     model.train()
     stream = batches()
     for _ in range(warmup):
@@ -267,6 +269,7 @@ def naive_throughput(
         "timed_seconds": seconds,
         "warmup_steps": warmup,
         "first_loss": first_loss[0] if first_loss else None,
+        "peak_memory_mib": torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None,
         "settings": {
             "data": "torchvision ImageFolder (JPEG decode every epoch) + DataLoader",
             "num_workers": workers,

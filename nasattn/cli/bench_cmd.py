@@ -91,7 +91,7 @@ def _print(record: dict) -> None:
     naive_ips = record["pipelines"]["naive"]["images_per_second"]
     for name, r in record["pipelines"].items():
         s = r["settings"]
-        if name == "engine":
+        if name.startswith("engine"):
             what = f"uint8 cache on device, amp {s['amp']}, channels_last {s['channels_last']}, compile {s['compile']}"
         else:
             what = f"ImageFolder + DataLoader({s['num_workers']} workers), float32 NCHW"

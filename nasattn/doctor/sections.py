@@ -280,19 +280,26 @@ def section_syncs(ctx: Context) -> None:
     for preset in list_presets():
         def count(preset: str = preset) -> dict[str, Any]:
             spec, recipe = _spec_recipe(preset, ctx)
-            steps = 10
-            train(spec, recipe, data, seed=0, device=ctx.device, progress=False, max_steps_per_epoch=2)  # warm-up
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                torch.cuda.set_sync_debug_mode("warn")
-                try:
-                    train(spec, recipe, data, seed=0, device=ctx.device, progress=False, max_steps_per_epoch=steps)
-                finally:
-                    torch.cuda.set_sync_debug_mode(0)
-            sync = [str(w.message) for w in caught if "synchroniz" in str(w.message).lower()]
-            where = sorted({f"{w.filename}:{w.lineno}" for w in caught if "synchroniz" in str(w.message).lower()})
-            return {"syncs": len(sync), "steps": steps, "syncs_per_step_upper_bound": len(sync) / steps,
-                    "note": "counts the whole epoch (evaluation included)", "sites": where[:20]}
+
+            def syncs_in(steps: int) -> list[Any]:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    torch.cuda.set_sync_debug_mode("warn")
+                    try:
+                        train(spec, recipe, data, seed=0, device=ctx.device, progress=False, max_steps_per_epoch=steps,
+                              evaluate=False)
+                    finally:
+                        torch.cuda.set_sync_debug_mode(0)
+                return [w for w in caught if "synchroniz" in str(w.message).lower()]
+
+            syncs_in(2)  # warm-up (cuDNN autotuning, allocator)
+            base, extra = 2, 8
+            short, long = syncs_in(base), syncs_in(base + extra)
+            per_step = (len(long) - len(short)) / extra  # setup and the epoch's one read cancel out
+            sites = sorted({f"{w.filename}:{w.lineno}" for w in long})
+            return {"status": "ok" if per_step <= 0 else "fail", "syncs_per_training_step": per_step,
+                    "syncs_per_epoch_outside_steps": len(short) - base * per_step, "threshold": 0, "sites": sites[:20],
+                    "how": f"syncs of a {base + extra}-step epoch minus a {base}-step one, over {extra} (no evaluation)"}
 
         _checked(rec, f"{preset}", count, ctx, needs=15)
 
@@ -312,20 +319,21 @@ def section_speed(ctx: Context) -> None:
 
 
 def _speed_check(ctx: Context, rec: Recorder, preset: str, data: str) -> None:
-    import torch
-
     from nasattn.bench.measure import run_bench
 
     def bench() -> dict[str, Any]:
-        if _cuda(ctx):
-            torch.cuda.reset_peak_memory_stats()
         r = run_bench(preset, ctx.width, data, device=ctx.device, batch_size=ctx.batch,
                       steps=ctx.steps, warmup=1 if ctx.dry else 3, workers=0 if ctx.dry else None)
-        peak = torch.cuda.max_memory_allocated() / 2**20 if _cuda(ctx) else None
-        eng, naive = r["pipelines"]["engine"], r["pipelines"]["naive"]
-        return {"width_mult": ctx.width, "batch_size": ctx.batch, "engine_images_per_second": eng["images_per_second"],
-                "naive_images_per_second": naive["images_per_second"], "ratio": r["ratio"], "peak_memory_mib": peak,
-                "data": data if ctx.dry else "synthetic PNGs (temporary folder)", "amp": eng["settings"]["amp"]}
+        pipes = r["pipelines"]
+        return {"width_mult": ctx.width, "batch_size": ctx.batch, "amp": pipes["engine"]["settings"]["amp"],
+                "engine_images_per_second": pipes["engine"]["images_per_second"],
+                "engine_fp32_nchw_images_per_second": pipes["engine_fp32_nchw"]["images_per_second"],
+                "naive_images_per_second": pipes["naive"]["images_per_second"], "ratio": r["ratio"],
+                "ratio_same_precision": r["ratio_same_precision"],
+                "peak_memory_mib": {k: v.get("peak_memory_mib") for k, v in pipes.items()},
+                "ops_per_step": r["ops_per_step"]["ops_per_step"],
+                "timing": "whole batches only, after warm-up steps; naive DataLoader workers persistent",
+                "data": data if ctx.dry else "synthetic PNGs (temporary folder)"}
 
     _checked(rec, preset, bench, ctx, needs=30)
 
