@@ -59,7 +59,7 @@ def _command_line(ctx: typer.Context) -> str:
 
 @handle_user_errors
 def _bench(command: str, **kw: object) -> None:
-    from nasattn.bench import run_bench
+    from nasattn.bench import BenchOptions, run_bench
 
     json_file = kw.pop("json_file")
     preset, width, data = kw.pop("preset"), kw.pop("width_mult"), kw.pop("data")
@@ -70,8 +70,8 @@ def _bench(command: str, **kw: object) -> None:
         highlight=False, soft_wrap=True,
     )
     record = run_bench(
-        preset, width, data, json_path=json_file, command=command,
-        log=lambda msg: console.print(f"  {msg}", highlight=False, soft_wrap=True), **kw,  # type: ignore[arg-type]
+        BenchOptions(preset=preset, width_mult=width, data=data, **kw), json_path=json_file, command=command,  # type: ignore[arg-type]
+        log=lambda msg: console.print(f"  {msg}", highlight=False, soft_wrap=True),
     )
     _print(record)
     if json_file is not None:
