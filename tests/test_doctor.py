@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -12,7 +13,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from nasattn.doctor.bundle import requirement_closure
+from packaging.utils import canonicalize_name as canonical
+
+from nasattn.doctor.bundle import (
+    DOCTOR_ROOTS,
+    BundleError,
+    build_bundle,
+    download_wheels,
+    parse_size,
+    requirement_closure,
+    split_file,
+)
 from nasattn.doctor.record import RECORDS, Recorder, read_records
 from nasattn.doctor.runner import NEEDS_DATA, SECTIONS, pick_device, summary_rows
 
@@ -173,3 +184,31 @@ def test_offline_bundle_installs_without_an_index_and_runs_the_dry_run(tmp_path)
     assert packages["available"]["pydantic"] and not packages["available"]["ray"], packages
     assert sorted(p.name for p in out.iterdir()) == ["doctor.jsonl", "summary.txt"]
     assert any(r["section"] == "correctness" and r["check"] != "section" and r["status"] == "ok" for r in rows), rows
+
+
+def test_data_parts_are_at_most_the_part_size_and_their_sums_check(tmp_path):
+    src = tmp_path / "EuroSAT_RGB.zip"
+    src.write_bytes(os.urandom(2 * 1024 + 5))
+    parts = split_file(src, tmp_path / "data", parse_size("1K"))
+    assert parts == [f"EuroSAT_RGB.zip.part{i:03d}" for i in range(3)]
+    assert [(tmp_path / "data" / p).stat().st_size for p in parts] == [1024, 1024, 5]
+    assert b"".join((tmp_path / "data" / p).read_bytes() for p in parts) == src.read_bytes()
+    sums = dict(line.split("  ")[::-1] for line in (tmp_path / "data" / "SHA256SUMS").read_text().splitlines())
+    for name in [*parts, src.name]:
+        path = tmp_path / "data" / name if name != src.name else src
+        assert sums[name] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert parse_size("50M") == 50 * 2**20 and parse_size("1.5G") == int(1.5 * 2**30) and parse_size("800") == 800
+    for bad in ("", "0", "-1M", "50X"):
+        with pytest.raises(BundleError, match="--part-size"):
+            parse_size(bad)
+
+
+def test_the_bundle_never_carries_torch_and_refuses_a_non_empty_folder(tmp_path):
+    with pytest.raises(BundleError, match="never carries torch"):
+        download_wheels(tmp_path, "3.12", ["manylinux2014_x86_64"], ["pydantic", "torch"])
+    (tmp_path / "x").write_text("")
+    with pytest.raises(BundleError, match="not empty"):
+        build_bundle(tmp_path, python="3.12", platforms=["manylinux2014_x86_64"])
+    with pytest.raises(BundleError, match="major.minor"):
+        build_bundle(tmp_path / "new", python="3", platforms=["manylinux2014_x86_64"])
+    assert {"pydantic", "pydantic-core", "pyyaml", "numpy"} <= {canonical(n) for n in requirement_closure(DOCTOR_ROOTS)}
