@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -24,7 +25,7 @@ import nasattn
 from nasattn.doctor.record import Recorder
 
 AMPS = ("bf16", "fp16", "off")
-OPTIONAL = ("pydantic", "ray", "optuna", "plotly", "sqlalchemy", "pandas", "sklearn", "scipy", "typer", "rich", "yaml")
+OPTIONAL = ("pydantic", "yaml", "rich", "typer", "scipy", "sklearn", "pandas", "sqlalchemy", "plotly", "optuna", "ray")
 PYDANTIC_HINT = ("pydantic is required for specs and recipes: pip install pydantic (or carry its wheels: "
                  "pydantic, pydantic-core, annotated-types, typing-extensions, typing-inspection)")
 
@@ -70,6 +71,17 @@ def importable(module: str) -> bool:
     except Exception:  # noqa: BLE001 - ImportError, or a package that fails while importing
         return False
     return True
+
+
+def import_within(module: str, seconds: float) -> bool | None:
+    """``importable(module)``, or None when it has not finished within ``seconds`` (a daemon thread goes on)."""
+    if seconds <= 0:
+        return None
+    result: dict[str, bool] = {}
+    worker = threading.Thread(target=lambda: result.update(ok=importable(module)), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    return result.get("ok")
 
 
 def _need(module: str, hint: str | None = None) -> None:
@@ -173,9 +185,11 @@ def section_env(ctx: Context) -> None:
         float32_matmul_precision=torch.get_float32_matmul_precision(),
     )
     rec.add("versions", "ok", **info)
-    available: dict[str, bool | None] = {}
-    for m in OPTIONAL:  # pydantic first; a package left when the box runs short is not checked (None)
-        available[m] = importable(m) if ctx.left() > 5 else None
+    available: dict[str, bool | None] = dict.fromkeys(OPTIONAL)
+    for m in OPTIONAL:  # pydantic first; what the box leaves no time for is not checked (None)
+        available[m] = import_within(m, ctx.left() - 5)
+        if available[m] is None:
+            break
     missing = [m for m, ok in available.items() if ok is False]
     unchecked = [m for m, ok in available.items() if ok is None]
     notes_time = [f"time box: not checked: {', '.join(unchecked)}"] if unchecked else []
