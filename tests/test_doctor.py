@@ -183,7 +183,8 @@ def test_offline_bundle_installs_without_an_index_and_runs_the_dry_run(tmp_path)
     packages = checks[("env", "packages")]
     assert packages["available"]["pydantic"] and not packages["available"]["ray"], packages
     assert sorted(p.name for p in out.iterdir()) == ["doctor.jsonl", "summary.txt"]
-    assert any(r["section"] == "correctness" and r["check"] != "section" and r["status"] == "ok" for r in rows), rows
+    done = [r for r in rows if r["section"] == "correctness" and r["check"] != "section"]
+    assert any(r["status"] == "ok" for r in done) and not [r for r in done if r["status"] in ("error", "fail")], done
 
 
 def test_data_parts_are_at_most_the_part_size_and_their_sums_check(tmp_path):
