@@ -51,7 +51,11 @@ def test_bench_cli_writes_both_pipelines_and_a_ratio(tmp_path):
     assert res.exit_code == 0, res.output
     assert "engine" in res.output and "naive" in res.output and "images/s" in res.output
     rec = json.loads(out.read_text())
-    assert set(rec["pipelines"]) == {"engine", "naive"}
+    assert set(rec["pipelines"]) == {"engine", "engine_fp32_nchw", "naive"}
+    same = rec["pipelines"]["engine_fp32_nchw"]["settings"]
+    assert (same["amp"], same["channels_last"]) == ("off", False)
+    assert rec["ratio_same_precision"] == pytest.approx(rec["pipelines"]["engine_fp32_nchw"]["images_per_second"]
+                                                        / rec["pipelines"]["naive"]["images_per_second"])
     for r in rec["pipelines"].values():
         assert r["images_per_second"] == pytest.approx(BS / r["timed_seconds"]) and r["timed_images"] == BS
         assert r["seconds_per_epoch"] == pytest.approx(350 / r["images_per_second"])  # n_train at the timed rate
@@ -61,6 +65,9 @@ def test_bench_cli_writes_both_pipelines_and_a_ratio(tmp_path):
     assert rec["date"] and rec["command"].startswith("nasattn bench")
     assert rec["pipelines"]["naive"]["settings"]["num_workers"] == 1
     assert rec["config"]["amp"] == "off" and rec["pipelines"]["engine"]["settings"]["amp"] == "off"
+    ops = rec["ops_per_step"]
+    assert ops["mode"] == "eager" and ops["by_op"]["convolution"] >= 1 and ops["ops_per_step"] >= sum(ops["top_ops"].values())
+    assert f"{ops['ops_per_step']:.0f} aten ops per training step" in " ".join(res.output.split())
 
 
 def _timed(name: str, ips: float) -> dict:
@@ -77,6 +84,7 @@ def test_bench_ratio_is_engine_over_naive_images_per_second(tmp_path, monkeypatc
 
     monkeypatch.setattr(measure, "engine_throughput", lambda *a, **k: _timed("engine", engine_ips))
     monkeypatch.setattr(measure, "naive_throughput", lambda *a, **k: _timed("naive", naive_ips))
+    monkeypatch.setattr(measure, "ops_per_step", lambda *a, **k: {"ops_per_step": 1.0})
     out = tmp_path / "bench.json"
     res = CliRunner().invoke(app, ["bench", "--data", "eurosat-mini", "--width-mult", str(WIDTH), "--batch-size",
                                    str(BS), "--amp", "off", "--json", str(out)], catch_exceptions=False)

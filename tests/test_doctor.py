@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +13,19 @@ from pathlib import Path
 import pytest
 import torch
 
+from packaging.utils import canonicalize_name as canonical
+
+from nasattn.doctor.bundle import (
+    DOCTOR_ROOTS,
+    BundleError,
+    build_bundle,
+    download_wheels,
+    parse_size,
+    requirement_closure,
+    split_file,
+)
 from nasattn.doctor.record import RECORDS, Recorder, read_records
-from nasattn.doctor.runner import SECTIONS, pick_device, summary_rows
+from nasattn.doctor.runner import NEEDS_DATA, SECTIONS, pick_device, summary_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 NASATTN = [sys.executable, "-m", "nasattn.cli.main"]
@@ -69,7 +82,7 @@ def test_dry_run_of_every_section_on_the_cpu(tmp_path):
     res = _doctor(["--dry-run", "--out", str(out), "--time-scale", "3"], tmp_path)
     rows = read_records(out)
     sections = {r["section"]: r for r in rows if r["check"] == "section"}
-    assert list(sections) == [s for s in SECTIONS if s != "data"], res.stdout
+    assert list(sections) == [s for s in SECTIONS if s not in NEEDS_DATA], res.stdout
     assert all(s["status"] == "ok" for s in sections.values()), [(k, v) for k, v in sections.items()] + [res.stdout]
     assert res.returncode == 0, res.stdout + res.stderr
     checks = {(r["section"], r["check"]): r for r in rows}
@@ -106,3 +119,98 @@ def test_without_ray_optuna_plotly_or_pydantic_the_doctor_says_what_it_skipped(t
     skipped = checks[("correctness", "section")]
     assert skipped["status"] == "skipped" and "pydantic is required" in skipped["reason"], skipped
     assert res.returncode == 1 and "Traceback" not in res.stdout + res.stderr, res.stdout + res.stderr
+
+
+@pytest.mark.slow
+def test_nasattn_doctor_starts_without_typer_or_pydantic(tmp_path):
+    """The console script's doctor path imports neither: with both unimportable it runs, skipping with reasons."""
+    out = tmp_path / "doc"
+    script = "import sys; from nasattn.cli.entry import main; sys.argv[0] = 'nasattn'; main()"
+    res = _doctor(["doctor", "--dry-run", "--out", str(out), "--section", "env", "--section", "compile", "--time-scale", "3"], tmp_path,
+                  shadow=["typer", "pydantic"], cli=[sys.executable, "-c", script])
+    checks = {(r["section"], r["check"]): r for r in read_records(out)}
+    assert checks[("env", "versions")]["status"] == "ok", res.stdout + res.stderr
+    assert "pydantic" in checks[("env", "packages")]["missing"]
+    assert checks[("compile", "section")]["status"] == "skipped" and "pip install pydantic" in checks[("compile", "section")]["reason"]
+    assert "Traceback" not in res.stdout + res.stderr and sorted(p.name for p in out.iterdir()) == ["doctor.jsonl", "summary.txt"]
+    assert "compile" in (out / "summary.txt").read_text()
+
+
+def host_torch(folder: Path) -> Path:
+    """A folder of links to this environment's torch and what torch requires, nothing else (a GPU box's install)."""
+    folder.mkdir()
+    for dist in requirement_closure(["torch"]).values():
+        site = Path(dist.locate_file(""))
+        for top in {Path(f).parts[0] for f in dist.files or [] if not str(f).startswith("..")}:
+            if (site / top).exists() and not (folder / top).exists():
+                (folder / top).symlink_to(site / top)
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)  # builds the bundle (pip downloads), installs ~20 wheels offline, runs two sections
+def test_offline_bundle_installs_without_an_index_and_runs_the_dry_run(tmp_path):
+    """Build the bundle for this Python, install it with --no-index into a fresh interpreter that has only torch, run it."""
+    bundle = tmp_path / "bundle"
+    zip_path = tmp_path / "data.zip"
+    zip_path.write_bytes(os.urandom(3000))
+    build = subprocess.run([sys.executable, "-m", "nasattn.doctor", "--bundle", str(bundle), "--data", str(zip_path),
+                            "--part-size", "1K"], capture_output=True, text=True, cwd=ROOT, timeout=1200, check=False,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if build.returncode != 0 and re.search(r"No matching distribution|Could not find a version|NewConnectionError|"
+                                           r"Network is unreachable|Temporary failure in name resolution", build.stderr):
+        pytest.skip(f"no package index reachable to download wheels: {build.stderr.strip().splitlines()[-1]}")
+    assert build.returncode == 0, build.stdout + build.stderr
+    wheels = {p.name.split("-")[0].lower() for p in (bundle / "wheels").iterdir()}
+    assert {"nasattn", "pydantic", "pydantic_core", "pyyaml", "rich", "numpy"} <= wheels and "torch" not in wheels
+    assert sorted(p.name for p in (bundle / "data").iterdir()) == ["SHA256SUMS", *[f"data.zip.part{i:03d}" for i in range(3)]]
+    # A fresh interpreter: a venv without site packages that sees only torch (as a GPU box's python).
+    bare = tmp_path / "bare"
+    subprocess.run([sys._base_executable, "-m", "venv", str(bare)], check=True, timeout=300)
+    torch_only = host_torch(tmp_path / "host")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(PYTHON=str(bare / "bin" / "python"), PYTHONPATH=str(torch_only), NASATTN_INSTALL="target",
+               PIP_NO_INDEX="1", OMP_NUM_THREADS="1", COLUMNS="200")
+    out = tmp_path / "doctor-out"
+    res = subprocess.run(["bash", str(bundle / "run.sh"), "--dry-run", "--out", str(out), "--section", "env",
+                          "--section", "correctness", "--time-scale", "3"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=1500, check=False)
+    assert "sha256 checked" in res.stdout and (bundle / "data" / "data.zip").read_bytes() == zip_path.read_bytes()
+    assert f"JSON records: {out}/doctor.jsonl" in res.stdout, res.stdout + res.stderr
+    rows = read_records(out)
+    checks = {(r["section"], r["check"]): r for r in rows}
+    assert {s for s, c in checks if c == "section"} == {"env", "correctness"}, res.stdout + res.stderr
+    assert checks[("env", "versions")]["nasattn_path"].startswith(str(bundle / "site")), checks[("env", "versions")]
+    packages = checks[("env", "packages")]
+    assert packages["available"]["pydantic"] and not packages["available"]["ray"], packages
+    assert sorted(p.name for p in out.iterdir()) == ["doctor.jsonl", "summary.txt"]
+    done = [r for r in rows if r["section"] == "correctness" and r["check"] != "section"]
+    assert any(r["status"] == "ok" for r in done) and not [r for r in done if r["status"] in ("error", "fail")], done
+
+
+def test_data_parts_are_at_most_the_part_size_and_their_sums_check(tmp_path):
+    src = tmp_path / "EuroSAT_RGB.zip"
+    src.write_bytes(os.urandom(2 * 1024 + 5))
+    parts = split_file(src, tmp_path / "data", parse_size("1K"))
+    assert parts == [f"EuroSAT_RGB.zip.part{i:03d}" for i in range(3)]
+    assert [(tmp_path / "data" / p).stat().st_size for p in parts] == [1024, 1024, 5]
+    assert b"".join((tmp_path / "data" / p).read_bytes() for p in parts) == src.read_bytes()
+    sums = dict(line.split("  ")[::-1] for line in (tmp_path / "data" / "SHA256SUMS").read_text().splitlines())
+    for name in [*parts, src.name]:
+        path = tmp_path / "data" / name if name != src.name else src
+        assert sums[name] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert parse_size("50M") == 50 * 2**20 and parse_size("1.5G") == int(1.5 * 2**30) and parse_size("800") == 800
+    for bad in ("", "0", "-1M", "50X"):
+        with pytest.raises(BundleError, match="--part-size"):
+            parse_size(bad)
+
+
+def test_the_bundle_never_carries_torch_and_refuses_a_non_empty_folder(tmp_path):
+    with pytest.raises(BundleError, match="never carries torch"):
+        download_wheels(tmp_path, "3.12", ["manylinux2014_x86_64"], ["pydantic", "torch"])
+    (tmp_path / "x").write_text("")
+    with pytest.raises(BundleError, match="not empty"):
+        build_bundle(tmp_path, python="3.12", platforms=["manylinux2014_x86_64"])
+    with pytest.raises(BundleError, match="major.minor"):
+        build_bundle(tmp_path / "new", python="3", platforms=["manylinux2014_x86_64"])
+    assert {"pydantic", "pydantic-core", "pyyaml", "numpy"} <= {canonical(n) for n in requirement_closure(DOCTOR_ROOTS)}

@@ -7,6 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from torch.utils._python_dispatch import TorchDispatchMode
+
 from nasattn.blocks.dropblock import ScheduledDropBlock, drop_block2d_dense
 from nasattn.models import build_model
 from nasattn.registry import block_names
@@ -186,3 +188,31 @@ def test_library_closed_form_equals_the_tests(law):
         assert expected_dropped_fraction(law, p, block, h, w) == pytest.approx(expected_dropped(law, p, block, h, w))
     with pytest.raises(ValueError, match="known: paper, torchvision"):
         expected_dropped_fraction("other", 0.1, 3, 8, 8)
+
+
+class _Float32Outputs(TorchDispatchMode):
+    """Records every aten op whose output is a float32 tensor with at least ``numel`` elements."""
+
+    def __init__(self, numel: int) -> None:
+        super().__init__()
+        self.numel, self.ops = numel, []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        outs = out if isinstance(out, (tuple, list)) else [out]
+        if any(isinstance(o, torch.Tensor) and o.dtype == torch.float32 and o.numel() >= self.numel for o in outs):
+            self.ops.append(str(func.overloadpacket.__name__))
+        return out
+
+
+@pytest.mark.parametrize("law", ["paper", "torchvision"])
+def test_the_mask_is_built_in_the_activation_dtype(law):
+    """Under bf16 only the uniform draw is a float32 tensor of the map's size: pad, layout, pool and rescale are bf16."""
+    x = torch.ones(2, 8, 16, 16, dtype=torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    fn = (lambda t: drop_block2d_dense(t, torch.tensor(0.2), 5)) if law == "torchvision" else \
+        (lambda t: ScheduledDropBlock(0.2, 5, law).train()(t))
+    mode = _Float32Outputs(numel=2 * 16 * 16)  # the paper law's one-channel mask is this size
+    with mode:
+        y = fn(x)
+    assert y.dtype == torch.bfloat16
+    assert set(mode.ops) <= {"rand", "uniform_"}, mode.ops

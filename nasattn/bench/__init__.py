@@ -1,13 +1,13 @@
 """``nasattn bench``: training throughput of nasattn's engine against a naive plain-PyTorch pipeline.
 
-``run_bench(...)`` measures both on the same preset, width, batch size and training images and
+``run_bench(BenchOptions(...))`` measures both on the same preset, width, batch size and training images and
 returns the JSON record; ``engine_throughput`` and ``naive_throughput`` measure one side each.
 """
 
-from nasattn.bench.measure import engine_throughput, machine_info, run_bench, time_to_accuracy
+from nasattn.bench.measure import BenchOptions, engine_throughput, machine_info, run_bench, time_to_accuracy
 from nasattn.bench.naive import image_folder_root, naive_loader, naive_throughput, naive_train_set
 
 __all__ = [
-    "engine_throughput", "image_folder_root", "machine_info", "naive_loader", "naive_throughput", "naive_train_set",
+    "BenchOptions", "engine_throughput", "image_folder_root", "machine_info", "naive_loader", "naive_throughput", "naive_train_set",
     "run_bench", "time_to_accuracy",
 ]

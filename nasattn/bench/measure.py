@@ -18,6 +18,7 @@ import os
 import platform
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,13 +26,14 @@ import numpy as np
 import torch
 
 from nasattn.bench.naive import default_workers, naive_throughput
+from nasattn.bench.ops import ops_per_step
 
 if TYPE_CHECKING:
     from nasattn.data import ImageDataset
     from nasattn.engine import Recipe
     from nasattn.spec import ArchSpec
 
-__all__ = ["engine_throughput", "machine_info", "run_bench", "time_to_accuracy"]
+__all__ = ["BenchOptions", "engine_throughput", "machine_info", "run_bench", "time_to_accuracy"]
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -82,8 +84,11 @@ def engine_throughput(
     trainer's history (training loop only); seconds per epoch are measured with ``epochs``, else
     extrapolated as ``n_train / images/s``.
     """
-    from nasattn.engine import train
+    from nasattn.engine import resolve_device, train
 
+    on_cuda = resolve_device(device).type == "cuda"
+    if on_cuda:
+        torch.cuda.reset_peak_memory_stats()
     model = None
     if warmup > 0:
         res = train(spec, recipe.model_copy(update={"epochs": 1}), dataset, seed=seed, device=device,
@@ -98,7 +103,7 @@ def engine_throughput(
     ips = images / seconds if seconds > 0 else float("nan")
     n_train = int(res.metrics["n_train"])
     bs = recipe.batch_size
-    steps_per_epoch = n_train // bs + (1 if n_train % bs >= 2 else 0)
+    steps_per_epoch = max(1, n_train // bs)  # whole batches only, as the engine trains
     return {
         "pipeline": "engine",
         "images_per_second": ips,
@@ -109,6 +114,7 @@ def engine_throughput(
         "timed_seconds": seconds,
         "warmup_steps": warmup,
         "n_train": n_train,
+        "peak_memory_mib": torch.cuda.max_memory_allocated() / 2**20 if on_cuda else None,
         "settings": {
             "data": "decoded-once uint8 tensor cache on the device; batches sliced from a seeded permutation",
             "augment": f"{recipe.augment}, batched on the device",
@@ -153,16 +159,18 @@ def time_to_accuracy(
     max_epochs: int,
     device: str = "auto",
     seed: int = 0,
+    time_box: float | None = None,
 ) -> dict[str, Any]:
     """Wall time of the engine until *test* accuracy first reaches ``target`` (at most ``max_epochs`` epochs).
 
     An epoch callback evaluates the test split after every epoch (its own time is subtracted; the
-    engine's val evaluation, part of normal training, is counted) and stops training once reached.
+    engine's val evaluation, part of normal training, is counted) and stops training once reached, or
+    after the first epoch that ends past ``time_box`` seconds. ``stopped`` says which ended it.
     """
     from nasattn.engine import StopTraining, train
 
     rows: list[dict[str, Any]] = []
-    probe = {"seconds": 0.0, "reached": None}
+    probe: dict[str, Any] = {"seconds": 0.0, "reached": None, "time_box": False}
     t0 = time.perf_counter()
 
     def on_epoch(epoch: int, row: dict[str, Any], state: Any) -> None:
@@ -170,9 +178,13 @@ def time_to_accuracy(
         acc = _accuracy(state.model, dataset, test_idx, mean, std, recipe.eval_batch_size)
         elapsed = t - t0 - probe["seconds"]
         probe["seconds"] += time.perf_counter() - t
-        rows.append({"epoch": epoch, "test_accuracy": acc, "val_accuracy": row["val_accuracy"], "wall_seconds": elapsed})
+        rows.append({"epoch": epoch, "test_accuracy": acc, "val_accuracy": row["val_accuracy"], "wall_seconds": elapsed,
+                     "train_images": row["train_images"], "images_per_second": row["images_per_second"]})
         if acc >= target:
             probe["reached"] = elapsed
+            raise StopTraining
+        if time_box is not None and elapsed >= time_box:
+            probe["time_box"] = True
             raise StopTraining
 
     train(spec, recipe.model_copy(update={"epochs": max_epochs}), dataset, seed=seed, device=device,
@@ -184,6 +196,8 @@ def time_to_accuracy(
         "seconds": probe["reached"],
         "epochs": rows[-1]["epoch"] if probe["reached"] is not None else None,
         "max_epochs": max_epochs,
+        "stopped": "target" if probe["reached"] is not None else "time box" if probe["time_box"] else "max_epochs",
+        "time_box": time_box,
         "best_test_accuracy": max((r["test_accuracy"] for r in rows), default=None),
         "augment": recipe.augment,
         "history": rows,
@@ -202,25 +216,35 @@ def _threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+@dataclass(frozen=True)
+class BenchOptions:
+    """What ``run_bench`` measures: the preset at ``width_mult`` on ``data`` (a folder, zip or ``eurosat-mini``;
+    None: ``$NASATTN_DATA``), ``steps`` timed steps after ``warmup`` (or ``epochs`` whole epochs), the engine's
+    ``amp``/``channels_last``/``compile``, the naive loader's ``workers``, and ``to_accuracy`` (a test
+    accuracy to time the engine to, within ``max_epochs``)."""
+
+    preset: str = "balanced"
+    width_mult: float = 0.25
+    data: str | os.PathLike | None = None
+    device: str = "auto"
+    batch_size: int = 64
+    steps: int = 20
+    warmup: int = 3
+    epochs: int | None = None
+    threads: int | None = None
+    compile: bool = False
+    workers: int | None = None
+    augment: str = "flips"
+    channels_last: str = "auto"
+    amp: str = "auto"
+    to_accuracy: float | None = None
+    max_epochs: int | None = None
+    seed: int = 0
+
+
 def run_bench(
-    preset: str = "balanced",
-    width_mult: float = 0.25,
-    data: str | os.PathLike | None = None,
+    options: BenchOptions,
     *,
-    device: str = "auto",
-    batch_size: int = 64,
-    steps: int = 20,
-    warmup: int = 3,
-    epochs: int | None = None,
-    threads: int | None = None,
-    compile: bool = False,
-    workers: int | None = None,
-    augment: str = "flips",
-    channels_last: str = "auto",
-    amp: str = "auto",
-    to_accuracy: float | None = None,
-    max_epochs: int | None = None,
-    seed: int = 0,
     json_path: str | os.PathLike | None = None,
     command: str | None = None,
     log: Any = None,
@@ -228,29 +252,33 @@ def run_bench(
     """Measure the engine and the naive pipeline on one preset; returns (and writes) the JSON record.
 
     ``pipelines.engine`` / ``pipelines.naive`` hold images/s and seconds per epoch; ``ratio`` is engine
-    images/s over naive images/s. ``to_accuracy`` adds the engine's wall time to that test accuracy.
+    images/s over naive images/s (the engine with its defaults); ``pipelines.engine_fp32_nchw`` is the
+    engine at the naive pipeline's precision and layout (float32, NCHW) and ``ratio_same_precision`` its
+    ratio to naive (the data path and loop alone); ``ops_per_step`` the engine's aten ops per training step in eager mode
+    (``nasattn.bench.ops``: about the kernel launches a GPU would see). ``to_accuracy`` adds the engine's wall time to that test accuracy.
     ``log`` (optional) is called with progress messages.
     """
     from nasattn.config import ConfigError, validate
     from nasattn.data import IMAGENET_MEAN, IMAGENET_STD, load_dataset, split_dataset
     from nasattn.engine import Recipe, adapt_to_dataset, resolve_device
-    from nasattn.engine.trainer import channel_stats
+    from nasattn.data.stats import cached_channel_stats
     from nasattn.presets import get_preset
 
+    o = options
     say = log or (lambda msg: None)
-    if steps < 1 or warmup < 0 or (epochs is not None and epochs < 1) or batch_size < 1:
+    if o.steps < 1 or o.warmup < 0 or (o.epochs is not None and o.epochs < 1) or o.batch_size < 1:
         raise ConfigError("--steps and --batch-size must be >= 1, --warmup >= 0, --epochs >= 1")
-    if augment not in ("flips", "none"):
-        raise ConfigError(f"--augment {augment!r}: allowed: flips, none (what both pipelines can do)")
-    if to_accuracy is not None and not 0 < to_accuracy <= 1:
-        raise ConfigError(f"--to-accuracy {to_accuracy}: give a fraction in (0, 1], e.g. 0.9")
-    dev = resolve_device(device)
-    p = get_preset(preset)
-    spec = p.arch.scaled(width_mult)
-    dataset = load_dataset(data)
+    if o.augment not in ("flips", "none"):
+        raise ConfigError(f"--augment {o.augment!r}: allowed: flips, none (what both pipelines can do)")
+    if o.to_accuracy is not None and not 0 < o.to_accuracy <= 1:
+        raise ConfigError(f"--to-accuracy {o.to_accuracy}: give a fraction in (0, 1], e.g. 0.9")
+    dev = resolve_device(o.device)
+    p = get_preset(o.preset)
+    spec = p.arch.scaled(o.width_mult)
+    dataset = load_dataset(o.data)
     recipe = validate(Recipe, {
-        **p.recipe_dict, "batch_size": batch_size, "augment": augment, "compile": compile,
-        "channels_last": channels_last, "amp": amp,
+        **p.recipe_dict, "batch_size": o.batch_size, "augment": o.augment, "compile": o.compile,
+        "channels_last": o.channels_last, "amp": o.amp,
     }, "bench options")
     spec, recipe, notes = adapt_to_dataset(spec, recipe, dataset.classes)
     for note in notes:
@@ -260,42 +288,50 @@ def run_bench(
     if recipe.normalize == "imagenet":
         mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
     else:
-        mean, std = channel_stats(torch.as_tensor(dataset.images), train_idx)
-    n_workers = default_workers(dev) if workers is None else workers
+        mean, std = cached_channel_stats(dataset, train_idx)
+    n_workers = default_workers(dev) if o.workers is None else o.workers
 
     record: dict[str, Any] = {
         "command": command,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "config": {
-            "preset": preset, "width_mult": width_mult, "data": dataset.source, "n_images": len(dataset),
-            "n_train": len(train_idx), "batch_size": batch_size, "steps": steps, "warmup": warmup, "epochs": epochs,
-            "device": str(dev), "threads": threads, "compile": compile, "workers": n_workers, "augment": augment,
-            "channels_last": channels_last, "amp": recipe.amp, "seed": seed, "normalize": recipe.normalize,
+            "preset": o.preset, "width_mult": o.width_mult, "data": dataset.source, "n_images": len(dataset),
+            "n_train": len(train_idx), "batch_size": o.batch_size, "steps": o.steps, "warmup": o.warmup, "epochs": o.epochs,
+            "device": str(dev), "threads": o.threads, "compile": o.compile, "workers": n_workers, "augment": o.augment,
+            "channels_last": o.channels_last, "amp": recipe.amp, "seed": o.seed, "normalize": recipe.normalize,
         },
     }
-    with _threads(threads):
+    with _threads(o.threads):
         record["machine"] = machine_info(dev)
         say("engine: nasattn.engine.train ...")
-        engine = engine_throughput(spec, recipe, dataset, steps=steps, warmup=warmup, epochs=epochs,
-                                   device=str(dev), seed=seed)
+        engine = engine_throughput(spec, recipe, dataset, steps=o.steps, warmup=o.warmup, epochs=o.epochs,
+                                   device=str(dev), seed=o.seed)
         say(f"engine: {engine['images_per_second']:.1f} images/s")
+        same = recipe.model_copy(update={"amp": "off", "channels_last": "off"})
+        say("engine at the naive pipeline's precision and layout (float32, NCHW) ...")
+        engine_same = engine_throughput(spec, same, dataset, steps=o.steps, warmup=o.warmup, epochs=o.epochs, device=str(dev),
+                                        seed=o.seed)
         say(f"naive: ImageFolder + DataLoader ({n_workers} workers) ...")
-        naive = naive_throughput(spec, recipe, dataset, train_idx, mean, std, steps=steps, warmup=warmup,
-                                 epochs=epochs, num_workers=n_workers, device=str(dev), seed=seed, augment=augment)
+        naive = naive_throughput(spec, recipe, dataset, train_idx, mean, std, steps=o.steps, warmup=o.warmup,
+                                 epochs=o.epochs, num_workers=n_workers, device=str(dev), seed=o.seed, augment=o.augment)
         say(f"naive: {naive['images_per_second']:.1f} images/s")
-        record["pipelines"] = {"engine": engine, "naive": naive}
+        record["pipelines"] = {"engine": engine, "engine_fp32_nchw": engine_same, "naive": naive}
+        say("engine: aten ops per training step (eager) ...")
+        record["ops_per_step"] = ops_per_step(spec, recipe.model_copy(update={"compile": False}), dataset, device=str(dev))
         ratio = engine["images_per_second"] / naive["images_per_second"] if naive["images_per_second"] > 0 else math.nan
         record["ratio"] = ratio
+        record["ratio_same_precision"] = (engine_same["images_per_second"] / naive["images_per_second"]
+                                          if naive["images_per_second"] > 0 else math.nan)
         record["to_accuracy"] = None
-        if to_accuracy is not None:
-            acc_recipe = Recipe.model_validate({**p.recipe_dict, "batch_size": batch_size, "compile": compile,
-                                                "channels_last": channels_last, "amp": amp})
+        if o.to_accuracy is not None:
+            acc_recipe = Recipe.model_validate({**p.recipe_dict, "batch_size": o.batch_size, "compile": o.compile,
+                                                "channels_last": o.channels_last, "amp": o.amp})
             acc_recipe = adapt_to_dataset(spec, acc_recipe, dataset.classes)[1]
-            cap = max_epochs or acc_recipe.epochs
-            say(f"engine: training to test accuracy {to_accuracy:.2%} (at most {cap} epochs) ...")
+            cap = o.max_epochs or acc_recipe.epochs
+            say(f"engine: training to test accuracy {o.to_accuracy:.2%} (at most {cap} epochs) ...")
             record["to_accuracy"] = time_to_accuracy(
-                spec, acc_recipe, dataset, to_accuracy, test_idx=np.asarray(splits.test, dtype=np.int64),
-                mean=mean, std=std, max_epochs=cap, device=str(dev), seed=seed,
+                spec, acc_recipe, dataset, o.to_accuracy, test_idx=np.asarray(splits.test, dtype=np.int64),
+                mean=mean, std=std, max_epochs=cap, device=str(dev), seed=o.seed,
             )
     if json_path is not None:
         path = Path(json_path)

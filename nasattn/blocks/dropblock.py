@@ -89,14 +89,16 @@ def torchvision_law(x: torch.Tensor, p: torch.Tensor | float, block_size: int) -
 
 @register_block("dropblock_law", "paper")
 def paper_law(x: torch.Tensor, p: torch.Tensor | float, block_size: int) -> torch.Tensor:
-    """The paper author's DropBlock2D: one mask shared by all channels, gamma = p / block_size^2."""
+    """The paper author's DropBlock2D: one mask shared by all channels, gamma = p / block_size^2.
+
+    The mask is built in the input's dtype (the uniform draw is float32, the kept count summed in float32).
+    """
     eps = 1e-7  # the author's
     n, _, h, w = x.shape
     gamma = p / block_size**2
-    seeds = (torch.rand((n, 1, h, w), device=x.device) < gamma).float()
+    seeds = (torch.rand((n, 1, h, w), device=x.device) < gamma).to(x.dtype)
     mask = 1 - F.max_pool2d(seeds, kernel_size=block_size, stride=1, padding=block_size // 2)[..., :h, :w]
-    mask = mask * (mask.numel() / (mask.sum() + eps))
-    return x * mask.to(x.dtype)
+    return x * (mask * (mask.numel() / (mask.sum(dtype=torch.float32) + eps)).to(x.dtype))
 
 
 def expected_dropped_fraction(law: str, p: float, block_size: int, height: int, width: int) -> float:
@@ -128,7 +130,9 @@ def drop_block2d_dense(x: torch.Tensor, p: torch.Tensor | float, block_size: int
     """torchvision's ``drop_block2d`` (training mode, odd ``block_size`` <= the map) with ``p`` a tensor.
 
     Same law and steps as torchvision's; no value is read back to the host, so it traces under
-    ``torch.compile`` and does not synchronise a GPU. The mask takes the input's memory format.
+    ``torch.compile`` and does not synchronise a GPU. The mask takes the input's memory format and
+    dtype (0/1 is exact in bf16 and fp16): only the uniform draw is float32 (a bf16 draw could not
+    resolve gamma's few per thousand) and the kept count is summed in float32.
     """
     n, c, h, w = x.shape
     gamma = (p * h * w) / ((block_size**2) * ((h - block_size + 1) * (w - block_size + 1)))
@@ -137,7 +141,7 @@ def drop_block2d_dense(x: torch.Tensor, p: torch.Tensor | float, block_size: int
     if x.is_contiguous(memory_format=torch.channels_last):
         seeds = seeds.contiguous(memory_format=torch.channels_last)
     mask = 1 - F.max_pool2d(seeds, kernel_size=block_size, stride=1, padding=block_size // 2)
-    return x * (mask * (mask.numel() / (eps + mask.float().sum())).to(x.dtype))
+    return x * (mask * (mask.numel() / (eps + mask.sum(dtype=torch.float32))).to(x.dtype))
 
 
 def bernoulli_positions(shape: tuple[int, ...], prob: float) -> torch.Tensor:

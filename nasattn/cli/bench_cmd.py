@@ -59,7 +59,7 @@ def _command_line(ctx: typer.Context) -> str:
 
 @handle_user_errors
 def _bench(command: str, **kw: object) -> None:
-    from nasattn.bench import run_bench
+    from nasattn.bench import BenchOptions, run_bench
 
     json_file = kw.pop("json_file")
     preset, width, data = kw.pop("preset"), kw.pop("width_mult"), kw.pop("data")
@@ -70,8 +70,8 @@ def _bench(command: str, **kw: object) -> None:
         highlight=False, soft_wrap=True,
     )
     record = run_bench(
-        preset, width, data, json_path=json_file, command=command,
-        log=lambda msg: console.print(f"  {msg}", highlight=False, soft_wrap=True), **kw,  # type: ignore[arg-type]
+        BenchOptions(preset=preset, width_mult=width, data=data, **kw), json_path=json_file, command=command,  # type: ignore[arg-type]
+        log=lambda msg: console.print(f"  {msg}", highlight=False, soft_wrap=True),
     )
     _print(record)
     if json_file is not None:
@@ -91,7 +91,7 @@ def _print(record: dict) -> None:
     naive_ips = record["pipelines"]["naive"]["images_per_second"]
     for name, r in record["pipelines"].items():
         s = r["settings"]
-        if name == "engine":
+        if name.startswith("engine"):
             what = f"uint8 cache on device, amp {s['amp']}, channels_last {s['channels_last']}, compile {s['compile']}"
         else:
             what = f"ImageFolder + DataLoader({s['num_workers']} workers), float32 NCHW"
@@ -102,6 +102,10 @@ def _print(record: dict) -> None:
     console.print(f"engine / naive: [bold]{_fmt(record['ratio'], '.2f')}x[/] | {m['cpu']} ({m['cpus_usable']} cores usable, "
                   f"{m['torch_threads']} torch threads, load {', '.join(f'{v:.1f}' for v in m['load_average'] or [])})"
                   + (f" | GPU {m['gpu']}" if m["gpu"] else "") + f" | torch {m['torch']}", highlight=False, soft_wrap=True)
+    ops = record.get("ops_per_step")
+    if ops:
+        console.print(f"engine: {ops['ops_per_step']:.0f} aten ops per training step (eager; about the kernel launches "
+                      "on a GPU)", highlight=False)
     acc = record.get("to_accuracy")
     if acc:
         if acc["reached"]:

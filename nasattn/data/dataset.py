@@ -25,7 +25,9 @@ class ImageDataset:
 
     ``classes[i]`` names label ``i`` (sorted folder names, as torchvision's ImageFolder);
     ``fingerprint`` identifies the source's content; ``skipped`` lists unreadable files; ``notes``
-    says what loading changed (resized or skipped images), one line each.
+    says what loading changed (resized or skipped images), one line each; ``cache_file`` is the decoded
+    cache it was read from or written to (None for a dataset built in memory), beside which its
+    channel statistics are kept (``nasattn.data.stats``).
     """
 
     images: torch.Tensor
@@ -35,6 +37,7 @@ class ImageDataset:
     fingerprint: str
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    cache_file: str | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])

@@ -35,7 +35,7 @@ import stat
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 import torch
@@ -109,12 +109,12 @@ def load_dataset(
             blob = torch.load(cache_file, weights_only=True)
             ds = ImageDataset(
                 blob["images"], blob["labels"], list(blob["classes"]), str(path), key, list(blob["skipped"]),
-                list(blob["notes"]),
+                list(blob["notes"]), str(cache_file),
             )
         except Exception as e:  # noqa: BLE001 - a damaged cache is rebuilt, never fatal
             log.warning("ignoring unreadable cache %s (%s); decoding again", cache_file, e)
     if ds is None:
-        ds = _decode(path, entries, key, image_size, progress, limit)
+        ds = replace(_decode(path, entries, key, image_size, progress, limit), cache_file=str(cache_file))
         ds.notes[:0] = listing_notes
         _save_cache(cache_file, ds)
     return ds

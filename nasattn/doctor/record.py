@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 RECORDS = "doctor.jsonl"
+SUMMARY = "summary.txt"
 
 
 def _clean(value: Any) -> Any:

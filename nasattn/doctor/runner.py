@@ -11,12 +11,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nasattn.doctor.record import RECORDS, Recorder, read_records
+from nasattn.doctor.record import RECORDS, SUMMARY, Recorder, read_records
 
-# Seconds per section on a GPU (the sum stays under 9 minutes with --data); a dry run gets the same boxes.
+# Seconds per section on a GPU (about 9 minutes without --data, 17 with it); a dry run gets the same boxes.
 SECTIONS: dict[str, float] = {
     "env": 30, "correctness": 100, "syncs": 45, "speed": 100, "packing": 90, "compile": 100, "data": 60,
+    "accuracy": 420,
 }
+NEEDS_DATA = ("data", "accuracy")
 
 
 @dataclass
@@ -69,7 +71,7 @@ def run_doctor(
     scale: float = 1.0,
     say: Callable[[str], None] | None = None,
 ) -> DoctorResult:
-    """Run the sections (default: all; ``data`` only with ``data``) and return every record.
+    """Run the sections (default: all; ``data`` and ``accuracy`` only with ``data``) and return every record.
 
     Each section runs as ``python -m nasattn.doctor.sections`` with a timeout of its box times
     ``scale``; a section that runs over is killed and recorded as ``timeout`` (its finished checks kept).
@@ -82,8 +84,10 @@ def run_doctor(
     if (out / RECORDS).exists():
         (out / RECORDS).unlink()
     device, dry = pick_device(gpu, dry_run)
-    names = list(sections) if sections else [s for s in SECTIONS if s != "data" or data]
+    names = list(sections) if sections else [s for s in SECTIONS if s not in NEEDS_DATA or data]
     unknown = [n for n in names if n not in SECTIONS]
+    if (out / SUMMARY).exists():
+        (out / SUMMARY).unlink()
     if unknown:
         raise ValueError(f"unknown section(s) {', '.join(unknown)}; allowed: {', '.join(SECTIONS)}")
     t_all = time.time()
@@ -110,13 +114,16 @@ def run_doctor(
             checks = [r for r in read_records(out) if r["section"] == name]
             bad = [r for r in checks if r["status"] in ("fail", "error")]
             rec.add("section", "fail" if bad else "ok", seconds=took, checks=len(checks), failed=len(bad))
-    return DoctorResult(out=out, device=device, dry=dry, records=read_records(out), seconds=time.time() - t_all)
+    result = DoctorResult(out=out, device=device, dry=dry, records=read_records(out), seconds=time.time() - t_all)
+    (out / SUMMARY).write_text(summary_text(result))
+    return result
 
 
 _SHOWN = ("device_name", "torch", "cuda_build", "bf16_supported", "train_loss", "max_abs_weight_difference",
           "difference", "syncs", "engine_images_per_second", "naive_images_per_second", "ratio", "peak_memory_mib",
           "images_per_second_total", "train_graph_breaks", "eval_graph_breaks", "speedup", "compile_seconds",
-          "recompiles", "test_accuracy", "missing", "reason", "error")
+          "recompiles", "test_accuracy", "seconds_to_target", "stopped", "best_test_accuracy", "best_at_seconds",
+          "achieved_tflops", "missing", "reason", "error")
 
 
 def summary_rows(records: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
@@ -132,3 +139,13 @@ def summary_rows(records: list[dict[str, Any]]) -> list[tuple[str, str, str, str
             vals.insert(0, f"{r.get('seconds', 0)} s")
         rows.append((r["section"], r["check"], r["status"], ", ".join(vals)[:300]))
     return rows
+
+
+def summary_text(result: DoctorResult) -> str:
+    """The summary as plain text (one line per check, then the sections with a problem): OUT/summary.txt."""
+    kind = "dry run, CPU, tiny sizes" if result.dry else f"{result.device}, full sizes"
+    lines = [f"nasattn doctor ({kind}; {result.seconds:.0f} s); records: {result.out / RECORDS}"]
+    lines += [f"{sec:12s} {check:28s} {status:8s} {values}" for sec, check, status, values in summary_rows(result.records)]
+    bad = [s for s, st in result.section_status.items() if st in ("fail", "error", "timeout")]
+    lines.append(f"problems in: {', '.join(bad)}" if bad else "no problems")
+    return "\n".join(lines) + "\n"

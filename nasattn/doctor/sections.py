@@ -12,6 +12,8 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -19,10 +21,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import nasattn
 from nasattn.doctor.record import Recorder
 
 AMPS = ("bf16", "fp16", "off")
-OPTIONAL = ("pydantic", "ray", "optuna", "plotly", "sqlalchemy", "pandas", "sklearn", "scipy", "typer", "rich", "yaml")
+OPTIONAL = ("pydantic", "yaml", "rich", "typer", "scipy", "sklearn", "pandas", "sqlalchemy", "plotly", "optuna", "ray")
 PYDANTIC_HINT = ("pydantic is required for specs and recipes: pip install pydantic (or carry its wheels: "
                  "pydantic, pydantic-core, annotated-types, typing-extensions, typing-inspection)")
 
@@ -68,6 +71,17 @@ def importable(module: str) -> bool:
     except Exception:  # noqa: BLE001 - ImportError, or a package that fails while importing
         return False
     return True
+
+
+def import_within(module: str, seconds: float) -> bool | None:
+    """``importable(module)``, or None when it has not finished within ``seconds`` (a daemon thread goes on)."""
+    if seconds <= 0:
+        return None
+    result: dict[str, bool] = {}
+    worker = threading.Thread(target=lambda: result.update(ok=importable(module)), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    return result.get("ok")
 
 
 def _need(module: str, hint: str | None = None) -> None:
@@ -117,13 +131,25 @@ def _spec_recipe(preset: str, ctx: Context, **recipe: Any):
     return spec, rec
 
 
-def _checked(rec: Recorder, check: str, fn: Callable[[], dict[str, Any]]) -> None:
-    """Run one check; its dict (with ``status`` when not ok) is recorded, an exception as ``error``."""
+def _checked(rec: Recorder, check: str, fn: Callable[[], dict[str, Any]], ctx: Context | None = None,
+             needs: float = 10.0) -> None:
+    """Run one check; its dict (with ``status`` when not ok) is recorded, an exception as ``error``.
+
+    With ``ctx``, a check is recorded as ``skipped`` (reason: the time box) instead of started when
+    fewer than ``needs`` seconds of the section's box are left.
+    """
+    if ctx is not None and ctx.left() < needs:
+        rec.add(check, "skipped", reason=f"time box: {max(0.0, ctx.left()):.0f} s left of the section's box, "
+                                         f"the check needs about {needs:.0f} s (raise --time-scale)")
+        return
     t0 = time.time()
     try:
         values = fn()
     except Skip as e:
         rec.add(check, "skipped", reason=str(e))
+        return
+    except ModuleNotFoundError as e:  # e.g. torchvision, which must match the machine's torch and is not bundled
+        rec.add(check, "skipped", reason=f"needs the package {e.name!r}, not installed here ({e})")
         return
     except Exception as e:  # noqa: BLE001 - a check records its own failure and the section goes on
         rec.add(check, "error", error=f"{type(e).__name__}: {e}", seconds=round(time.time() - t0, 3))
@@ -146,6 +172,7 @@ def section_env(ctx: Context) -> None:
     info: dict[str, Any] = {
         "python": platform.python_version(), "torch": torch.__version__, "cuda_build": torch.version.cuda,
         "device": ctx.device, "dry_run": ctx.dry, "cpu_count": os.cpu_count(),
+        "nasattn": nasattn.__version__, "nasattn_path": str(Path(nasattn.__file__).resolve().parent),
     }
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
@@ -161,14 +188,20 @@ def section_env(ctx: Context) -> None:
         float32_matmul_precision=torch.get_float32_matmul_precision(),
     )
     rec.add("versions", "ok", **info)
-    available = {m: importable(m) for m in OPTIONAL}
-    missing = [m for m, ok in available.items() if not ok]
-    notes = []
+    available: dict[str, bool | None] = dict.fromkeys(OPTIONAL)
+    for m in OPTIONAL:  # pydantic first; what the box leaves no time for is not checked (None)
+        available[m] = import_within(m, ctx.left() - 5)
+        if available[m] is None:
+            break
+    missing = [m for m, ok in available.items() if ok is False]
+    unchecked = [m for m, ok in available.items() if ok is None]
+    notes_time = [f"time box: not checked: {', '.join(unchecked)}"] if unchecked else []
+    notes = notes_time
     if not available["pydantic"]:
         notes.append(PYDANTIC_HINT)
-    if not available["ray"]:
+    if available["ray"] is False:
         notes.append("ray missing: search and ablate need it (pip install 'ray[tune]'); doctor packs plain processes")
-    if not available["optuna"]:
+    if available["optuna"] is False:
         notes.append("optuna missing: search needs it (pip install optuna)")
     rec.add("packages", "ok" if available["pydantic"] else "fail", available=available, missing=missing, notes=notes)
 
@@ -180,13 +213,9 @@ def section_correctness(ctx: Context) -> None:
     from nasattn.presets import list_presets
     from nasattn.engine import train
 
-    data = synthetic_dataset(64 if ctx.dry else 2048)
+    data = synthetic_dataset(80 if ctx.dry else 2048)  # 8 per class: the smallest stratified 70/15/15 split
     for preset in list_presets():
         for amp in AMPS:
-            if ctx.left() < 20:
-                rec.add(f"{preset}/{amp}", "skipped", reason="time box")
-                continue
-
             def steps(preset: str = preset, amp: str = amp) -> dict[str, Any]:
                 spec, recipe = _spec_recipe(preset, ctx, amp=amp)
                 res = train(spec, recipe, data, seed=0, device=ctx.device, progress=False,
@@ -195,9 +224,9 @@ def section_correctness(ctx: Context) -> None:
                 return {"status": "ok" if math.isfinite(loss) else "fail", "train_loss": loss,
                         "amp": res.metrics.get("amp"), "channels_last": res.metrics.get("channels_last")}
 
-            _checked(rec, f"{preset}/{amp}", steps)
-    _checked(rec, "resume_equality", lambda: _resume_equality(ctx, data))
-    _checked(rec, "dropblock_fraction", lambda: _dropblock_fraction(ctx))
+            _checked(rec, f"{preset}/{amp}", steps, ctx, needs=20)
+    _checked(rec, "resume_equality", lambda: _resume_equality(ctx, data), ctx, needs=20)
+    _checked(rec, "dropblock_fraction", lambda: _dropblock_fraction(ctx), ctx, needs=5)
 
 
 def _resume_equality(ctx: Context, data: Any) -> dict[str, Any]:
@@ -268,50 +297,62 @@ def section_syncs(ctx: Context) -> None:
     for preset in list_presets():
         def count(preset: str = preset) -> dict[str, Any]:
             spec, recipe = _spec_recipe(preset, ctx)
-            steps = 10
-            train(spec, recipe, data, seed=0, device=ctx.device, progress=False, max_steps_per_epoch=2)  # warm-up
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                torch.cuda.set_sync_debug_mode("warn")
-                try:
-                    train(spec, recipe, data, seed=0, device=ctx.device, progress=False, max_steps_per_epoch=steps)
-                finally:
-                    torch.cuda.set_sync_debug_mode(0)
-            sync = [str(w.message) for w in caught if "synchroniz" in str(w.message).lower()]
-            where = sorted({f"{w.filename}:{w.lineno}" for w in caught if "synchroniz" in str(w.message).lower()})
-            return {"syncs": len(sync), "steps": steps, "syncs_per_step_upper_bound": len(sync) / steps,
-                    "note": "counts the whole epoch (evaluation included)", "sites": where[:20]}
 
-        _checked(rec, f"{preset}", count)
+            def syncs_in(steps: int) -> list[Any]:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    torch.cuda.set_sync_debug_mode("warn")
+                    try:
+                        train(spec, recipe, data, seed=0, device=ctx.device, progress=False, max_steps_per_epoch=steps,
+                              evaluate=False)
+                    finally:
+                        torch.cuda.set_sync_debug_mode(0)
+                return [w for w in caught if "synchroniz" in str(w.message).lower()]
+
+            syncs_in(2)  # warm-up (cuDNN autotuning, allocator)
+            base, extra = 2, 8
+            short, long = syncs_in(base), syncs_in(base + extra)
+            per_step = (len(long) - len(short)) / extra  # setup and the epoch's one read cancel out
+            sites = sorted({f"{w.filename}:{w.lineno}" for w in long})
+            return {"status": "ok" if per_step <= 0 else "fail", "syncs_per_training_step": per_step,
+                    "syncs_per_epoch_outside_steps": len(short) - base * per_step, "threshold": 0, "sites": sites[:20],
+                    "how": f"syncs of a {base + extra}-step epoch minus a {base}-step one, over {extra} (no evaluation)"}
+
+        _checked(rec, f"{preset}", count, ctx, needs=15)
 
 
 # ------------------------------------------------------------------------------------------- speed
 def section_speed(ctx: Context) -> None:
     rec = ctx.recorder()
     _need("pydantic", PYDANTIC_HINT)
+    _need("torchvision", "torchvision is not installed: the naive pipeline (ImageFolder + DataLoader) needs the "
+                         "torchvision build that matches this torch (the bundle cannot carry it)")
     from nasattn.presets import list_presets
-    import torch
 
-    from nasattn.bench.measure import run_bench
+    with tempfile.TemporaryDirectory(prefix="nasattn-doctor-") as tmp:  # synthetic PNGs never reach --out
+        data = "eurosat-mini" if ctx.dry else str(synthetic_image_folder(Path(tmp) / "synthetic-images"))
+        for preset in list_presets():
+            _speed_check(ctx, rec, preset, data)
 
-    data = "eurosat-mini" if ctx.dry else str(synthetic_image_folder(Path(ctx.out) / "synthetic-images"))
-    for preset in list_presets():
-        if ctx.left() < 30:
-            rec.add(preset, "skipped", reason="time box")
-            continue
 
-        def bench(preset: str = preset) -> dict[str, Any]:
-            if _cuda(ctx):
-                torch.cuda.reset_peak_memory_stats()
-            r = run_bench(preset, ctx.width, data, device=ctx.device, batch_size=ctx.batch,
-                          steps=ctx.steps, warmup=1 if ctx.dry else 3, workers=0 if ctx.dry else None)
-            peak = torch.cuda.max_memory_allocated() / 2**20 if _cuda(ctx) else None
-            eng, naive = r["pipelines"]["engine"], r["pipelines"]["naive"]
-            return {"width_mult": ctx.width, "batch_size": ctx.batch, "engine_images_per_second": eng["images_per_second"],
-                    "naive_images_per_second": naive["images_per_second"], "ratio": r["ratio"], "peak_memory_mib": peak,
-                    "data": data, "amp": eng["settings"]["amp"]}
+def _speed_check(ctx: Context, rec: Recorder, preset: str, data: str) -> None:
+    from nasattn.bench.measure import BenchOptions, run_bench
 
-        _checked(rec, preset, bench)
+    def bench() -> dict[str, Any]:
+        r = run_bench(BenchOptions(preset, ctx.width, data, device=ctx.device, batch_size=ctx.batch, steps=ctx.steps,
+                                   warmup=1 if ctx.dry else 3, workers=0 if ctx.dry else None))
+        pipes = r["pipelines"]
+        return {"width_mult": ctx.width, "batch_size": ctx.batch, "amp": pipes["engine"]["settings"]["amp"],
+                "engine_images_per_second": pipes["engine"]["images_per_second"],
+                "engine_fp32_nchw_images_per_second": pipes["engine_fp32_nchw"]["images_per_second"],
+                "naive_images_per_second": pipes["naive"]["images_per_second"], "ratio": r["ratio"],
+                "ratio_same_precision": r["ratio_same_precision"],
+                "peak_memory_mib": {k: v.get("peak_memory_mib") for k, v in pipes.items()},
+                "ops_per_step": r["ops_per_step"]["ops_per_step"],
+                "timing": "whole batches only, after warm-up steps; naive DataLoader workers persistent",
+                "data": data if ctx.dry else "synthetic PNGs (temporary folder)"}
+
+    _checked(rec, preset, bench, ctx, needs=30)
 
 
 # ----------------------------------------------------------------------------------------- packing
@@ -338,10 +379,6 @@ def section_packing(ctx: Context) -> None:
         return
     via = "processes (ray is not installed)"
     for n in counts:
-        if ctx.left() < 15:
-            rec.add(f"{n}_at_once", "skipped", reason="time box")
-            continue
-
         def pack(n: int = n) -> dict[str, Any]:
             arg = json.dumps({**asdict(ctx), "deadline": None, "section": "pack-worker"})
             from nasattn.doctor.runner import child_env
@@ -371,7 +408,7 @@ def section_packing(ctx: Context) -> None:
             return {"processes": n, "preset": preset, "width_mult": ctx.width, "via": via,
                     "images_per_second_total": sum(per), "images_per_second_each": per, "wall_seconds": wall}
 
-        _checked(rec, f"{n}_at_once", pack)
+        _checked(rec, f"{n}_at_once", pack, ctx, needs=15)
 
 
 def _pack_through_ray(ctx: Context, rec: Recorder, counts: tuple[int, ...], preset: str, steps: int) -> None:
@@ -384,10 +421,6 @@ def _pack_through_ray(ctx: Context, rec: Recorder, counts: tuple[int, ...], pres
              log_to_driver=False)
     try:
         for n in counts:
-            if ctx.left() < 15:
-                rec.add(f"{n}_at_once", "skipped", reason="time box")
-                continue
-
             def pack(n: int = n) -> dict[str, Any]:
                 task = ray.remote(num_gpus=1 / n, num_cpus=max(1, cpus // n))(_pack_task)
                 t0 = time.time()
@@ -403,7 +436,7 @@ def _pack_through_ray(ctx: Context, rec: Recorder, counts: tuple[int, ...], pres
                         "gpu_ids": [r["gpu_ids"] for r in results], "images_per_second_total": sum(per),
                         "images_per_second_each": per, "wall_seconds": time.time() - t0}
 
-            _checked(rec, f"{n}_at_once", pack)
+            _checked(rec, f"{n}_at_once", pack, ctx, needs=15)
     finally:
         ray.shutdown()
 
@@ -423,8 +456,8 @@ def section_compile(ctx: Context) -> None:
     rec = ctx.recorder()
     _need("pydantic", PYDANTIC_HINT)
     preset = "baseline" if ctx.dry else "balanced"  # a dry run only shows the section works
-    _checked(rec, f"{preset}/explain", lambda: _explain(ctx, preset))
-    _checked(rec, f"{preset}/speed", lambda: _compiled_speed(ctx, preset))
+    _checked(rec, f"{preset}/speed", lambda: _compiled_speed(ctx, preset), ctx, needs=30)
+    _checked(rec, f"{preset}/explain", lambda: _explain(ctx, preset), ctx, needs=15)
 
 
 def _model_and_batch(ctx: Context, preset: str):
@@ -456,39 +489,38 @@ def _explain(ctx: Context, preset: str) -> dict[str, Any]:
     return out
 
 
+def _engine_epochs(ctx: Context, preset: str, data: Any, **recipe: Any) -> list[float]:
+    """Seconds of each of two training epochs of ``ctx.steps`` steps through ``nasattn.engine.train`` (no evaluation)."""
+    from nasattn.engine import train
+
+    spec, rec = _spec_recipe(preset, ctx, epochs=2, **recipe)
+    res = train(spec, rec, data, seed=0, device=ctx.device, progress=False, max_steps_per_epoch=ctx.steps, evaluate=False)
+    return [float(r["train_images"]) / float(r["images_per_second"]) for r in res.history]
+
+
 def _compiled_speed(ctx: Context, preset: str) -> dict[str, Any]:
+    """The engine's own training, eager and with ``compile: true`` (its amp and layout: bf16 channels_last on CUDA).
+
+    Epoch 1 compiles (its extra time is the compile time), epoch 2 is timed; graphs and recompiles are
+    TorchDynamo's counters over both epochs. A dry run traces only (``compile_mode: trace-only``).
+    """
     import torch
     import torch._dynamo.utils as dynamo_utils
 
-    def run(model: Any, x: Any, y: Any, steps: int) -> float:
-        opt = torch.optim.SGD(model.parameters(), lr=0.01)
-        sync = torch.cuda.synchronize if _cuda(ctx) else (lambda: None)
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            opt.zero_grad(set_to_none=True)
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-        sync()
-        return time.perf_counter() - t0
-
-    backend = "eager" if ctx.dry else "inductor"  # dry run: dynamo tracing only, no code generation
-    steps = ctx.steps if ctx.dry else 30
-    model, x, y = _model_and_batch(ctx, preset)
-    run(model, x, y, 2)
-    eager = ctx.batch * steps / run(model, x, y, steps)
+    mode = "trace-only" if ctx.dry else "default"
+    data = synthetic_dataset(max(80, 2 * ctx.batch * ctx.steps))  # 80: the smallest stratified split of 10 classes
+    eager = _engine_epochs(ctx, preset, data)
     torch._dynamo.reset()
     dynamo_utils.counters.clear()
-    model, x, y = _model_and_batch(ctx, preset)
-    compiled = torch.compile(model, backend=backend)
-    compile_s = run(compiled, x, y, 1)
-    run(compiled, x, y, 2)
-    fast = ctx.batch * steps / run(compiled, x, y, steps)
-    recompiles = sum(dynamo_utils.counters["recompiles"].values()) if "recompiles" in dynamo_utils.counters else 0
-    return {"backend": backend, "batch_size": ctx.batch, "width_mult": ctx.width, "eager_images_per_second": eager,
-            "compiled_images_per_second": fast, "speedup": fast / eager, "compile_seconds": compile_s,
-            "recompiles": recompiles, "unique_graphs": int(dynamo_utils.counters["stats"].get("unique_graphs", 0))}
+    compiled = _engine_epochs(ctx, preset, data, compile=True, compile_mode=mode)
+    counters = dynamo_utils.counters
+    recompiles = sum(counters["recompiles"].values()) if "recompiles" in counters else 0
+    images = ctx.batch * ctx.steps
+    return {"compile_mode": mode, "batch_size": ctx.batch, "width_mult": ctx.width, "steps": ctx.steps,
+            "eager_images_per_second": images / eager[1], "compiled_images_per_second": images / compiled[1],
+            "speedup": eager[1] / compiled[1], "compile_seconds": compiled[0] - compiled[1],
+            "recompiles": recompiles, "unique_graphs": int(counters["stats"].get("unique_graphs", 0)),
+            "status": "ok" if recompiles == 0 else "fail"}
 
 
 # -------------------------------------------------------------------------------------------- data
@@ -513,12 +545,69 @@ def section_data(ctx: Context) -> None:
         return {"data": str(ctx.data), "images": len(data), "epochs": recipe.epochs, "test_accuracy": m.get("test_accuracy"),
                 "train_seconds": m.get("train_seconds"), "width_mult": ctx.width}
 
-    _checked(rec, "training", short)
+    _checked(rec, "training", short, ctx, needs=20)
+
+
+# ---------------------------------------------------------------------------------------- accuracy
+TARGET = 0.972  # the paper's test accuracy of the balanced network on EuroSAT
+
+
+def section_accuracy(ctx: Context) -> None:
+    """Time to the paper's 97.2% test accuracy: the balanced preset with its own recipe on ``--data``."""
+    rec = ctx.recorder()
+    if not ctx.data:
+        rec.add("time_to_97.2", "skipped", reason="no --data given: time to 97.2% needs real EuroSAT "
+                                                  "(--data EuroSAT_RGB.zip)")
+        return
+    _need("pydantic", PYDANTIC_HINT)
+    _checked(rec, "time_to_97.2", lambda: _time_to_accuracy(ctx), ctx, needs=30)
+
+
+def _time_to_accuracy(ctx: Context) -> dict[str, Any]:
+    import numpy as np
+
+    from nasattn.bench.measure import time_to_accuracy
+    from nasattn.data import IMAGENET_MEAN, IMAGENET_STD, load_dataset, split_dataset
+    from nasattn.data.stats import cached_channel_stats
+    from nasattn.engine import Recipe, adapt_to_dataset
+    from nasattn.models import build_model, count_flops
+    from nasattn.presets import get_preset
+
+    data = load_dataset(ctx.data, progress=False)
+    if ctx.dry:  # a dry run only shows the section works: 100 images, one epoch, tiny width
+        data = data.subset(np.linspace(0, len(data) - 1, min(100, len(data))).astype(np.int64))
+    p = get_preset("balanced")
+    spec = p.arch.scaled(ctx.width) if ctx.dry else p.arch
+    recipe = Recipe.model_validate({**p.recipe_dict, **({"batch_size": ctx.batch, "epochs": 1} if ctx.dry else {})})
+    spec, recipe, _ = adapt_to_dataset(spec, recipe, data.classes)
+    splits = split_dataset(data.labels, recipe.split_ratios, recipe.split_seed, recipe.stratify)
+    train_idx, test_idx = (np.asarray(s, dtype=np.int64) for s in (splits.train, splits.test))
+    mean, std = ((list(IMAGENET_MEAN), list(IMAGENET_STD)) if recipe.normalize == "imagenet"
+                 else cached_channel_stats(data, train_idx))
+    flops = count_flops(build_model(spec), tuple(data.images.shape[1:]))
+    r = time_to_accuracy(spec, recipe, data, TARGET, test_idx=test_idx, mean=mean, std=std, max_epochs=recipe.epochs,
+                         device=ctx.device, time_box=max(10.0, ctx.left() - 60))
+    rows = r["history"]
+    images = sum(int(h["train_images"]) for h in rows)
+    train_s = sum(h["train_images"] / h["images_per_second"] for h in rows if h["images_per_second"])
+    best = max(rows, key=lambda h: h["test_accuracy"]) if rows else None
+    return {
+        "target": TARGET, "reached": r["reached"], "seconds_to_target": r["seconds"], "epochs_to_target": r["epochs"],
+        "stopped": r["stopped"], "best_test_accuracy": best and best["test_accuracy"],
+        "best_epoch": best and best["epoch"], "best_at_seconds": best and best["wall_seconds"],
+        "epochs_run": len(rows), "max_epochs": recipe.epochs, "width_mult": ctx.width, "batch_size": recipe.batch_size,
+        "images": len(data), "images_per_second": images / train_s if train_s else None,
+        "forward_gflop_per_image": flops / 1e9,
+        "achieved_tflops": 3 * flops * images / train_s / 1e12 if train_s else None,
+        "tflops_note": "3 x forward FLOPs (torch.utils.flop_counter) x training images / training-loop seconds",
+        "per_epoch": [{k: h[k] for k in ("epoch", "test_accuracy", "wall_seconds")} for h in rows],
+    }
 
 
 SECTION_FUNCS: dict[str, Callable[[Context], None]] = {
     "env": section_env, "correctness": section_correctness, "syncs": section_syncs, "speed": section_speed,
     "packing": section_packing, "compile": section_compile, "data": section_data,
+    "accuracy": section_accuracy,
 }
 
 

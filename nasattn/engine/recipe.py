@@ -71,7 +71,12 @@ class Recipe(BaseModel):
                             "(also on the CPU, where it runs but is rarely faster than float32).")
     channels_last: Literal["auto", "on", "off"] = Field(
         "auto", description="auto: on for CUDA, and on a CPU under bf16 autocast (float32 CPU training stays NCHW).")
-    compile: bool = Field(False, description="torch.compile the model.")
+    compile: bool = Field(False, description="torch.compile the model (forward and backward of every training step).")
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "trace-only"] = Field(
+        "default", description="With compile: torch.compile's mode. reduce-overhead: CUDA graphs replay each captured "
+                               "step (for small batches where kernel launches dominate; on a CPU it falls back to "
+                               "default with a warning). trace-only: TorchDynamo traces without generating code "
+                               "(backend eager; checks graph breaks and recompiles quickly).")
 
     @field_validator("amp", "channels_last", mode="before")
     @classmethod

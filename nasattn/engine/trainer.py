@@ -22,8 +22,10 @@ import torch.nn.functional as F
 import torch.utils.deterministic
 from torch import nn
 
-from nasattn.schema import ExitCode
 from nasattn.config import NasattnError
+from nasattn.data.stats import cached_channel_stats
+from nasattn.data.stats import channel_stats as channel_stats  # re-exported: callers import it from here
+from nasattn.schema import ExitCode
 from nasattn.engine.decay import DecayOnly, param_groups
 from nasattn.engine.metrics import classification_metrics
 from nasattn.engine.recipe import Recipe
@@ -230,8 +232,8 @@ def _backend_flags(device: torch.device, amp_dtype: torch.dtype | None = None) -
     """Backend settings for one training run; the previous settings are restored after.
 
     CPU: deterministic algorithms. CUDA: cuDNN autotuning (``cudnn.benchmark``: the input size is fixed
-    for a run and only the last, partial batch of a split has another batch size, so each phase
-    autotunes at most two shapes); with ``amp: off``, float32 matmuls and convolutions use TF32
+    for a run and every training batch has the recipe's batch size, so training autotunes one shape;
+    evaluation's last, partial batch adds at most one more); with ``amp: off``, float32 matmuls and convolutions use TF32
     (``torch.set_float32_matmul_precision("high")``; cuDNN convolutions use TF32 by torch's default).
     """
     det, det_warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
@@ -252,21 +254,6 @@ def _backend_flags(device: torch.device, amp_dtype: torch.dtype | None = None) -
         torch.utils.deterministic.fill_uninitialized_memory = fill
         torch.backends.cudnn.benchmark = bench
         torch.set_float32_matmul_precision(matmul)
-
-
-def channel_stats(images: torch.Tensor, idx: np.ndarray, chunk: int = 1024) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of the uint8 images [N, C, H, W] at ``idx``, in the [0, 1] scale."""
-    c = images.shape[1]
-    s = torch.zeros(c, dtype=torch.float64)
-    s2 = torch.zeros(c, dtype=torch.float64)
-    for i in range(0, len(idx), chunk):
-        x = images[torch.as_tensor(idx[i:i + chunk])].to(torch.float64).div_(255.0)
-        s += x.sum(dim=(0, 2, 3)).cpu()
-        s2 += x.square().sum(dim=(0, 2, 3)).cpu()
-    n = len(idx) * images.shape[2] * images.shape[3]
-    mean = s / n
-    std = (s2 / n - mean.square()).clamp_min(1e-12).sqrt()
-    return mean.tolist(), std.tolist()
 
 
 def _class_weights(recipe: Recipe, train_labels: torch.Tensor, classes: Sequence[str]) -> torch.Tensor | None:
@@ -296,6 +283,24 @@ def _optimizer(model: nn.Module, recipe: Recipe, device: torch.device) -> torch.
         )
     cls = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
     return cls(params, lr=recipe.lr, weight_decay=recipe.weight_decay, **speed)
+
+
+def compile_model(model: nn.Module, recipe: Recipe, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``model`` itself, or ``torch.compile(model)`` in the recipe's ``compile_mode`` when ``recipe.compile``.
+
+    ``reduce-overhead`` (CUDA graphs) needs CUDA: elsewhere it compiles in mode ``default`` and warns.
+    ``trace-only`` compiles with backend ``eager`` (TorchDynamo graphs, no generated code).
+    """
+    if not recipe.compile:
+        return model
+    mode = recipe.compile_mode
+    if mode == "trace-only":
+        return torch.compile(model, backend="eager")
+    if mode == "reduce-overhead" and device.type != "cuda":
+        warnings.warn(f"compile_mode reduce-overhead captures CUDA graphs and needs CUDA; on {device.type} the model "
+                      "is compiled in mode default", stacklevel=2)
+        mode = "default"
+    return torch.compile(model, mode=mode)
 
 
 def _alpha_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
@@ -384,6 +389,7 @@ class _Ctx:
     std: list[float]
     class_weights: torch.Tensor | None
     alpha_params: dict[str, nn.Parameter]
+    cuda_graphs: bool = False
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
@@ -468,7 +474,7 @@ def _setup(spec: ArchSpec | None, recipe: Recipe, data: ImageDataset, seed: int,
 
         mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
     else:
-        mean, std = channel_stats(images_cpu, train_np)
+        mean, std = cached_channel_stats(data, train_np)
 
     amp_dtype = _amp_dtype(recipe, dev)
     channels_last = use_channels_last(recipe.channels_last, dev, amp_dtype)
@@ -476,11 +482,11 @@ def _setup(spec: ArchSpec | None, recipe: Recipe, data: ImageDataset, seed: int,
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     n_train, bs = len(train_np), recipe.batch_size
-    steps = n_train // bs + (1 if n_train % bs >= 2 else 0)
+    steps = max(1, n_train // bs)  # whole batches only: the last partial one is dropped (see train())
     if max_steps_per_epoch is not None:
         steps = max(1, min(steps, max_steps_per_epoch))
     ctx = _Ctx(
-        model=model, forward=torch.compile(model) if recipe.compile else model,
+        model=model, forward=compile_model(model, recipe, dev),
         images=images_cpu.to(dev), labels=labels_cpu.to(dev), device=dev, amp_dtype=amp_dtype,
         channels_last=channels_last, eval_tf=make_eval_transform(mean, std),
         train_tf=make_train_transform(recipe.augment, mean, std, crop_pad=recipe.crop_pad),
@@ -489,6 +495,7 @@ def _setup(spec: ArchSpec | None, recipe: Recipe, data: ImageDataset, seed: int,
         train_idx=torch.as_tensor(train_np, device=dev), val_idx=torch.as_tensor(val_np, device=dev),
         test_idx=torch.as_tensor(test_np, device=dev), splits=(train_np, val_np, test_np), steps=steps,
         mean=mean, std=std, class_weights=weights, alpha_params=_alpha_parameters(model),
+        cuda_graphs=recipe.compile and recipe.compile_mode == "reduce-overhead" and dev.type == "cuda",
     )
     optimizer = _optimizer(model, recipe, dev)
     group_wd = {id(p): float(g["weight_decay"]) for g in optimizer.param_groups for p in g["params"]}
@@ -523,7 +530,10 @@ def train_one_epoch(ctx: _Ctx, state: TrainState, recipe: Recipe, epoch: int, ba
     first_bad = torch.full((), -1, dtype=torch.long, device=dev)
     seen = 0
     model.train()
+    mark_step = ctx.cuda_graphs and torch.compiler.cudagraph_mark_step_begin
     for step in range(steps):
+        if mark_step:
+            mark_step()  # a new iteration: the previous step's CUDA-graph outputs may be overwritten
         idx = perm[step * bs:(step + 1) * bs]
         x = ctx.layout(ctx.train_tf(ctx.images[idx], state.aug_generator))
         y = ctx.labels[idx]
@@ -603,6 +613,10 @@ def train(
     best). ``model`` (optional) is trained in place instead of ``build_model(spec)``.
     ``resume_state`` is a ``TrainState.checkpoint()`` of the same spec/recipe/seed; training continues
     from the epoch after it. ``max_steps_per_epoch`` caps the training batches per epoch (benchmarks).
+    Every training step takes ``batch_size`` images: each epoch's last ``len(train) % batch_size``
+    images of its shuffled order are left out (a fresh order each epoch, so every image is trained on),
+    which keeps one batch shape for torch.compile and cuDNN autotuning; a training split smaller than
+    one batch is one step of all of it. Validation and test use every image.
     ``evaluate=False`` skips validation, testing and profiling (throughput measurements): the val
     columns are NaN, the last epoch counts as the best, and the test metrics are None.
     History rows hold ``alpha/<block>`` (the learned ``sigmoid(a)``) and ``alpha_decay_only/<block>``
