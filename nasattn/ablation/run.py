@@ -133,7 +133,7 @@ def _experiment_name(out: Path, configs: list[dict[str, Any]], resume: bool, ret
 
 def prepare_data(loaded: LoadedAblation, console: Console | None = None) -> str | None:
     """Resolve the data source, fill the decoded cache at the base's input size and check the split, once."""
-    from nasattn.data.prepare import prepare_data as prepare
+    from nasattn.engine.prepare import prepare_data as prepare
 
     spec, recipe = loaded.base()
     own_weights = "class_weights" in loaded.ablation.recipe  # the file's own, not a preset's (those adapt)

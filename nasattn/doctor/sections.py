@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import nasattn
+from nasattn.doctor.env import child_env
 from nasattn.doctor.record import Recorder
 
 AMPS = ("bf16", "fp16", "off")
@@ -381,8 +382,6 @@ def section_packing(ctx: Context) -> None:
     for n in counts:
         def pack(n: int = n) -> dict[str, Any]:
             arg = json.dumps({**asdict(ctx), "deadline": None, "section": "pack-worker"})
-            from nasattn.doctor.runner import child_env
-
             env = child_env(OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // n)))
             t0 = time.time()
             procs = [subprocess.Popen([sys.executable, "-m", "nasattn.doctor.sections", "pack-worker", arg, preset, str(steps)],

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from nasattn.say import say
 from nasattn.config import ConfigError, NasattnError
 from nasattn.presets import list_presets
-from nasattn.fidelity.zero_cost import ZC_COLUMNS
+from nasattn.engine.zero_cost import ZC_COLUMNS
 from nasattn.stats import correlation, not_retrained, regret, summarize, top_k_overlap
 from nasattn.schema import (
     AGREEMENT_CSV, DONE_MARKER, ERROR_FILE, EXPERIMENT, FIDELITY_BASE_PRESET, FIDELITY_CSV, FIDELITY_DIR,
@@ -581,7 +581,7 @@ def write_outputs(plan: FidelityPlan, rows: list[dict[str, Any]], *, console: Co
                             counts=counts, wall_s=wall_s)
     if report:
         try:
-            from nasattn.fidelity.report import render_fidelity
+            from nasattn.report.fidelity import render_fidelity
 
             result.report = render_fidelity(plan.out).write(plan.out / REPORT_FILE)
         except Exception as e:  # noqa: BLE001 - the CSVs stand without their report

@@ -22,7 +22,7 @@ from typing import Any
 from ray.tune import Callback, Stopper
 
 from nasattn.schema import HISTORY_FILE, STOPPED_FILE, TUNE_BOOKKEEPING, TrialStatus, VAL_ACCURACY_LAST
-from nasattn.search.storage import create_or_load_study, open_storage, redact, storage_url  # noqa: F401 - re-exported
+from nasattn.study_storage import create_or_load_study, open_storage, redact, storage_url  # noqa: F401 - re-exported
 
 # Metrics that are not copied into user attributes: Tune's bookkeeping (its run time is kept) and ``final``.
 _SKIP = (TUNE_BOOKKEEPING - {"time_total_s"}) | {"final"}

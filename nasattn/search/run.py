@@ -151,7 +151,7 @@ def check_resume(out: Path, loaded: LoadedStudy) -> str:
 
 def prepare_data(loaded: LoadedStudy, console: Console | None = None) -> str | None:
     """Resolve the data source, fill the decoded cache at the space's input size and check the split, once."""
-    from nasattn.data.prepare import prepare_data as prepare
+    from nasattn.engine.prepare import prepare_data as prepare
 
     data, line = prepare(loaded.resolved_data(), download=loaded.study.download, image_size=loaded.space.input_size,
                          recipe=loaded.study.train.recipe, recipe_field="train.recipe.class_weights",
@@ -317,7 +317,7 @@ def pick_best(study: optuna.Study, metric_names: list[str]) -> optuna.trial.Froz
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         return None
-    from nasattn.search.rows import pareto_numbers
+    from nasattn.study_rows import pareto_numbers
 
     front = pareto_numbers(study) if len(metric_names) > 1 else set()
     pool = [t for t in complete if t.number in front] if front else complete
@@ -330,7 +330,7 @@ def write_outputs(loaded: LoadedStudy, url: str, name: str, console: Console | N
     import optuna
 
     from nasattn.search.recorder import open_storage
-    from nasattn.search.rows import study_rows
+    from nasattn.study_rows import study_rows
     from nasattn.tune import write_rows_csv
 
     out = loaded.output

@@ -162,7 +162,7 @@ def _train_trial(config: dict[str, Any]) -> None:
     if config.get("measure_latency"):
         static["latency_ms"] = 1000 * measure_latency(model, spec.input_size, spec.in_channels, device)
     if int(config.get("zero_cost_batch", 64) or 0) > 0:  # training-free scores at initialisation (trials.csv zc_*)
-        from nasattn.fidelity.zero_cost import score_batch, zero_cost_scores
+        from nasattn.engine.zero_cost import score_batch, zero_cost_scores
 
         static.update(zero_cost_scores(model, *score_batch(dataset.images, dataset.labels, int(config.get("zero_cost_batch", 64)))))
 

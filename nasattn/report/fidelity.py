@@ -8,8 +8,9 @@ from typing import Any
 
 import pandas as pd
 
-from nasattn.schema import AGREEMENT_CSV, FIDELITY_CSV, FIDELITY_JSON, PAIRED_CSV, TrialStatus, fidelity_high, fidelity_low
+from nasattn.presets import list_presets
 from nasattn.report.html import Page, fmt_count, fmt_num, fmt_pct, is_number
+from nasattn.schema import AGREEMENT_CSV, FIDELITY_CSV, FIDELITY_JSON, PAIRED_CSV, TrialStatus, fidelity_high, fidelity_low
 from nasattn.stats import correlation
 
 
@@ -80,7 +81,6 @@ def scatter(df: pd.DataFrame, metric: str, low_label: str, high_label: str):
     if d.empty:
         return None
     fig = go.Figure()
-    from nasattn.presets import list_presets
 
     is_preset = d["preset"].fillna("").astype(str).isin(list_presets())
     for mask, name, symbol, size in ((~is_preset, "searched trials", "circle", 9), (is_preset, "presets", "star", 16)):
