@@ -41,8 +41,9 @@ def search(
 def _search(study_file: Path, overrides: list[str] | None, resume: bool, out: Path | None, live: bool | None,
             data: str | None = None, download: bool = False) -> None:
     from nasattn.examples import resolve_study
-    from nasattn.rundir import check_output_folder, lock_run_folder
+    from nasattn.rundir import check_output_folder, current_command, lock_run_folder
     from nasattn.search.run import SearchFailed, run_search
+    from nasattn.search.secrets import mask_secrets
     from nasattn.search.study import load_study
 
     given, study_file = study_file, resolve_study(study_file)
@@ -66,7 +67,7 @@ def _search(study_file: Path, overrides: list[str] | None, resume: bool, out: Pa
         highlight=False, soft_wrap=True,
     )
     try:
-        with lock_run_folder(loaded.output):
+        with lock_run_folder(loaded.output, mask_secrets(current_command())):
             result = run_search(loaded, resume=resume, console=console, live=live)
     except SearchFailed as e:
         raise fail(str(e), code=1) from None
@@ -76,7 +77,7 @@ def _search(study_file: Path, overrides: list[str] | None, resume: bool, out: Pa
         again = ["nasattn", "search", shlex.quote(str(given)), *[f"--set {shlex.quote(o)}" for o in overrides or []],
                  *([f"--data {shlex.quote(data)}"] if data else []), "--out", shlex.quote(str(loaded.output)), "--resume"]
         console.print(f"wrote {result.trials_csv}" + (f", {result.report}" if result.report else ""), highlight=False)
-        interrupted_line(result, finished, " ".join(again))
+        interrupted_line(result, finished, mask_secrets(" ".join(again)))
     console.print(f"finished: {counts} | wall {result.wall_s:.0f}s (Ray start {result.ray_start_s:.1f}s)"
                   + (f" | {result.rejected} samples rejected by constraints" if result.rejected else ""))
     if result.best:
