@@ -19,7 +19,8 @@ from nasattn.config import ConfigError
 from nasattn.search.recorder import StudyLedger
 from nasattn.search.resume import RESUMED, TIME_ATTR, resume_scheduler, run_records, unfinished_checkpoints
 from nasattn.search.searcher import SpaceSearch, TrialConfigFactory
-from nasattn.search.storage import create_or_load_study
+from nasattn.search.secrets import mask_secrets, mask_url
+from nasattn.search.storage import create_or_load_study, storage_url
 from nasattn.search.study import load_study
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -142,3 +143,223 @@ def test_a_resumed_scheduler_stops_the_trials_the_uninterrupted_one_stops(cls):
 
     forgetful = _play(_scheduler(cls), range(3, 6), session="s2", after={3: 1})  # a resume without the rungs
     assert before | forgetful != uninterrupted
+
+
+# ------------------------------------------------------------------------------ secrets
+PASSWORD = "S3cretPw"
+PG_URL = f"postgresql+psycopg2://nas:{PASSWORD}@127.0.0.1:1/study"
+
+
+def test_urls_are_masked_by_sqlalchemys_parser_wherever_they_appear():
+    assert mask_url(PG_URL) == "postgresql+psycopg2://nas:***@127.0.0.1:1/study"
+    assert mask_url("sqlite:////tmp/a.db") == "sqlite:////tmp/a.db" and mask_url("journal:/x.log") == "journal:/x.log"
+    line = f"nasattn search s.yaml --set storage={PG_URL} --set ray.address=ray://me:{PASSWORD}@head:10001 --out x"
+    masked = mask_secrets({"command": line, "nested": [PG_URL, 3]})
+    assert PASSWORD not in json.dumps(masked) and masked["nested"][1] == 3
+    assert masked["command"].endswith("ray://me:***@head:10001 --out x")
+
+
+def _all_text(folder: Path) -> str:
+    return "\n".join(p.read_bytes().decode("latin-1") for p in folder.rglob("*") if p.is_file())
+
+
+def test_the_run_record_study_copy_lock_and_tunes_pickles_keep_no_password(tmp_path, monkeypatch):
+    from nasattn.rundir import lock_run_folder
+    from nasattn.search.run import _saved_study, check_resume, start_record
+
+    monkeypatch.setattr(sys, "argv", ["nasattn", "search", "s.yaml", "--set", f"storage={PG_URL}"])
+    loaded = load_study(_study(tmp_path), {"storage": PG_URL})
+    out = loaded.output
+    with lock_run_folder(out, mask_secrets(" ".join(sys.argv))):
+        (out / "tune").mkdir()
+        start_record(out, loaded)
+        _saved_study(out, loaded)
+        (out / "tune" / "ledger.pkl").write_bytes(pickle.dumps(StudyLedger(PG_URL, "s", "r1")))  # as Tune pickles callbacks
+        assert PASSWORD not in _all_text(out)
+        lock = out / ".nasattn.lock"
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+    assert lock.read_text() == ""  # released: no pid of an ended process is left
+    for name in ("run.json", "study.yaml", ".nasattn.lock"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o600, name
+    assert json.loads((out / "run.json").read_text())["study"]["storage"] == mask_url(PG_URL)
+    assert check_resume(out, load_study(_study(tmp_path), {"storage": PG_URL})) is not None  # same URL: resumable
+
+
+def test_the_storage_url_can_come_from_an_environment_variable_named_in_the_study(tmp_path, monkeypatch):
+    loaded = load_study(_study(tmp_path), {"storage": {"url_env": "NASATTN_TEST_STORAGE"}})
+    monkeypatch.setenv("NASATTN_TEST_STORAGE", PG_URL)
+    assert storage_url(loaded.study.storage, tmp_path) == PG_URL
+    assert storage_url({"url_env": "NASATTN_TEST_STORAGE"}, tmp_path) == PG_URL  # as study.yaml keeps it
+    monkeypatch.delenv("NASATTN_TEST_STORAGE")
+    with pytest.raises(ConfigError, match="NASATTN_TEST_STORAGE is not set"):
+        storage_url(loaded.study.storage, tmp_path)
+    with pytest.raises(ConfigError, match="url_env"):
+        load_study(_study(tmp_path), {"storage": {"url_env": "NOT A NAME"}})
+
+
+def test_a_search_refused_over_its_storage_writes_nothing_and_shows_no_password(tmp_path):
+    from typer.testing import CliRunner
+
+    from nasattn.cli.main import app
+
+    out = tmp_path / "refused"
+    res = CliRunner().invoke(app, ["search", str(_study(tmp_path)), "--set", f"storage={PG_URL}", "--out", str(out),
+                                   "--no-live"])
+    assert res.exit_code == 2, res.output
+    assert "cannot open" in res.output and PASSWORD not in res.output and "Traceback" not in res.output
+    assert not out.exists()  # no run.json: the same command works once the storage does
+
+
+def test_an_empty_or_foreign_study_db_is_a_clear_error(tmp_path):
+    from nasattn.search.run import check_resume, start_record
+
+    loaded = load_study(_study(tmp_path))
+    out = loaded.output
+    (out / "tune").mkdir(parents=True)
+    start_record(out, loaded)
+    url = f"sqlite:///{out / 'study.db'}"
+    (out / "study.db").write_bytes(b"")
+    with pytest.raises(ConfigError, match="study.db: is empty"):
+        check_resume(out, loaded, url)
+    (out / "study.db").write_text("not a database\n")
+    with pytest.raises(ConfigError, match="is not an SQLite database"):
+        check_resume(out, loaded, url)
+    with pytest.raises(ConfigError, match="is not an SQLite database"):
+        create_or_load_study(url, "s", ["maximize"])
+
+
+def test_the_psycopg2_hint_only_when_psycopg2_is_missing(monkeypatch):
+    from nasattn.search import storage
+
+    assert storage._missing_driver_hint(PG_URL, ImportError("no module")) == ""  # installed here
+    monkeypatch.setattr(storage.importlib.util, "find_spec", lambda name: None)
+    assert "pip install psycopg2-binary" in storage._missing_driver_hint(PG_URL, ImportError("no module"))
+    assert storage._missing_driver_hint(PG_URL, OSError("refused")) == ""
+
+
+def test_a_moved_folder_whose_storage_is_inside_the_original_is_refused(tmp_path):
+    from nasattn.search.run import RUN_FILE, check_resume, start_record
+
+    original = tmp_path / "a"
+    loaded = load_study(_study(tmp_path), {"storage": f"sqlite:///{original / 'study.db'}"}, output=original)
+    (original / "tune").mkdir(parents=True)
+    start_record(original, loaded)
+    moved = tmp_path / "b"
+    original.rename(moved)
+    again = load_study(_study(tmp_path), {"storage": f"sqlite:///{original / 'study.db'}"}, output=moved)
+    with pytest.raises(ConfigError, match="would write into the original"):
+        check_resume(moved, again, storage_url(again.study.storage, moved))
+    assert json.loads((moved / RUN_FILE).read_text())["folder"] == str(original)
+
+
+def test_no_module_a_search_folder_reaches_loads_pickles_or_restores_tune_state():
+    """Resume, report and fidelity read run folders: none of their modules may unpickle (the end-to-end
+    resume test plants payloads to check the same at run time)."""
+    root = Path(__file__).resolve().parents[1] / "nasattn"
+    forbidden = ("pickle.load", "cloudpickle", "Tuner.restore", "restore_from_dir", "joblib.load", "weights_only=False")
+    for sub in ("search", "report", "fidelity", "tune/trainable.py", "cli/search_cmd.py", "cli/report_cmd.py"):
+        for path in (root / sub).rglob("*.py") if (root / sub).is_dir() else [root / sub]:
+            text = path.read_text()
+            assert not [f for f in forbidden if f in text], path
+            assert text.count("torch.load(") == text.count("weights_only=True"), path
+
+
+class _Payload:
+    """Unpickling this creates ``path``: the marker of code run from a run folder."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.path}",))
+
+
+def _plant(folder: Path, marker: Path) -> list[Path]:
+    """A payload in every pickle a Tune experiment folder holds (and a searcher state Tune would restore)."""
+    targets = [p for p in folder.rglob("*.pkl")] + [folder / "searcher-state-planted.pkl"]
+    for p in targets:
+        p.write_bytes(pickle.dumps(_Payload(marker)))
+    return targets
+
+
+def test_a_planted_checkpoint_is_refused_by_the_trainables_weights_only_load(tmp_path):
+    from nasattn.tune.trainable import STATE_FILE, _load_state
+
+    marker = tmp_path / "ran"
+    (tmp_path / STATE_FILE).write_bytes(pickle.dumps(_Payload(marker)))
+    with pytest.raises(pickle.UnpicklingError):
+        _load_state(str(tmp_path))
+    assert not marker.exists()
+
+
+@pytest.mark.slow
+def test_an_interrupted_search_moved_copied_and_resumed_stops_what_the_uninterrupted_one_stops(tmp_path):
+    import hashlib
+    import shutil
+    import signal
+    import subprocess
+    import time
+
+    from test_search import NASATTN, _rows, _run
+
+    good = {"stages.width.base": 8, "attention": "none", "recipe.lr": 0.01}
+    bad = {**good, "recipe.lr": 1.0e8}  # stays at chance level: ASHA stops it at its first rung
+    fields = dict(seeds={"points": [good, bad, {**good, "attention": "se"}, {**bad, "attention": "se"}]},
+                  early_stopping={"type": "asha", "grace_period": 1, "reduction_factor": 2},
+                  budget={"trials": 4, "epochs": 3, "max_steps_per_epoch": 3},
+                  resources={"cpus_per_trial": 1, "max_concurrent": 1})
+    (tmp_path / "u").mkdir()
+    (tmp_path / "i").mkdir()
+    whole = _run(["search", str(_study(tmp_path / "u", **fields)), "--no-live"])
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    stopped_whole = {r["number"] for r in _rows(tmp_path / "u" / "out") if r["state"] == "PRUNED"}
+    assert stopped_whole and len(stopped_whole) < 4
+
+    study = _study(tmp_path / "i", **fields)
+    out = tmp_path / "i" / "out"
+    url = f"sqlite:///{out / 'study.db'}"
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "COLUMNS": "160"}
+    proc = subprocess.Popen([*NASATTN, "search", str(study), "--no-live"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+    try:  # interrupt once a trial has finished and another has a checkpoint
+        deadline = time.time() + 400
+        while time.time() < deadline:
+            time.sleep(0.5)
+            try:
+                trials = optuna.load_study(study_name="tiny", storage=url).trials
+            except Exception:  # noqa: BLE001 - not created yet
+                continue
+            if any(t.state.is_finished() for t in trials) and any(
+                    not t.state.is_finished() and list((out / "tune").glob(f"{t.number}-*/checkpoint_*")) for t in trials):
+                break
+        proc.send_signal(signal.SIGINT)
+        text, _ = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, text
+    unfinished = [t.number for t in optuna.load_study(study_name="tiny", storage=url).trials if not t.state.is_finished()]
+    on_disk = sum(1 for n in unfinished if list((out / "tune").glob(f"{n}-*/checkpoint_*")))
+    assert on_disk >= 1 and f"{on_disk} checkpointed" in text, text  # counts the checkpoints that exist
+
+    moved, copy = tmp_path / "i" / "moved", tmp_path / "i" / "copy"
+    out.rename(moved)  # mv, then cp -a of the moved folder: the paths recorded inside point to neither
+    subprocess.run(["cp", "-a", str(moved), str(copy)], check=True)
+    marker = tmp_path / "code-ran"
+    assert len(_plant(copy / "tune", marker)) >= 3
+    db_before = hashlib.sha256((moved / "study.db").read_bytes()).hexdigest()
+
+    res = _run(["search", str(study), "--out", str(copy), "--resume", "--no-live"])
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert f"({on_disk} from a checkpoint)" in res.stdout
+    report = _run(["report", str(copy)])
+    assert not marker.exists(), "a pickle from the run folder was loaded"
+    assert report.returncode == 0, report.stdout + report.stderr
+    assert not out.exists() and hashlib.sha256((moved / "study.db").read_bytes()).hexdigest() == db_before
+    rows = _rows(copy)
+    assert len(rows) == 4 and all(Path(r["run_dir"]).parent == copy / "trials" for r in rows)
+    assert {r["number"] for r in rows if r["state"] == "PRUNED"} == stopped_whole
+    assert {r["state"] for r in rows} <= {"COMPLETE", "PRUNED"}
+    assert (copy / ".nasattn.lock").read_text() == ""
+    shutil.rmtree(moved)

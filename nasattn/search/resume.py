@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ray.tune.schedulers import AsyncHyperBandScheduler, HyperBandScheduler, MedianStoppingRule
+from ray.tune.schedulers import AsyncHyperBandScheduler, MedianStoppingRule
 
 from nasattn.search.recorder import trial_number
 
@@ -109,15 +109,13 @@ class ResumedASHA(ReplayOnAdd, AsyncHyperBandScheduler):
     """ASHA continuing a run (see :class:`ReplayOnAdd`)."""
 
 
-class ResumedHyperBand(ReplayOnAdd, HyperBandScheduler):
-    """HyperBand continuing a run (see :class:`ReplayOnAdd`)."""
-
-
 class ResumedMedian(ReplayOnAdd, MedianStoppingRule):
     """The median stopping rule continuing a run (see :class:`ReplayOnAdd`)."""
 
 
-RESUMED = {AsyncHyperBandScheduler: ResumedASHA, HyperBandScheduler: ResumedHyperBand, MedianStoppingRule: ResumedMedian}
+# Schedulers whose state is rebuilt from recorded epochs. HyperBand is not: its synchronous brackets pause
+# and stop live trials through the controller, which trials of an earlier session cannot stand in for.
+RESUMED = {AsyncHyperBandScheduler: ResumedASHA, MedianStoppingRule: ResumedMedian}
 
 
 def resume_scheduler(scheduler: Any, records: list[Any], resume_from: dict[int, str]) -> Any:

@@ -69,7 +69,7 @@ def _scheduler(loaded: LoadedStudy, resumed: bool = False):
         cls, kw = MedianStoppingRule, dict(grace_period=es.grace_period, min_samples_required=es.min_samples_required)
     else:
         return None
-    return (RESUMED[cls] if resumed else cls)(**kw, **common)
+    return (RESUMED.get(cls, cls) if resumed else cls)(**kw, **common)
 
 
 def _trainable(loaded: LoadedStudy):
@@ -275,7 +275,7 @@ def _fit(loaded: LoadedStudy, data: str | None, ledger: Any, records: list[Any],
 
     from nasattn.interrupt import tune_interrupts
     from nasattn.search.recorder import FailureGuard, StudyRecorder
-    from nasattn.search.resume import resume_scheduler
+    from nasattn.search.resume import ReplayOnAdd, resume_scheduler
     from nasattn.search.searcher import trial_dirname
     from nasattn.tune.progress import TrialTable
 
@@ -287,7 +287,7 @@ def _fit(loaded: LoadedStudy, data: str | None, ledger: Any, records: list[Any],
         say(console, f"{ray_started.summary}; up to {conc} trial{'' if conc == 1 else 's'} at once")
         searcher = _searcher(loaded, data, ledger, records, resume_from)
         scheduler = _scheduler(loaded, resumed=bool(records))
-        if scheduler is not None and records:
+        if isinstance(scheduler, ReplayOnAdd):
             resume_scheduler(scheduler, records, resume_from)
         guard = FailureGuard(min(study.budget.abort_after_failures, num_samples))
         table = TrialTable(total=study.budget.trials, concurrency=conc, time_budget_s=study.budget.time_limit,
