@@ -218,6 +218,8 @@ def test_an_empty_or_foreign_study_db_is_a_clear_error(tmp_path):
     (out / "tune").mkdir(parents=True)
     start_record(out, loaded)
     url = f"sqlite:///{out / 'study.db'}"
+    with pytest.raises(ConfigError, match="study.db is missing"):
+        check_resume(out, loaded, url)
     (out / "study.db").write_bytes(b"")
     with pytest.raises(ConfigError, match="study.db: is empty"):
         check_resume(out, loaded, url)

@@ -133,7 +133,7 @@ def start_record(out: Path, loaded: LoadedStudy) -> str:
 def check_resume(out: Path, loaded: LoadedStudy, url: str | None = None) -> str:
     """The run id to continue; ConfigError unless ``out`` holds a run of exactly this study whose study
     database is readable, and (a moved or copied folder) whose storage is not the original folder's."""
-    from nasattn.search.storage import check_existing_sqlite
+    from nasattn.search.storage import check_existing_sqlite, sqlite_path
 
     run_file = out / RUN_FILE
     if not out.is_dir():
@@ -155,8 +155,12 @@ def check_resume(out: Path, loaded: LoadedStudy, url: str | None = None) -> str:
             f"its study (budget included); resume with the original study file, or start a new search in another --out"
         )
     if url is not None:
-        check_existing_sqlite(url)
         _check_not_elsewhere(out, record.get("folder"), url)
+        db = sqlite_path(url)
+        if db is not None and not db.is_file():
+            raise ConfigError(f"--resume: {db} is missing: the run's trials are recorded there, so there is nothing "
+                              "to continue from (restore the file, or start a new search in another --out)")
+        check_existing_sqlite(url)
     return run_id
 
 
