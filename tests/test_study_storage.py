@@ -85,24 +85,6 @@ def test_ledger_finishes_records_in_place_with_real_times_and_last_values(tmp_pa
     assert "lr" not in rows[0] and rows[0]["param.recipe.lr"] in (0.01, 1e8)
 
 
-def test_searcher_state_survives_save_and_restore(tmp_path):
-    """Resume relies on this: a restored searcher draws exactly what the original would have drawn next."""
-    search = _searcher(tmp_path)
-    for tid in ("a", "b"):
-        search.suggest(tid)
-    search.on_trial_result("a", {"val_accuracy": 0.5, "epoch": 1})
-    search.on_trial_complete("a", {"val_accuracy": 0.6, "epoch": 2, "final": True})
-    search.on_trial_complete("b", {"val_accuracy": 0.2, "epoch": 1, "final": False})  # stopped early
-    search.save(str(tmp_path / "searcher.pkl"))
-    expected = [search.suggest(t)["optuna"]["params"] for t in ("c", "d", "e")]
-    restored = _searcher(tmp_path, seed=99)  # another sampler state until restored
-    restored.restore(str(tmp_path / "searcher.pkl"))
-    assert len(restored.study.trials) == 2
-    states = {t.number: (t.state, t.values, t.intermediate_values) for t in restored.study.trials}
-    assert states[0] == (State.COMPLETE, [0.6], {1: 0.5}) and states[1][0] == State.PRUNED
-    assert [restored.suggest(t)["optuna"]["params"] for t in ("c", "d", "e")] == expected
-
-
 def test_constraint_rejections_are_resampled_without_a_tune_trial(tmp_path):
     loaded = load_study(_study(tmp_path, space={**TINY_SPACE, "constraints": {"params": [None, 3000]}}))
     factory = TrialConfigFactory(loaded.space, {}, {}, epochs=1)
