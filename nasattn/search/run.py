@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from nasattn.say import say
 from nasattn.schema import (
-    ARCH_FILE, EXPERIMENT, HISTORY_FILE, METRICS_FILE, MODEL_FILE, PREDICTIONS_FILE, RUN_JSON, STUDY_FILE,
+    ARCH_FILE, EXPERIMENT, HISTORY_FILE, METRICS_FILE, MODEL_FILE, PREDICTIONS_FILE, RECIPE_FILE, RUN_JSON, STUDY_FILE,
+    TRIALS_CSV,
     VAL_ACCURACY_LAST, ExitCode, TrialStatus,
 )
 from nasattn.config import ConfigError, NasattnError, to_yaml
@@ -387,7 +388,7 @@ def write_outputs(loaded: LoadedStudy, url: str, name: str, console: Console | N
     for row in rows:  # folders as they are now (the run folder may have been moved since a trial ran)
         if row.get("run_dir"):
             row["run_dir"] = str(_local_run_dir(out, row["number"]))
-    trials_csv = write_rows_csv(rows, out / "trials.csv")
+    trials_csv = write_rows_csv(rows, out / TRIALS_CSV)
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["status"] or r["state"]] = counts.get(r["status"] or r["state"], 0) + 1
@@ -406,7 +407,7 @@ def write_outputs(loaded: LoadedStudy, url: str, name: str, console: Console | N
                 f"widths before width_mult {loaded.study.train.width_mult:g}\n" + to_yaml(arch)
             )
         if recipe is not None:
-            (best_dir / "recipe.yaml").write_text(to_yaml(recipe))
+            (best_dir / RECIPE_FILE).write_text(to_yaml(recipe))
         run_dir = _local_run_dir(out, best.number) if best.user_attrs.get("run_dir") else None
         metrics: dict[str, Any] = {}
         if run_dir and (Path(run_dir) / METRICS_FILE).is_file():
