@@ -2,7 +2,8 @@
 
 The lock is ``fcntl.flock`` on ``DIR/.nasattn.lock``. The operating system releases it when the holder
 exits, however it exits (``kill -9`` included), so a stale lock file never blocks a resume; the file
-only records the last holder's pid and command for the message a second run gets.
+(mode 0600) records the holder's pid and command for the message a second run gets, and is emptied
+when the holder releases it.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def lock_run_folder(folder: str | os.PathLike[str], command: str | None = None) 
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # O_CLOEXEC by default: children do not inherit it
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # O_CLOEXEC by default: children do not inherit it
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -85,6 +86,7 @@ def lock_run_folder(folder: str | os.PathLike[str], command: str | None = None) 
         if created and os.listdir(folder) == [LOCK_FILE]:
             os.unlink(path)
             folder.rmdir()
+        os.ftruncate(fd, 0)  # no pid of a process that has ended is left behind; the file stays for flock
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 

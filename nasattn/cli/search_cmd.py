@@ -45,8 +45,9 @@ def search(
 def _search(study_file: Path, overrides: list[str] | None, resume: bool, out: Path | None, live: bool | None,
             data: str | None = None, download: bool = False, dry_run: bool = False) -> None:
     from nasattn.examples import resolve_study
-    from nasattn.rundir import check_output_folder, lock_run_folder, resume_command
+    from nasattn.rundir import check_output_folder, current_command, lock_run_folder, resume_command
     from nasattn.search.run import run_search
+    from nasattn.search.secrets import mask_secrets
     from nasattn.search.study import load_study
 
     study_file = resolve_study(study_file)
@@ -73,13 +74,13 @@ def _search(study_file: Path, overrides: list[str] | None, resume: bool, out: Pa
         f"output {loaded.output}" + (" | resume" if resume else ""),
         highlight=False, soft_wrap=True,
     )
-    with lock_run_folder(loaded.output):
+    with lock_run_folder(loaded.output, mask_secrets(current_command())):
         result = run_search(loaded, resume=resume, console=console, live=live)  # SearchFailed: exit 1
     counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(result.counts.items()))
     if result.interrupted:
         finished = sum(result.counts.get(k, 0) for k in (TrialStatus.COMPLETE, TrialStatus.STOPPED, TrialStatus.FAILED))
         console.print(f"wrote {result.trials_csv}" + (f", {result.report}" if result.report else ""), highlight=False)
-        interrupted_line(result, finished, resume_command(loaded.output))
+        interrupted_line(result, finished, mask_secrets(resume_command(loaded.output)))
     console.print(f"finished: {counts} | wall {result.wall_s:.0f}s (Ray start {result.ray_start_s:.1f}s)"
                   + (f" | {result.rejected} samples rejected by constraints" if result.rejected else ""))
     if result.best:

@@ -57,7 +57,8 @@ class StudyLedger:
     """The persistent Optuna study of one run: opens, updates and finishes trial records in place.
 
     Records carry ``run_id`` and ``sampler_number`` (the in-memory searcher's trial number); opening
-    the same key again returns the existing record. Picklable: the storage is reopened lazily.
+    the same key again returns the existing record. Pickled (by Tune's experiment snapshot) without the
+    storage password; nasattn never loads such a pickle. The storage is reopened lazily.
 
     Public study API where Optuna has one: records are created with ``optuna.trial.create_trial`` +
     ``Study.add_trial`` and finished with ``Study.tell``. Three storage calls remain, because Optuna has
@@ -79,7 +80,8 @@ class StudyLedger:
         self.numbers: dict[int, int] | None = None  # sampler number -> study trial number
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**vars(self), "storage": None, "study": None, "numbers": None}
+        # Tune pickles its callbacks into the experiment folder: keep the storage password out of it
+        return {**vars(self), "url": redact(self.url), "storage": None, "study": None, "numbers": None}
 
     def connect(self) -> Any:
         """The loaded study (opened on first use)."""

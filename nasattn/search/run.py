@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from nasattn.say import say
 from nasattn.schema import (
     ARCH_FILE, EXPERIMENT, HISTORY_FILE, METRICS_FILE, MODEL_FILE, PREDICTIONS_FILE, RECIPE_FILE, RUN_JSON, STUDY_FILE,
-    TRIALS_CSV, VAL_ACCURACY_LAST, ExitCode, TrialStatus,
+    TRIALS_CSV,
+    VAL_ACCURACY_LAST, ExitCode, TrialStatus,
 )
 from nasattn.config import ConfigError, NasattnError, to_yaml
 from nasattn.search.study import LoadedStudy
@@ -57,18 +58,24 @@ def _directions(loaded: LoadedStudy) -> list[str]:
     return ["maximize" if m == "max" else "minimize" for m in loaded.study.modes]
 
 
-def _scheduler(loaded: LoadedStudy):
-    from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler, MedianStoppingRule
+def _scheduler(loaded: LoadedStudy, resumed: bool = False):
+    """The study's early-stopping rule on the epoch clock (None: none); ``resumed``: its Resumed* class."""
+    from ray.tune.schedulers import AsyncHyperBandScheduler, HyperBandScheduler, MedianStoppingRule
+
+    from nasattn.search.resume import RESUMED, SCHEDULER_METRIC, TIME_ATTR
 
     es, epochs = loaded.study.early_stopping, loaded.study.budget.epochs
-    common = dict(time_attr="training_iteration", metric=VAL_ACCURACY_LAST, mode="max")
+    common = dict(time_attr=TIME_ATTR, metric=SCHEDULER_METRIC, mode="max")
     if es.type == "asha":
-        return ASHAScheduler(max_t=epochs, grace_period=min(es.grace_period, epochs), reduction_factor=es.reduction_factor, **common)
-    if es.type == "hyperband":
-        return HyperBandScheduler(max_t=epochs, reduction_factor=es.reduction_factor, **common)
-    if es.type == "median":
-        return MedianStoppingRule(grace_period=es.grace_period, min_samples_required=es.min_samples_required, **common)
-    return None
+        cls, kw = AsyncHyperBandScheduler, dict(max_t=epochs, grace_period=min(es.grace_period, epochs),
+                                                reduction_factor=es.reduction_factor)
+    elif es.type == "hyperband":
+        cls, kw = HyperBandScheduler, dict(max_t=epochs, reduction_factor=es.reduction_factor)
+    elif es.type == "median":
+        cls, kw = MedianStoppingRule, dict(grace_period=es.grace_period, min_samples_required=es.min_samples_required)
+    else:
+        return None
+    return (RESUMED.get(cls, cls) if resumed else cls)(**kw, **common)
 
 
 def _trainable(loaded: LoadedStudy):
@@ -81,12 +88,13 @@ def _trainable(loaded: LoadedStudy):
 
 
 def _saved_study(out: Path, loaded: LoadedStudy) -> None:
-    """Write the resolved study (with its space inline) into the output folder, for the record and resume."""
-    data = loaded.study.model_dump(mode="json")
+    """Write the resolved study (space inline, secrets masked, mode 0600) into the output folder, for the record."""
+    from nasattn.search.secrets import mask_secrets, write_private
+
+    data = mask_secrets(loaded.study.model_dump(mode="json"))
     data["space"] = loaded.space_source
-    (out / STUDY_FILE).write_text(
-        f"# resolved study (from {loaded.source}); the search space is copied to space.yaml\n" + to_yaml(data)
-    )
+    write_private(out / STUDY_FILE,
+                  f"# resolved study (from {loaded.source}); the search space is copied to space.yaml\n" + to_yaml(data))
     src = Path(loaded.space_source.split(" (with --set)")[0].split(": space")[0])
     if src.is_file() and src.suffix in (".yaml", ".yml"):
         shutil.copyfile(src, out / "space.yaml")
@@ -99,9 +107,11 @@ RESUME_FREE = ("output", "report")
 
 def resolved_study(loaded: LoadedStudy) -> dict[str, Any]:
     """The study as the run uses it: every field (space resolved inline), minus RESUME_FREE."""
+    from nasattn.search.secrets import mask_secrets
+
     data = loaded.study.model_dump(mode="json")
     data["space"] = loaded.space.model_dump(mode="json")
-    return {k: v for k, v in data.items() if k not in RESUME_FREE}
+    return mask_secrets({k: v for k, v in data.items() if k not in RESUME_FREE})
 
 
 def study_fingerprint(resolved: dict[str, Any]) -> str:
@@ -112,21 +122,25 @@ def study_fingerprint(resolved: dict[str, Any]) -> str:
 
 
 def start_record(out: Path, loaded: LoadedStudy) -> str:
-    """Write ``run.json`` (run id, fingerprint, resolved study) for a new run; returns the run id."""
+    """Write ``run.json`` (run id, fingerprint, folder, masked command and study; mode 0600); returns the run id."""
     import uuid
+
+    from nasattn.rundir import current_command
+    from nasattn.search.secrets import mask_secrets, write_private
 
     resolved = resolved_study(loaded)
     run_id = uuid.uuid4().hex[:12]
-    from nasattn.rundir import current_command
-
     record = {"run_id": run_id, "fingerprint": study_fingerprint(resolved), "source": loaded.source,
-              "command": current_command(), "study": resolved}
-    (out / RUN_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n")
+              "folder": str(out), "command": mask_secrets(current_command()), "study": resolved}
+    write_private(out / RUN_FILE, json.dumps(record, indent=2, default=str) + "\n")
     return run_id
 
 
-def check_resume(out: Path, loaded: LoadedStudy) -> str:
-    """The run id to continue; ConfigError unless ``out`` holds a run of exactly this study."""
+def check_resume(out: Path, loaded: LoadedStudy, url: str | None = None) -> str:
+    """The run id to continue; ConfigError unless ``out`` holds a run of exactly this study whose study
+    database is readable, and (a moved or copied folder) whose storage is not the original folder's."""
+    from nasattn.search.storage import check_existing_sqlite, sqlite_path
+
     run_file = out / RUN_FILE
     if not out.is_dir():
         raise ConfigError(f"--resume: {out} does not exist; nothing to resume (drop --resume to start a search)")
@@ -146,7 +160,24 @@ def check_resume(out: Path, loaded: LoadedStudy) -> str:
             f"({record.get('source')}); fields that differ: {', '.join(changed)}. A resumed search keeps "
             f"its study (budget included); resume with the original study file, or start a new search in another --out"
         )
+    if url is not None:
+        _check_not_elsewhere(out, record.get("folder"), url)
+        db = sqlite_path(url)
+        if db is not None and not db.is_file():
+            raise ConfigError(f"--resume: {db} is missing: the run's trials are recorded there, so there is nothing "
+                              "to continue from (restore the file, or start a new search in another --out)")
+        check_existing_sqlite(url)
     return run_id
+
+
+def _check_not_elsewhere(out: Path, started_in: str | None, url: str) -> None:
+    """A ConfigError when a moved or copied folder's storage is a file inside the folder it was started in."""
+    if not started_in or Path(started_in) == out:
+        return
+    path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url[len("journal:"):] if url.startswith("journal:") else None
+    if path is not None and Path(path).resolve().is_relative_to(Path(started_in)):
+        raise ConfigError(f"--resume: {out} was started in {started_in} and its study storage {path} is inside that "
+                          f"folder; resuming would write into the original. Resume the original folder instead")
 
 
 def prepare_data(loaded: LoadedStudy, console: Console | None = None) -> str | None:
@@ -163,105 +194,49 @@ def prepare_data(loaded: LoadedStudy, console: Console | None = None) -> str | N
 def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Console | None = None, live: bool | None = None) -> SearchResult:
     """Run (or resume) the study; returns where everything was written.
 
-    Raises ConfigError for bad input found before the start, SearchFailed when every trial failed.
+    A resume starts a new Tuner rebuilt from the persistent study (:mod:`nasattn.search.resume`); it
+    never loads Tune's saved state. Raises ConfigError for bad input found before the start (nothing
+    written for a refused storage), SearchFailed when every trial failed.
     """
     import optuna
-    from ray import tune
-    from ray.tune.search import ConcurrencyLimiter
 
-    from nasattn.search.recorder import FailureGuard, StudyLedger, StudyRecorder, create_or_load_study, redact, storage_url
-    from nasattn.search.searcher import SpaceSearch, TrialConfigFactory, make_sampler, trial_dirname, trial_runs_root
-    from nasattn.search.space import preset_points
-    from nasattn.tune.progress import TrialTable
+    from nasattn.search.recorder import StudyLedger, create_or_load_study, redact, storage_url
+    from nasattn.search.resume import run_records, unfinished_checkpoints
 
     t0 = time.time()
-    study, space = loaded.study, loaded.space
-    out = loaded.output
+    study, out = loaded.study, loaded.output
     exp_dir = out / EXPERIMENT
-    restoring = bool(resume)
-    if restoring:
-        run_id = check_resume(out, loaded)
+    url = storage_url(study.storage, out)
+    if resume:
+        run_id = check_resume(out, loaded, url)
     elif exp_dir.exists() or (out / RUN_FILE).exists():
         raise ConfigError(f"{out} already holds a search; add --resume to continue it, or choose another --out")
     preflight(study.resources, study.ray, loaded.source)  # an unreachable cluster or too few resources: nothing written
     out.mkdir(parents=True, exist_ok=True)
-    if not restoring:
+    name = _study_name(loaded)
+    persistent = create_or_load_study(url, name, _directions(loaded), study.metric_names)  # refused: no run.json
+    data = prepare_data(loaded, console)
+    if not resume:
         _saved_study(out, loaded)
         run_id = start_record(out, loaded)
-
-    data = prepare_data(loaded, console)
-    url = storage_url(study.storage, out)
-    name = _study_name(loaded)
-    create_or_load_study(url, name, _directions(loaded), study.metric_names)
     say(console, f"optuna study {name!r} in {redact(url)}")
-
-    res = study.resources
-    with start_ray(res, study.ray, loaded.source) as ray_started:
-        conc, ray_start_s = ray_started.concurrency, ray_started.start_seconds
-        say(console, f"{ray_started.summary}; up to {conc} trial{'' if conc == 1 else 's'} at once")
-        trainable = _trainable(loaded)
-        if restoring:
-            if not tune.Tuner.can_restore(str(exp_dir)):
-                raise ConfigError(f"{exp_dir}: no Tune experiment state to resume from (delete the folder to start again)")
-            tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_unfinished=True, resume_errored=False)
-        else:
-            constants = {
-                "data": data, "seed": study.train.seed, "device": study.train.device,
-                "runs_root": str(trial_runs_root(out)), "checkpoint_every": study.train.checkpoint_every,
-                # hyperband pauses trials at its rungs and resumes them from their last checkpoint
-                "checkpoint_budget": None if study.early_stopping.type == "hyperband" else CHECKPOINT_BUDGET,
-                "width_mult": study.train.width_mult, "subset": study.subset,
-                "max_steps_per_epoch": study.budget.max_steps_per_epoch,
-                "measure_latency": "latency_ms" in study.metric_names,
-            }
-            if not study.train.zero_cost:  # no training-free scores (the trainable computes them by default)
-                constants["zero_cost_batch"] = 0
-            factory = TrialConfigFactory(space, constants, dict(study.train.recipe), study.budget.epochs)
-            seeds = preset_points(space, list(study.seeds.presets))
-            for i, p in enumerate(study.seeds.points):
-                seeds[f"point{i + 1}"] = p
-            metric: Any = study.metric_names if study.multi_objective else study.metric_names[0]
-            mode: Any = study.modes if study.multi_objective else study.modes[0]
-            ledger = StudyLedger(url, name, run_id)
-            searcher: Any = SpaceSearch(factory, metric, mode, make_sampler(study, space), seeds,
-                                        ledger=ledger, runs_root=trial_runs_root(out))
-            searcher = ConcurrencyLimiter(searcher, max_concurrent=conc)
-            recorder = StudyRecorder(ledger, study.metric_names, time_limit=study.budget.time_limit)
-            guard = FailureGuard(min(study.budget.abort_after_failures, study.budget.trials))
-            table = TrialTable(total=study.budget.trials, concurrency=conc, time_budget_s=study.budget.time_limit,
-                               title="trials", live=live)  # the command line above already names the study
-            tuner = tune.Tuner(
-                trainable,
-                tune_config=tune.TuneConfig(
-                    search_alg=searcher, scheduler=_scheduler(loaded), num_samples=study.budget.trials,
-                    time_budget_s=study.budget.time_limit, reuse_actors=False,
-                    trial_dirname_creator=trial_dirname,
-                ),
-                run_config=tune.RunConfig(
-                    name=EXPERIMENT, storage_path=str(out), callbacks=[recorder, guard, table], stop=guard,
-                    failure_config=tune.FailureConfig(max_failures=0),
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=study.train.keep_checkpoints),
-                    verbose=0,
-                ),
-            )
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        from nasattn.interrupt import tune_interrupts
-
-        with tune_interrupts() as stop:
-            grid = tuner.fit()
-        rejected = 0 if restoring else getattr(getattr(searcher, "searcher", None), "rejected", 0)
-        if not restoring and guard.tripped:  # trials the abort cut short would otherwise stay RUNNING
-            ledger.close_running("abort", f"search aborted: the first {guard.failures} trials failed")
-
+    records = run_records(persistent, run_id) if resume else []
+    resume_from = unfinished_checkpoints(exp_dir, records)
+    finished = sum(1 for t in records if t.state.is_finished())
+    if resume:
+        say(console, f"resuming: {finished} finished, {len(records) - finished} to continue "
+                     f"({len(resume_from)} from a checkpoint), {max(0, study.budget.trials - len(records))} not started")
+    ledger = StudyLedger(url, name, run_id)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    session = _fit(loaded, data, ledger, records, resume_from, study.budget.trials - finished, console, live)
     if not study.train.keep_finished_checkpoints:
         remove_finished_checkpoints(exp_dir, url, name)
     result = write_outputs(loaded, url, name, console=console)
-    result.ray_start_s = ray_start_s
-    result.rejected = rejected
+    result.ray_start_s, result.rejected = session["ray_start_s"], session["rejected"]
     result.wall_s = time.time() - t0
-    if stop.signum is not None:
-        result.interrupted = stop.signum
-        result.checkpointed = _unfinished_with_checkpoint(grid, url, name)
+    if session["signum"] is not None:
+        result.interrupted = session["signum"]
+        result.checkpointed = len(unfinished_checkpoints(exp_dir, run_records(ledger.connect(), run_id)))
         return result
     ok = sum(result.counts.get(s, 0) for s in (TrialStatus.COMPLETE, TrialStatus.STOPPED, TrialStatus.INTERRUPTED))
     if ok == 0:
@@ -271,16 +246,82 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Console | 
     return result
 
 
-def _unfinished_with_checkpoint(grid: Any, url: str, name: str) -> int:
-    """Tune trials not recorded as finished in the study that have a checkpoint to resume from."""
-    import optuna
+def _constants(loaded: LoadedStudy, data: str | None) -> dict[str, Any]:
+    """The part of every trial's config that does not depend on the sampled point."""
+    from nasattn.search.searcher import trial_runs_root
 
-    from nasattn.search.recorder import open_storage
+    study = loaded.study
+    return {
+        "data": data, "seed": study.train.seed, "device": study.train.device,
+        "runs_root": str(trial_runs_root(loaded.output)), "checkpoint_every": study.train.checkpoint_every,
+        # hyperband pauses trials at its rungs and resumes them from their last checkpoint
+        "checkpoint_budget": None if study.early_stopping.type == "hyperband" else CHECKPOINT_BUDGET,
+        "width_mult": study.train.width_mult, "subset": study.subset,
+        "max_steps_per_epoch": study.budget.max_steps_per_epoch,
+        "measure_latency": "latency_ms" in study.metric_names,
+    } | ({} if study.train.zero_cost else {"zero_cost_batch": 0})  # off: no training-free scores (on by default)
 
-    st = optuna.load_study(study_name=name, storage=open_storage(url))
-    ended = (TrialStatus.COMPLETE, TrialStatus.STOPPED, TrialStatus.FAILED)  # the status attribute of trials that ended on their own
-    done = {t.user_attrs.get("tune_trial_id") for t in st.get_trials(deepcopy=False) if t.user_attrs.get("status") in ended}
-    return sum(1 for r in grid if r.checkpoint is not None and (r.metrics or {}).get("trial_id") not in done)
+
+def _searcher(loaded: LoadedStudy, data: str | None, ledger: Any, records: list[Any], resume_from: dict[int, str]):
+    """The study's SpaceSearch (continuing ``records`` on a resume)."""
+    from nasattn.search.searcher import SpaceSearch, TrialConfigFactory, make_sampler, trial_runs_root
+    from nasattn.search.space import preset_points
+
+    study, space = loaded.study, loaded.space
+    factory = TrialConfigFactory(space, _constants(loaded, data), dict(study.train.recipe), study.budget.epochs)
+    seeds = preset_points(space, list(study.seeds.presets))
+    for i, p in enumerate(study.seeds.points):
+        seeds[f"point{i + 1}"] = p
+    metric: Any = study.metric_names if study.multi_objective else study.metric_names[0]
+    mode: Any = study.modes if study.multi_objective else study.modes[0]
+    return SpaceSearch(factory, metric, mode, make_sampler(study, space, resumed=len(records)), seeds, ledger=ledger,
+                       runs_root=trial_runs_root(loaded.output), records=records, resume_from=resume_from)
+
+
+def _fit(loaded: LoadedStudy, data: str | None, ledger: Any, records: list[Any], resume_from: dict[int, str],
+         num_samples: int, console: Console | None, live: bool | None) -> dict[str, Any]:
+    """One Tuner over ``num_samples`` trials (none: no Ray); returns signum, rejected and ray_start_s."""
+    from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
+
+    from nasattn.interrupt import tune_interrupts
+    from nasattn.search.recorder import FailureGuard, StudyRecorder
+    from nasattn.search.resume import ReplayOnAdd, resume_scheduler
+    from nasattn.search.searcher import trial_dirname
+    from nasattn.tune.progress import TrialTable
+
+    study = loaded.study
+    if num_samples <= 0:
+        return {"signum": None, "rejected": 0, "ray_start_s": 0.0}
+    with start_ray(study.resources, study.ray, loaded.source) as ray_started:
+        conc = ray_started.concurrency
+        say(console, f"{ray_started.summary}; up to {conc} trial{'' if conc == 1 else 's'} at once")
+        searcher = _searcher(loaded, data, ledger, records, resume_from)
+        scheduler = _scheduler(loaded, resumed=bool(records))
+        if isinstance(scheduler, ReplayOnAdd):
+            resume_scheduler(scheduler, records, resume_from)
+        guard = FailureGuard(min(study.budget.abort_after_failures, num_samples))
+        table = TrialTable(total=study.budget.trials, concurrency=conc, time_budget_s=study.budget.time_limit,
+                           title="trials", live=live)  # the command line above already names the study
+        tuner = tune.Tuner(
+            _trainable(loaded),
+            tune_config=tune.TuneConfig(
+                search_alg=ConcurrencyLimiter(searcher, max_concurrent=conc), scheduler=scheduler,
+                num_samples=num_samples, time_budget_s=study.budget.time_limit, reuse_actors=False,
+                trial_dirname_creator=trial_dirname,
+            ),
+            run_config=tune.RunConfig(
+                name=EXPERIMENT, storage_path=str(loaded.output),
+                callbacks=[StudyRecorder(ledger, study.metric_names, time_limit=study.budget.time_limit), guard, table],
+                stop=guard, failure_config=tune.FailureConfig(max_failures=0),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=study.train.keep_checkpoints), verbose=0,
+            ),
+        )
+        with tune_interrupts() as stop:
+            tuner.fit()
+        if guard.tripped:  # trials the abort cut short would otherwise stay RUNNING
+            ledger.close_running("abort", f"search aborted: the first {guard.failures} trials failed")
+    return {"signum": stop.signum, "rejected": searcher.rejected, "ray_start_s": ray_started.start_seconds}
 
 
 def _first_error(url: str, name: str) -> str:
@@ -326,6 +367,13 @@ def pick_best(study: optuna.Study, metric_names: list[str]) -> optuna.trial.Froz
     return max(pool, key=lambda t: (t.values[i], -(t.user_attrs.get("params") or 0)))
 
 
+def _local_run_dir(out: Path, number: int) -> Path:
+    """Trial ``number``'s run folder inside the output folder ``out``."""
+    from nasattn.search.searcher import trial_runs_root
+
+    return trial_runs_root(out) / str(number)
+
+
 def write_outputs(loaded: LoadedStudy, url: str, name: str, console: Console | None = None) -> SearchResult:
     import optuna
 
@@ -337,6 +385,9 @@ def write_outputs(loaded: LoadedStudy, url: str, name: str, console: Console | N
     st = optuna.load_study(study_name=name, storage=open_storage(url))
     metric_names = loaded.study.metric_names
     rows = study_rows(st, metric_names)
+    for row in rows:  # folders as they are now (the run folder may have been moved since a trial ran)
+        if row.get("run_dir"):
+            row["run_dir"] = str(_local_run_dir(out, row["number"]))
     trials_csv = write_rows_csv(rows, out / TRIALS_CSV)
     counts: dict[str, int] = {}
     for r in rows:
@@ -357,7 +408,7 @@ def write_outputs(loaded: LoadedStudy, url: str, name: str, console: Console | N
             )
         if recipe is not None:
             (best_dir / RECIPE_FILE).write_text(to_yaml(recipe))
-        run_dir = best.user_attrs.get("run_dir")
+        run_dir = _local_run_dir(out, best.number) if best.user_attrs.get("run_dir") else None
         metrics: dict[str, Any] = {}
         if run_dir and (Path(run_dir) / METRICS_FILE).is_file():
             metrics = json.loads((Path(run_dir) / METRICS_FILE).read_text())

@@ -2,15 +2,15 @@
 
 :class:`SpaceSearch` is a Ray Tune :class:`~ray.tune.search.Searcher` (public interface: suggest,
 on_trial_result, on_trial_complete, save, restore) around an in-memory Optuna study driven by ask/tell.
-The in-memory study is pickled with Tune's experiment state, so a restored search continues exactly
-where the sampler was. Each suggested point is also opened as a RUNNING trial in the persistent
-study (:class:`nasattn.search.recorder.StudyLedger`), keyed by the run id and the sampler's trial
-number, so a point suggested again after a restore reuses its record and its folder.
+Each suggested point is also opened as a RUNNING trial in the persistent study
+(:class:`nasattn.search.recorder.StudyLedger`), keyed by the run id and the sampler's trial number.
+Nothing is pickled: a resumed search builds a new searcher from the persistent study's records of the
+run (``records``): finished trials are added to the in-memory study, unfinished ones are suggested
+again first, with their params, their record and their folder.
 """
 
 from __future__ import annotations
 
-import pickle
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,14 +22,22 @@ from nasattn.search.space import Rejected, SearchSpace, sample_spec
 MAX_REJECTIONS = 2000
 
 
-def make_sampler(study: Any, space: SearchSpace):
-    """The Optuna sampler named by the study (seeded)."""
+def make_sampler(study: Any, space: SearchSpace, resumed: int = 0):
+    """The Optuna sampler named by the study (seeded).
+
+    ``resumed``: the number of trials a resumed search continues from. Its sampler starts a stream of
+    its own, derived from the seed and that number (numpy's SeedSequence), so that it does not draw the
+    points the first session drew first again; model-based samplers also learn from the replayed trials.
+    """
+    import numpy as np
     import optuna
 
     from nasattn.search.space import grid_values
 
     cfg = study.sampler
     seed = cfg.seed
+    if resumed and seed is not None:
+        seed = int(np.random.SeedSequence([seed, resumed]).generate_state(1)[0])
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if cfg.type == "grid":
         return optuna.samplers.GridSampler(grid_values(space), seed=seed)
@@ -96,11 +104,16 @@ class SpaceSearch(Searcher):
     the persistent study through ``ledger`` (when given) and its number names the trial's run folder.
     Trials stopped early are told PRUNED with their intermediate values (single objective), trials
     trained to the end COMPLETE, failed or non-finite ones FAIL.
+
+    ``records`` (a resume: this run's FrozenTrials from the persistent study) are replayed before the
+    seed points; seed points already recorded are not enqueued again. ``resume_from`` maps a study
+    number to the checkpoint folder its trial continues from (``config["resume_from"]``).
     """
 
     def __init__(self, factory: TrialConfigFactory, metric: str | list[str], mode: str | list[str], sampler: Any,
                  seed_points: dict[str, dict[str, Any]] | None = None, ledger: Any = None,
-                 runs_root: Path | None = None) -> None:
+                 runs_root: Path | None = None, records: list[Any] | None = None,
+                 resume_from: dict[int, str] | None = None) -> None:
         import optuna
 
         super().__init__(metric=metric, mode=mode)
@@ -116,8 +129,35 @@ class SpaceSearch(Searcher):
         self.configs: dict[str, dict[str, Any]] = {}
         self.rejected = 0
         self.last_rejection: str | None = None
+        self.pending: list[int] = []  # sampler numbers of unfinished records, suggested again first
+        self.key_offset = 0  # sampler number = in-memory trial number + key_offset (0 for a new search)
+        self.resume_from = dict(resume_from or {})
+        used = self.replay(records or [])
         for name, params in (seed_points or {}).items():
-            self.study.enqueue_trial(params, user_attrs={"seed_point": name})
+            if name not in used:
+                self.study.enqueue_trial(params, user_attrs={"seed_point": name})
+
+    def replay(self, records: list[Any]) -> set[str]:
+        """Continue from recorded trials: finished ones join the in-memory study, unfinished ones are
+        enqueued to be suggested again first. Returns the seed-point names the records used."""
+        import optuna
+
+        State = optuna.trial.TrialState
+        ordered = sorted(records, key=lambda t: int(t.user_attrs["sampler_number"]))
+        for t in ordered:
+            seed_point = t.user_attrs.get("seed_point")
+            if t.state.is_finished():
+                self.study.add_trial(optuna.trial.create_trial(
+                    state=t.state, values=t.values if t.state == State.COMPLETE else None, params=t.params,
+                    distributions=t.distributions, intermediate_values=dict(t.intermediate_values),
+                    user_attrs={"seed_point": seed_point},
+                ))
+            else:
+                self.pending.append(int(t.user_attrs["sampler_number"]))
+                self.study.enqueue_trial(t.params, user_attrs={"seed_point": seed_point})
+        if ordered:  # new draws get sampler numbers after every recorded one
+            self.key_offset = int(ordered[-1].user_attrs["sampler_number"]) + 1 - len(self.study.trials)  # queued included
+        return {t.user_attrs["seed_point"] for t in ordered if t.user_attrs.get("seed_point")}
 
     # ------------------------------------------------------------------ Searcher interface
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
@@ -131,8 +171,10 @@ class SpaceSearch(Searcher):
             return self.configs[trial_id]
         for _ in range(MAX_REJECTIONS):
             ot_trial = self.study.ask()
+            key = self.pending.pop(0) if self.pending else ot_trial.number + self.key_offset
             try:
                 config = self.factory(ot_trial)
+                config["optuna"]["sampler_number"] = key
             except Rejected as e:
                 self.rejected += 1
                 self.last_rejection = str(e)
@@ -158,6 +200,8 @@ class SpaceSearch(Searcher):
             "arch": config["arch"], "recipe": config["recipe"],
         })
         config = {**config, "optuna": {**meta, "number": number}}
+        if number in self.resume_from:
+            config["resume_from"] = self.resume_from[number]
         if self.runs_root is not None:
             config["run_dir"] = str(Path(self.runs_root) / str(number))
             self.ledger.report(number, None, None, {"run_dir": config["run_dir"]})
@@ -195,18 +239,10 @@ class SpaceSearch(Searcher):
             self.study.tell(number, state=State.PRUNED, skip_if_finished=True)
 
     def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.get_state(), f)
+        """Writes nothing: a resumed search is rebuilt from the persistent study, never from Tune's files."""
 
     def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            self.set_state(pickle.load(f))
-
-    def get_state(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if k != "ledger"}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        vars(self).update(state)
+        raise NotImplementedError("a nasattn search is resumed from its Optuna study, not from a saved searcher")
 
 
 def trial_dirname(trial: Any) -> str:

@@ -129,6 +129,13 @@ class TrainSettings(StrictModel):
         return v
 
 
+class StorageEnv(StrictModel):
+    """A storage URL kept out of every file: read from an environment variable when the search runs."""
+
+    url_env: str = Field(..., pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                         description="Name of the environment variable holding the storage URL (e.g. NASATTN_STORAGE).")
+
+
 class Study(RunFile):
     """Everything about one search run (README.md, section Search, describes the fields)."""
 
@@ -138,7 +145,9 @@ class Study(RunFile):
     objectives: list[Objective] = Field(default_factory=lambda: [Objective(metric=VAL_ACCURACY_LAST)], min_length=1)
     sampler: Sampler = Field(default_factory=Sampler)
     early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
-    storage: str | None = Field(None, description=f"None: sqlite {STUDY_DB} in the output folder; an SQLAlchemy URL; or journal:PATH.")
+    storage: str | StorageEnv | None = Field(
+        None, description=f"None: sqlite {STUDY_DB} in the output folder; an SQLAlchemy URL; journal:PATH; or "
+        "{url_env: NAME}: the URL from that environment variable (no file keeps it; use this for passwords).")
     study_name: str | None = None
     seeds: Seeds = Field(default_factory=Seeds)
     train: TrainSettings = Field(default_factory=TrainSettings)

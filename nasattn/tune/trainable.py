@@ -16,7 +16,7 @@ from nasattn.tune.placement import rendezvous, trial_device, write_placement
 # Keys of ``config`` that train_trial itself understands; everything else is passed through as "extra".
 CONFIG_KEYS = (
     "arch", "recipe", "data", "seed", "device", "run_dir", "runs_root", "checkpoint_every", "checkpoint_budget",
-    "subset", "width_mult", "max_steps_per_epoch", "measure_latency", "zero_cost_batch",
+    "subset", "width_mult", "max_steps_per_epoch", "measure_latency", "zero_cost_batch", "resume_from",
 )
 # Due checkpoints are skipped while writing them has taken more than this fraction of the trial's time
 # (epochs of a second or less, where a checkpoint costs a large part of an epoch).
@@ -195,9 +195,9 @@ def _train_trial(config: dict[str, Any]) -> None:
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as ckpt_dir:
-            path = os.path.join(ckpt_dir, STATE_FILE)
-            if os.path.isfile(path):
-                resume_state = torch.load(path, map_location="cpu", weights_only=True)
+            resume_state = _load_state(ckpt_dir)
+    elif config.get("resume_from"):  # a resumed search: the checkpoint an earlier session of this trial left
+        resume_state = _load_state(str(config["resume_from"]))
 
     result = train(
         spec, recipe, dataset, seed=seed, device=device, callbacks=(report,),
@@ -217,6 +217,14 @@ def _train_trial(config: dict[str, Any]) -> None:
     placement["ended"] = time.time()
     write_placement(run_dir, placement)
     tune.report(final)
+
+
+def _load_state(folder: str) -> Any:
+    """The training state in a checkpoint folder (tensors and plain values only: ``weights_only``), or None."""
+    import torch
+
+    path = os.path.join(folder, STATE_FILE)
+    return torch.load(path, map_location="cpu", weights_only=True) if os.path.isfile(path) else None
 
 
 def _trial_name() -> str:
