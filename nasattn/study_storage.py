@@ -2,7 +2,7 @@
 
 Imports neither Ray nor torch, so reports and tools can read a study through its URL. A study names its
 storage as a URL or as ``{url_env: NAME}`` (the URL is read from that environment variable when the
-search runs, so no file keeps it); every URL shown or written is masked (:mod:`nasattn.search.secrets`).
+search runs, so no file keeps it); every URL shown or written is masked (:mod:`nasattn.secrets`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from nasattn.config import ConfigError
 from nasattn.schema import STUDY_DB
-from nasattn.search.secrets import PRIVATE_MODE, mask_secrets
+from nasattn.secrets import PRIVATE_MODE, mask_secrets
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -123,5 +123,5 @@ def create_or_load_study(url: str, name: str, directions: list[str], metric_name
 
 
 def redact(url: str) -> str:
-    """``url`` (or a message holding URLs) with every password masked (:func:`nasattn.search.secrets.mask_url`)."""
+    """``url`` (or a message holding URLs) with every password masked (:func:`nasattn.secrets.mask_url`)."""
     return mask_secrets(url)

@@ -47,7 +47,7 @@ def _search(study_file: Path, overrides: list[str] | None, resume: bool, out: Pa
     from nasattn.examples import resolve_study
     from nasattn.rundir import check_output_folder, current_command, lock_run_folder, resume_command
     from nasattn.search.run import run_search
-    from nasattn.search.secrets import mask_secrets
+    from nasattn.secrets import mask_secrets
     from nasattn.search.study import load_study
 
     study_file = resolve_study(study_file)

@@ -89,7 +89,7 @@ def _trainable(loaded: LoadedStudy):
 
 def _saved_study(out: Path, loaded: LoadedStudy) -> None:
     """Write the resolved study (space inline, secrets masked, mode 0600) into the output folder, for the record."""
-    from nasattn.search.secrets import mask_secrets, write_private
+    from nasattn.secrets import mask_secrets, write_private
 
     data = mask_secrets(loaded.study.model_dump(mode="json"))
     data["space"] = loaded.space_source
@@ -107,7 +107,7 @@ RESUME_FREE = ("output", "report")
 
 def resolved_study(loaded: LoadedStudy) -> dict[str, Any]:
     """The study as the run uses it: every field (space resolved inline), minus RESUME_FREE."""
-    from nasattn.search.secrets import mask_secrets
+    from nasattn.secrets import mask_secrets
 
     data = loaded.study.model_dump(mode="json")
     data["space"] = loaded.space.model_dump(mode="json")
@@ -126,7 +126,7 @@ def start_record(out: Path, loaded: LoadedStudy) -> str:
     import uuid
 
     from nasattn.rundir import current_command
-    from nasattn.search.secrets import mask_secrets, write_private
+    from nasattn.secrets import mask_secrets, write_private
 
     resolved = resolved_study(loaded)
     run_id = uuid.uuid4().hex[:12]
@@ -139,7 +139,7 @@ def start_record(out: Path, loaded: LoadedStudy) -> str:
 def check_resume(out: Path, loaded: LoadedStudy, url: str | None = None) -> str:
     """The run id to continue; ConfigError unless ``out`` holds a run of exactly this study whose study
     database is readable, and (a moved or copied folder) whose storage is not the original folder's."""
-    from nasattn.search.storage import check_existing_sqlite, sqlite_path
+    from nasattn.study_storage import check_existing_sqlite, sqlite_path
 
     run_file = out / RUN_FILE
     if not out.is_dir():
