@@ -57,16 +57,7 @@ def _ablate(ablation_file: Path | None, preset: str | None, arch: Path | None, s
         raise ConfigError("give at most one of --preset NAME or --arch FILE")
     if retry_errors and not resume:
         raise ConfigError("--retry-errors continues an ablation: add --resume")
-    flags: dict[str, Any] = {}
-    if preset is not None:
-        flags["base"] = {"preset": preset}
-    if arch is not None:
-        flags["base"] = {"arch": str(arch.expanduser().resolve())}
-    for key, value in (("seeds", parse_seeds(seeds)), ("data", data), ("epochs", epochs), ("width_mult", width_mult),
-                       ("include", _names(include)), ("exclude", _names(exclude)),
-                       ("output", str(out) if out is not None else None)):
-        if value is not None:
-            flags[key] = value
+    flags = _flags(preset, arch, seeds, data, epochs, width_mult, include, exclude, out)
     merged = deep_merge(parse_overrides(overrides), flags)
     if data is not None and ablation_file is not None:
         merged["data"] = data_flag(data)  # a flag's path is relative to the working directory
@@ -105,6 +96,22 @@ def _ablate(ablation_file: Path | None, preset: str | None, arch: Path | None, s
     console.print(f"wrote {result.csv}, {result.summary_csv}, {result.json}")
     if result.report is not None:
         console.print(f"report: {result.report}")
+
+
+def _flags(preset: str | None, arch: Path | None, seeds: str | None, data: str | None, epochs: int | None,
+           width_mult: float | None, include: str | None, exclude: str | None, out: Path | None) -> dict[str, Any]:
+    """The ablation file's fields that the command's flags set (those given)."""
+    flags: dict[str, Any] = {}
+    if preset is not None:
+        flags["base"] = {"preset": preset}
+    if arch is not None:
+        flags["base"] = {"arch": str(arch.expanduser().resolve())}
+    for key, value in (("seeds", parse_seeds(seeds)), ("data", data), ("epochs", epochs), ("width_mult", width_mult),
+                       ("include", _names(include)), ("exclude", _names(exclude)),
+                       ("output", str(out) if out is not None else None)):
+        if value is not None:
+            flags[key] = value
+    return flags
 
 
 def _print_plan(loaded: Any, plan: Any) -> None:
