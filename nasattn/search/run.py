@@ -393,38 +393,7 @@ def write_outputs(loaded: LoadedStudy, url: str, name: str, console: Console | N
     for r in rows:
         counts[r["status"] or r["state"]] = counts.get(r["status"] or r["state"], 0) + 1
     best = pick_best(st, metric_names)
-    best_dir = None
-    best_info = None
-    if best is not None:
-        best_dir = out / "best"
-        best_dir.mkdir(exist_ok=True)
-        arch = json.loads(best.user_attrs.get("arch") or "null")
-        recipe = json.loads(best.user_attrs.get("recipe") or "null")
-        if arch is not None:
-            arch["name"] = arch.get("name") or f"{loaded.study.name}-trial{best.number}"
-            (best_dir / ARCH_FILE).write_text(
-                f"# best trial {best.number} ({best.user_attrs.get('tune_trial_id')}) of study {name!r}; "
-                f"widths before width_mult {loaded.study.train.width_mult:g}\n" + to_yaml(arch)
-            )
-        if recipe is not None:
-            (best_dir / RECIPE_FILE).write_text(to_yaml(recipe))
-        run_dir = _local_run_dir(out, best.number) if best.user_attrs.get("run_dir") else None
-        metrics: dict[str, Any] = {}
-        if run_dir and (Path(run_dir) / METRICS_FILE).is_file():
-            metrics = json.loads((Path(run_dir) / METRICS_FILE).read_text())
-            for extra in (HISTORY_FILE, PREDICTIONS_FILE, MODEL_FILE):
-                if (Path(run_dir) / extra).is_file():
-                    shutil.copyfile(Path(run_dir) / extra, best_dir / extra)
-            if (Path(run_dir) / ARCH_FILE).is_file():
-                shutil.copyfile(Path(run_dir) / ARCH_FILE, best_dir / "trained_arch.yaml")
-        else:
-            metrics = {k: v for k, v in best.user_attrs.items() if k not in ("arch", "recipe")}
-        metrics.update(trial_number=best.number, tune_trial_id=best.user_attrs.get("tune_trial_id"),
-                       params_chosen=best.params, objectives=dict(zip(metric_names, best.values)),
-                       width_mult=loaded.study.train.width_mult)
-        (best_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, default=str))
-        best_info = {"number": best.number, **dict(zip(metric_names, best.values)),
-                     "test_accuracy": best.user_attrs.get("test_accuracy"), "arch": arch}
+    best_dir, best_info = _write_best(loaded, name, best) if best is not None else (None, None)
     if len(metric_names) > 1:
         write_rows_csv([r for r in rows if r.get("pareto")], out / "pareto.csv")
     report, report_error = None, None
@@ -436,3 +405,40 @@ def write_outputs(loaded: LoadedStudy, url: str, name: str, console: Console | N
                         best=best_info, report_error=report_error)
 
 
+def _write_best(loaded: LoadedStudy, name: str, best: Any) -> tuple[Path, dict[str, Any]]:
+    """Write ``best/`` (the best trial's arch, recipe, metrics and run files); return it and its summary."""
+    out = loaded.output
+    metric_names = loaded.study.metric_names
+    best_dir = out / "best"
+    best_dir.mkdir(exist_ok=True)
+    arch = json.loads(best.user_attrs.get("arch") or "null")
+    recipe = json.loads(best.user_attrs.get("recipe") or "null")
+    if arch is not None:
+        arch["name"] = arch.get("name") or f"{loaded.study.name}-trial{best.number}"
+        (best_dir / ARCH_FILE).write_text(
+            f"# best trial {best.number} ({best.user_attrs.get('tune_trial_id')}) of study {name!r}; "
+            f"widths before width_mult {loaded.study.train.width_mult:g}\n" + to_yaml(arch)
+        )
+    if recipe is not None:
+        (best_dir / RECIPE_FILE).write_text(to_yaml(recipe))
+    metrics = _best_run_metrics(out, best, best_dir)
+    metrics.update(trial_number=best.number, tune_trial_id=best.user_attrs.get("tune_trial_id"),
+                   params_chosen=best.params, objectives=dict(zip(metric_names, best.values)),
+                   width_mult=loaded.study.train.width_mult)
+    (best_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, default=str))
+    return best_dir, {"number": best.number, **dict(zip(metric_names, best.values)),
+                      "test_accuracy": best.user_attrs.get("test_accuracy"), "arch": arch}
+
+
+def _best_run_metrics(out: Path, best: Any, best_dir: Path) -> dict[str, Any]:
+    """The best trial's metrics.json, its run files copied into ``best_dir``; else its Optuna user attrs."""
+    run_dir = _local_run_dir(out, best.number) if best.user_attrs.get("run_dir") else None
+    if not (run_dir and (Path(run_dir) / METRICS_FILE).is_file()):
+        return {k: v for k, v in best.user_attrs.items() if k not in ("arch", "recipe")}
+    metrics = json.loads((Path(run_dir) / METRICS_FILE).read_text())
+    for extra in (HISTORY_FILE, PREDICTIONS_FILE, MODEL_FILE):
+        if (Path(run_dir) / extra).is_file():
+            shutil.copyfile(Path(run_dir) / extra, best_dir / extra)
+    if (Path(run_dir) / ARCH_FILE).is_file():
+        shutil.copyfile(Path(run_dir) / ARCH_FILE, best_dir / "trained_arch.yaml")
+    return metrics
