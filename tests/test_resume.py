@@ -255,11 +255,11 @@ def test_a_moved_folder_whose_storage_is_inside_the_original_is_refused(tmp_path
 
 
 def test_no_module_a_search_folder_reaches_loads_pickles_or_restores_tune_state():
-    """Resume, report and fidelity read run folders: none of their modules may unpickle (the end-to-end
+    """Resume (search, ablation, fidelity) and report read run folders: none of their modules may unpickle (the end-to-end
     resume test plants payloads to check the same at run time)."""
     root = Path(__file__).resolve().parents[1] / "nasattn"
     forbidden = ("pickle.load", "cloudpickle", "Tuner.restore", "restore_from_dir", "joblib.load", "weights_only=False")
-    for sub in ("search", "report", "fidelity", "tune/trainable.py", "cli/search_cmd.py", "cli/report_cmd.py"):
+    for sub in ("search", "report", "fidelity", "ablation", "tune", "cli/search_cmd.py", "cli/report_cmd.py", "cli/ablate_cmd.py"):
         for path in (root / sub).rglob("*.py") if (root / sub).is_dir() else [root / sub]:
             text = path.read_text()
             assert not [f for f in forbidden if f in text], path

@@ -8,7 +8,7 @@ Output folder::
                                differences, adjusted p-values, McNemar)
     OUT/runs/<variant>/seed<k> the run folders (metrics.json, history.csv, arch.yaml, model.pt, DONE);
                                seed<k>-split<s> with split_seeds
-    OUT/tune/                  Ray Tune's experiment (what --resume restores)
+    OUT/tune/                  Ray Tune's experiment (its checkpoints are what --resume continues from)
     OUT/trials.json            the trial configs of that experiment
     OUT/report.html            when nasattn.report is available
 """

@@ -16,6 +16,7 @@ from ray.tune.schedulers import AsyncHyperBandScheduler, MedianStoppingRule
 
 from nasattn.schema import VAL_ACCURACY_LAST
 from nasattn.search.recorder import trial_number
+from nasattn.tune.runner import latest_checkpoint
 
 TIME_ATTR = "epoch"  # the schedulers' clock: a resumed trial's epochs continue, Tune's iteration count does not
 SCHEDULER_METRIC = VAL_ACCURACY_LAST
@@ -26,15 +27,6 @@ def run_records(study: Any, run_id: str) -> list[Any]:
     mine = [t for t in study.get_trials(deepcopy=False)
             if t.user_attrs.get("run_id") == run_id and t.user_attrs.get("sampler_number") is not None]
     return sorted(mine, key=lambda t: int(t.user_attrs["sampler_number"]))
-
-
-def latest_checkpoint(exp_dir: Path, number: int) -> Path | None:
-    """The newest Tune checkpoint folder of study trial ``number`` under ``exp_dir`` (any earlier session)."""
-    found = [p for p in exp_dir.glob(f"{number}-*/checkpoint_*") if p.is_dir()]
-    if not found:
-        return None
-    return max(found, key=lambda p: (int(p.name.rsplit("_", 1)[-1]) if p.name.rsplit("_", 1)[-1].isdigit() else -1,
-                                     p.stat().st_mtime))
 
 
 def unfinished_checkpoints(exp_dir: Path, records: list[Any]) -> dict[int, str]:

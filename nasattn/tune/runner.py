@@ -25,7 +25,7 @@ def _indexed_trial(config: dict[str, Any], configs: Sequence[dict[str, Any]] = (
 
 
 def grid_trainable(configs: Sequence[dict[str, Any]], cpus: float = 1, gpus: float = 0):
-    """The trainable used by :func:`run_grid` (also needed by ``Tuner.restore``)."""
+    """The trainable used by :func:`run_grid`."""
     from ray import tune
 
     return tune.with_resources(tune.with_parameters(_indexed_trial, configs=list(configs)), trial_resources(cpus, gpus))
@@ -47,33 +47,53 @@ def run_grid(
 ):
     """Run every config (a :func:`train_trial` config) once as a Tune trial; returns the ResultGrid.
 
-    ``storage_path`` must be absolute (Tune's experiment state lives in ``storage_path/name``).
-    ``resume=True`` restores an interrupted run from there (finished trials are skipped, unfinished
-    ones resume from their last checkpoint); without an existing experiment it starts afresh.
+    ``storage_path`` must be absolute (Tune's experiment lives in ``storage_path/name``; trial folders are
+    named ``<index>-<trial id>``). ``resume=True`` continues an interrupted run of the same configs: a
+    fresh Tuner runs every config again, a finished one (its run folder's DONE marker) is re-reported
+    without training, and an unfinished one starts from the newest checkpoint its earlier trial left
+    (the trainable loads it as plain tensors). Nothing of the earlier experiment is unpickled:
+    a run folder from elsewhere cannot run code through Tune's saved state.
     Call inside :func:`nasattn.tune.ray_session`.
     """
     from ray import tune
 
     storage_path = Path(storage_path).resolve()
-    trainable = grid_trainable(configs, cpus_per_trial, gpus_per_trial)
-    exp_path = storage_path / name
-    if resume and tune.Tuner.can_restore(str(exp_path)):
-        tuner = tune.Tuner.restore(str(exp_path), trainable=trainable, resume_unfinished=True, resume_errored=False)
-    else:
-        tuner = tune.Tuner(
-            trainable,
-            param_space={"index": tune.grid_search(list(range(len(configs))))},
-            tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent or None, reuse_actors=False),
-            run_config=tune.RunConfig(
-                name=name,
-                storage_path=str(storage_path),
-                callbacks=list(callbacks),
-                failure_config=tune.FailureConfig(max_failures=max_failures),
-                verbose=verbose,
-                progress_reporter=progress_reporter,
-            ),
-        )
+    if resume:
+        configs = [_resumed(c, latest_checkpoint(storage_path / name, i)) for i, c in enumerate(configs)]
+    tuner = tune.Tuner(
+        grid_trainable(configs, cpus_per_trial, gpus_per_trial),
+        param_space={"index": tune.grid_search(list(range(len(configs))))},
+        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent or None, reuse_actors=False,
+                                    trial_dirname_creator=_grid_dirname),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=str(storage_path),
+            callbacks=list(callbacks),
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            verbose=verbose,
+            progress_reporter=progress_reporter,
+        ),
+    )
     return tuner.fit()
+
+
+def _grid_dirname(trial: Any) -> str:
+    """A grid trial's folder: its config index first, so a resume finds the checkpoints of each config."""
+    return f"{int(trial.config['index'])}-{trial.trial_id}"
+
+
+def _resumed(config: dict[str, Any], checkpoint: Path | None) -> dict[str, Any]:
+    return config if checkpoint is None else {**config, "resume_from": str(checkpoint)}
+
+
+def latest_checkpoint(exp_dir: Path, number: int) -> Path | None:
+    """The newest Tune checkpoint folder of trial ``number`` (a study number or a grid index) under
+    ``exp_dir``, whose trial folders are named ``<number>-<trial id>`` (any earlier session); None if none."""
+    found = [p for p in Path(exp_dir).glob(f"{number}-*/checkpoint_*") if p.is_dir()]
+    if not found:
+        return None
+    return max(found, key=lambda p: (int(p.name.rsplit("_", 1)[-1]) if p.name.rsplit("_", 1)[-1].isdigit() else -1,
+                                     p.stat().st_mtime))
 
 
 def unfinished_with_checkpoint(grid: Any) -> int:
