@@ -44,10 +44,10 @@ def storage_url(storage: Any, output: Path) -> str:
 
 def open_storage(url: str):
     """An Optuna storage object for ``url`` (``journal:PATH`` = a JournalStorage file)."""
-    import optuna
+    import optuna  # lazy: optuna is a heavy optional package
 
     if url.startswith("journal:"):
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
+        from optuna.storages.journal import JournalFileBackend, JournalStorage  # lazy: optuna is a heavy optional package
 
         path = Path(url[len("journal:"):])
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,7 +92,7 @@ def create_or_load_study(url: str, name: str, directions: list[str], metric_name
 
     A new SQLite database file is created with mode 0600; an existing one must be an SQLite database.
     """
-    import optuna
+    import optuna  # lazy: optuna is a heavy optional package
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     path = sqlite_path(url)

@@ -412,7 +412,7 @@ def section_packing(ctx: Context) -> None:
 
 def _pack_through_ray(ctx: Context, rec: Recorder, counts: tuple[int, ...], preset: str, steps: int) -> None:
     """``n`` trainings at once as Ray tasks of ``1/n`` GPU (a logical GPU without CUDA) and ``cpus/n`` CPUs."""
-    import ray
+    import ray  # lazy: ray is a heavy optional package
 
     cpus = os.cpu_count() or 1
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -442,7 +442,7 @@ def _pack_through_ray(ctx: Context, rec: Recorder, counts: tuple[int, ...], pres
 
 def _pack_task(ctx: dict[str, Any], preset: str, steps: int, threads: int) -> dict[str, Any]:
     """A Ray task: ``_pack_worker`` with ``threads`` torch threads; adds the GPU ids Ray gave it."""
-    import ray
+    import ray  # lazy: ray is a heavy optional package
     import torch
 
     torch.set_num_threads(threads)

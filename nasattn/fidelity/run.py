@@ -118,7 +118,7 @@ def _read_study(search_dir: Path) -> dict[str, Any]:
 
 
 def _load_optuna(search_dir: Path, study: dict[str, Any]):
-    import optuna
+    import optuna  # lazy: optuna is a heavy optional package
 
     from nasattn.search.recorder import open_storage, storage_url
 
@@ -152,7 +152,7 @@ def _sampled(t: Any, group: str, metric: str, low_epoch: int | None = None) -> S
 def search_values(trials: list[Any], metric: str = VAL_ACCURACY_LAST, low_epoch: int | None = None) -> dict[int, float]:
     """The low-budget value of every trial of the search that has one (the whole search's ranking): its
     value after ``low_epoch``, else its final ``metric`` when it finished (COMPLETE)."""
-    import optuna
+    import optuna  # lazy: optuna is a heavy optional package
 
     out: dict[int, float] = {}
     for t in trials:
@@ -172,7 +172,7 @@ def select_trials(trials: list[Any], top: int, n_random: int, presets: bool | li
     their state, as long as they reported a value. The low-budget value is the trial's last one, or
     its value after ``low_epoch`` (the search's intermediate values of val_accuracy).
     """
-    import optuna
+    import optuna  # lazy: optuna is a heavy optional package
 
     usable = [t for t in trials if t.user_attrs.get("arch")]
     finished = [t for t in usable if t.state == optuna.trial.TrialState.COMPLETE

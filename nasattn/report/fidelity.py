@@ -74,7 +74,7 @@ def agreement_sentences(agree: pd.DataFrame, top: int) -> list[str]:
 
 def scatter(df: pd.DataFrame, metric: str, low_label: str, high_label: str):
     """Low-budget metric vs high-budget mean (error bars: std over seeds); presets marked and named."""
-    import plotly.graph_objects as go
+    import plotly.graph_objects as go  # lazy: plotly is a heavy optional package
 
     low, high, std = fidelity_low(metric), fidelity_high(metric, "mean"), fidelity_high(metric, "std")
     d = df[pd.to_numeric(df[low], errors="coerce").notna() & pd.to_numeric(df[high], errors="coerce").notna()]

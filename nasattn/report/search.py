@@ -71,7 +71,7 @@ def load_optuna_study(folder: Path, name: str | None, storage: str | None = None
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
         return None
     try:
-        import optuna
+        import optuna  # lazy: optuna is a heavy optional package
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         backend = open_storage(url)
@@ -172,7 +172,7 @@ def add_best_trials(page: Page, ok: pd.DataFrame, modes: dict[str, str], params:
 
 def history_figure(st: Any, index: int, metric: str) -> Any | None:
     """Optuna's optimization history of objective ``index`` (best-so-far line for one objective)."""
-    import optuna
+    import optuna  # lazy: optuna is a heavy optional package
 
     if not any(t.state == optuna.trial.TrialState.COMPLETE for t in st.get_trials(deepcopy=False)):
         return None
@@ -215,7 +215,7 @@ def importances_of(st: Any | None, n_complete: int) -> tuple[dict[str, float], s
         return {}, (f"only {n_complete} complete {'trial' if n_complete == 1 else 'trials'}; importances need at "
                     f"least {MIN_TRIALS_FOR_IMPORTANCE} to mean more than noise")
     try:
-        import optuna
+        import optuna  # lazy: optuna is a heavy optional package
 
         target = (lambda t: t.values[0]) if len(st.directions) > 1 else None
         with warnings.catch_warnings():
@@ -230,7 +230,7 @@ def add_importances(page: Page, st: Any | None, n_complete: int) -> dict[str, fl
     page.section("Parameter importances", "search-importances")
     imp, why = importances_of(st, n_complete)
     if imp:
-        import optuna
+        import optuna  # lazy: optuna is a heavy optional package
 
         target = (lambda t: t.values[0]) if len(st.directions) > 1 else None
         top = sorted(imp, key=lambda k: -imp[k])[:MAX_IMPORTANCE_BARS]

@@ -60,7 +60,7 @@ def _directions(loaded: LoadedStudy) -> list[str]:
 
 def _scheduler(loaded: LoadedStudy, resumed: bool = False):
     """The study's early-stopping rule on the epoch clock (None: none); ``resumed``: its Resumed* class."""
-    from ray.tune.schedulers import AsyncHyperBandScheduler, HyperBandScheduler, MedianStoppingRule
+    from ray.tune.schedulers import AsyncHyperBandScheduler, HyperBandScheduler, MedianStoppingRule  # lazy: ray is a heavy optional package
 
     from nasattn.search.resume import RESUMED, SCHEDULER_METRIC, TIME_ATTR
 
@@ -79,7 +79,7 @@ def _scheduler(loaded: LoadedStudy, resumed: bool = False):
 
 
 def _trainable(loaded: LoadedStudy):
-    from ray import tune
+    from ray import tune  # lazy: ray is a heavy optional package
 
     from nasattn.tune import train_trial, trial_resources
 
@@ -198,7 +198,7 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Console | 
     never loads Tune's saved state. Raises ConfigError for bad input found before the start (nothing
     written for a refused storage), SearchFailed when every trial failed.
     """
-    import optuna
+    import optuna  # lazy: optuna is a heavy optional package
 
     from nasattn.search.recorder import StudyLedger, create_or_load_study, redact, storage_url
     from nasattn.search.resume import run_records, unfinished_checkpoints
@@ -281,8 +281,8 @@ def _searcher(loaded: LoadedStudy, data: str | None, ledger: Any, records: list[
 def _fit(loaded: LoadedStudy, data: str | None, ledger: Any, records: list[Any], resume_from: dict[int, str],
          num_samples: int, console: Console | None, live: bool | None) -> dict[str, Any]:
     """One Tuner over ``num_samples`` trials (none: no Ray); returns signum, rejected and ray_start_s."""
-    from ray import tune
-    from ray.tune.search import ConcurrencyLimiter
+    from ray import tune  # lazy: ray is a heavy optional package
+    from ray.tune.search import ConcurrencyLimiter  # lazy: ray is a heavy optional package
 
     from nasattn.interrupt import tune_interrupts
     from nasattn.search.recorder import FailureGuard, StudyRecorder
@@ -325,7 +325,7 @@ def _fit(loaded: LoadedStudy, data: str | None, ledger: Any, records: list[Any],
 
 
 def _first_error(url: str, name: str) -> str:
-    import optuna
+    import optuna  # lazy: optuna is a heavy optional package
 
     from nasattn.search.recorder import open_storage
 
@@ -337,7 +337,7 @@ def _first_error(url: str, name: str) -> str:
 # ----------------------------------------------------------------------------------------- outputs
 def remove_finished_checkpoints(exp_dir: Path, url: str, name: str) -> int:
     """Delete Tune's checkpoints of trials whose study record is finished; returns how many folders went."""
-    import optuna
+    import optuna  # lazy: optuna is a heavy optional package
 
     from nasattn.search.recorder import open_storage
 
@@ -353,7 +353,7 @@ def remove_finished_checkpoints(exp_dir: Path, url: str, name: str) -> int:
 
 def pick_best(study: optuna.Study, metric_names: list[str]) -> optuna.trial.FrozenTrial | None:
     """The best finished trial by validation accuracy (multi-objective: among the Pareto front)."""
-    import optuna
+    import optuna  # lazy: optuna is a heavy optional package
 
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
@@ -375,7 +375,7 @@ def _local_run_dir(out: Path, number: int) -> Path:
 
 
 def write_outputs(loaded: LoadedStudy, url: str, name: str, console: Console | None = None) -> SearchResult:
-    import optuna
+    import optuna  # lazy: optuna is a heavy optional package
 
     from nasattn.search.recorder import open_storage
     from nasattn.study_rows import study_rows

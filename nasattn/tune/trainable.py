@@ -48,7 +48,7 @@ def _set_threads() -> None:
 
     cpus = None
     try:
-        from ray import tune
+        from ray import tune  # lazy: ray is a heavy optional package
 
         pgf = tune.get_context().get_trial_resources()
         cpus = pgf.required_resources.get("CPU")
@@ -84,7 +84,7 @@ def resolve_run_dir(config: dict[str, Any]) -> Path | None:
     if config.get("run_dir"):
         return Path(config["run_dir"])
     if config.get("runs_root"):
-        from ray import tune
+        from ray import tune  # lazy: ray is a heavy optional package
 
         return Path(config["runs_root"]) / tune.get_context().get_trial_id()
     return None
@@ -123,7 +123,7 @@ def _train_trial(config: dict[str, Any]) -> None:
     # torch, Ray and the torch-side floors are imported when a trial runs: nasattn.tune is imported by the
     # run-file parsers, which work without torch (lazy for ray and torch, the heavy optional packages)
     import torch
-    from ray import tune
+    from ray import tune  # lazy: ray is a heavy optional package
 
     from nasattn.engine import train
 
@@ -281,7 +281,7 @@ def _load_state(folder: str) -> Any:
 def _trial_name() -> str:
     """The Tune trial id (``"local"`` outside Tune)."""
     try:
-        from ray import tune
+        from ray import tune  # lazy: ray is a heavy optional package
 
         return str(tune.get_context().get_trial_id() or "local")
     except Exception:  # noqa: BLE001 - outside a Tune session
