@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-KINDS = ("run", "search", "ablation")
+KINDS = ("run", "search", "ablation", "path")
 
 
 class NotANasattnFolder(FileNotFoundError):
@@ -23,6 +23,8 @@ def detect_kind(folder: str | Path) -> str:
         raise NotANasattnFolder(f"{d}: no such folder")
     if (d / "ablation.csv").is_file() or (d / "ablation.json").is_file():
         return "ablation"
+    if (d / "path.json").is_file():
+        return "path"
     if any((d / f).is_file() for f in ("trials.csv", "study.yaml", "study.db")):
         return "search"
     if (d / "metrics.json").is_file():
@@ -41,6 +43,8 @@ def render_report(folder: str | Path, out: Path | None = None) -> Path:
         from nasattn.report.run import render_run as build
     elif kind == "search":
         from nasattn.report.search import render_search as build
+    elif kind == "path":
+        from nasattn.report.ablation_path import render_path as build
     else:
         from nasattn.report.ablation import render_ablation as build
     page = build(d)
