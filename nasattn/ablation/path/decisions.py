@@ -9,7 +9,9 @@ all of them from TO gives TO (up to its name).
 
 Per-stage decisions (``block``, ``widths``, ``attention``) are lists with one value per stage; the
 stage count belongs to ``layout``. When a per-stage list and the layout disagree in length, the list
-is cut from the end or extended with its last value.
+is cut from the end or extended with its last value. So when FROM and TO differ in stage count, a
+per-stage decision can stop mattering once ``layout`` is flipped (FROM's list cut to TO's count may
+equal TO's); the path still flips it as a step (a re-training of the same network).
 """
 
 from __future__ import annotations
