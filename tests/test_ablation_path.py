@@ -168,3 +168,46 @@ def test_bad_path_input_exits_2_without_traceback():
     assert res.exit_code == 2 and "do not differ" in res.output
     res = runner.invoke(app, ["ablate", "--path", "balanced", "baseline", "--include", "se_only", "--dry-run"])
     assert res.exit_code == 2 and "--include does not apply" in res.output
+
+
+# ------------------------------------------------------------------------------------- outputs
+def test_path_outputs_pair_each_step_with_the_previous_point(tmp_path):
+    import numpy as np
+    import pandas as pd
+    from scipy import stats
+
+    from nasattn.ablation.path.greedy import PathPoint, PathResult
+    from nasattn.ablation.path.run import plan_path, write_path_outputs
+    from nasattn.ablation.study import load_ablation
+
+    plan = plan_path(load_ablation(None, {}), resolve_endpoint("balanced"), resolve_endpoint(str(TRIAL25)))
+    p0 = PathPoint(0, frozenset())
+    p1a, p1b = PathPoint(1, frozenset({"head"}), "head"), PathPoint(1, frozenset({"stem"}), "stem")
+    p2 = PathPoint(2, frozenset({"head", "stem"}), "stem")
+    acc = {p0.key: [0.70, 0.74, 0.72], p1a.key: [0.75, 0.80, 0.76], p1b.key: [0.69, 0.70, 0.73],
+           p2.key: [0.74, 0.81, 0.78]}
+    walked = PathResult(chosen=[p0, p1a, p2], tried={0: [p0], 1: [p1a, p1b], 2: [p2]},
+                        scores={k: dict(enumerate(v)) for k, v in acc.items()})
+    rows = [{"step": p.step, "decision": p.decision or "(from)", "point": p.key, "variant": p.key, "seed": s,
+             "status": "COMPLETE", "test_accuracy": acc[p.key][s], "val_accuracy": acc[p.key][s], "kappa": acc[p.key][s]}
+            for p in (p0, p1a, p1b, p2) for s in range(3)]
+    result = write_path_outputs(tmp_path, plan, walked, rows, report=False)
+    summary = pd.read_csv(tmp_path / "path_summary.csv")
+    assert list(summary["decision"]) == ["(from)", "head", "stem"]
+    for i, (prev, cur) in enumerate([(p0, p1a), (p1a, p2)], start=1):
+        d = np.array(acc[cur.key]) - np.array(acc[prev.key])
+        assert summary.loc[i, "test_accuracy_diff"] == pytest.approx(d.mean())
+        assert summary.loc[i, "test_accuracy_p"] == pytest.approx(stats.ttest_rel(acc[cur.key], acc[prev.key]).pvalue)
+    raw = sorted(summary["test_accuracy_p"].dropna())
+    assert summary["test_accuracy_p_adj"].dropna().max() == pytest.approx(min(1.0, max(2 * raw[0], raw[1])))  # Holm
+    path_csv = pd.read_csv(tmp_path / "path.csv")
+    assert len(path_csv) == 12 and path_csv.groupby("point")["chosen"].first().to_dict() == {
+        p0.key: True, p1a.key: True, p1b.key: False, p2.key: True}
+    assert not any(c.startswith("mcnemar") for c in summary.columns)
+    (tmp_path / "path.json").write_text('{"from": "preset balanced", "to": "trial25", "seeds": [0, 1, 2]}')
+    from nasattn.report import render_report
+
+    html = render_report(tmp_path).read_text()
+    assert 'id="fig-path"' in html and "tbl-path" in html
+    assert ">+5.00<" in html  # step 1's contribution: mean of +5, +6, +4 points
+    assert result.summary[1]["candidates"] == 2

@@ -175,7 +175,8 @@ def _ablate_path(path: tuple[str, str], ablation_file: Path | None, preset: str 
     if result.path.interrupted:
         again = [x for x in argv if x != "--resume"]
         flags_out = [] if "--out" in again or "-o" in again else ["--out", str(loaded.output)]
-        interrupted_line(result, len(result.rows), " ".join(["nasattn", *(shlex.quote(x) for x in again), *flags_out, "--resume"]))
+        finished = sum(r.get("status") in ("COMPLETE", "ERROR") for r in result.rows)
+        interrupted_line(result, finished, " ".join(["nasattn", *(shlex.quote(x) for x in again), *flags_out, "--resume"]))
     console.print(f"wrote {result.output / 'path.csv'}, {result.output / 'path_summary.csv'} | wall {result.wall_s:.0f}s")
     if result.report is not None:
         console.print(f"report: {result.report}")

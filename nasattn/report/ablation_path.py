@@ -69,7 +69,10 @@ def render_path(folder: str | Path) -> Page:
     """The page of a path folder."""
     d = Path(folder)
     info = json.loads((d / "path.json").read_text())
-    summary = pd.read_csv(d / "path_summary.csv")
+    try:
+        summary = pd.read_csv(d / "path_summary.csv")
+    except pd.errors.EmptyDataError:  # stopped before FROM finished: nothing chosen yet
+        summary = pd.DataFrame()
     runs = pd.read_csv(d / "path.csv") if (d / "path.csv").is_file() else pd.DataFrame()
     page = Page(f"Ablation path: {info.get('from')} -> {info.get('to')}", "path")
     page.header = {"command": info.get("command"), "seeds": ", ".join(map(str, info.get("seeds", []))),
@@ -77,6 +80,9 @@ def render_path(folder: str | Path) -> Page:
                    "chosen by": f"mean {info.get('select_metric')} over the seeds",
                    "trainings per seed": info.get("trainings_per_seed")}
     page.section("The path")
+    if summary.empty:
+        page.text("No point has finished yet: the path stopped before FROM's runs finished.")
+        return page
     page.figure(path_figure(summary, runs), "fig-path")
     page.table(contribution_table(summary), "tbl-path", "Each step's contribution")
     page.text("Contribution: the paired difference (by seed) in test accuracy between the point after the flip and "

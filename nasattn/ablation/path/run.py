@@ -152,7 +152,8 @@ def run_path(plan: PathPlan, *, resume: bool = False, console: Console | None = 
                                           restoring=resume and (out / name).is_dir(),
                                           title=f"nasattn ablate --path: step {step}", live=live)
             decision = {p.key: p.decision for p in points}
-            rows.extend({"step": step, "decision": decision[r["variant"]], "point": r["variant"], **r} for r in got)
+            rows.extend({"step": step, "decision": decision[r["variant"]] or "(from)", "point": r["variant"], **r}
+                        for r in got)
             if stop.signum is not None:
                 raise PathInterrupted(stop.signum)
             return scores_of(got, SELECT_METRIC)
@@ -210,7 +211,7 @@ def summarize_path(plan: PathPlan, walked: PathResult, rows: list[dict[str, Any]
             f"{SELECT_METRIC}_mean": _mean(walked.scores.get(p.key)), "candidates": len(tried),
             "candidate_means": "; ".join(f"{d}: {m:.4f}" for d, m in means.items() if d and m is not None),
             "invalid": "; ".join(f"{d}: {w}" for d, w in walked.invalid.get(p.step, {}).items()),
-            **{k: v for k, v in stats.get(p.key, {}).items() if k != "variant"},
+            **{k: v for k, v in stats.get(p.key, {}).items() if k != "variant" and not k.startswith("mcnemar")},
         })
     return out
 
