@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import typer
 from rich.table import Table
@@ -58,7 +58,6 @@ def _ablate(ablation_file: Path | None, preset: str | None, arch: Path | None, s
             live: bool | None) -> None:
     from nasattn.ablation.run import AblationFailed, run_ablation
     from nasattn.config import ConfigError
-    from nasattn.rundir import check_output_folder, lock_run_folder
 
     if preset is not None and arch is not None:
         raise ConfigError("give at most one of --preset NAME or --arch FILE")
@@ -86,26 +85,37 @@ def _ablate(ablation_file: Path | None, preset: str | None, arch: Path | None, s
         _print_plan(loaded, plan)
         console.print(f"{len(plan.variants) * len(a.seeds)} trials (dry run: nothing trained)")
         return
-    argv = sys.argv[1:]
-    command = "nasattn " + " ".join(shlex.quote(x) for x in argv) if "ablate" in argv else "nasattn ablate"
-    check_output_folder(loaded.output)
-    try:
-        with lock_run_folder(loaded.output, command):
-            result = run_ablation(loaded, resume=resume, retry_errors=retry_errors, console=console, live=live,
-                                  command=command)
-    except AblationFailed as e:
-        raise fail(str(e), code=1) from None
+    result = _locked(loaded, "nasattn ablate", AblationFailed, lambda command: run_ablation(
+        loaded, resume=resume, retry_errors=retry_errors, console=console, live=live, command=command))
     if result.interrupted:
-        finished = result.counts.get("COMPLETE", 0) + result.counts.get("ERROR", 0)
-        again = [x for x in argv if x != "--resume"]
-        flags_out = [] if "--out" in again or "-o" in again else ["--out", str(loaded.output)]
         console.print(f"wrote {result.csv}, {result.summary_csv}", highlight=False)
-        interrupted_line(result, finished, " ".join(["nasattn", *(shlex.quote(x) for x in again), *flags_out, "--resume"]))
+        _interrupted(result, result.counts.get("COMPLETE", 0) + result.counts.get("ERROR", 0), loaded)
     counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(result.counts.items()))
     console.print(f"finished: {counts} | wall {result.wall_s:.0f}s (Ray start {result.ray_start_s:.1f}s)")
     console.print(f"wrote {result.csv}, {result.summary_csv}, {result.json}")
     if result.report is not None:
         console.print(f"report: {result.report}")
+
+
+def _locked(loaded: Any, default_command: str, failure: type[Exception], run: Callable[[str], Any]) -> Any:
+    """``run(command)`` with the output folder locked; ``failure`` (every trial failed) exits 1."""
+    from nasattn.rundir import check_output_folder, lock_run_folder
+
+    argv = sys.argv[1:]
+    command = "nasattn " + " ".join(shlex.quote(x) for x in argv) if "ablate" in argv else default_command
+    check_output_folder(loaded.output)
+    try:
+        with lock_run_folder(loaded.output, command):
+            return run(command)
+    except failure as e:
+        raise fail(str(e), code=1) from None
+
+
+def _interrupted(result: Any, finished: int, loaded: Any) -> None:
+    """The resume line after a signal (exits 128 + signal)."""
+    again = [x for x in sys.argv[1:] if x != "--resume"]
+    flags_out = [] if "--out" in again or "-o" in again else ["--out", str(loaded.output)]
+    interrupted_line(result, finished, " ".join(["nasattn", *(shlex.quote(x) for x in again), *flags_out, "--resume"]))
 
 
 def _settings(ablation_file: Path | None, flags: dict[str, Any], seeds: str | None, data: str | None, epochs: int | None,
@@ -140,7 +150,6 @@ def _ablate_path(path: tuple[str, str], ablation_file: Path | None, preset: str 
     from nasattn.ablation.path.run import describe_decisions, plan_path, run_path
     from nasattn.ablation.path.greedy import PathError
     from nasattn.config import ConfigError
-    from nasattn.rundir import check_output_folder, lock_run_folder
 
     for flag, value in (("--preset", preset), ("--arch", arch), ("--include", include), ("--exclude", exclude)):
         if value is not None:
@@ -164,19 +173,10 @@ def _ablate_path(path: tuple[str, str], ablation_file: Path | None, preset: str 
                   + (" (dry run: nothing trained)" if dry_run else ""), highlight=False)
     if dry_run:
         return
-    argv = sys.argv[1:]
-    command = "nasattn " + " ".join(shlex.quote(x) for x in argv) if "ablate" in argv else "nasattn ablate --path"
-    check_output_folder(loaded.output)
-    try:
-        with lock_run_folder(loaded.output, command):
-            result = run_path(plan, resume=resume, console=console, live=live, command=command)
-    except PathError as e:
-        raise fail(str(e), code=1) from None
-    if result.path.interrupted:
-        again = [x for x in argv if x != "--resume"]
-        flags_out = [] if "--out" in again or "-o" in again else ["--out", str(loaded.output)]
-        finished = sum(r.get("status") in ("COMPLETE", "ERROR") for r in result.rows)
-        interrupted_line(result, finished, " ".join(["nasattn", *(shlex.quote(x) for x in again), *flags_out, "--resume"]))
+    result = _locked(loaded, "nasattn ablate --path", PathError, lambda command: run_path(
+        plan, resume=resume, console=console, live=live, command=command))
+    if result.interrupted:
+        _interrupted(result, sum(r.get("status") in ("COMPLETE", "ERROR") for r in result.rows), loaded)
     console.print(f"wrote {result.output / 'path.csv'}, {result.output / 'path_summary.csv'} | wall {result.wall_s:.0f}s")
     if result.report is not None:
         console.print(f"report: {result.report}")
