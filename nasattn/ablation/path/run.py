@@ -146,7 +146,8 @@ def run_path(plan: PathPlan, *, resume: bool = False, console: Console | None = 
                      f"{plan.trainings_per_seed * len(a.seeds)} trainings, up to {ray_started.concurrency} at once")
 
         def evaluate(step: int, points: list[PathPoint]) -> dict[str, dict[int, float]]:
-            configs = [trial_config(a, p.key, *plan.point(p.flipped), seed, out, data) for p in points for seed in a.seeds]
+            configs = [{**trial_config(a, p.key, *plan.point(p.flipped), seed, out, data), "zero_cost_batch": 0}
+                       for p in points for seed in a.seeds]  # no training-free scores: a path does not use them
             name = f"tune-step{step}"
             got, _grid, stop = train_grid(configs, out, name, a.resources, ray_started.concurrency,
                                           restoring=resume and (out / name).is_dir(),
