@@ -17,7 +17,8 @@ class NotANasattnFolder(FileNotFoundError):
 
 
 def detect_kind(folder: str | Path) -> str:
-    """``"ablation"`` (ablation.csv/ablation.json), ``"search"`` (trials.csv, study.yaml or study.db) or ``"run"``."""
+    """``"ablation"`` (ablation.csv/ablation.json), ``"path"`` (path.json of ``nasattn ablate --path``),
+    ``"search"`` (trials.csv, study.yaml or study.db) or ``"run"``."""
     d = Path(folder)
     if not d.is_dir():
         raise NotANasattnFolder(f"{d}: no such folder")
