@@ -43,5 +43,18 @@ def main(folder: Path) -> None:
               f"sum of the contributions: {pts(s['test_accuracy_diff'].sum(), True)}")
 
 
+def candidates(runs: pd.DataFrame) -> None:
+    """Every candidate of every step: finished seeds, mean validation and test accuracy (descriptive, no test)."""
+    done = runs[runs["status"] == "COMPLETE"]
+    print("\n| step | candidate flip | finished seeds | mean val. accuracy % | mean test accuracy % | chosen |")
+    print("|---|---|---|---|---|---|")
+    for (step, decision), g in runs.groupby(["step", "decision"], sort=True):
+        d = done[(done["step"] == step) & (done["decision"] == decision)]
+        print(f"| {step} | {decision} | {len(d)} of {len(g)} | {pts(d['val_accuracy'].mean())} | "
+              f"{pts(d['test_accuracy'].mean())} | {'yes' if g['chosen'].any() else ''} |")
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent))
+    folder = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent)
+    main(folder)
+    candidates(pd.read_csv(folder / "path.csv"))
