@@ -54,7 +54,39 @@ def candidates(runs: pd.DataFrame) -> None:
               f"{pts(d['test_accuracy'].mean())} | {'yes' if g['chosen'].any() else ''} |")
 
 
+def restat(folder: Path) -> None:
+    """The chosen steps' statistics recomputed from path.csv with today's nasattn.stats (the same call the
+    path makes: paired_vs_previous, Holm over the steps), each step's verdict written by nasattn.stats.verdict;
+    written to steps-restat.csv beside the data."""
+    from nasattn.ablation.path.stats import paired_vs_previous
+
+    s = pd.read_csv(folder / "path_summary.csv").sort_values("step")
+    runs = pd.read_csv(folder / "path.csv")
+    rows = paired_vs_previous(runs.assign(variant=runs["point"]), list(s["point"]))
+    keep = ["variant", "previous", "n", "test_accuracy_mean", "test_accuracy_diff", "test_accuracy_diff_ci_low",
+            "test_accuracy_diff_ci_high", "test_accuracy_p", "test_accuracy_p_adj", "test_accuracy_perm_p",
+            "test_accuracy_better", "test_accuracy_worse", "test_accuracy_detectable", "verdict"]
+    table = pd.DataFrame(rows).reindex(columns=keep)
+    table.insert(0, "decision", list(s["decision"]))
+    table.to_csv(folder / "steps-restat.csv", index=False)
+    print("\n| step | flipped | contribution, points [95% CI] | paired t p | Holm p | sign-flip p | better/worse seeds "
+          "| verdict (nasattn.stats) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for step, (_, r) in zip(s["step"], table.iterrows()):
+        if pd.isna(r["previous"]):
+            continue
+        diff = f"{pts(r['test_accuracy_diff'], True)} [{pts(r['test_accuracy_diff_ci_low'], True)}, " \
+               f"{pts(r['test_accuracy_diff_ci_high'], True)}]"
+        num = {k: "-" if pd.isna(r[k]) else f"{r[k]:.3g}" for k in ("test_accuracy_p", "test_accuracy_p_adj",
+                                                                     "test_accuracy_perm_p")}
+        signs = "-" if pd.isna(r["test_accuracy_better"]) else \
+            f"{int(r['test_accuracy_better'])}/{int(r['test_accuracy_worse'])}"
+        print(f"| {step} | {r['decision']} | {diff} | {num['test_accuracy_p']} | {num['test_accuracy_p_adj']} | "
+              f"{num['test_accuracy_perm_p']} | {signs} | {r['verdict']} |")
+
+
 if __name__ == "__main__":
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent)
     main(folder)
     candidates(pd.read_csv(folder / "path.csv"))
+    restat(folder)
