@@ -67,6 +67,9 @@ FIDELITY_JSON = "fidelity.json"
 FIDELITY_CSV = "fidelity.csv"
 AGREEMENT_CSV = "agreement.csv"
 PAIRED_CSV = "paired.csv"
+PATH_JSON = "path.json"  # an ablation path: its ends, decisions and settings
+PATH_CSV = "path.csv"  # every candidate of every step, per seed
+PATH_SUMMARY_CSV = "path_summary.csv"  # the chosen step per level with its paired statistics
 FIDELITY_DIR = "fidelity"
 """A fidelity study's default folder inside its search folder."""
 

@@ -45,3 +45,15 @@ def test_blocks_listing_imports_neither_torchvision_nor_dynamo_and_shows_no_mark
     assert "torchvision" not in res["heavy"] and "torch._dynamo" not in res["heavy"] and "nasattn.engine" not in res["heavy"]
     assert "``" not in res["out"]
     assert "dropblock_law" in res["out"] and "paper" in res["out"]
+
+
+def test_the_readme_names_every_block_kind_of_the_registry():
+    import re
+    from pathlib import Path
+
+    from nasattn.registry import KINDS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    line = re.search(r"Kinds: ((?:`\w+`,?\s*)+)\.", readme)
+    assert line is not None, "README: the 'Kinds: ...' sentence of the registry section is missing"
+    assert re.findall(r"`(\w+)`", line.group(1)) == list(KINDS)

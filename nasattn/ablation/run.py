@@ -91,15 +91,20 @@ def trial_configs(loaded: LoadedAblation, plan: Any, out: Path, data: str | None
             rec = recipe.to_dict()
             if split is not None:
                 rec["split_seed"] = int(split)
-            for seed in a.seeds:
-                configs.append({
-                    "arch": spec.to_dict(), "recipe": rec, "data": data, "seed": int(seed),
-                    "device": a.device, "run_dir": str(run_dir_of(out, name, seed, split)),
-                    "checkpoint_every": a.checkpoint_every, "width_mult": a.width_mult, "subset": a.subset,
-                    "max_steps_per_epoch": a.max_steps_per_epoch, "variant": name,
-                    **({} if a.zero_cost else {"zero_cost_batch": 0}),  # off: no training-free scores
-                })
+            configs += [trial_config(a, name, spec.to_dict(), rec, seed, out, data, split) for seed in a.seeds]
     return configs
+
+
+def trial_config(a: Any, variant: str, arch: dict[str, Any], recipe: dict[str, Any], seed: int, out: Path,
+                 data: str | None, split: int | None = None) -> dict[str, Any]:
+    """The :func:`nasattn.tune.train_trial` config of one (variant, seed) under the ablation settings ``a``."""
+    return {
+        "arch": arch, "recipe": recipe, "data": data, "seed": int(seed),
+        "device": a.device, "run_dir": str(run_dir_of(out, variant, seed, split)),
+        "checkpoint_every": a.checkpoint_every, "width_mult": a.width_mult, "subset": a.subset,
+        "max_steps_per_epoch": a.max_steps_per_epoch, "variant": variant,
+        **({} if getattr(a, "zero_cost", True) else {"zero_cost_batch": 0}),  # off: no training-free scores
+    }
 
 
 def _label(cfg: dict[str, Any]) -> str:
@@ -145,6 +150,37 @@ def prepare_data(loaded: LoadedAblation, console: Console | None = None) -> str 
 
 
 # ------------------------------------------------------------------------------------ run
+def check_output(out: Path, resume: bool, console: Console | None = None, what: str = "an ablation") -> None:
+    """ConfigError when ``out`` is a file, or holds runs and ``resume`` is off; a note when there is nothing to resume."""
+    from nasattn.rundir import is_run_content
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output {out} is a file, not a folder")
+    if out.exists() and any(is_run_content(p) for p in out.iterdir()):  # the run folder's lock file aside
+        if not resume:
+            raise ConfigError(f"{out} already holds {what}; add --resume to continue it, or choose another --out")
+    elif resume:
+        say(console, f"[yellow]nothing to resume in {out}: starting a new {what.split()[-1]}[/]")
+
+
+def train_grid(configs: list[dict[str, Any]], out: Path, name: str, res: Any, concurrency: int, *, restoring: bool,
+               title: str, live: bool | None = None) -> tuple[list[dict[str, Any]], Any, Any]:
+    """Train ``configs`` as one Tune experiment ``out/name`` (inside :func:`start_ray`), signals caught;
+    returns (:func:`ablation_rows`, the ResultGrid, the interrupt record with ``signum``)."""
+    from nasattn.interrupt import tune_interrupts
+    from nasattn.tune import result_rows, run_grid
+    from nasattn.tune.progress import GridLabel, TrialTable
+
+    table = TrialTable(total=len(configs), concurrency=concurrency, title=title,
+                       describe=GridLabel([_label(c) for c in configs]), live=live)
+    with tune_interrupts() as stop:
+        grid = run_grid(
+            configs, storage_path=out, name=name, cpus_per_trial=res.cpus_per_trial,
+            gpus_per_trial=res.gpus_per_trial, max_concurrent=concurrency, callbacks=[table], resume=restoring,
+        )
+    return ablation_rows(configs, result_rows(grid)), grid, stop
+
+
 def run_ablation(
     loaded: LoadedAblation,
     *,
@@ -159,22 +195,12 @@ def run_ablation(
     Raises ConfigError for bad input found before the start, AblationFailed when every trial failed
     (ablation.csv is written first).
     """
-    from nasattn.tune import result_rows, run_grid
     from nasattn.tune.runner import unfinished_with_checkpoint
-    from nasattn.tune.progress import GridLabel, TrialTable
 
     t0 = time.time()
     a = loaded.ablation
     out = loaded.output
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"output {out} is a file, not a folder")
-    from nasattn.rundir import is_run_content
-
-    if out.exists() and any(is_run_content(p) for p in out.iterdir()):  # the run folder's lock file aside
-        if not resume:
-            raise ConfigError(f"{out} already holds an ablation; add --resume to continue it, or choose another --out")
-    elif resume:
-        say(console, f"[yellow]nothing to resume in {out}: starting a new ablation[/]")
+    check_output(out, resume, console)
     plan = loaded.plan()
     for name, why in plan.skipped.items():
         say(console, f"skipped variant {name}: {why}")
@@ -198,18 +224,9 @@ def run_ablation(
         say(console, f"{ray_started.summary}; {len(configs)} trials ({grid}), up to {conc} at once"
                       + (f"; {done} already finished" if done else "")
                       + (f"; restoring {out / exp_name}" if restoring else ""))
-        table = TrialTable(total=len(configs), concurrency=conc, title=f"nasattn ablate {a.name}",
-                           describe=GridLabel([_label(c) for c in configs]), live=live)
-        from nasattn.interrupt import tune_interrupts
+        rows, grid, stop = train_grid(configs, out, exp_name, res, conc, restoring=restoring,
+                                      title=f"nasattn ablate {a.name}", live=live)
 
-        with tune_interrupts() as stop:
-            grid = run_grid(
-                configs, storage_path=out, name=exp_name, cpus_per_trial=res.cpus_per_trial,
-                gpus_per_trial=res.gpus_per_trial, max_concurrent=conc, callbacks=[table], resume=restoring,
-            )
-        tune_rows = result_rows(grid)
-
-    rows = ablation_rows(configs, tune_rows)
     result = write_outputs(out, rows, list(plan.variants), console=console, report=a.report, correction=a.correction,
                            primary=a.primary_metric)
     result.ray_start_s = ray_start_s

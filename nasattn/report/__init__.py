@@ -12,9 +12,9 @@ from typing import Callable
 
 from nasattn.config import NasattnError
 from nasattn.safewrite import DiskError
-from nasattn.schema import ABLATION_CSV, ABLATION_JSON, METRICS_FILE, REPORT_FILE, STUDY_DB, STUDY_FILE, TRIALS_CSV
+from nasattn.schema import ABLATION_CSV, ABLATION_JSON, METRICS_FILE, PATH_JSON, REPORT_FILE, STUDY_DB, STUDY_FILE, TRIALS_CSV
 
-KINDS = ("run", "search", "ablation")
+KINDS = ("run", "search", "ablation", "path")
 
 
 class NotANasattnFolder(NasattnError, FileNotFoundError):
@@ -22,12 +22,15 @@ class NotANasattnFolder(NasattnError, FileNotFoundError):
 
 
 def detect_kind(folder: str | Path) -> str:
-    """``"ablation"`` (ablation.csv/ablation.json), ``"search"`` (trials.csv, study.yaml or study.db) or ``"run"``."""
+    """``"ablation"`` (ablation.csv/ablation.json), ``"path"`` (path.json of ``nasattn ablate --path``),
+    ``"search"`` (trials.csv, study.yaml or study.db) or ``"run"``."""
     d = Path(folder)
     if not d.is_dir():
         raise NotANasattnFolder(f"{d}: no such folder")
     if (d / ABLATION_CSV).is_file() or (d / ABLATION_JSON).is_file():
         return "ablation"
+    if (d / PATH_JSON).is_file():
+        return "path"
     if any((d / f).is_file() for f in (TRIALS_CSV, STUDY_FILE, STUDY_DB)):
         return "search"
     if (d / METRICS_FILE).is_file():
@@ -46,6 +49,8 @@ def render_report(folder: str | Path, out: Path | None = None) -> Path:
         from nasattn.report.run import render_run as build
     elif kind == "search":
         from nasattn.report.search import render_search as build
+    elif kind == "path":
+        from nasattn.report.ablation_path import render_path as build
     else:
         from nasattn.report.ablation import render_ablation as build
     target = Path(out) if out is not None else d / REPORT_FILE
