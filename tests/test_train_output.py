@@ -31,7 +31,8 @@ import torch  # noqa: E402
 
 from nasattn import safewrite  # noqa: E402
 from nasattn.engine import read_run, write_run  # noqa: E402
-from nasattn.rundir import LOCK_NAME, lock_run_folder  # noqa: E402
+from nasattn.rundir import lock_run_folder  # noqa: E402
+from nasattn.schema import LOCK_FILE as LOCK_NAME  # noqa: E402
 from nasattn.safewrite import DiskError, disk_error, write_file  # noqa: E402
 
 
