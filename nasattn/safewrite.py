@@ -170,32 +170,45 @@ def _swap_in(folder: Path, files: Mapping[str, bytes], dropped: set[str]) -> Non
         for name, blob in files.items():
             (new / name).write_bytes(blob)
         if folder.is_dir():
-            for entry in os.scandir(folder):
-                if entry.name in dropped:
-                    continue
-                if entry.is_file(follow_symlinks=False):
-                    os.link(entry.path, new / entry.name, follow_symlinks=False)
-                else:
-                    moved.append(entry.name)
+            to_move = _link_files(folder, new, dropped)
             old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
-            for name in moved:
+            for name in to_move:
                 os.rename(folder / name, new / name)
+                moved.append(name)
             os.rename(folder, old)  # onto the empty placeholder
         os.rename(new, folder)
     except BaseException:
-        if old is not None and not folder.exists():
-            os.rename(old, folder)  # the old folder back where it was
-        for name in moved:
-            if (new / name).exists():
-                os.rename(new / name, folder / name)
-        shutil.rmtree(new, ignore_errors=True)
-        if old is not None:
-            with contextlib.suppress(OSError):
-                old.rmdir()  # the empty placeholder (rmdir never removes a folder with content)
+        _roll_back(folder, new, old, moved)
         raise
     if old is not None:
         _follow_cwd(folder, old)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _link_files(folder: Path, new: Path, dropped: set[str]) -> list[str]:
+    """Hard-link ``folder``'s files (but ``dropped``) into ``new``; return the other entries (to move)."""
+    others = []
+    for entry in os.scandir(folder):
+        if entry.name in dropped:
+            continue
+        if entry.is_file(follow_symlinks=False):
+            os.link(entry.path, new / entry.name, follow_symlinks=False)
+        else:
+            others.append(entry.name)
+    return others
+
+
+def _roll_back(folder: Path, new: Path, old: Path | None, moved: list[str]) -> None:
+    """Undo a failed swap: the old folder and the entries moved out of it back in place, ``new`` removed."""
+    if old is not None and not folder.exists():
+        os.rename(old, folder)  # the old folder back where it was
+    for name in moved:
+        if (new / name).exists():
+            os.rename(new / name, folder / name)
+    shutil.rmtree(new, ignore_errors=True)
+    if old is not None:
+        with contextlib.suppress(OSError):
+            old.rmdir()  # the empty placeholder (rmdir never removes a folder with content)
 
 
 def _follow_cwd(folder: Path, old: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from nasattn.bench import engine_throughput, image_folder_root, naive_loader, naive_throughput, naive_train_set
+from nasattn.bench import NaiveOptions, engine_throughput, image_folder_root, naive_loader, naive_throughput, naive_train_set
 from nasattn.cli.main import app
 from nasattn.data import MINI_DIR, load_dataset, normalize, split_dataset
 from nasattn.engine import Recipe, train
@@ -122,8 +122,8 @@ def test_first_step_loss_agrees(setup):
     ds, spec, recipe, train_idx, mean, std = setup
     res = train(spec, recipe, ds, seed=3, device="cpu", progress=False, max_steps_per_epoch=1, evaluate=False)
     engine_loss = res.history[0]["train_loss"]
-    naive = naive_throughput(spec, recipe, ds, train_idx, mean, std, steps=1, warmup=0, num_workers=0,
-                             device="cpu", seed=3, augment="none")
+    naive = naive_throughput(spec, recipe, ds, train_idx, mean, std,
+                             NaiveOptions(steps=1, warmup=0, num_workers=0, device="cpu", seed=3, augment="none"))
     assert naive["first_loss"] == pytest.approx(engine_loss, abs=1e-3)
     assert naive["timed_images"] == BS
 

@@ -19,8 +19,8 @@ from nasattn.config import ConfigError
 from nasattn.search.recorder import StudyLedger
 from nasattn.search.resume import RESUMED, TIME_ATTR, resume_scheduler, run_records, unfinished_checkpoints
 from nasattn.search.searcher import SpaceSearch, TrialConfigFactory
-from nasattn.search.secrets import mask_secrets, mask_url
-from nasattn.search.storage import create_or_load_study, storage_url
+from nasattn.secrets import mask_secrets, mask_url
+from nasattn.study_storage import create_or_load_study, storage_url
 from nasattn.search.study import load_study
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -231,7 +231,7 @@ def test_an_empty_or_foreign_study_db_is_a_clear_error(tmp_path):
 
 
 def test_the_psycopg2_hint_only_when_psycopg2_is_missing(monkeypatch):
-    from nasattn.search import storage
+    from nasattn import study_storage as storage
 
     assert storage._missing_driver_hint(PG_URL, ImportError("no module")) == ""  # installed here
     monkeypatch.setattr(storage.importlib.util, "find_spec", lambda name: None)

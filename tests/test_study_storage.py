@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from nasattn.config import ConfigError
 from nasattn.search.recorder import StudyLedger
-from nasattn.search.rows import study_rows
+from nasattn.study_rows import study_rows
 from nasattn.search.run import RUN_FILE, check_resume, start_record
 from nasattn.search.searcher import SpaceSearch, TrialConfigFactory
-from nasattn.search.storage import create_or_load_study
+from nasattn.study_storage import create_or_load_study
 from nasattn.search.study import load_study
 
 sys.path.insert(0, str(Path(__file__).parent))

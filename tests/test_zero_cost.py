@@ -1,4 +1,4 @@
-"""Training-free scores (nasattn.fidelity.zero_cost) on tiny nets whose scores follow by hand."""
+"""Training-free scores (nasattn.engine.zero_cost) on tiny nets whose scores follow by hand."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from nasattn.fidelity.zero_cost import gradnorm_score, naswot_score, score_batch, synflow_score, zero_cost_scores
+from nasattn.engine.zero_cost import gradnorm_score, naswot_score, score_batch, synflow_score, zero_cost_scores
 
 
 def _identity_relu() -> nn.Module:

@@ -14,6 +14,7 @@ Public API
 Ray is imported only when an ablation runs.
 """
 
+from nasattn.ablation import variants
 from nasattn.ablation.run import AblationFailed, AblationResult, run_ablation
 from nasattn.ablation.study import Ablation, LoadedAblation, load_ablation
 from nasattn.ablation.variants import (
@@ -28,8 +29,6 @@ from nasattn.ablation.variants import (
 
 def __getattr__(name: str):  # BUILTIN_VARIANTS, FUSION_STRATEGIES: asked of the registries when used
     if name in ("BUILTIN_VARIANTS", "FUSION_STRATEGIES"):
-        from nasattn.ablation import variants
-
         return getattr(variants, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

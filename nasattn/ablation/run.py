@@ -138,7 +138,7 @@ def _experiment_name(out: Path, configs: list[dict[str, Any]], resume: bool, ret
 
 def prepare_data(loaded: LoadedAblation, console: Console | None = None) -> str | None:
     """Resolve the data source, fill the decoded cache at the base's input size and check the split, once."""
-    from nasattn.data.prepare import prepare_data as prepare
+    from nasattn.engine.prepare import prepare_data as prepare
 
     spec, recipe = loaded.base()
     own_weights = "class_weights" in loaded.ablation.recipe  # the file's own, not a preset's (those adapt)
@@ -287,8 +287,6 @@ def ablation_rows(configs: list[dict[str, Any]], tune_rows: list[dict[str, Any]]
     Metrics come from the run's metrics.json when it exists (per-class accuracy by class name),
     otherwise from the Tune result.
     """
-    from nasattn.engine import read_run
-
     by_index: dict[int, dict[str, Any]] = {}
     for r in tune_rows:
         idx = r.get("config.index")
@@ -298,24 +296,8 @@ def ablation_rows(configs: list[dict[str, Any]], tune_rows: list[dict[str, Any]]
     for i, cfg in enumerate(configs):
         run_dir = Path(cfg["run_dir"])
         tr = by_index.get(i)
-        metrics: dict[str, Any] = {}
-        if (run_dir / METRICS_FILE).is_file():
-            try:
-                metrics = scalar_metrics(read_run(run_dir)["metrics"])
-            except (OSError, ValueError) as e:
-                log.warning("%s: unreadable %s (%s)", run_dir, METRICS_FILE, e)
-        if not metrics and tr is not None:
-            metrics = _tune_metrics(tr)
-        done = (run_dir / DONE_MARKER).is_file()
-        if done:
-            status, error = TrialStatus.COMPLETE, None
-        elif tr is not None and tr.get("status") == TrialStatus.ERROR:
-            status, error = TrialStatus.ERROR, tr.get("error")
-        elif tr is not None and tr.get("status") == TrialStatus.COMPLETE:
-            status, error = TrialStatus.COMPLETE, None
-        else:  # interrupted (Ctrl-C, a time limit) or never started: not an error of the variant
-            status = TrialStatus.UNFINISHED
-            error = None
+        metrics = _run_metrics(run_dir, tr)
+        status, error = _run_status(run_dir, tr)
         row: dict[str, Any] = {
             "variant": cfg["variant"], "seed": cfg["seed"], "split_seed": (cfg.get("recipe") or {}).get("split_seed"),
             "status": status, "error": error,
@@ -331,6 +313,32 @@ def ablation_rows(configs: list[dict[str, Any]], tune_rows: list[dict[str, Any]]
                 row[key] = value
         rows.append(row)
     return rows
+
+
+def _run_metrics(run_dir: Path, tr: dict[str, Any] | None) -> dict[str, Any]:
+    """The run's scalar metrics from its metrics.json, else from its Tune result (``tr``), else ``{}``."""
+    from nasattn.engine import read_run  # torch-side floor: imported when the rows are collected
+
+    metrics: dict[str, Any] = {}
+    if (run_dir / METRICS_FILE).is_file():
+        try:
+            metrics = scalar_metrics(read_run(run_dir)["metrics"])
+        except (OSError, ValueError) as e:
+            log.warning("%s: unreadable %s (%s)", run_dir, METRICS_FILE, e)
+    if not metrics and tr is not None:
+        metrics = _tune_metrics(tr)
+    return metrics
+
+
+def _run_status(run_dir: Path, tr: dict[str, Any] | None) -> tuple[TrialStatus, str | None]:
+    """``(status, error)``: complete (DONE written or Tune says so), error (with Tune's message) or unfinished."""
+    if (run_dir / DONE_MARKER).is_file():
+        return TrialStatus.COMPLETE, None
+    if tr is not None and tr.get("status") == TrialStatus.ERROR:
+        return TrialStatus.ERROR, tr.get("error")
+    if tr is not None and tr.get("status") == TrialStatus.COMPLETE:
+        return TrialStatus.COMPLETE, None
+    return TrialStatus.UNFINISHED, None  # interrupted (Ctrl-C, a time limit) or never started: not an error of the variant
 
 
 def _columns(rows: list[dict[str, Any]]) -> list[str]:

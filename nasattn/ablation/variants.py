@@ -380,21 +380,11 @@ def plan_variants(
     (an ablation file passes its top-level ``epochs`` only). ``base_preset``: the preset the base is
     (its ``paper_`` variant is skipped). Bad names or overrides raise ConfigError naming the field.
     """
-    from nasattn.engine import Recipe
-    from nasattn.presets import get_preset
+    from nasattn.engine import Recipe  # torch-side floor: imported when a plan is made
 
     builtin = builtin_variants()
     custom = dict(custom or {})
-    clash = [n for n in custom if n in builtin]
-    if clash:
-        raise ConfigError(f"variants.{clash[0]}: {clash[0]!r} is a built-in variant name; choose another name")
-    for name in custom:
-        if not name or not all(c.isalnum() or c in "_-." for c in name):
-            raise ConfigError(f"variants.{name}: a variant name may hold letters, digits, '_', '-' and '.' only")
-    _check_names(include, list(builtin), "include")
-    _check_names(exclude, [*builtin, *custom], "exclude")
-    if exclude and BASE in exclude:
-        raise ConfigError("exclude: the base cannot be excluded (every variant is compared with it)")
+    _check_variant_names(builtin, custom, include, exclude)
 
     base_arch = base_spec.to_dict()
     recipe_dict = base_recipe.to_dict() if hasattr(base_recipe, "to_dict") else dict(base_recipe or {})
@@ -411,53 +401,81 @@ def plan_variants(
     for name in wanted[1:]:
         try:
             if name in arch_changes:
-                spec = ArchSpec.from_dict(arch_changes[name](base_arch), f"variant {name}")
-                recipe = base_r
-            elif name == "no_class_weights":
-                if base_r.class_weights == "none":
-                    raise Skip("the base recipe has no class weights")
-                spec = base_v[0]
-                recipe = Recipe.model_validate(_no_class_weights(recipe_dict))
-            elif name == ALPHA_NO_DECAY:
-                recipe = Recipe.model_validate(_alpha_no_decay(base_arch, recipe_dict))
-                spec = base_v[0]
-            else:  # paper_<preset>: the preset's own architecture and recipe
-                preset_name = name.removeprefix("paper_")
-                if preset_name == base_preset:
-                    raise Skip(f"the base is the {preset_name} preset (with the ablation file's recipe fields)")
-                preset = get_preset(preset_name)
-                spec = preset.arch
-                recipe = Recipe.model_validate(merge_override(preset.recipe_dict, recipe_overrides or {}))
+                variant = (ArchSpec.from_dict(arch_changes[name](base_arch), f"variant {name}"), base_r)
+            else:
+                variant = _recipe_or_paper_variant(name, base_v, base_arch, recipe_dict, base_preset, recipe_overrides)
         except Skip as e:
             plan.skipped[name] = str(e)
             continue
-        if (spec.to_dict(), recipe.to_dict()) == base_key:
-            plan.skipped[name] = "equal to the base"
-            continue
-        plan.variants[name] = (spec, recipe)
-        plan.descriptions[name] = describe(name)
-        plan.differences[name] = differences(base_v, (spec, recipe))
-
+        _add_variant(plan, name, base_v, base_key, variant, describe(name))
     for name, body in custom.items():
-        if exclude and name in exclude:
-            continue
-        body = dict(body or {})
-        unknown = [k for k in body if k not in ("arch", "recipe", "description")]
-        if unknown:
-            raise ConfigError(f"variants.{name}.{unknown[0]}: unknown field; allowed: arch, recipe, description")
-        arch_o, recipe_o = body.get("arch") or {}, body.get("recipe") or {}
-        for key, val in (("arch", arch_o), ("recipe", recipe_o)):
-            if not isinstance(val, dict):
-                raise ConfigError(f"variants.{name}.{key}: expected a mapping of overrides, got {type(val).__name__}")
-        spec = ArchSpec.from_dict(merge_override(base_arch, arch_o, f"variants.{name}.arch"), f"variants.{name}.arch")
-        recipe = validate(Recipe, merge_override(recipe_dict, recipe_o, f"variants.{name}.recipe"), f"variants.{name}.recipe")
-        if (spec.to_dict(), recipe.to_dict()) == base_key:
-            plan.skipped[name] = "equal to the base"
-            continue
-        plan.variants[name] = (spec, recipe)
-        plan.descriptions[name] = str(body.get("description") or _describe_override(arch_o, recipe_o))
-        plan.differences[name] = differences(base_v, (spec, recipe))
+        if not (exclude and name in exclude):
+            variant, description = _custom_variant(name, body, base_arch, recipe_dict)
+            _add_variant(plan, name, base_v, base_key, variant, description)
     return plan
+
+
+def _check_variant_names(builtin: dict[str, Any], custom: dict[str, Any], include: list[str] | None,
+                         exclude: list[str] | None) -> None:
+    """A ConfigError for a custom name that clashes or holds odd characters, an unknown include/exclude, an excluded base."""
+    clash = [n for n in custom if n in builtin]
+    if clash:
+        raise ConfigError(f"variants.{clash[0]}: {clash[0]!r} is a built-in variant name; choose another name")
+    for name in custom:
+        if not name or not all(c.isalnum() or c in "_-." for c in name):
+            raise ConfigError(f"variants.{name}: a variant name may hold letters, digits, '_', '-' and '.' only")
+    _check_names(include, list(builtin), "include")
+    _check_names(exclude, [*builtin, *custom], "exclude")
+    if exclude and BASE in exclude:
+        raise ConfigError("exclude: the base cannot be excluded (every variant is compared with it)")
+
+
+def _recipe_or_paper_variant(name: str, base_v: tuple[ArchSpec, Any], base_arch: dict[str, Any], recipe_dict: dict[str, Any],
+                             base_preset: str | None, recipe_overrides: dict[str, Any] | None) -> tuple[ArchSpec, Any]:
+    """A built-in variant that changes the recipe (no_class_weights, alpha_no_decay) or is a paper preset; Skip if moot."""
+    from nasattn.engine import Recipe  # torch-side floor: imported when a plan is made
+    from nasattn.presets import get_preset
+
+    if name == "no_class_weights":
+        if base_v[1].class_weights == "none":
+            raise Skip("the base recipe has no class weights")
+        return base_v[0], Recipe.model_validate(_no_class_weights(recipe_dict))
+    if name == ALPHA_NO_DECAY:
+        return base_v[0], Recipe.model_validate(_alpha_no_decay(base_arch, recipe_dict))
+    preset_name = name.removeprefix("paper_")  # paper_<preset>: the preset's own architecture and recipe
+    if preset_name == base_preset:
+        raise Skip(f"the base is the {preset_name} preset (with the ablation file's recipe fields)")
+    preset = get_preset(preset_name)
+    return preset.arch, Recipe.model_validate(merge_override(preset.recipe_dict, recipe_overrides or {}))
+
+
+def _custom_variant(name: str, body: Any, base_arch: dict[str, Any], recipe_dict: dict[str, Any]) -> tuple[tuple[ArchSpec, Any], str]:
+    """``((spec, recipe), description)`` of a custom variant: its overrides deep-merged into the base."""
+    from nasattn.engine import Recipe  # torch-side floor: imported when a plan is made
+
+    body = dict(body or {})
+    unknown = [k for k in body if k not in ("arch", "recipe", "description")]
+    if unknown:
+        raise ConfigError(f"variants.{name}.{unknown[0]}: unknown field; allowed: arch, recipe, description")
+    arch_o, recipe_o = body.get("arch") or {}, body.get("recipe") or {}
+    for key, val in (("arch", arch_o), ("recipe", recipe_o)):
+        if not isinstance(val, dict):
+            raise ConfigError(f"variants.{name}.{key}: expected a mapping of overrides, got {type(val).__name__}")
+    spec = ArchSpec.from_dict(merge_override(base_arch, arch_o, f"variants.{name}.arch"), f"variants.{name}.arch")
+    recipe = validate(Recipe, merge_override(recipe_dict, recipe_o, f"variants.{name}.recipe"), f"variants.{name}.recipe")
+    return (spec, recipe), str(body.get("description") or _describe_override(arch_o, recipe_o))
+
+
+def _add_variant(plan: VariantPlan, name: str, base_v: tuple[ArchSpec, Any], base_key: tuple[Any, Any],
+                 variant: tuple[ArchSpec, Any], description: str) -> None:
+    """Add ``variant`` to ``plan`` with its description and differences, or skip it as equal to the base."""
+    spec, recipe = variant
+    if (spec.to_dict(), recipe.to_dict()) == base_key:
+        plan.skipped[name] = "equal to the base"
+        return
+    plan.variants[name] = (spec, recipe)
+    plan.descriptions[name] = description
+    plan.differences[name] = differences(base_v, (spec, recipe))
 
 
 def _describe_override(arch: dict[str, Any], recipe: dict[str, Any]) -> str:

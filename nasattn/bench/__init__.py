@@ -5,9 +5,9 @@ returns the JSON record; ``engine_throughput`` and ``naive_throughput`` measure 
 """
 
 from nasattn.bench.measure import BenchOptions, engine_throughput, machine_info, run_bench, time_to_accuracy
-from nasattn.bench.naive import image_folder_root, naive_loader, naive_throughput, naive_train_set
+from nasattn.bench.naive import NaiveOptions, image_folder_root, naive_loader, naive_throughput, naive_train_set
 
 __all__ = [
-    "BenchOptions", "engine_throughput", "image_folder_root", "machine_info", "naive_loader", "naive_throughput", "naive_train_set",
-    "run_bench", "time_to_accuracy",
+    "BenchOptions", "NaiveOptions", "engine_throughput", "image_folder_root", "machine_info", "naive_loader", "naive_throughput",
+    "naive_train_set", "run_bench", "time_to_accuracy",
 ]

@@ -25,12 +25,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from nasattn.bench.naive import default_workers, naive_throughput
+import nasattn
+from nasattn.bench.naive import NaiveOptions, default_workers, naive_throughput
 from nasattn.bench.ops import ops_per_step
+from nasattn.config import ConfigError, validate
+from nasattn.data import IMAGENET_MEAN, IMAGENET_STD, load_dataset, normalize, split_dataset
+from nasattn.data.stats import cached_channel_stats
+from nasattn.engine import Recipe, StopTraining, adapt_to_dataset, resolve_device, train
+from nasattn.presets import get_preset
+from nasattn.report.env import cpu_name
 
 if TYPE_CHECKING:
     from nasattn.data import ImageDataset
-    from nasattn.engine import Recipe
     from nasattn.spec import ArchSpec
 
 __all__ = ["BenchOptions", "engine_throughput", "machine_info", "run_bench", "time_to_accuracy"]
@@ -41,8 +47,6 @@ def machine_info(device: torch.device | str = "cpu") -> dict[str, Any]:
     """CPU model (:func:`nasattn.report.env.cpu_name`), cores, load, torch/torchvision versions and the GPU (if any)."""
     import torchvision
 
-    import nasattn
-    from nasattn.report.env import cpu_name
 
     dev = torch.device(device) if isinstance(device, str) else device
     gpu = None
@@ -84,8 +88,6 @@ def engine_throughput(
     trainer's history (training loop only); seconds per epoch are measured with ``epochs``, else
     extrapolated as ``n_train / images/s``.
     """
-    from nasattn.engine import resolve_device, train
-
     on_cuda = resolve_device(device).type == "cuda"
     if on_cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -130,8 +132,6 @@ def engine_throughput(
 
 def _accuracy(model: torch.nn.Module, dataset: ImageDataset, idx: np.ndarray, mean: Sequence[float], std: Sequence[float],
               batch_size: int) -> float:
-    from nasattn.data import normalize
-
     dev = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -167,8 +167,6 @@ def time_to_accuracy(
     engine's val evaluation, part of normal training, is counted) and stops training once reached, or
     after the first epoch that ends past ``time_box`` seconds. ``stopped`` says which ended it.
     """
-    from nasattn.engine import StopTraining, train
-
     rows: list[dict[str, Any]] = []
     probe: dict[str, Any] = {"seconds": 0.0, "reached": None, "time_box": False}
     t0 = time.perf_counter()
@@ -258,32 +256,12 @@ def run_bench(
     (``nasattn.bench.ops``: about the kernel launches a GPU would see). ``to_accuracy`` adds the engine's wall time to that test accuracy.
     ``log`` (optional) is called with progress messages.
     """
-    from nasattn.config import ConfigError, validate
-    from nasattn.data import IMAGENET_MEAN, IMAGENET_STD, load_dataset, split_dataset
-    from nasattn.engine import Recipe, adapt_to_dataset, resolve_device
-    from nasattn.data.stats import cached_channel_stats
-    from nasattn.presets import get_preset
-
     o = options
     say = log or (lambda msg: None)
-    if o.steps < 1 or o.warmup < 0 or (o.epochs is not None and o.epochs < 1) or o.batch_size < 1:
-        raise ConfigError("--steps and --batch-size must be >= 1, --warmup >= 0, --epochs >= 1")
-    if o.augment not in ("flips", "none"):
-        raise ConfigError(f"--augment {o.augment!r}: allowed: flips, none (what both pipelines can do)")
-    if o.to_accuracy is not None and not 0 < o.to_accuracy <= 1:
-        raise ConfigError(f"--to-accuracy {o.to_accuracy}: give a fraction in (0, 1], e.g. 0.9")
+    _check_options(o)
     dev = resolve_device(o.device)
     p = get_preset(o.preset)
-    spec = p.arch.scaled(o.width_mult)
-    dataset = load_dataset(o.data)
-    recipe = validate(Recipe, {
-        **p.recipe_dict, "batch_size": o.batch_size, "augment": o.augment, "compile": o.compile,
-        "channels_last": o.channels_last, "amp": o.amp,
-    }, "bench options")
-    spec, recipe, notes = adapt_to_dataset(spec, recipe, dataset.classes)
-    for note in notes:
-        say(f"note: {note}")
-    splits = split_dataset(dataset.labels, recipe.split_ratios, recipe.split_seed, recipe.stratify)
+    spec, recipe, dataset, splits = _bench_inputs(o, p, say)
     train_idx = np.asarray(splits.train, dtype=np.int64)
     if recipe.normalize == "imagenet":
         mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
@@ -312,8 +290,8 @@ def run_bench(
         engine_same = engine_throughput(spec, same, dataset, steps=o.steps, warmup=o.warmup, epochs=o.epochs, device=str(dev),
                                         seed=o.seed)
         say(f"naive: ImageFolder + DataLoader ({n_workers} workers) ...")
-        naive = naive_throughput(spec, recipe, dataset, train_idx, mean, std, steps=o.steps, warmup=o.warmup,
-                                 epochs=o.epochs, num_workers=n_workers, device=str(dev), seed=o.seed, augment=o.augment)
+        naive = naive_throughput(spec, recipe, dataset, train_idx, mean, std, NaiveOptions(
+            steps=o.steps, warmup=o.warmup, epochs=o.epochs, num_workers=n_workers, device=str(dev), seed=o.seed, augment=o.augment))
         say(f"naive: {naive['images_per_second']:.1f} images/s")
         record["pipelines"] = {"engine": engine, "engine_fp32_nchw": engine_same, "naive": naive}
         say("engine: aten ops per training step (eager) ...")
@@ -324,17 +302,49 @@ def run_bench(
                                           if naive["images_per_second"] > 0 else math.nan)
         record["to_accuracy"] = None
         if o.to_accuracy is not None:
-            acc_recipe = Recipe.model_validate({**p.recipe_dict, "batch_size": o.batch_size, "compile": o.compile,
-                                                "channels_last": o.channels_last, "amp": o.amp})
-            acc_recipe = adapt_to_dataset(spec, acc_recipe, dataset.classes)[1]
-            cap = o.max_epochs or acc_recipe.epochs
-            say(f"engine: training to test accuracy {o.to_accuracy:.2%} (at most {cap} epochs) ...")
-            record["to_accuracy"] = time_to_accuracy(
-                spec, acc_recipe, dataset, o.to_accuracy, test_idx=np.asarray(splits.test, dtype=np.int64),
-                mean=mean, std=std, max_epochs=cap, device=str(dev), seed=o.seed,
-            )
+            record["to_accuracy"] = _time_to_accuracy(o, p, spec, dataset, splits, mean, std, str(dev), say)
     if json_path is not None:
         path = Path(json_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=2, default=str) + "\n")
     return record
+
+
+def _check_options(o: BenchOptions) -> None:
+    """A ConfigError naming the option when ``o`` holds a value the bench cannot run."""
+    if o.steps < 1 or o.warmup < 0 or (o.epochs is not None and o.epochs < 1) or o.batch_size < 1:
+        raise ConfigError("--steps and --batch-size must be >= 1, --warmup >= 0, --epochs >= 1")
+    if o.augment not in ("flips", "none"):
+        raise ConfigError(f"--augment {o.augment!r}: allowed: flips, none (what both pipelines can do)")
+    if o.to_accuracy is not None and not 0 < o.to_accuracy <= 1:
+        raise ConfigError(f"--to-accuracy {o.to_accuracy}: give a fraction in (0, 1], e.g. 0.9")
+
+
+def _bench_inputs(o: BenchOptions, p: Any, say: Any) -> tuple[Any, Any, Any, Any]:
+    """``(spec, recipe, dataset, splits)``: the preset ``p`` at the options' width, batch, augmentation and
+    precision, adapted to the dataset (notes passed to ``say``), and the recipe's split of the dataset."""
+    spec = p.arch.scaled(o.width_mult)
+    dataset = load_dataset(o.data)
+    recipe = validate(Recipe, {
+        **p.recipe_dict, "batch_size": o.batch_size, "augment": o.augment, "compile": o.compile,
+        "channels_last": o.channels_last, "amp": o.amp,
+    }, "bench options")
+    spec, recipe, notes = adapt_to_dataset(spec, recipe, dataset.classes)
+    for note in notes:
+        say(f"note: {note}")
+    splits = split_dataset(dataset.labels, recipe.split_ratios, recipe.split_seed, recipe.stratify)
+    return spec, recipe, dataset, splits
+
+
+def _time_to_accuracy(o: BenchOptions, p: Any, spec: Any, dataset: Any, splits: Any, mean: Any, std: Any, dev: str,
+                      say: Any) -> dict[str, Any]:
+    """The engine's wall time to ``o.to_accuracy`` with the preset's recipe (within ``o.max_epochs``)."""
+    acc_recipe = Recipe.model_validate({**p.recipe_dict, "batch_size": o.batch_size, "compile": o.compile,
+                                        "channels_last": o.channels_last, "amp": o.amp})
+    acc_recipe = adapt_to_dataset(spec, acc_recipe, dataset.classes)[1]
+    cap = o.max_epochs or acc_recipe.epochs
+    say(f"engine: training to test accuracy {o.to_accuracy:.2%} (at most {cap} epochs) ...")
+    return time_to_accuracy(
+        spec, acc_recipe, dataset, o.to_accuracy, test_idx=np.asarray(splits.test, dtype=np.int64),
+        mean=mean, std=std, max_epochs=cap, device=dev, seed=o.seed,
+    )

@@ -24,6 +24,7 @@ import shutil
 import time
 import zipfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -32,10 +33,14 @@ import torch
 from torch import nn
 from torchvision.datasets import ImageFolder
 
+from nasattn.data import DataError, class_root, default_cache_dir, list_images
+from nasattn.engine import resolve_device
+from nasattn.models import build_model
+
 if TYPE_CHECKING:
     from nasattn.data import ImageDataset
 
-__all__ = ["image_folder_root", "naive_train_set", "naive_loader", "naive_throughput", "default_workers"]
+__all__ = ["NaiveOptions", "image_folder_root", "naive_train_set", "naive_loader", "naive_throughput", "default_workers"]
 
 
 def default_workers(device: torch.device | str) -> int:
@@ -47,8 +52,6 @@ def default_workers(device: torch.device | str) -> int:
 
 
 def _entries(source: Path) -> tuple[list[Any], str]:
-    from nasattn.data import list_images  # the very listing load_dataset decoded, in its order
-
     return list_images(source)
 
 
@@ -58,8 +61,6 @@ def image_folder_root(dataset: ImageDataset, cache_dir: str | os.PathLike | None
     ``names[i]`` is the file of ``dataset.images[i]`` relative to the root. A folder source is used in
     place; a zip is extracted once into ``<cache>/extracted/<fingerprint>/`` (see the module docstring).
     """
-    from nasattn.data import DataError, class_root, default_cache_dir
-
     source = Path(dataset.source)
     entries, kind = _entries(source)
     skipped = set(getattr(dataset, "skipped", []) or [])
@@ -119,7 +120,6 @@ def naive_train_set(
     """
     from torchvision.transforms import v2
 
-    from nasattn.data import DataError
 
     if augment not in ("flips", "none"):
         raise ValueError(f"the naive pipeline supports augment 'flips' or 'none', got {augment!r}")
@@ -168,6 +168,77 @@ def naive_loader(
     )
 
 
+@dataclass(frozen=True)
+class NaiveOptions:
+    """How ``naive_throughput`` times the plain pipeline: ``steps`` timed steps after ``warmup`` (or ``epochs``
+    whole epochs), the DataLoader's ``num_workers`` (None: :func:`default_workers`), ``device``, ``seed``,
+    ``augment`` (``flips`` or ``none``) and ``cache_dir`` (where a zip source is extracted)."""
+
+    steps: int = 20
+    warmup: int = 3
+    epochs: int | None = None
+    num_workers: int | None = None
+    device: str = "auto"
+    seed: int = 0
+    augment: str = "flips"
+    cache_dir: str | os.PathLike | None = None
+
+
+class _PlainLoop:
+    """The plain training step: float32 NCHW model, the recipe's loss, ``torch.optim.AdamW``."""
+
+    def __init__(self, spec: Any, recipe: Any, dev: torch.device, seed: int):
+        torch.manual_seed(seed)  # same seed, same init as the engine (which seeds, then builds)
+        self.model = build_model(spec).to(dev)
+        torch.manual_seed(seed)  # the engine, too, restarts its random stream (DropBlock's draws) after building
+        weights = recipe.class_weights if isinstance(recipe.class_weights, list) else None
+        self.criterion = nn.CrossEntropyLoss(
+            weight=None if weights is None else torch.tensor(weights, dtype=torch.float32, device=dev),
+            label_smoothing=recipe.label_smoothing,
+        )
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        self.dev = dev
+        self.first_loss: float | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.model, "set_epoch"):
+            self.model.set_epoch(epoch)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> int:
+        """One training step on a batch; returns its number of images."""
+        x, y = x.to(self.dev, non_blocking=True), y.to(self.dev, non_blocking=True)
+        loss = self.criterion(self.model(x), y)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        value = loss.item()  # the usual per-step logging (a host sync on a GPU)
+        if self.first_loss is None:
+            self.first_loss = value
+        return len(y)
+
+
+def _endless(loop: _PlainLoop, loader: Any):
+    """The loader's batches epoch after epoch (the model told each epoch's number)."""
+    epoch = 0
+    while True:
+        epoch += 1
+        loop.set_epoch(epoch)
+        yield from loader
+
+
+def _time_epochs(loop: _PlainLoop, loader: Any, epochs: int) -> tuple[int, int, list[float]]:
+    """``(images, steps, seconds of each epoch)`` of ``epochs`` whole epochs."""
+    images, steps, epoch_seconds = 0, 0, []
+    for e in range(epochs):
+        loop.set_epoch(e + 1)
+        t0 = time.perf_counter()
+        for x, y in loader:
+            images += loop.step(x, y)
+            steps += 1
+        epoch_seconds.append(time.perf_counter() - t0)
+    return images, steps, epoch_seconds
+
+
 def naive_throughput(
     spec: Any,
     recipe: Any,
@@ -175,15 +246,7 @@ def naive_throughput(
     train_idx: Sequence[int] | np.ndarray,
     mean: Sequence[float],
     std: Sequence[float],
-    *,
-    steps: int = 20,
-    warmup: int = 3,
-    epochs: int | None = None,
-    num_workers: int | None = None,
-    device: str = "auto",
-    seed: int = 0,
-    augment: str = "flips",
-    cache_dir: str | os.PathLike | None = None,
+    options: NaiveOptions | None = None,
 ) -> dict[str, Any]:
     """Train ``spec`` the plain way on ``dataset.images[train_idx]``; time ``steps`` steps after ``warmup``.
 
@@ -191,72 +254,31 @@ def naive_throughput(
     seconds per epoch (measured with ``epochs``, else ``len(train_idx) / images/s``), the timed steps,
     images and seconds, and ``first_loss`` (the first training step's loss).
     """
-    from nasattn.engine import resolve_device
-    from nasattn.models import build_model
-
-    dev = resolve_device(device)
-    workers = default_workers(dev) if num_workers is None else num_workers
-    bs = recipe.batch_size
+    o = options or NaiveOptions()
+    dev = resolve_device(o.device)
+    workers = default_workers(dev) if o.num_workers is None else o.num_workers
     n_train = len(train_idx)
-    torch.manual_seed(seed)  # same seed, same init as the engine (which seeds, then builds)
-    model = build_model(spec).to(dev)
-    torch.manual_seed(seed)  # the engine, too, restarts its random stream (DropBlock's draws) after building
-    weights = recipe.class_weights if isinstance(recipe.class_weights, list) else None
-    criterion = nn.CrossEntropyLoss(
-        weight=None if weights is None else torch.tensor(weights, dtype=torch.float32, device=dev),
-        label_smoothing=recipe.label_smoothing,
-    )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    train_set = naive_train_set(dataset, train_idx, mean, std, augment=augment, cache_dir=cache_dir)
+    loop = _PlainLoop(spec, recipe, dev, o.seed)
+    train_set = naive_train_set(dataset, train_idx, mean, std, augment=o.augment, cache_dir=o.cache_dir)
     loader = naive_loader(
-        train_set, bs, num_workers=workers, seed=seed, pin_memory=dev.type == "cuda",
-        drop_last=n_train >= bs,  # whole batches only, as the engine trains
+        train_set, recipe.batch_size, num_workers=workers, seed=o.seed, pin_memory=dev.type == "cuda",
+        drop_last=n_train >= recipe.batch_size,  # whole batches only, as the engine trains
     )
-    first_loss: list[float] = []
-    epoch = 0
-
-    def batches():
-        nonlocal epoch
-        while True:
-            epoch += 1
-            if hasattr(model, "set_epoch"):
-                model.set_epoch(epoch)
-            yield from loader
-
-    def step(x: torch.Tensor, y: torch.Tensor) -> int:
-        x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-        loss = criterion(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        value = loss.item()  # the usual per-step logging (a host sync on a GPU)
-        if not first_loss:
-            first_loss.append(value)
-        return len(y)
-
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    model.train()
-    stream = batches()
-    for _ in range(warmup):
-        step(*next(stream))
+    loop.model.train()
+    stream = _endless(loop, loader)
+    for _ in range(o.warmup):
+        loop.step(*next(stream))
     epoch_seconds: list[float] = []
-    if epochs is None:
+    if o.epochs is None:
         t0 = time.perf_counter()
-        images = sum(step(*next(stream)) for _ in range(steps))
+        images = sum(loop.step(*next(stream)) for _ in range(o.steps))
         seconds = time.perf_counter() - t0
-        timed_steps = steps
+        timed_steps = o.steps
     else:
         del stream  # start epochs afresh (a new iterator; the persistent workers stay)
-        images, timed_steps, seconds = 0, 0, 0.0
-        for e in range(epochs):
-            if hasattr(model, "set_epoch"):
-                model.set_epoch(e + 1)
-            t0 = time.perf_counter()
-            for x, y in loader:
-                images += step(x, y)
-                timed_steps += 1
-            epoch_seconds.append(time.perf_counter() - t0)
+        images, timed_steps, epoch_seconds = _time_epochs(loop, loader, o.epochs)
         seconds = sum(epoch_seconds)
     ips = images / seconds if seconds > 0 else float("nan")
     return {
@@ -267,19 +289,24 @@ def naive_throughput(
         "timed_steps": timed_steps,
         "timed_images": images,
         "timed_seconds": seconds,
-        "warmup_steps": warmup,
-        "first_loss": first_loss[0] if first_loss else None,
+        "warmup_steps": o.warmup,
+        "first_loss": loop.first_loss,
         "peak_memory_mib": torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None,
-        "settings": {
-            "data": "torchvision ImageFolder (JPEG decode every epoch) + DataLoader",
-            "num_workers": workers,
-            "pin_memory": dev.type == "cuda",
-            "transforms": "v2: " + ("RandomHorizontalFlip, RandomVerticalFlip, " if augment == "flips" else "")
-            + "ToImage, ToDtype(float32, scale=True), Normalize",
-            "dtype": "float32",
-            "memory_format": "NCHW (contiguous)",
-            "optimizer": "torch.optim.AdamW (defaults)",
-            "compile": False,
-            "device": str(dev),
-        },
+        "settings": _naive_settings(dev, workers, o.augment),
+    }
+
+
+def _naive_settings(dev: torch.device, workers: int, augment: str) -> dict[str, Any]:
+    """What the naive pipeline ran with (the record's ``settings``)."""
+    return {
+        "data": "torchvision ImageFolder (JPEG decode every epoch) + DataLoader",
+        "num_workers": workers,
+        "pin_memory": dev.type == "cuda",
+        "transforms": "v2: " + ("RandomHorizontalFlip, RandomVerticalFlip, " if augment == "flips" else "")
+        + "ToImage, ToDtype(float32, scale=True), Normalize",
+        "dtype": "float32",
+        "memory_format": "NCHW (contiguous)",
+        "optimizer": "torch.optim.AdamW (defaults)",
+        "compile": False,
+        "device": str(dev),
     }

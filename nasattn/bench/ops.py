@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from torch.utils._python_dispatch import TorchDispatchMode  # no public per-op counting hook in torch
 
+from nasattn.engine import train
+
 if TYPE_CHECKING:
     from nasattn.data import ImageDataset
     from nasattn.engine import Recipe
@@ -34,8 +36,6 @@ class OpCounter(TorchDispatchMode):
 
 
 def _ops_of_run(spec: ArchSpec, recipe: Recipe, data: ImageDataset, steps: int, device: str) -> OpCounter:
-    from nasattn.engine import train
-
     counter = OpCounter()
     with counter:
         train(spec, recipe.model_copy(update={"epochs": 1}), data, seed=0, device=device, progress=False,

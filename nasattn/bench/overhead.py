@@ -17,6 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nasattn.bench.measure import machine_info
+from nasattn.data import load_dataset
+from nasattn.engine import train
+from nasattn.presets import get_preset
+from nasattn.tune import ray_session, run_grid
+
 
 def tune_overhead(
     preset: str = "baseline",
@@ -29,10 +35,6 @@ def tune_overhead(
     """Time one training directly and as a Tune trial; returns seconds and the overhead ratio."""
     import torch
 
-    from nasattn.data import load_dataset
-    from nasattn.engine import train
-    from nasattn.presets import get_preset
-    from nasattn.tune import ray_session, run_grid
 
     cpus = cpus or os.cpu_count() or 1
     p = get_preset(preset)
@@ -78,8 +80,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--checkpoint-every", type=int, default=1, help="Trial checkpoint every N epochs (0: none), as in a study.")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args(argv)
-    from nasattn.bench.measure import machine_info
-
     res = {**tune_overhead(a.preset, a.data, a.epochs, a.width_mult, a.cpus, a.checkpoint_every),
            "machine": machine_info("cpu")}
     text = json.dumps(res, indent=2, default=str)

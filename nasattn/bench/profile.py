@@ -15,6 +15,11 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from nasattn.blocks.dropblock import ScheduledDropBlock, fitted_block_size
+from nasattn.engine.trainer import use_channels_last
+from nasattn.models import build_model
+from nasattn.presets import get_preset
+
 
 def profile_step(preset: str = "balanced", width_mult: float = 0.25, batch_size: int = 64, steps: int = 3,
                  amp: str = "bf16", threads: int | None = None, rows: int = 15,
@@ -32,7 +37,6 @@ def torchvision_ops_law(x: torch.Tensor, p: torch.Tensor | float, block_size: in
     """nasattn's ``torchvision`` DropBlock law drawn by ``torchvision.ops.drop_block2d`` itself (dense mask)."""
     from torchvision.ops import drop_block2d
 
-    from nasattn.blocks.dropblock import fitted_block_size
 
     size = fitted_block_size(x, block_size)
     return x if size < 1 else drop_block2d(x, float(p), size, False, 1e-6, True)
@@ -40,11 +44,6 @@ def torchvision_ops_law(x: torch.Tensor, p: torch.Tensor | float, block_size: in
 
 def _profile_step(preset: str, width_mult: float, batch_size: int, steps: int, amp: str, threads: int | None,
                   rows: int, channels_last: str, torchvision_dropblock: bool = False) -> tuple[float, str]:
-    from nasattn.blocks.dropblock import ScheduledDropBlock
-    from nasattn.engine.trainer import use_channels_last
-    from nasattn.models import build_model
-    from nasattn.presets import get_preset
-
     if threads:
         torch.set_num_threads(threads)
     spec = get_preset(preset).arch.scaled(width_mult)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nasattn.registry import register_block
+from nasattn.registry import create_block, register_block
 
 
 class _Fusion(nn.Module):
@@ -118,8 +118,6 @@ def fusion_attention(
     **strategy_params: object,
 ) -> nn.Module:
     """A spatial and a channel attention combined by a fusion strategy (the paper's "balanced" block)."""
-    from nasattn.registry import create_block
-
     def branch(cfg: dict | None, default: dict) -> nn.Module:
         cfg = dict(cfg or default)
         return create_block("attention", cfg.pop("type"), channels, **cfg)

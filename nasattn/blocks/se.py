@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from torch import nn
 
+from nasattn.blocks.se_torchvision import SE
 from nasattn.registry import register_block
 
 
 @register_block("attention", "se")
 def se(channels: int, reduction: int = 16, bias: bool = True, min_channels: int = 1) -> nn.Module:
     """Squeeze-Excitation channel attention (torchvision's function), squeeze width = channels // reduction."""
-    from nasattn.blocks.se_torchvision import SE
-
     return SE(channels, reduction, bias, min_channels)

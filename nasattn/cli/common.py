@@ -10,11 +10,13 @@ interrupted study with :func:`interrupted_line`.
 from __future__ import annotations
 
 import functools
+import re
+from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import typer
 
-from nasattn.config import NasattnError
+from nasattn.config import ConfigError, NasattnError, safe_yaml
 from nasattn.interrupt import Interrupted, catch_interrupts
 from nasattn.safewrite import disk_error, path_error
 from nasattn.say import make_console
@@ -63,8 +65,6 @@ def handle_user_errors(fn: F) -> F:
 
 def parse_seeds(value: str | None, example: str = "0,1,2") -> list[int] | None:
     """``--seeds 0,1,2`` -> ``[0, 1, 2]`` (None when not given); anything else is a ConfigError."""
-    from nasattn.config import ConfigError
-
     if value is None:
         return None
     try:
@@ -78,8 +78,6 @@ def parse_seeds(value: str | None, example: str = "0,1,2") -> list[int] | None:
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     """``["a.b=1", "c=[1,2]"]`` -> nested dict with YAML-parsed values (for ``--set``)."""
-    from nasattn.config import ConfigError, safe_yaml
-
     out: dict[str, Any] = {}
     for item in items or []:
         if "=" not in item:
@@ -107,10 +105,6 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
 
 def check_device(device: str) -> None:
     """A ConfigError when ``device`` (auto, cpu, cuda, cuda:N, mps) is not usable here, before any work starts."""
-    import re
-
-    from nasattn.config import ConfigError
-
     if device in ("auto", "cpu"):
         return
     m = re.fullmatch(r"cuda(?::(\d+))?", device)
@@ -148,8 +142,6 @@ def plural(n: float, word: str) -> str:
 
 def data_flag(value: str) -> str:
     """A ``--data`` flag's value for a study or ablation file: paths absolute (relative to the working directory)."""
-    from pathlib import Path
-
     if value.startswith("eurosat-mini") or "://" in value:
         return value
     return str(Path(value).expanduser().resolve())

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import sys
 
+from nasattn.doctor.__main__ import main as doctor_main
+
 
 def main() -> None:
     if sys.argv[1:2] == ["doctor"]:
-        from nasattn.doctor.__main__ import main as doctor_main
-
         sys.exit(doctor_main(sys.argv[2:], prog="nasattn doctor"))
     try:
         from nasattn.cli.main import app

@@ -9,6 +9,7 @@ import typer
 
 from nasattn.cli.common import console, fail, handle_user_errors
 from nasattn.config import ConfigError
+from nasattn.report import NotANasattnFolder, detect_kind, render_report
 from nasattn.safewrite import DiskError, disk_error
 from nasattn.schema import REPORT_FILE
 
@@ -23,8 +24,6 @@ def report(
 
 @handle_user_errors
 def _report(folder: Path, out: Path | None) -> None:
-    from nasattn.report import NotANasattnFolder, detect_kind, render_report
-
     try:
         kind = detect_kind(folder)
         path = render_report(folder, out)

@@ -47,7 +47,7 @@ def _search(study_file: Path, overrides: list[str] | None, resume: bool, out: Pa
     from nasattn.examples import resolve_study
     from nasattn.rundir import check_output_folder, current_command, lock_run_folder, resume_command
     from nasattn.search.run import run_search
-    from nasattn.search.secrets import mask_secrets
+    from nasattn.secrets import mask_secrets
     from nasattn.search.study import load_study
 
     study_file = resolve_study(study_file)
@@ -178,25 +178,9 @@ def space(
 
 @handle_user_errors
 def _space(file: Path, samples: int, seed: int, show_dims: bool) -> None:
-    import optuna
+    from nasattn.search.space import describe_dim, iter_dims, space_size
 
-    from nasattn.config import read_yaml, to_yaml
-    from nasattn.presets import get_preset, list_presets
-    from nasattn.search.space import (
-        NotInSpace, Rejected, arch_point, check_constraints, describe_dim, iter_dims, load_space, sample_spec, space_size,
-    )
-
-    if not Path(file).exists():  # a bundled space or study by name: eurosat, quickstart
-        from nasattn.examples import bundled_space, resolve_study
-
-        file = bundled_space(str(file)) or resolve_study(file)
-    raw = read_yaml(file)
-    if isinstance(raw, dict) and "space" in raw and "stages" not in raw:
-        from nasattn.search.study import load_study
-
-        sp = load_study(file).space
-    else:
-        sp = load_space(file)
+    sp = _load_any_space(file)
     dims = list(iter_dims(sp))
     arch_size, total = space_size(sp, recipe=False), space_size(sp)
     continuous = [d.name for d in dims if describe_dim(d.dim).startswith("float") and "step" not in describe_dim(d.dim)]
@@ -208,18 +192,52 @@ def _space(file: Path, samples: int, seed: int, show_dims: bool) -> None:
     if sp.constraints.active():
         console.print("constraints: " + ", ".join(f"{k} in [{lo}, {hi}]" for k, (lo, hi) in sp.constraints.active().items()))
     if show_dims:
-        table = Table(title="parameters (Optuna names)", title_justify="left")
-        table.add_column("parameter", style="cyan", overflow="fold")
-        table.add_column("values")
-        table.add_column("exists when")
-        for d in dims:
-            if d.name.startswith("stage") and d.name[5:6].isdigit() and not d.name.startswith("stage1.") and "." in d.name:
-                continue  # stage2..N repeat stage1's parameters
-            cond = d.condition.replace("stage1", "stageN")
-            if d.name.startswith("stage1."):
-                cond = " and ".join(x for x in (cond, "N <= stages.count") if x)
-            table.add_row(d.name.replace("stage1.", "stageN."), describe_dim(d.dim), cond)
-        console.print(table)
+        _print_dims(dims)
+    _print_presets(sp)
+    if samples:
+        _print_samples(sp, samples, seed)
+
+
+def _load_any_space(file: Path):
+    """The search space of a space file or of a study file (a bundled one by name: eurosat, quickstart)."""
+    from nasattn.config import read_yaml
+    from nasattn.search.space import load_space
+
+    if not Path(file).exists():  # a bundled space or study by name: eurosat, quickstart
+        from nasattn.examples import bundled_space, resolve_study
+
+        file = bundled_space(str(file)) or resolve_study(file)
+    raw = read_yaml(file)
+    if isinstance(raw, dict) and "space" in raw and "stages" not in raw:
+        from nasattn.search.study import load_study
+
+        return load_study(file).space
+    return load_space(file)
+
+
+def _print_dims(dims: list) -> None:
+    """The table of the space's Optuna parameters (stage 2..N folded into stageN)."""
+    from nasattn.search.space import describe_dim
+
+    table = Table(title="parameters (Optuna names)", title_justify="left")
+    table.add_column("parameter", style="cyan", overflow="fold")
+    table.add_column("values")
+    table.add_column("exists when")
+    for d in dims:
+        if d.name.startswith("stage") and d.name[5:6].isdigit() and not d.name.startswith("stage1.") and "." in d.name:
+            continue  # stage2..N repeat stage1's parameters
+        cond = d.condition.replace("stage1", "stageN")
+        if d.name.startswith("stage1."):
+            cond = " and ".join(x for x in (cond, "N <= stages.count") if x)
+        table.add_row(d.name.replace("stage1.", "stageN."), describe_dim(d.dim), cond)
+    console.print(table)
+
+
+def _print_presets(sp) -> None:
+    """The table of which presets are points of the space (and why not)."""
+    from nasattn.presets import get_preset, list_presets
+    from nasattn.search.space import NotInSpace, Rejected, arch_point, check_constraints
+
     presets = Table(title="presets", title_justify="left")
     presets.add_column("preset")
     presets.add_column("a point of this space?")
@@ -232,31 +250,38 @@ def _space(file: Path, samples: int, seed: int, show_dims: bool) -> None:
         except (NotInSpace, Rejected) as e:
             presets.add_row(name, f"[red]no[/]: {e}")
     console.print(presets)
-    if samples:
-        from nasattn.models import build_model, profile_model
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-        shown, rejected = 0, 0
-        while shown < samples and rejected < 1000:
-            trial = study.ask()
-            try:
-                spec, recipe = sample_spec(trial, sp)
-            except Rejected:
-                rejected += 1
-                continue
-            shown += 1
-            prof = profile_model(build_model(spec))
-            console.print(
-                f"[bold]sample {shown}[/]: {arch_summary({'arch': spec.to_dict()})} | {spec.layers} layers, "
-                f"{spec.conv_layers} conv | {prof['params'] / 1e6:.2f}M params, {prof['flops'] / 1e9:.3f} GFLOP"
-                , highlight=False, soft_wrap=True,
-            )
-            console.print(spec.to_yaml(), highlight=False)
-            if recipe:
-                console.print(to_yaml({"recipe": {k: _short_float(v) for k, v in recipe.items()}}), highlight=False)
-        if rejected:
-            console.print(f"({rejected} samples rejected by constraints)")
+
+def _print_samples(sp, samples: int, seed: int) -> None:
+    """``samples`` specs drawn from the space by Optuna's RandomSampler, with their size and recipe."""
+    import optuna  # lazy: optuna is a heavy optional package
+
+    from nasattn.config import to_yaml
+    from nasattn.models import build_model, profile_model
+    from nasattn.search.space import Rejected, sample_spec
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    shown, rejected = 0, 0
+    while shown < samples and rejected < 1000:
+        trial = study.ask()
+        try:
+            spec, recipe = sample_spec(trial, sp)
+        except Rejected:
+            rejected += 1
+            continue
+        shown += 1
+        prof = profile_model(build_model(spec))
+        console.print(
+            f"[bold]sample {shown}[/]: {arch_summary({'arch': spec.to_dict()})} | {spec.layers} layers, "
+            f"{spec.conv_layers} conv | {prof['params'] / 1e6:.2f}M params, {prof['flops'] / 1e9:.3f} GFLOP"
+            , highlight=False, soft_wrap=True,
+        )
+        console.print(spec.to_yaml(), highlight=False)
+        if recipe:
+            console.print(to_yaml({"recipe": {k: _short_float(v) for k, v in recipe.items()}}), highlight=False)
+    if rejected:
+        console.print(f"({rejected} samples rejected by constraints)")
 
 
 def register(app: typer.Typer) -> None:

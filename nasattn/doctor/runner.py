@@ -11,7 +11,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nasattn.doctor.env import child_env
 from nasattn.doctor.record import RECORDS, SUMMARY, Recorder, read_records
+from nasattn.doctor.sections import Context
 
 # Seconds per section on a GPU (about 9 minutes without --data, 17 with it); a dry run gets the same boxes.
 SECTIONS: dict[str, float] = {
@@ -50,17 +52,6 @@ def pick_device(gpu: bool, dry_run: bool | None) -> tuple[str, bool]:
     return "cuda", False
 
 
-def child_env(**extra: str) -> dict[str, str]:
-    """This environment with nasattn's folder first on PYTHONPATH (for the section processes)."""
-    import os
-
-    import nasattn
-
-    root = str(Path(nasattn.__file__).resolve().parents[1])
-    paths = [root, *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths), **extra}
-
-
 def run_doctor(
     out: str | Path,
     *,
@@ -76,8 +67,6 @@ def run_doctor(
     Each section runs as ``python -m nasattn.doctor.sections`` with a timeout of its box times
     ``scale``; a section that runs over is killed and recorded as ``timeout`` (its finished checks kept).
     """
-    from nasattn.doctor.sections import Context
-
     say = say or (lambda msg: None)
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)

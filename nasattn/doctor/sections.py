@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import nasattn
+from nasattn.doctor.env import child_env
 from nasattn.doctor.record import Recorder
 
 AMPS = ("bf16", "fp16", "off")
@@ -381,8 +382,6 @@ def section_packing(ctx: Context) -> None:
     for n in counts:
         def pack(n: int = n) -> dict[str, Any]:
             arg = json.dumps({**asdict(ctx), "deadline": None, "section": "pack-worker"})
-            from nasattn.doctor.runner import child_env
-
             env = child_env(OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // n)))
             t0 = time.time()
             procs = [subprocess.Popen([sys.executable, "-m", "nasattn.doctor.sections", "pack-worker", arg, preset, str(steps)],
@@ -413,7 +412,7 @@ def section_packing(ctx: Context) -> None:
 
 def _pack_through_ray(ctx: Context, rec: Recorder, counts: tuple[int, ...], preset: str, steps: int) -> None:
     """``n`` trainings at once as Ray tasks of ``1/n`` GPU (a logical GPU without CUDA) and ``cpus/n`` CPUs."""
-    import ray
+    import ray  # lazy: ray is a heavy optional package
 
     cpus = os.cpu_count() or 1
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -443,7 +442,7 @@ def _pack_through_ray(ctx: Context, rec: Recorder, counts: tuple[int, ...], pres
 
 def _pack_task(ctx: dict[str, Any], preset: str, steps: int, threads: int) -> dict[str, Any]:
     """A Ray task: ``_pack_worker`` with ``threads`` torch threads; adds the GPU ids Ray gave it."""
-    import ray
+    import ray  # lazy: ray is a heavy optional package
     import torch
 
     torch.set_num_threads(threads)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from nasattn.config import ConfigError
 from nasattn.engine.recipe import Recipe
 
 if TYPE_CHECKING:
@@ -45,8 +46,6 @@ def check_class_weights(weights: object, classes: Sequence[str], field: str = "r
                         fix: str = "--set class_weights=") -> None:
     """Raise ``ConfigError`` (naming ``field`` and how to fix it with ``fix``) when ``weights`` is a
     per-class list whose length is not the dataset's number of ``classes``."""
-    from nasattn.config import ConfigError
-
     k = len(classes)
     if isinstance(weights, list) and len(weights) != k:
         raise ConfigError(

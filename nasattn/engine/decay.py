@@ -27,6 +27,7 @@ from typing import Any
 from torch import nn
 
 from nasattn.engine.recipe import Recipe
+from nasattn.registry import list_blocks
 
 NORM_LAYERS: tuple[type[nn.Module], ...] = (
     nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LazyBatchNorm1d, nn.LazyBatchNorm2d, nn.LazyBatchNorm3d,
@@ -39,8 +40,6 @@ ADAM_EPS = 1e-8
 
 def fusion_layers() -> tuple[type[nn.Module], ...]:
     """The module classes registered as ``fusion`` blocks (built-in and user-registered)."""
-    from nasattn.registry import list_blocks
-
     return tuple(b.factory for b in list_blocks("fusion") if inspect.isclass(b.factory))
 
 

@@ -22,14 +22,18 @@ import torch.nn.functional as F
 import torch.utils.deterministic
 from torch import nn
 
+import nasattn
+from nasattn.blocks.fusion import LearnableAlpha
 from nasattn.config import NasattnError
+from nasattn.data import IMAGENET_MEAN, IMAGENET_STD, compute_class_weights, make_eval_transform, make_train_transform, split_dataset
 from nasattn.data.stats import cached_channel_stats
 from nasattn.data.stats import channel_stats as channel_stats  # re-exported: callers import it from here
-from nasattn.schema import ExitCode
 from nasattn.engine.decay import DecayOnly, param_groups
 from nasattn.engine.metrics import classification_metrics
 from nasattn.engine.recipe import Recipe
 from nasattn.engine.schedule import LRSchedule
+from nasattn.models import build_model
+from nasattn.schema import ExitCode
 
 if TYPE_CHECKING:
     from nasattn.data import ImageDataset
@@ -267,8 +271,6 @@ def _class_weights(recipe: Recipe, train_labels: torch.Tensor, classes: Sequence
         return torch.tensor(recipe.class_weights, dtype=torch.float32)
     if recipe.class_weights == "none":
         return None
-    from nasattn.data import compute_class_weights
-
     w = compute_class_weights(train_labels, k, mode=recipe.class_weights, beta=recipe.effective_beta)
     return None if w is None else torch.as_tensor(w, dtype=torch.float32)
 
@@ -305,8 +307,6 @@ def compile_model(model: nn.Module, recipe: Recipe, device: torch.device) -> Cal
 
 def _alpha_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
     """The raw ``a`` of every learnable-alpha fusion block, by module name (the names of ``fusion_alphas``)."""
-    from nasattn.blocks.fusion import LearnableAlpha
-
     return {name: m.alpha for name, m in model.named_modules() if isinstance(m, LearnableAlpha)}
 
 
@@ -450,13 +450,9 @@ def _check_inputs(spec: ArchSpec | None, data: ImageDataset, device: str, model:
 def _setup(spec: ArchSpec | None, recipe: Recipe, data: ImageDataset, seed: int, dev: torch.device,
            model: nn.Module | None, max_steps_per_epoch: int | None) -> tuple[_Ctx, TrainState]:
     """Model, split, normalisation, loss, optimiser, schedule and generators of one run (seeded)."""
-    from nasattn.data import make_eval_transform, make_train_transform, split_dataset
-
     images_cpu, labels_cpu = torch.as_tensor(data.images), torch.as_tensor(data.labels, dtype=torch.int64)
     _seed_everything(seed)
     if model is None:
-        from nasattn.models import build_model
-
         model = build_model(spec)
     # Training's random stream starts from the seed whether the model was built here or by the
     # caller (a Tune trial builds and profiles it first): the same seed gives the same run.
@@ -470,8 +466,6 @@ def _setup(spec: ArchSpec | None, recipe: Recipe, data: ImageDataset, seed: int,
         )
     weights = _class_weights(recipe, labels_cpu[train_np], list(data.classes))
     if recipe.normalize == "imagenet":
-        from nasattn.data import IMAGENET_MEAN, IMAGENET_STD
-
         mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
     else:
         mean, std = cached_channel_stats(data, train_np)
@@ -697,8 +691,6 @@ def _test_metrics(ctx: _Ctx, probs: torch.Tensor | None, classes: list[str]) -> 
 def _result(ctx: _Ctx, state: TrainState, spec: ArchSpec | None, recipe: Recipe, data: ImageDataset, seed: int,
             stop_reason: str, test_probs: torch.Tensor | None) -> TrainResult:
     """The TrainResult of a finished run: test metrics, run facts and the model on the CPU."""
-    import nasattn
-
     classes = list(data.classes)
     metrics, predictions = _test_metrics(ctx, test_probs, classes)
     model = ctx.model.to("cpu", memory_format=torch.contiguous_format)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from nasattn.say import say
 from nasattn.config import ConfigError, NasattnError
 from nasattn.presets import list_presets
-from nasattn.fidelity.zero_cost import ZC_COLUMNS
+from nasattn.engine.zero_cost import ZC_COLUMNS
 from nasattn.stats import correlation, not_retrained, regret, summarize, top_k_overlap
 from nasattn.schema import (
     AGREEMENT_CSV, DONE_MARKER, ERROR_FILE, EXPERIMENT, FIDELITY_BASE_PRESET, FIDELITY_CSV, FIDELITY_DIR,
@@ -118,7 +118,7 @@ def _read_study(search_dir: Path) -> dict[str, Any]:
 
 
 def _load_optuna(search_dir: Path, study: dict[str, Any]):
-    import optuna
+    import optuna  # lazy: optuna is a heavy optional package
 
     from nasattn.search.recorder import open_storage, storage_url
 
@@ -152,7 +152,7 @@ def _sampled(t: Any, group: str, metric: str, low_epoch: int | None = None) -> S
 def search_values(trials: list[Any], metric: str = VAL_ACCURACY_LAST, low_epoch: int | None = None) -> dict[int, float]:
     """The low-budget value of every trial of the search that has one (the whole search's ranking): its
     value after ``low_epoch``, else its final ``metric`` when it finished (COMPLETE)."""
-    import optuna
+    import optuna  # lazy: optuna is a heavy optional package
 
     out: dict[int, float] = {}
     for t in trials:
@@ -172,7 +172,7 @@ def select_trials(trials: list[Any], top: int, n_random: int, presets: bool | li
     their state, as long as they reported a value. The low-budget value is the trial's last one, or
     its value after ``low_epoch`` (the search's intermediate values of val_accuracy).
     """
-    import optuna
+    import optuna  # lazy: optuna is a heavy optional package
 
     usable = [t for t in trials if t.user_attrs.get("arch")]
     finished = [t for t in usable if t.state == optuna.trial.TrialState.COMPLETE
@@ -580,7 +580,7 @@ def write_outputs(plan: FidelityPlan, rows: list[dict[str, Any]], *, console: Co
                             counts=counts, wall_s=wall_s)
     if report:
         try:
-            from nasattn.fidelity.report import render_fidelity
+            from nasattn.report.fidelity import render_fidelity
 
             result.report = render_fidelity(plan.out).write(plan.out / REPORT_FILE)
         except Exception as e:  # noqa: BLE001 - the CSVs stand without their report

@@ -374,6 +374,21 @@ def render_ablation(folder: Path) -> Page:
         page.text("The paper trained full-size networks with each recipe's own epochs; the reproduced values are "
                   "this ablation's runs (see the width and epochs above).")
 
+    _add_accuracy(page, ok, variants, base, meta, runs)
+    _add_training(page, variants, runs)
+
+    page.section("Runs", "ablation-runs")
+    wanted = ("variant", "seed", "split_seed", "status", "test_accuracy", "kappa", "val_accuracy", "train_seconds", "run_dir", "error")
+    cols = [c for c in wanted if c in rows.columns]
+    page.table(rows[cols].reset_index(drop=True), "table-ablation-runs",
+               formats={"test_accuracy": fmt_pct, "val_accuracy": fmt_pct})
+    page.footer = environment(meta.get("command"), data_source)
+    return page
+
+
+def _add_accuracy(page: Page, ok: pd.DataFrame, variants: list[str], base: str, meta: dict[str, Any],
+                  runs: dict[str, list[dict[str, Any]]]) -> None:
+    """The accuracy section: test accuracy bars (paper values marked), per-class heatmap, the base's confusion matrix."""
     page.section("Accuracy", "ablation-accuracy")
     sums = [summarize(pd.to_numeric(ok.loc[ok["variant"] == v, "test_accuracy"], errors="coerce").tolist()) for v in variants]
     paper = paper_numbers(meta)
@@ -390,6 +405,9 @@ def render_ablation(folder: Path) -> Page:
         page.figure(figures.confusion_matrix(cm, names, f"Confusion matrix of the base ({base}), summed over "
                                              f"{len(runs[base])} seed(s)"), "fig-ablation-confusion")
 
+
+def _add_training(page: Page, variants: list[str], runs: dict[str, list[dict[str, Any]]]) -> None:
+    """The training section: mean training curves, each variant's fusion weights, confidence histograms."""
     page.section("Training", "ablation-training")
     hist = {v: _mean_history(runs[v]) for v in variants if v in runs}
     page.figure(figures.training_curves(hist, "Training curves (mean over seeds)"), "fig-ablation-curves")
@@ -403,11 +421,3 @@ def render_ablation(folder: Path) -> Page:
     page.figure(figures.confidence_histograms(preds), "fig-ablation-confidence")
     if not runs:
         page.text("No run folder could be read: no training curves, confusion matrix or confidence histograms.", "warn")
-
-    page.section("Runs", "ablation-runs")
-    wanted = ("variant", "seed", "split_seed", "status", "test_accuracy", "kappa", "val_accuracy", "train_seconds", "run_dir", "error")
-    cols = [c for c in wanted if c in rows.columns]
-    page.table(rows[cols].reset_index(drop=True), "table-ablation-runs",
-               formats={"test_accuracy": fmt_pct, "val_accuracy": fmt_pct})
-    page.footer = environment(meta.get("command"), data_source)
-    return page

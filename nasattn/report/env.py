@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 import socket
 from pathlib import Path
 from typing import Any
+
+import nasattn
 
 
 def cpu_name() -> str:
@@ -34,10 +37,6 @@ def gpu_name() -> str | None:
 
 def environment(command: str | None = None, data_source: str | None = None) -> dict[str, Any]:
     """Footer items: version, command, date, host, CPU, GPU and data source (None values are dropped)."""
-    import os
-
-    import nasattn
-
     items: dict[str, Any] = {
         "nasattn": nasattn.__version__,
         "command": command,

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from nasattn.config import safe_yaml
-from nasattn.schema import HISTORY_FILE, METRICS_FILE, RUN_JSON, STUDY_FILE, TRIALS_CSV, TrialStatus
+from nasattn.engine import read_run
 from nasattn.report import figures
 from nasattn.report.env import environment
+from nasattn.report.fidelity import add_search_sections
 from nasattn.report.html import Page, best_cells, fmt_count, fmt_num, fmt_pct, is_number
+from nasattn.report.run import add_run_sections
+from nasattn.schema import HISTORY_FILE, METRICS_FILE, RUN_JSON, STUDY_FILE, TRIALS_CSV, TrialStatus
+from nasattn.study_rows import pareto_numbers, study_rows
+from nasattn.study_storage import open_storage, storage_url
 
 NATURAL_MODE = {"val_accuracy": "max", "test_accuracy": "max", "params": "min", "flops": "min", "latency_ms": "min"}
 ACCURACY = ("val_accuracy", "test_accuracy", "min_class_accuracy")
@@ -60,13 +67,11 @@ def study_name(study: dict[str, Any]) -> str | None:
 def load_optuna_study(folder: Path, name: str | None, storage: str | None = None) -> Any | None:
     """The Optuna study at the run's storage (study.yaml's ``storage``: SQLite, PostgreSQL, journal;
     default ``folder/study.db``); the only study there when ``name`` is unknown; None when unreadable."""
-    from nasattn.search.storage import open_storage, storage_url
-
     url = storage_url(storage, folder)
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
         return None
     try:
-        import optuna
+        import optuna  # lazy: optuna is a heavy optional package
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         backend = open_storage(url)
@@ -82,8 +87,6 @@ def load_optuna_study(folder: Path, name: str | None, storage: str | None = None
 
 def rows_from_study(st: Any, metrics: list[str]) -> pd.DataFrame:
     """trials.csv's rows rebuilt from an Optuna study (for a search interrupted before trials.csv)."""
-    from nasattn.search.rows import study_rows
-
     return pd.DataFrame(study_rows(st, metrics))
 
 
@@ -169,9 +172,7 @@ def add_best_trials(page: Page, ok: pd.DataFrame, modes: dict[str, str], params:
 
 def history_figure(st: Any, index: int, metric: str) -> Any | None:
     """Optuna's optimization history of objective ``index`` (best-so-far line for one objective)."""
-    import warnings
-
-    import optuna
+    import optuna  # lazy: optuna is a heavy optional package
 
     if not any(t.state == optuna.trial.TrialState.COMPLETE for t in st.get_trials(deepcopy=False)):
         return None
@@ -214,9 +215,7 @@ def importances_of(st: Any | None, n_complete: int) -> tuple[dict[str, float], s
         return {}, (f"only {n_complete} complete {'trial' if n_complete == 1 else 'trials'}; importances need at "
                     f"least {MIN_TRIALS_FOR_IMPORTANCE} to mean more than noise")
     try:
-        import warnings
-
-        import optuna
+        import optuna  # lazy: optuna is a heavy optional package
 
         target = (lambda t: t.values[0]) if len(st.directions) > 1 else None
         with warnings.catch_warnings():
@@ -231,9 +230,7 @@ def add_importances(page: Page, st: Any | None, n_complete: int) -> dict[str, fl
     page.section("Parameter importances", "search-importances")
     imp, why = importances_of(st, n_complete)
     if imp:
-        import warnings
-
-        import optuna
+        import optuna  # lazy: optuna is a heavy optional package
 
         target = (lambda t: t.values[0]) if len(st.directions) > 1 else None
         top = sorted(imp, key=lambda k: -imp[k])[:MAX_IMPORTANCE_BARS]
@@ -279,8 +276,6 @@ def add_pareto(page: Page, ok: pd.DataFrame, modes: dict[str, str], st: Any | No
     if "pareto" in ok.columns:
         front = ok["pareto"].astype(str).str.lower().isin(["true", "1"])
     else:
-        from nasattn.search.rows import pareto_numbers
-
         numbers = pareto_numbers(st) if st is not None else set()
         front = ok["number"].isin(numbers) if "number" in ok.columns else pd.Series(False, index=ok.index)
     marked = ok.assign(pareto=front.tolist())
@@ -407,8 +402,6 @@ def render_search(folder: Path) -> Page:
     add_best_trials(page, ok, modes, params)
     add_presets(page, trials, ok, modes, study)
     add_rung_ranks(page, st, modes)
-    from nasattn.fidelity.report import add_search_sections  # seed trials' recipe; training-free scores
-
     add_search_sections(page, trials, study, modes)
     add_history(page, trials, modes, st)
     imp = add_importances(page, st, len(ok))
@@ -417,9 +410,6 @@ def render_search(folder: Path) -> Page:
     add_all_trials(page, trials, modes)
     best = folder / "best"
     if (best / METRICS_FILE).is_file() and (best / HISTORY_FILE).is_file():
-        from nasattn.engine import read_run
-        from nasattn.report.run import add_run_sections
-
         try:
             page.section("Best trial's run", "search-best-run")
             page.text(f"The best trial's run folder ({best}): its metrics, curves and predictions.")
@@ -439,8 +429,6 @@ def data_source(data: Any) -> str | None:
 
 def started_command(folder: Path) -> str | None:
     """The command line that started the search in ``folder`` (run.json), with its overrides; None if unknown."""
-    import json
-
     try:
         return json.loads((folder / RUN_JSON).read_text()).get("command")
     except (OSError, ValueError):

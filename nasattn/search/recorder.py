@@ -21,8 +21,9 @@ from typing import Any
 
 from ray.tune import Callback, Stopper
 
-from nasattn.schema import HISTORY_FILE, STOPPED_FILE, TUNE_BOOKKEEPING, TrialStatus, VAL_ACCURACY_LAST
-from nasattn.search.storage import create_or_load_study, open_storage, redact, storage_url  # noqa: F401 - re-exported
+from nasattn.schema import HISTORY_FILE, STOPPED_FILE, TUNE_BOOKKEEPING, VAL_ACCURACY_LAST, TrialStatus
+from nasattn.study_storage import create_or_load_study, open_storage, redact, storage_url  # noqa: F401 - re-exported
+from nasattn.tune.trainable import ERROR_FILE
 
 # Metrics that are not copied into user attributes: Tune's bookkeeping (its run time is kept) and ``final``.
 _SKIP = (TUNE_BOOKKEEPING - {"time_total_s"}) | {"final"}
@@ -30,8 +31,6 @@ _SKIP = (TUNE_BOOKKEEPING - {"time_total_s"}) | {"final"}
 
 def _error_text(trial: Any) -> str:
     """The trial's error: the ERROR file its run wrote, else Tune's error trace (the last error line)."""
-    from nasattn.tune.trainable import ERROR_FILE
-
     config = trial.config or {}
     run_dir = config.get("run_dir") or (Path(config["runs_root"]) / trial.trial_id if config.get("runs_root") else None)
     if run_dir and (Path(run_dir) / ERROR_FILE).is_file():
@@ -86,7 +85,7 @@ class StudyLedger:
     def connect(self) -> Any:
         """The loaded study (opened on first use)."""
         if self.study is None:
-            import optuna
+            import optuna  # lazy: optuna is a heavy optional package
 
             self.storage = open_storage(self.url)
             self.study = optuna.load_study(study_name=self.study_name, storage=self.storage,
@@ -114,8 +113,8 @@ class StudyLedger:
 
     def open(self, key: int, params: dict[str, Any], distributions: dict[str, str], attrs: dict[str, Any]) -> int:
         """Open a RUNNING record for sampler trial ``key`` (or return the existing one); its study number."""
-        import optuna
-        from optuna.distributions import json_to_distribution
+        import optuna  # lazy: optuna is a heavy optional package
+        from optuna.distributions import json_to_distribution  # lazy: optuna is a heavy optional package
 
         known = self.trial_ids().get(int(key))
         if known is not None:
@@ -141,7 +140,7 @@ class StudyLedger:
     def close_running(self, stopped_by: str, error: str) -> int:
         """Finish this run's records still RUNNING (the search ended without them): PRUNED at their last
         epoch when they reported one, else FAIL with ``error``; returns how many."""
-        import optuna
+        import optuna  # lazy: optuna is a heavy optional package
 
         closed = 0
         for number in sorted(self.trial_ids().values()):
@@ -262,7 +261,7 @@ class StudyRecorder(Callback):
 
     # ------------------------------------------------------------------ writing
     def record(self, trial: Any, error: str | None, stopped_by: str = "early_stopping") -> None:
-        from optuna.trial import TrialState
+        from optuna.trial import TrialState  # lazy: optuna is a heavy optional package
 
         number = trial_number(trial)
         if number is None or not self.ledger.is_running(number):

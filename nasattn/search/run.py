@@ -60,7 +60,7 @@ def _directions(loaded: LoadedStudy) -> list[str]:
 
 def _scheduler(loaded: LoadedStudy, resumed: bool = False):
     """The study's early-stopping rule on the epoch clock (None: none); ``resumed``: its Resumed* class."""
-    from ray.tune.schedulers import AsyncHyperBandScheduler, HyperBandScheduler, MedianStoppingRule
+    from ray.tune.schedulers import AsyncHyperBandScheduler, HyperBandScheduler, MedianStoppingRule  # lazy: ray is a heavy optional package
 
     from nasattn.search.resume import RESUMED, SCHEDULER_METRIC, TIME_ATTR
 
@@ -79,7 +79,7 @@ def _scheduler(loaded: LoadedStudy, resumed: bool = False):
 
 
 def _trainable(loaded: LoadedStudy):
-    from ray import tune
+    from ray import tune  # lazy: ray is a heavy optional package
 
     from nasattn.tune import train_trial, trial_resources
 
@@ -89,7 +89,7 @@ def _trainable(loaded: LoadedStudy):
 
 def _saved_study(out: Path, loaded: LoadedStudy) -> None:
     """Write the resolved study (space inline, secrets masked, mode 0600) into the output folder, for the record."""
-    from nasattn.search.secrets import mask_secrets, write_private
+    from nasattn.secrets import mask_secrets, write_private
 
     data = mask_secrets(loaded.study.model_dump(mode="json"))
     data["space"] = loaded.space_source
@@ -107,7 +107,7 @@ RESUME_FREE = ("output", "report")
 
 def resolved_study(loaded: LoadedStudy) -> dict[str, Any]:
     """The study as the run uses it: every field (space resolved inline), minus RESUME_FREE."""
-    from nasattn.search.secrets import mask_secrets
+    from nasattn.secrets import mask_secrets
 
     data = loaded.study.model_dump(mode="json")
     data["space"] = loaded.space.model_dump(mode="json")
@@ -126,7 +126,7 @@ def start_record(out: Path, loaded: LoadedStudy) -> str:
     import uuid
 
     from nasattn.rundir import current_command
-    from nasattn.search.secrets import mask_secrets, write_private
+    from nasattn.secrets import mask_secrets, write_private
 
     resolved = resolved_study(loaded)
     run_id = uuid.uuid4().hex[:12]
@@ -139,7 +139,7 @@ def start_record(out: Path, loaded: LoadedStudy) -> str:
 def check_resume(out: Path, loaded: LoadedStudy, url: str | None = None) -> str:
     """The run id to continue; ConfigError unless ``out`` holds a run of exactly this study whose study
     database is readable, and (a moved or copied folder) whose storage is not the original folder's."""
-    from nasattn.search.storage import check_existing_sqlite, sqlite_path
+    from nasattn.study_storage import check_existing_sqlite, sqlite_path
 
     run_file = out / RUN_FILE
     if not out.is_dir():
@@ -182,7 +182,7 @@ def _check_not_elsewhere(out: Path, started_in: str | None, url: str) -> None:
 
 def prepare_data(loaded: LoadedStudy, console: Console | None = None) -> str | None:
     """Resolve the data source, fill the decoded cache at the space's input size and check the split, once."""
-    from nasattn.data.prepare import prepare_data as prepare
+    from nasattn.engine.prepare import prepare_data as prepare
 
     data, line = prepare(loaded.resolved_data(), download=loaded.study.download, image_size=loaded.space.input_size,
                          recipe=loaded.study.train.recipe, recipe_field="train.recipe.class_weights",
@@ -198,7 +198,7 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Console | 
     never loads Tune's saved state. Raises ConfigError for bad input found before the start (nothing
     written for a refused storage), SearchFailed when every trial failed.
     """
-    import optuna
+    import optuna  # lazy: optuna is a heavy optional package
 
     from nasattn.search.recorder import StudyLedger, create_or_load_study, redact, storage_url
     from nasattn.search.resume import run_records, unfinished_checkpoints
@@ -281,8 +281,8 @@ def _searcher(loaded: LoadedStudy, data: str | None, ledger: Any, records: list[
 def _fit(loaded: LoadedStudy, data: str | None, ledger: Any, records: list[Any], resume_from: dict[int, str],
          num_samples: int, console: Console | None, live: bool | None) -> dict[str, Any]:
     """One Tuner over ``num_samples`` trials (none: no Ray); returns signum, rejected and ray_start_s."""
-    from ray import tune
-    from ray.tune.search import ConcurrencyLimiter
+    from ray import tune  # lazy: ray is a heavy optional package
+    from ray.tune.search import ConcurrencyLimiter  # lazy: ray is a heavy optional package
 
     from nasattn.interrupt import tune_interrupts
     from nasattn.search.recorder import FailureGuard, StudyRecorder
@@ -325,7 +325,7 @@ def _fit(loaded: LoadedStudy, data: str | None, ledger: Any, records: list[Any],
 
 
 def _first_error(url: str, name: str) -> str:
-    import optuna
+    import optuna  # lazy: optuna is a heavy optional package
 
     from nasattn.search.recorder import open_storage
 
@@ -337,7 +337,7 @@ def _first_error(url: str, name: str) -> str:
 # ----------------------------------------------------------------------------------------- outputs
 def remove_finished_checkpoints(exp_dir: Path, url: str, name: str) -> int:
     """Delete Tune's checkpoints of trials whose study record is finished; returns how many folders went."""
-    import optuna
+    import optuna  # lazy: optuna is a heavy optional package
 
     from nasattn.search.recorder import open_storage
 
@@ -353,12 +353,12 @@ def remove_finished_checkpoints(exp_dir: Path, url: str, name: str) -> int:
 
 def pick_best(study: optuna.Study, metric_names: list[str]) -> optuna.trial.FrozenTrial | None:
     """The best finished trial by validation accuracy (multi-objective: among the Pareto front)."""
-    import optuna
+    import optuna  # lazy: optuna is a heavy optional package
 
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         return None
-    from nasattn.search.rows import pareto_numbers
+    from nasattn.study_rows import pareto_numbers
 
     front = pareto_numbers(study) if len(metric_names) > 1 else set()
     pool = [t for t in complete if t.number in front] if front else complete
@@ -375,10 +375,10 @@ def _local_run_dir(out: Path, number: int) -> Path:
 
 
 def write_outputs(loaded: LoadedStudy, url: str, name: str, console: Console | None = None) -> SearchResult:
-    import optuna
+    import optuna  # lazy: optuna is a heavy optional package
 
     from nasattn.search.recorder import open_storage
-    from nasattn.search.rows import study_rows
+    from nasattn.study_rows import study_rows
     from nasattn.tune import write_rows_csv
 
     out = loaded.output
@@ -393,38 +393,7 @@ def write_outputs(loaded: LoadedStudy, url: str, name: str, console: Console | N
     for r in rows:
         counts[r["status"] or r["state"]] = counts.get(r["status"] or r["state"], 0) + 1
     best = pick_best(st, metric_names)
-    best_dir = None
-    best_info = None
-    if best is not None:
-        best_dir = out / "best"
-        best_dir.mkdir(exist_ok=True)
-        arch = json.loads(best.user_attrs.get("arch") or "null")
-        recipe = json.loads(best.user_attrs.get("recipe") or "null")
-        if arch is not None:
-            arch["name"] = arch.get("name") or f"{loaded.study.name}-trial{best.number}"
-            (best_dir / ARCH_FILE).write_text(
-                f"# best trial {best.number} ({best.user_attrs.get('tune_trial_id')}) of study {name!r}; "
-                f"widths before width_mult {loaded.study.train.width_mult:g}\n" + to_yaml(arch)
-            )
-        if recipe is not None:
-            (best_dir / RECIPE_FILE).write_text(to_yaml(recipe))
-        run_dir = _local_run_dir(out, best.number) if best.user_attrs.get("run_dir") else None
-        metrics: dict[str, Any] = {}
-        if run_dir and (Path(run_dir) / METRICS_FILE).is_file():
-            metrics = json.loads((Path(run_dir) / METRICS_FILE).read_text())
-            for extra in (HISTORY_FILE, PREDICTIONS_FILE, MODEL_FILE):
-                if (Path(run_dir) / extra).is_file():
-                    shutil.copyfile(Path(run_dir) / extra, best_dir / extra)
-            if (Path(run_dir) / ARCH_FILE).is_file():
-                shutil.copyfile(Path(run_dir) / ARCH_FILE, best_dir / "trained_arch.yaml")
-        else:
-            metrics = {k: v for k, v in best.user_attrs.items() if k not in ("arch", "recipe")}
-        metrics.update(trial_number=best.number, tune_trial_id=best.user_attrs.get("tune_trial_id"),
-                       params_chosen=best.params, objectives=dict(zip(metric_names, best.values)),
-                       width_mult=loaded.study.train.width_mult)
-        (best_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, default=str))
-        best_info = {"number": best.number, **dict(zip(metric_names, best.values)),
-                     "test_accuracy": best.user_attrs.get("test_accuracy"), "arch": arch}
+    best_dir, best_info = _write_best(loaded, name, best) if best is not None else (None, None)
     if len(metric_names) > 1:
         write_rows_csv([r for r in rows if r.get("pareto")], out / "pareto.csv")
     report, report_error = None, None
@@ -436,3 +405,40 @@ def write_outputs(loaded: LoadedStudy, url: str, name: str, console: Console | N
                         best=best_info, report_error=report_error)
 
 
+def _write_best(loaded: LoadedStudy, name: str, best: Any) -> tuple[Path, dict[str, Any]]:
+    """Write ``best/`` (the best trial's arch, recipe, metrics and run files); return it and its summary."""
+    out = loaded.output
+    metric_names = loaded.study.metric_names
+    best_dir = out / "best"
+    best_dir.mkdir(exist_ok=True)
+    arch = json.loads(best.user_attrs.get("arch") or "null")
+    recipe = json.loads(best.user_attrs.get("recipe") or "null")
+    if arch is not None:
+        arch["name"] = arch.get("name") or f"{loaded.study.name}-trial{best.number}"
+        (best_dir / ARCH_FILE).write_text(
+            f"# best trial {best.number} ({best.user_attrs.get('tune_trial_id')}) of study {name!r}; "
+            f"widths before width_mult {loaded.study.train.width_mult:g}\n" + to_yaml(arch)
+        )
+    if recipe is not None:
+        (best_dir / RECIPE_FILE).write_text(to_yaml(recipe))
+    metrics = _best_run_metrics(out, best, best_dir)
+    metrics.update(trial_number=best.number, tune_trial_id=best.user_attrs.get("tune_trial_id"),
+                   params_chosen=best.params, objectives=dict(zip(metric_names, best.values)),
+                   width_mult=loaded.study.train.width_mult)
+    (best_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, default=str))
+    return best_dir, {"number": best.number, **dict(zip(metric_names, best.values)),
+                      "test_accuracy": best.user_attrs.get("test_accuracy"), "arch": arch}
+
+
+def _best_run_metrics(out: Path, best: Any, best_dir: Path) -> dict[str, Any]:
+    """The best trial's metrics.json, its run files copied into ``best_dir``; else its Optuna user attrs."""
+    run_dir = _local_run_dir(out, best.number) if best.user_attrs.get("run_dir") else None
+    if not (run_dir and (Path(run_dir) / METRICS_FILE).is_file()):
+        return {k: v for k, v in best.user_attrs.items() if k not in ("arch", "recipe")}
+    metrics = json.loads((Path(run_dir) / METRICS_FILE).read_text())
+    for extra in (HISTORY_FILE, PREDICTIONS_FILE, MODEL_FILE):
+        if (Path(run_dir) / extra).is_file():
+            shutil.copyfile(Path(run_dir) / extra, best_dir / extra)
+    if (Path(run_dir) / ARCH_FILE).is_file():
+        shutil.copyfile(Path(run_dir) / ARCH_FILE, best_dir / "trained_arch.yaml")
+    return metrics

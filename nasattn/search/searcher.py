@@ -11,13 +11,14 @@ again first, with their params, their record and their folder.
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 from typing import Any
 
 from ray.tune.search import Searcher
 
-from nasattn.search.space import Rejected, SearchSpace, sample_spec
+from nasattn.search.space import Rejected, SearchSpace, grid_values, sample_spec
 
 MAX_REJECTIONS = 2000
 
@@ -30,9 +31,8 @@ def make_sampler(study: Any, space: SearchSpace, resumed: int = 0):
     points the first session drew first again; model-based samplers also learn from the replayed trials.
     """
     import numpy as np
-    import optuna
+    import optuna  # lazy: optuna is a heavy optional package
 
-    from nasattn.search.space import grid_values
 
     cfg = study.sampler
     seed = cfg.seed
@@ -71,7 +71,7 @@ class TrialConfigFactory:
         self.epochs = epochs
 
     def __call__(self, trial: Any) -> dict[str, Any]:
-        from optuna.distributions import distribution_to_json
+        from optuna.distributions import distribution_to_json  # lazy: optuna is a heavy optional package
 
         spec, recipe = sample_spec(trial, self.space)
         full_recipe = {**self.fixed_recipe, **recipe, "epochs": self.epochs}
@@ -114,7 +114,7 @@ class SpaceSearch(Searcher):
                  seed_points: dict[str, dict[str, Any]] | None = None, ledger: Any = None,
                  runs_root: Path | None = None, records: list[Any] | None = None,
                  resume_from: dict[int, str] | None = None) -> None:
-        import optuna
+        import optuna  # lazy: optuna is a heavy optional package
 
         super().__init__(metric=metric, mode=mode)
         self.factory = factory
@@ -140,7 +140,7 @@ class SpaceSearch(Searcher):
     def replay(self, records: list[Any]) -> set[str]:
         """Continue from recorded trials: finished ones join the in-memory study, unfinished ones are
         enqueued to be suggested again first. Returns the seed-point names the records used."""
-        import optuna
+        import optuna  # lazy: optuna is a heavy optional package
 
         State = optuna.trial.TrialState
         ordered = sorted(records, key=lambda t: int(t.user_attrs["sampler_number"]))
@@ -165,7 +165,7 @@ class SpaceSearch(Searcher):
         return not config
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        import optuna
+        import optuna  # lazy: optuna is a heavy optional package
 
         if trial_id in self.configs:  # asked again for the same Tune trial: same point
             return self.configs[trial_id]
@@ -208,8 +208,6 @@ class SpaceSearch(Searcher):
         return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        import math
-
         ot_trial = self.live.get(trial_id)
         if ot_trial is None or len(self.metrics) > 1:  # Optuna keeps intermediate values for one objective only
             return
@@ -218,9 +216,7 @@ class SpaceSearch(Searcher):
             ot_trial.report(float(value), int(step))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        import math
-
-        import optuna
+        import optuna  # lazy: optuna is a heavy optional package
 
         State = optuna.trial.TrialState
         ot_trial = self.live.pop(trial_id, None)

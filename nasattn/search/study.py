@@ -293,7 +293,7 @@ def check_study(loaded: LoadedStudy) -> None:
 
 def check_samplable(space: SearchSpace, source: str, tries: int = 200) -> None:
     """Draw random points until one passes every constraint; else a ConfigError with the reasons."""
-    import optuna
+    import optuna  # lazy: optuna is a heavy optional package
 
     from nasattn.search.space import Rejected, sample_spec
 

@@ -67,7 +67,7 @@ def choose_device(
 
 def assigned_gpu_ids() -> list[str]:
     """``ray.get_gpu_ids()`` as strings (empty outside Ray or when none was assigned)."""
-    import ray
+    import ray  # lazy: ray is a heavy optional package
 
     if not ray.is_initialized():
         return []

@@ -7,7 +7,8 @@ from typing import Any, Callable
 
 from ray.tune import Callback
 
-from nasattn.schema import TrialStatus, VAL_ACCURACY_LAST
+from nasattn.say import make_console
+from nasattn.schema import VAL_ACCURACY_LAST, TrialStatus
 from nasattn.spec import arch_summary
 
 _ENDED = (TrialStatus.DONE, TrialStatus.STOPPED, TrialStatus.ERROR)  # the live table's finished rows
@@ -92,8 +93,6 @@ class TrialTable(Callback):
 
     # ------------------------------------------------------------------ events
     def setup(self, **info: Any) -> None:
-        from nasattn.say import make_console
-
         self.start = time.time()
         self._console = make_console()
         live = self._console.is_terminal if self.want_live is None else self.want_live

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nasattn.config import ConfigError
+from nasattn.tune.session import is_embedded, ray_session
 
 
 class Resources(BaseModel):
@@ -66,8 +67,6 @@ def expected_cluster(res: Resources, ray: RayConfig) -> dict[str, float] | None:
     A cluster address: checked to answer within a few seconds, then joined briefly to read its
     resources (None when this process already runs Ray: the running one is used as it is).
     """
-    from nasattn.tune.session import is_embedded, ray_session
-
     if is_embedded(ray.address):
         cpus = res.num_cpus if res.num_cpus is not None else (os.cpu_count() or 1)
         if res.num_gpus is not None:
@@ -77,7 +76,7 @@ def expected_cluster(res: Resources, ray: RayConfig) -> dict[str, float] | None:
 
             gpus = torch.cuda.device_count()
         return {"CPU": float(cpus), "GPU": float(gpus)}
-    import ray as _ray
+    import ray as _ray  # lazy: ray is a heavy optional package
 
     if _ray.is_initialized():
         return None
@@ -104,8 +103,6 @@ class RayStarted:
 @contextlib.contextmanager
 def start_ray(res: Resources, ray: RayConfig, source: str) -> Iterator[RayStarted]:
     """Start an embedded Ray (or join ``ray.address``) for a study's resources and check that a trial fits."""
-    from nasattn.tune.session import ray_session
-
     t0 = time.time()
     with ray_session(ray.address, num_cpus=res.num_cpus, num_gpus=res.num_gpus) as cluster:
         start_s = time.time() - t0

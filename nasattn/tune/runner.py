@@ -26,7 +26,7 @@ def _indexed_trial(config: dict[str, Any], configs: Sequence[dict[str, Any]] = (
 
 def grid_trainable(configs: Sequence[dict[str, Any]], cpus: float = 1, gpus: float = 0):
     """The trainable used by :func:`run_grid`."""
-    from ray import tune
+    from ray import tune  # lazy: ray is a heavy optional package
 
     return tune.with_resources(tune.with_parameters(_indexed_trial, configs=list(configs)), trial_resources(cpus, gpus))
 
@@ -55,7 +55,7 @@ def run_grid(
     a run folder from elsewhere cannot run code through Tune's saved state.
     Call inside :func:`nasattn.tune.ray_session`.
     """
-    from ray import tune
+    from ray import tune  # lazy: ray is a heavy optional package
 
     storage_path = Path(storage_path).resolve()
     if resume:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from nasattn.config import ConfigError
+from nasattn.tune.reaper import start_reaper, stop_reaper
 
 # Ray Tune writes its experiment snapshot at most every ~10 s by default; a lower interval keeps
 # the window in which a finished trial is missing from the snapshot (and re-run after a kill -9) short.
@@ -56,7 +57,7 @@ def ray_session(
     are reaped by a watchdog (:mod:`nasattn.tune.reaper`) when this process dies.  A Ray that is
     already initialised in this process is reused and left alone.
     """
-    import ray
+    import ray  # lazy: ray is a heavy optional package
 
     _apply_env_defaults()
     if ray.is_initialized():
@@ -73,8 +74,6 @@ def ray_session(
         finally:
             ray.shutdown()
             if reaper is not None:
-                from nasattn.tune.reaper import stop_reaper
-
                 stop_reaper(reaper)
     else:
         target = resolve_address(address)
@@ -91,7 +90,7 @@ def ray_session(
 
 def _init_embedded(num_cpus: int | None, num_gpus: int | None, kwargs: dict):
     """``ray.init`` a private Ray without dashboard; returns the watchdog that reaps it if this process dies."""
-    import ray
+    import ray  # lazy: ray is a heavy optional package
 
     before = _child_pids()
     # address="local": always a new private Ray, never a cluster that `ray start` left on this machine
@@ -99,14 +98,12 @@ def _init_embedded(num_cpus: int | None, num_gpus: int | None, kwargs: dict):
     roots = sorted(_child_pids() - before)
     if not roots:
         return None
-    from nasattn.tune.reaper import start_reaper
-
     return start_reaper(roots)
 
 
 def _child_pids() -> set[int]:
-    import ray  # noqa: F401 - Ray puts its bundled psutil on sys.path
     import psutil
+    import ray  # noqa: F401 - Ray puts its bundled psutil on sys.path
 
     return {p.pid for p in psutil.Process().children()}
 

@@ -48,7 +48,7 @@ def _set_threads() -> None:
 
     cpus = None
     try:
-        from ray import tune
+        from ray import tune  # lazy: ray is a heavy optional package
 
         pgf = tune.get_context().get_trial_resources()
         cpus = pgf.required_resources.get("CPU")
@@ -84,7 +84,7 @@ def resolve_run_dir(config: dict[str, Any]) -> Path | None:
     if config.get("run_dir"):
         return Path(config["run_dir"])
     if config.get("runs_root"):
-        from ray import tune
+        from ray import tune  # lazy: ray is a heavy optional package
 
         return Path(config["runs_root"]) / tune.get_context().get_trial_id()
     return None
@@ -120,103 +120,154 @@ def train_trial(config: dict[str, Any]) -> None:
 
 
 def _train_trial(config: dict[str, Any]) -> None:
+    # torch, Ray and the torch-side floors are imported when a trial runs: nasattn.tune is imported by the
+    # run-file parsers, which work without torch (lazy for ray and torch, the heavy optional packages)
     import torch
-    from ray import tune
+    from ray import tune  # lazy: ray is a heavy optional package
 
-    from nasattn.engine import Recipe, train, write_run
-    from nasattn.models import build_model, profile_model
-    from nasattn.spec import ArchSpec
+    from nasattn.engine import train
 
     t_start = time.perf_counter()
     _set_threads()
     seed = int(config.get("seed", 0))
     run_dir = resolve_run_dir(config)
     trial = _trial_name()
-    extra = {k: v for k, v in config.items() if k not in CONFIG_KEYS}
 
     # A trial that already wrote its run (e.g. re-run after a driver crash) only re-reports it.
     if run_dir is not None and (run_dir / DONE_MARKER).is_file():
-        final = json.loads((run_dir / DONE_MARKER).read_text())
-        tune.report(final)
+        tune.report(json.loads((run_dir / DONE_MARKER).read_text()))
         return
 
     device, placement = trial_device(str(config.get("device") or "auto"), trial)
     write_placement(run_dir, placement)
     rendezvous(trial)
 
+    spec, recipe, dataset = _trial_inputs(config, seed)
+    torch.manual_seed(seed)
+    model, static = _built_model(config, spec, dataset, device)
+    resume_state = _resume_state(config)
+    reporter = TrialReporter(config, static, last_epoch=recipe.epochs, t_start=t_start, resumed=resume_state is not None)
+    result = train(
+        spec, recipe, dataset, seed=seed, device=device, callbacks=(reporter,),
+        progress=False, model=model, resume_state=resume_state,
+        max_steps_per_epoch=config.get("max_steps_per_epoch"),
+    )
+    final = _final_metrics(config, run_dir, result, static)
+    placement["ended"] = time.time()
+    write_placement(run_dir, placement)
+    tune.report(final)
+
+
+def _trial_inputs(config: dict[str, Any], seed: int) -> tuple[Any, Any, Any]:
+    """``(spec, recipe, dataset)`` of a trial's config, the spec and recipe adapted to the dataset's classes."""
+    from nasattn.engine import Recipe, adapt_to_dataset  # torch-side floor: imported when a trial runs
+    from nasattn.spec import ArchSpec
+
     spec = ArchSpec.from_dict(config["arch"], "trial arch")
     if config.get("width_mult") not in (None, 1, 1.0):
         spec = spec.scaled(float(config["width_mult"]))
     recipe = Recipe.model_validate(config.get("recipe") or {})
     dataset = _load_data(config, seed, spec.input_size)
-    from nasattn.engine import adapt_to_dataset
-
     spec, recipe, notes = adapt_to_dataset(spec, recipe, dataset.classes)
     for note in notes:
         print(f"nasattn: {note}", flush=True)
+    return spec, recipe, dataset
 
-    torch.manual_seed(seed)
+
+def _built_model(config: dict[str, Any], spec: Any, dataset: Any, device: str) -> tuple[Any, dict[str, Any]]:
+    """The trial's model and its static metrics: its profile, latency, training-free scores, seed recipe."""
+    from nasattn.engine.zero_cost import score_batch, zero_cost_scores  # torch-side floors: imported when a trial runs
+    from nasattn.models import build_model, profile_model
+
     model = build_model(spec)
     prof = profile_model(model)
     static: dict[str, Any] = {k: prof[k] for k in ("params", "flops", "layers", "conv_layers") if k in prof}
     if config.get("measure_latency"):
         static["latency_ms"] = 1000 * measure_latency(model, spec.input_size, spec.in_channels, device)
     if int(config.get("zero_cost_batch", 64) or 0) > 0:  # training-free scores at initialisation (trials.csv zc_*)
-        from nasattn.fidelity.zero_cost import score_batch, zero_cost_scores
-
         static.update(zero_cost_scores(model, *score_batch(dataset.images, dataset.labels, int(config.get("zero_cost_batch", 64)))))
-
     if (config.get("optuna") or {}).get("seed_recipe"):  # search seed trials: own or the study's recipe
         static["seed_recipe"] = config["optuna"]["seed_recipe"]
-    checkpoint_every = int(config.get("checkpoint_every") or 0)
-    budget = config.get("checkpoint_budget", CHECKPOINT_BUDGET)  # None: every due checkpoint (paused trials)
-    last_epoch = recipe.epochs
-    clock = {"start": time.perf_counter(), "checkpointing": 0.0}
+    return model, static
 
-    def report(epoch: int, row: dict[str, Any], state: Any) -> None:
-        if "time_to_first_epoch_s" not in static and resume_state is None:
-            static["time_to_first_epoch_s"] = time.perf_counter() - t_start  # start-up + the first epoch
-        if epoch >= last_epoch:
-            return  # the final report (after testing and write_run) carries the last epoch
-        metrics = {**scalar_metrics(row), **static, "epoch": epoch, "final": False}
-        due = bool(checkpoint_every) and epoch % checkpoint_every == 0
-        if due and budget is not None:
-            due = clock["checkpointing"] <= budget * (time.perf_counter() - clock["start"])
-        if due:
-            t0 = time.perf_counter()
-            with tempfile.TemporaryDirectory() as tmp:
-                torch.save(state.checkpoint(), os.path.join(tmp, STATE_FILE))
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
-            clock["checkpointing"] += time.perf_counter() - t0
-        else:
-            tune.report(metrics)
 
-    resume_state = None
+def _resume_state(config: dict[str, Any]) -> Any:
+    """The training state to resume from: Tune's checkpoint of this trial, else ``resume_from``'s, else None."""
+    from ray import tune  # lazy: ray is a heavy optional package
+
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as ckpt_dir:
-            resume_state = _load_state(ckpt_dir)
-    elif config.get("resume_from"):  # a resumed search: the checkpoint an earlier session of this trial left
-        resume_state = _load_state(str(config["resume_from"]))
+            return _load_state(ckpt_dir)
+    if config.get("resume_from"):  # a resumed search: the checkpoint an earlier session of this trial left
+        return _load_state(str(config["resume_from"]))
+    return None
 
-    result = train(
-        spec, recipe, dataset, seed=seed, device=device, callbacks=(report,),
-        progress=False, model=model, resume_state=resume_state,
-        max_steps_per_epoch=config.get("max_steps_per_epoch"),
-    )
+
+class TrialReporter:
+    """The per-epoch callback of a trial: reports each epoch but the last to Tune, with a checkpoint when due.
+
+    A checkpoint is due every ``checkpoint_every`` epochs while writing them has taken at most
+    ``checkpoint_budget`` of the trial's time (None: every due one). The first report of a fresh trial
+    records ``time_to_first_epoch_s`` into ``static``.
+    """
+
+    def __init__(self, config: dict[str, Any], static: dict[str, Any], *, last_epoch: int, t_start: float, resumed: bool):
+        self.static = static
+        self.last_epoch = last_epoch
+        self.t_start = t_start
+        self.resumed = resumed
+        self.checkpoint_every = int(config.get("checkpoint_every") or 0)
+        self.budget = config.get("checkpoint_budget", CHECKPOINT_BUDGET)
+        self.start = time.perf_counter()
+        self.checkpointing = 0.0
+
+    def __call__(self, epoch: int, row: dict[str, Any], state: Any) -> None:
+        from ray import tune  # lazy: ray is a heavy optional package
+
+        if "time_to_first_epoch_s" not in self.static and not self.resumed:
+            self.static["time_to_first_epoch_s"] = time.perf_counter() - self.t_start  # start-up + the first epoch
+        if epoch >= self.last_epoch:
+            return  # the final report (after testing and write_run) carries the last epoch
+        metrics = {**scalar_metrics(row), **self.static, "epoch": epoch, "final": False}
+        if self._due(epoch):
+            self._report_with_checkpoint(metrics, state)
+        else:
+            tune.report(metrics)
+
+    def _due(self, epoch: int) -> bool:
+        due = bool(self.checkpoint_every) and epoch % self.checkpoint_every == 0
+        if due and self.budget is not None:
+            due = self.checkpointing <= self.budget * (time.perf_counter() - self.start)
+        return due
+
+    def _report_with_checkpoint(self, metrics: dict[str, Any], state: Any) -> None:
+        import torch
+        from ray import tune  # lazy: ray is a heavy optional package
+
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            torch.save(state.checkpoint(), os.path.join(tmp, STATE_FILE))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+        self.checkpointing += time.perf_counter() - t0
+
+
+def _final_metrics(config: dict[str, Any], run_dir: Path | None, result: Any, static: dict[str, Any]) -> dict[str, Any]:
+    """The final report of a trial (the last epoch, the static metrics, the test metrics); writes the run and DONE."""
+    from nasattn.engine import write_run  # torch-side floor: imported when a trial runs
+
     last_row = result.history[-1] if result.history else {}
     final = {**scalar_metrics(last_row), **static, **scalar_metrics(result.metrics)}
     final.update(epoch=int(last_row.get("epoch", result.metrics.get("epochs_run", 0)) or 0), final=True)
     if VAL_ACCURACY_LAST in last_row:  # metrics.json holds the best epoch's (VAL_ACCURACY_BEST); Tune ranks the last
         final[VAL_ACCURACY_LAST] = last_row[VAL_ACCURACY_LAST]
     if run_dir is not None:
+        extra = {k: v for k, v in config.items() if k not in CONFIG_KEYS}
         result.metrics.update({k: v for k, v in extra.items() if isinstance(v, (int, float, str, bool))})
         write_run(run_dir, result)
         final["run_dir"] = str(run_dir)
         (run_dir / DONE_MARKER).write_text(json.dumps(final, default=str))
-    placement["ended"] = time.time()
-    write_placement(run_dir, placement)
-    tune.report(final)
+    return final
 
 
 def _load_state(folder: str) -> Any:
@@ -230,7 +281,7 @@ def _load_state(folder: str) -> Any:
 def _trial_name() -> str:
     """The Tune trial id (``"local"`` outside Tune)."""
     try:
-        from ray import tune
+        from ray import tune  # lazy: ray is a heavy optional package
 
         return str(tune.get_context().get_trial_id() or "local")
     except Exception:  # noqa: BLE001 - outside a Tune session

@@ -26,18 +26,20 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from pydantic import ValidationError
 
+from nasattn.ablation.path.console import print_path
 from nasattn.ablation.path.decisions import DECISIONS, Point, decompose, differing, flip
 from nasattn.ablation.path.endpoints import Endpoint
 from nasattn.ablation.path.greedy import PathInterrupted, PathPoint, PathResult, greedy_path, trainings
 from nasattn.ablation.path.stats import paired_vs_previous
-from nasattn.ablation.variants import diff_paths
-from nasattn.ablation.run import check_output, prepare_data, train_grid, trial_config
+from nasattn.ablation.run import _columns, check_output, prepare_data, train_grid, trial_config
 from nasattn.ablation.study import LoadedAblation
+from nasattn.ablation.variants import diff_paths
 from nasattn.config import ConfigError, deep_merge, validate
 from nasattn.engine import Recipe
+from nasattn.report import render_report_safely
 from nasattn.say import say
-from nasattn.spec import ArchSpec
 from nasattn.schema import PATH_CSV, PATH_JSON, PATH_SUMMARY_CSV, TrialStatus
+from nasattn.spec import ArchSpec
 from nasattn.tune.resources import preflight, start_ray
 
 if TYPE_CHECKING:
@@ -178,8 +180,6 @@ def scores_of(rows: list[dict[str, Any]], metric: str) -> dict[str, dict[int, fl
 def write_path_outputs(out: Path, plan: PathPlan, walked: PathResult, rows: list[dict[str, Any]], *,
                        console: Console | None = None, report: bool = True) -> PathRunResult:
     """path.csv, path_summary.csv and report.html from the rows of every step trained."""
-    from nasattn.ablation.run import _columns  # ablation.csv's column order
-
     chosen = {p.key for p in walked.chosen}
     for r in rows:
         r["chosen"] = r["point"] in chosen
@@ -189,12 +189,8 @@ def write_path_outputs(out: Path, plan: PathPlan, walked: PathResult, rows: list
     pd.DataFrame(summary).to_csv(out / PATH_SUMMARY_CSV, index=False)
     result = PathRunResult(output=out, path=walked, rows=rows, summary=summary)
     if console is not None:
-        from nasattn.ablation.path.console import print_path
-
         print_path(summary, walked, console)
     if report:
-        from nasattn.report import render_report_safely
-
         result.report, result.report_error = render_report_safely(out, warn=lambda m: say(console, f"[yellow]{m}[/]"))
     return result
 

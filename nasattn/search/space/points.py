@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from nasattn.config import ConfigError
+from nasattn.presets import get_preset
 from nasattn.registry import get_block
 from nasattn.search.space.dims import (
-    Choice, Dim, Fixed, FloatRange, IntRange, NotInSpace, Options, Progression, Rejected, _allowed_params,
+    Choice,
+    Dim,
+    Fixed,
+    FloatRange,
+    IntRange,
+    NotInSpace,
+    Options,
+    Progression,
+    Rejected,
+    _allowed_params,
 )
 from nasattn.search.space.model import PAPER_CLASS_WEIGHTS, SearchSpace, _dim_values, paper_class_weights
 from nasattn.search.space.sample import build_arch_dict, check_constraints
 from nasattn.search.space.walk import _is_variable, describe_dim
+from nasattn.spec import ArchSpec
 
 
 def canonical_arch(arch: Any) -> dict[str, Any]:
     """An ArchSpec as a dict with every block parameter filled with its default (for comparisons)."""
-    from nasattn.spec import ArchSpec
-
     spec = arch if isinstance(arch, ArchSpec) else ArchSpec.from_dict(arch)
     d = spec.to_dict()
     d.pop("name", None)
@@ -137,94 +147,20 @@ def arch_point(space: SearchSpace, arch: Any, recipe: dict[str, Any] | None = No
     ``recipe`` values that are points of the space's recipe dims are added; others are left to the
     sampler. The result is verified by sampling it back and comparing canonical architectures.
     """
-    from nasattn.spec import ArchSpec
-
     spec = arch if isinstance(arch, ArchSpec) else ArchSpec.from_dict(arch)
     canon = canonical_arch(spec)
-    st, per = space.stages, set(space.stages.per_stage)
     out: dict[str, Any] = {}
-    n = len(spec.stages)
-
     for key in ("in_channels", "num_classes", "input_size", "init"):
         if getattr(spec, key) != getattr(space, key):
             raise NotInSpace(f"{key} = {getattr(spec, key)!r}, but the space has {getattr(space, key)!r}")
     stem = {"type": "none"} if canon["stem"] is None else dict(canon["stem"])
     _invert_component(space.stem, stem, "stem", "stem", out)
-    _fits(st.count, n, "stages.count")
-    if _is_variable(st.count):
-        out["stages.count"] = n
-
-    def per_or_shared(key: str, values: list[Any], check) -> None:
-        if key in per:
-            for i, v in enumerate(values):
-                check(v, f"stage{i + 1}.{key}")
-        else:
-            if len({repr(v) for v in values}) > 1:
-                raise NotInSpace(f"stages differ in {key} ({values}), but {key} is not drawn per stage")
-            check(values[0], f"stages.{key}")
-
-    def check_scalar(dim: Dim):
-        def check(v: Any, name: str) -> None:
-            _fits(dim, v, name)
-            if _is_variable(dim):
-                out[name] = v
-        return check
-
-    blocks = [{"type": s["block"], **{k: v for k, v in s["block_params"].items()}} for s in canon["stages"]]
-    per_or_shared("block", blocks, lambda v, name: _invert_component(st.block, v, name, "conv", out))
-    per_or_shared("depth", [s.depth for s in spec.stages], check_scalar(st.depth))
-    widths = [s.width for s in spec.stages]
-    if isinstance(st.width, Progression):
-        _invert_progression(st.width, widths, out)
-    else:
-        per_or_shared("width", widths, check_scalar(st.width))
-    ds = [s.downsample for s in spec.stages]
-    if "downsample" in per:
-        per_or_shared("downsample", ds, check_scalar(st.downsample))
-    else:
-        rest = ds[1:] or [ds[0] if ds[0] != "none" else next(iter(_dim_values(st.downsample)))]
-        per_or_shared("downsample", rest, check_scalar(st.downsample))
-        first = ds[0] == rest[0]
-        if not first and ds[0] != "none":
-            raise NotInSpace(f"the first stage downsamples by {ds[0]!r} and the others by {rest[0]!r}")
-        _fits(st.downsample_first, first, "stages.downsample_first")
-        if _is_variable(st.downsample_first):
-            out["stages.downsample_first"] = first
-
-    atts = [_attention_component(s["attention"]) for s in canon["stages"]]
-    modes = _dim_values(space.attention.mode)
-    reasons = []
-    for mode in ("same", "skip_first", "per_stage"):
-        if mode not in modes:
-            continue
-        trial_out = dict(out)
-        try:
-            if mode == "same":
-                if len({repr(a) for a in atts}) > 1:
-                    raise NotInSpace("stages differ in attention")
-                _invert_component(space.attention.type, atts[0], "attention", "attention", trial_out)
-            elif mode == "skip_first":
-                if atts[0]["type"] != "none" or len({repr(a) for a in atts[1:]}) > 1 or n < 2:
-                    raise NotInSpace("not: no attention in stage 1 and one attention in the others")
-                _invert_component(space.attention.type, atts[1], "attention", "attention", trial_out)
-            else:
-                for i, a in enumerate(atts):
-                    _invert_component(space.attention.type, a, f"stage{i + 1}.attention", "attention", trial_out)
-        except NotInSpace as e:
-            reasons.append(f"attention.mode {mode}: {e}")
-            continue
-        if len(modes) > 1:
-            trial_out["attention.mode"] = mode
-        out = trial_out
-        break
-    else:
-        raise NotInSpace("; ".join(reasons) or "no attention mode allowed")
-
+    _invert_stages(space.stages, spec, canon, out)
+    out = _invert_attention(space, canon, len(spec.stages), out)
     _invert_component(space.head, dict(canon["head"]), "head", "head", out)
     db = dict(canon["dropblock"])
     db["type"] = db.pop("schedule")
     _invert_component(space.dropblock, db, "dropblock", "dropblock", out)
-
     if recipe:
         out.update(recipe_point(space, recipe))
 
@@ -234,6 +170,93 @@ def arch_point(space: SearchSpace, arch: Any, recipe: dict[str, Any] | None = No
     if back != canon:
         raise NotInSpace(_first_difference(canon, back))
     return {k: v for k, v in out.items() if k in rec.asked or k.startswith("recipe.")}
+
+
+def _per_or_shared(per: set[str], key: str, values: list[Any], check: Callable[[Any, str], None]) -> None:
+    """Check each stage's value (``key`` drawn per stage) or the one value all stages share."""
+    if key in per:
+        for i, v in enumerate(values):
+            check(v, f"stage{i + 1}.{key}")
+    else:
+        if len({repr(v) for v in values}) > 1:
+            raise NotInSpace(f"stages differ in {key} ({values}), but {key} is not drawn per stage")
+        check(values[0], f"stages.{key}")
+
+
+def _scalar_check(dim: Dim, out: dict[str, Any]) -> Callable[[Any, str], None]:
+    """A check that ``v`` is a value of ``dim``, recording it in ``out`` when the dim is drawn."""
+    def check(v: Any, name: str) -> None:
+        _fits(dim, v, name)
+        if _is_variable(dim):
+            out[name] = v
+    return check
+
+
+def _invert_stages(st: Any, spec: ArchSpec, canon: dict[str, Any], out: dict[str, Any]) -> None:
+    """The stage parameters (count, block, depth, width, downsample) of ``spec``, into ``out``."""
+    per, n = set(st.per_stage), len(spec.stages)
+    _fits(st.count, n, "stages.count")
+    if _is_variable(st.count):
+        out["stages.count"] = n
+    blocks = [{"type": s["block"], **{k: v for k, v in s["block_params"].items()}} for s in canon["stages"]]
+    _per_or_shared(per, "block", blocks, lambda v, name: _invert_component(st.block, v, name, "conv", out))
+    _per_or_shared(per, "depth", [s.depth for s in spec.stages], _scalar_check(st.depth, out))
+    widths = [s.width for s in spec.stages]
+    if isinstance(st.width, Progression):
+        _invert_progression(st.width, widths, out)
+    else:
+        _per_or_shared(per, "width", widths, _scalar_check(st.width, out))
+    _invert_downsample(st, per, [s.downsample for s in spec.stages], out)
+
+
+def _invert_downsample(st: Any, per: set[str], ds: list[Any], out: dict[str, Any]) -> None:
+    """The downsample parameters: per stage, or shared by stages 2.. with ``downsample_first`` for stage 1."""
+    if "downsample" in per:
+        _per_or_shared(per, "downsample", ds, _scalar_check(st.downsample, out))
+        return
+    rest = ds[1:] or [ds[0] if ds[0] != "none" else next(iter(_dim_values(st.downsample)))]
+    _per_or_shared(per, "downsample", rest, _scalar_check(st.downsample, out))
+    first = ds[0] == rest[0]
+    if not first and ds[0] != "none":
+        raise NotInSpace(f"the first stage downsamples by {ds[0]!r} and the others by {rest[0]!r}")
+    _fits(st.downsample_first, first, "stages.downsample_first")
+    if _is_variable(st.downsample_first):
+        out["stages.downsample_first"] = first
+
+
+def _invert_attention(space: SearchSpace, canon: dict[str, Any], n: int, out: dict[str, Any]) -> dict[str, Any]:
+    """``out`` with the attention parameters of the first attention mode of the space that yields the stages'."""
+    atts = [_attention_component(s["attention"]) for s in canon["stages"]]
+    modes = _dim_values(space.attention.mode)
+    reasons = []
+    for mode in ("same", "skip_first", "per_stage"):
+        if mode not in modes:
+            continue
+        trial_out = dict(out)
+        try:
+            _invert_attention_mode(space, mode, atts, n, trial_out)
+        except NotInSpace as e:
+            reasons.append(f"attention.mode {mode}: {e}")
+            continue
+        if len(modes) > 1:
+            trial_out["attention.mode"] = mode
+        return trial_out
+    raise NotInSpace("; ".join(reasons) or "no attention mode allowed")
+
+
+def _invert_attention_mode(space: SearchSpace, mode: str, atts: list[dict[str, Any]], n: int, out: dict[str, Any]) -> None:
+    """The attention parameters of the stages ``atts`` under one attention ``mode``, into ``out``."""
+    if mode == "same":
+        if len({repr(a) for a in atts}) > 1:
+            raise NotInSpace("stages differ in attention")
+        _invert_component(space.attention.type, atts[0], "attention", "attention", out)
+    elif mode == "skip_first":
+        if atts[0]["type"] != "none" or len({repr(a) for a in atts[1:]}) > 1 or n < 2:
+            raise NotInSpace("not: no attention in stage 1 and one attention in the others")
+        _invert_component(space.attention.type, atts[1], "attention", "attention", out)
+    else:
+        for i, a in enumerate(atts):
+            _invert_component(space.attention.type, a, f"stage{i + 1}.attention", "attention", out)
 
 
 def recipe_point(space: SearchSpace, recipe: dict[str, Any]) -> dict[str, Any]:
@@ -308,8 +331,6 @@ def _invert_progression(prog: Progression, widths: list[int], out: dict[str, Any
 
 def space_contains(space: SearchSpace, arch: Any) -> bool:
     """Whether ``arch`` (an ArchSpec or dict) is a point of ``space`` (constraints included)."""
-    from nasattn.spec import ArchSpec
-
     try:
         arch_point(space, arch)
         check_constraints(space, arch if isinstance(arch, ArchSpec) else ArchSpec.from_dict(arch))
@@ -320,8 +341,6 @@ def space_contains(space: SearchSpace, arch: Any) -> bool:
 
 def preset_points(space: SearchSpace, names: list[str]) -> dict[str, dict[str, Any]]:
     """Optuna parameters of each named preset (architecture, plus recipe values inside the space)."""
-    from nasattn.presets import get_preset
-
     points: dict[str, dict[str, Any]] = {}
     for name in names:
         if name in space.points:

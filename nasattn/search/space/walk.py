@@ -20,56 +20,67 @@ class DimInfo:
 
 def iter_dims(space: SearchSpace) -> Iterator[DimInfo]:
     """Every Optuna parameter the space can ask for (all branches, stages up to the maximum count)."""
+    yield from _walk(space.stem, "stem", "")
+    yield from _walk(space.stages.count, "stages.count", "")
+    yield from _stage_dims(space)
+    yield from _attention_dims(space)
+    yield from _walk(space.head, "head", "")
+    yield from _walk(space.dropblock, "dropblock", "")
+    for key, dim in space.recipe.items.items():
+        yield from _walk(dim, f"recipe.{key}", "")
 
-    def walk(dim: Dim, name: str, cond: str) -> Iterator[DimInfo]:
-        if isinstance(dim, (Choice, IntRange, FloatRange)):
-            if _is_variable(dim):
-                yield DimInfo(name, dim, cond)
-        elif isinstance(dim, Options):
-            if len(dim.options) > 1:
-                yield DimInfo(name, Choice(tuple(dim.options)), cond)
-            for opt, tree in dim.options.items():
-                sub_cond = f"{name} = {opt}" if len(dim.options) > 1 else cond
-                for k, d in tree.items():
-                    yield from walk(d, f"{name}.{opt}.{k}", sub_cond)
-        elif isinstance(dim, Tree):
-            for k, d in dim.items.items():
-                yield from walk(d, f"{name}.{k}", cond)
 
+def _walk(dim: Dim, name: str, cond: str) -> Iterator[DimInfo]:
+    """The variable dims under ``dim`` (named from ``name``), existing when ``cond`` holds."""
+    if isinstance(dim, (Choice, IntRange, FloatRange)):
+        if _is_variable(dim):
+            yield DimInfo(name, dim, cond)
+    elif isinstance(dim, Options):
+        if len(dim.options) > 1:
+            yield DimInfo(name, Choice(tuple(dim.options)), cond)
+        for opt, tree in dim.options.items():
+            sub_cond = f"{name} = {opt}" if len(dim.options) > 1 else cond
+            for k, d in tree.items():
+                yield from _walk(d, f"{name}.{opt}.{k}", sub_cond)
+    elif isinstance(dim, Tree):
+        for k, d in dim.items.items():
+            yield from _walk(d, f"{name}.{k}", cond)
+
+
+def _stage_cond(space: SearchSpace, i: int) -> str:
+    """When stage ``i`` (0-based) exists: always, or from a stage count on."""
+    return f"stages.count >= {i + 1}" if i + 1 > min(_dim_values(space.stages.count)) else ""
+
+
+def _stage_dims(space: SearchSpace) -> Iterator[DimInfo]:
+    """The stage dims: block, depth, width (or its progression), downsample (and downsample_first)."""
     st, per = space.stages, set(space.stages.per_stage)
-    yield from walk(space.stem, "stem", "")
-    yield from walk(st.count, "stages.count", "")
     max_count = max(_dim_values(st.count))
-    min_count = min(_dim_values(st.count))
-
-    def stage_cond(i: int) -> str:
-        return f"stages.count >= {i + 1}" if i + 1 > min_count else ""
-
     for key in ("block", "depth", "width", "downsample"):
         dim = getattr(st, key)
         if key == "width" and isinstance(dim, Progression):
             for sub in ("base", "growth", "max"):
-                yield from walk(getattr(dim, sub), f"stages.width.{sub}", "")
+                yield from _walk(getattr(dim, sub), f"stages.width.{sub}", "")
         elif key in per:
             for i in range(max_count):
-                yield from walk(dim, f"stage{i + 1}.{key}", stage_cond(i))
+                yield from _walk(dim, f"stage{i + 1}.{key}", _stage_cond(space, i))
         else:
-            yield from walk(dim, f"stages.{key}", "")
+            yield from _walk(dim, f"stages.{key}", "")
     if "downsample" not in per:
-        yield from walk(st.downsample_first, "stages.downsample_first", "")
-    yield from walk(space.attention.mode, "attention.mode", "")
+        yield from _walk(st.downsample_first, "stages.downsample_first", "")
+
+
+def _attention_dims(space: SearchSpace) -> Iterator[DimInfo]:
+    """The attention mode and the attention dims of each mode it allows."""
+    yield from _walk(space.attention.mode, "attention.mode", "")
     modes = _dim_values(space.attention.mode)
     if any(m in ("same", "skip_first") for m in modes):
         cond = "" if "per_stage" not in modes else "attention.mode != per_stage"
-        yield from walk(space.attention.type, "attention", cond)
+        yield from _walk(space.attention.type, "attention", cond)
     if "per_stage" in modes:
-        for i in range(max_count):
-            c = " and ".join(x for x in ("attention.mode = per_stage" if len(modes) > 1 else "", stage_cond(i)) if x)
-            yield from walk(space.attention.type, f"stage{i + 1}.attention", c)
-    yield from walk(space.head, "head", "")
-    yield from walk(space.dropblock, "dropblock", "")
-    for key, dim in space.recipe.items.items():
-        yield from walk(dim, f"recipe.{key}", "")
+        for i in range(max(_dim_values(space.stages.count))):
+            c = " and ".join(x for x in ("attention.mode = per_stage" if len(modes) > 1 else "", _stage_cond(space, i)) if x)
+            yield from _walk(space.attention.type, f"stage{i + 1}.attention", c)
 
 
 def _is_variable(dim: Dim) -> bool:

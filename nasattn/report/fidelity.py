@@ -8,8 +8,9 @@ from typing import Any
 
 import pandas as pd
 
-from nasattn.schema import AGREEMENT_CSV, FIDELITY_CSV, FIDELITY_JSON, PAIRED_CSV, TrialStatus, fidelity_high, fidelity_low
+from nasattn.presets import list_presets
 from nasattn.report.html import Page, fmt_count, fmt_num, fmt_pct, is_number
+from nasattn.schema import AGREEMENT_CSV, FIDELITY_CSV, FIDELITY_JSON, PAIRED_CSV, TrialStatus, fidelity_high, fidelity_low
 from nasattn.stats import correlation
 
 
@@ -73,14 +74,13 @@ def agreement_sentences(agree: pd.DataFrame, top: int) -> list[str]:
 
 def scatter(df: pd.DataFrame, metric: str, low_label: str, high_label: str):
     """Low-budget metric vs high-budget mean (error bars: std over seeds); presets marked and named."""
-    import plotly.graph_objects as go
+    import plotly.graph_objects as go  # lazy: plotly is a heavy optional package
 
     low, high, std = fidelity_low(metric), fidelity_high(metric, "mean"), fidelity_high(metric, "std")
     d = df[pd.to_numeric(df[low], errors="coerce").notna() & pd.to_numeric(df[high], errors="coerce").notna()]
     if d.empty:
         return None
     fig = go.Figure()
-    from nasattn.presets import list_presets
 
     is_preset = d["preset"].fillna("").astype(str).isin(list_presets())
     for mask, name, symbol, size in ((~is_preset, "searched trials", "circle", 9), (is_preset, "presets", "star", 16)):

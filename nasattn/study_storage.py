@@ -2,7 +2,7 @@
 
 Imports neither Ray nor torch, so reports and tools can read a study through its URL. A study names its
 storage as a URL or as ``{url_env: NAME}`` (the URL is read from that environment variable when the
-search runs, so no file keeps it); every URL shown or written is masked (:mod:`nasattn.search.secrets`).
+search runs, so no file keeps it); every URL shown or written is masked (:mod:`nasattn.secrets`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from nasattn.config import ConfigError
 from nasattn.schema import STUDY_DB
-from nasattn.search.secrets import PRIVATE_MODE, mask_secrets
+from nasattn.secrets import PRIVATE_MODE, mask_secrets
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -44,10 +44,10 @@ def storage_url(storage: Any, output: Path) -> str:
 
 def open_storage(url: str):
     """An Optuna storage object for ``url`` (``journal:PATH`` = a JournalStorage file)."""
-    import optuna
+    import optuna  # lazy: optuna is a heavy optional package
 
     if url.startswith("journal:"):
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
+        from optuna.storages.journal import JournalFileBackend, JournalStorage  # lazy: optuna is a heavy optional package
 
         path = Path(url[len("journal:"):])
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,7 +92,7 @@ def create_or_load_study(url: str, name: str, directions: list[str], metric_name
 
     A new SQLite database file is created with mode 0600; an existing one must be an SQLite database.
     """
-    import optuna
+    import optuna  # lazy: optuna is a heavy optional package
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     path = sqlite_path(url)
@@ -123,5 +123,5 @@ def create_or_load_study(url: str, name: str, directions: list[str], metric_name
 
 
 def redact(url: str) -> str:
-    """``url`` (or a message holding URLs) with every password masked (:func:`nasattn.search.secrets.mask_url`)."""
+    """``url`` (or a message holding URLs) with every password masked (:func:`nasattn.secrets.mask_url`)."""
     return mask_secrets(url)
