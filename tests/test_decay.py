@@ -157,7 +157,8 @@ def test_run_report_shows_learned_and_decay_only_alpha(tmp_path):
     page = render_run(tmp_path)
     html = page.render()
     assert "fig-run-alpha" in page.ids
-    assert "fuse (learned)" in html and "fuse (weight decay alone)" in html
+    # one line per stage (the block "fuse" belongs to no stage): learned beside weight decay alone
+    assert "all blocks (1 block), learned" in html and "all blocks, weight decay alone" in html
     control = res.metrics["alpha_decay_only"]["fuse"]
     assert "alpha under weight decay alone" in html and f"mean {control:.3f} over 1 blocks" in html
     assert "mean 0.700 over 1 blocks" in html
