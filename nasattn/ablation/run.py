@@ -114,9 +114,10 @@ def _label(cfg: dict[str, Any]) -> str:
 
 
 def _experiment_name(out: Path, configs: list[dict[str, Any]], resume: bool, retry_errors: bool, console: Any) -> tuple[str, bool]:
-    """Which Tune experiment to run and whether to restore it.
+    """Which Tune experiment to run and whether to continue it from its checkpoints.
 
-    A resume restores the last experiment when its trial configs are the ones now asked for; when
+    A resume continues the last experiment (unfinished trials from their newest checkpoint, nothing
+    unpickled; :func:`nasattn.tune.run_grid`) when its trial configs are the ones now asked for; when
     they changed (variants or seeds added, epochs changed, ...) or ``retry_errors``, a new experiment
     runs every config, and finished run folders (DONE) are re-reported rather than retrained.
     """
@@ -223,7 +224,7 @@ def run_ablation(
         grid = f"{len(plan.variants)} variants x {len(a.seeds)} seeds{splits}"
         say(console, f"{ray_started.summary}; {len(configs)} trials ({grid}), up to {conc} at once"
                       + (f"; {done} already finished" if done else "")
-                      + (f"; restoring {out / exp_name}" if restoring else ""))
+                      + (f"; continuing {out / exp_name} from its checkpoints" if restoring else ""))
         rows, grid, stop = train_grid(configs, out, exp_name, res, conc, restoring=restoring,
                                       title=f"nasattn ablate {a.name}", live=live)
 

@@ -342,7 +342,7 @@ def run_fidelity(plan: FidelityPlan, *, resume: bool = False, console: Console |
             conc = ray_started.concurrency
             say(console, f"{ray_started.summary}; {len(todo)} of {len(configs)} runs to train, up to {conc} at once")
             if resume and same and experiments and run_grid_restorable(out / experiments[-1]):
-                say(console, f"restoring {out / experiments[-1]}")
+                say(console, f"continuing {out / experiments[-1]} from its checkpoints")
                 grid = _grid(configs, out, experiments[-1], res, conc, True, live)
                 todo = unfinished()
             if todo and stop.signum is None:
