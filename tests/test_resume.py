@@ -378,3 +378,20 @@ def test_a_password_given_on_the_command_line_is_in_no_file_of_the_run(tmp_path,
     leaked = [str(p) for p in files if PASSWORD.encode() in p.read_bytes()]
     assert not leaked and PASSWORD not in res.stdout + res.stderr
     assert "nasattn:***@" in json.loads((out / "run.json").read_text())["command"]
+
+
+def test_an_interrupted_grid_counts_the_checkpoints_earlier_sessions_left(tmp_path):
+    """A resumed grid trial stopped before its first new checkpoint still has its earlier one on disk."""
+    from types import SimpleNamespace
+
+    from nasattn.tune.runner import unfinished_with_checkpoint
+
+    exp = tmp_path / "tune"
+    (exp / "0-old00001" / "checkpoint_000002").mkdir(parents=True)  # config 0: the earlier session's checkpoint
+
+    def result(index, checkpoint=None, final=False):
+        return SimpleNamespace(error=None, metrics={"final": final}, checkpoint=checkpoint, config={"index": index},
+                               path=str(exp / f"{index}-new0000{index}"))
+
+    grid = [result(0), result(1), result(2, checkpoint="ckpt"), result(3, checkpoint="ckpt", final=True)]
+    assert unfinished_with_checkpoint(grid) == 2  # 0 (on disk from before) and 2 (this session); 1 has none, 3 ended

@@ -99,4 +99,13 @@ def latest_checkpoint(exp_dir: Path, number: int) -> Path | None:
 def unfinished_with_checkpoint(grid: Any) -> int:
     """How many trials of a ResultGrid stopped without an error before their last epoch, with a checkpoint
     to resume from (what an interrupted grid reports as "checkpointed")."""
-    return sum(1 for r in grid if r.checkpoint is not None and r.error is None and not (r.metrics or {}).get("final"))
+    return sum(1 for r in grid if r.error is None and not (r.metrics or {}).get("final") and _has_checkpoint(r))
+
+
+def _has_checkpoint(result: Any) -> bool:
+    """A checkpoint of this session, or one an earlier session of the same config left (a resumed trial
+    interrupted before its first new checkpoint still resumes from that one)."""
+    if result.checkpoint is not None:
+        return True
+    index = (result.config or {}).get("index")
+    return index is not None and latest_checkpoint(Path(result.path).parent, int(index)) is not None
