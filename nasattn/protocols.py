@@ -21,6 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from nasattn.config import ConfigError
+from nasattn.presets import list_presets, read_preset
+
 if TYPE_CHECKING:
     from nasattn.spec import ArchSpec
 
@@ -30,7 +33,6 @@ AUTHOR_SPLIT: dict[str, Any] = {"stratify": False, "split_seed": 42, "split_rati
 def author_fields(name: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """The recipe and arch fields of preset ``name``'s ``paper_protocol`` section (its YAML file is the one
     source: the author's precision, DropBlock law, ...); empty for a spec that is no preset."""
-    from nasattn.presets import list_presets, read_preset
 
     if not name or name not in list_presets():
         return {}, {}
@@ -79,7 +81,6 @@ def protocol_names() -> list[str]:
 
 def get_protocol(name: str) -> Protocol:
     """The protocol called ``name``; an unknown name raises ``ConfigError`` listing the allowed ones."""
-    from nasattn.config import ConfigError
 
     if name not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {name!r}; allowed: {', '.join(PROTOCOLS)}")

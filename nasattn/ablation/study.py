@@ -31,8 +31,10 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from nasattn.config import ConfigError, deep_merge, format_validation_error, read_yaml, resolve_data_source
+from nasattn.config import ConfigError, deep_merge, format_validation_error, read_yaml, resolve_data_source, validate
 from nasattn.runfile import RunFile, StrictModel
+from nasattn.ablation.variants import plan_variants
+from nasattn.presets import list_presets, load_arch_source
 
 
 def path_component_problem(name: str) -> str | None:
@@ -56,7 +58,6 @@ class BaseChoice(StrictModel):
     @field_validator("preset")
     @classmethod
     def _known(cls, v: str | None) -> str | None:
-        from nasattn.presets import list_presets
 
         if v is not None and v not in list_presets():
             raise ValueError(f"unknown preset {v!r}; allowed: {', '.join(list_presets())}")
@@ -145,7 +146,7 @@ class Ablation(RunFile):
     @field_validator("recipe")
     @classmethod
     def _recipe(cls, v: dict[str, Any]) -> dict[str, Any]:
-        from nasattn.engine.recipe import check_recipe_fields
+        from nasattn.engine.recipe import check_recipe_fields  # lazy: keeps torch out of plans, presets and the CLI's start
 
         check_recipe_fields(v, epochs_elsewhere="the top-level field epochs")
         return v
@@ -169,9 +170,7 @@ class LoadedAblation:
 
     def base(self) -> tuple[Any, Any]:
         """The base (ArchSpec, Recipe) with the file's recipe fields and epochs applied."""
-        from nasattn.config import validate
-        from nasattn.engine import Recipe
-        from nasattn.presets import load_arch_source
+        from nasattn.engine import Recipe  # lazy: keeps torch out of plans, presets and the CLI's start
 
         choice = self.ablation.base
         if choice.preset is not None:
@@ -194,7 +193,6 @@ class LoadedAblation:
 
     def plan(self):
         """The variants (see :func:`nasattn.ablation.variants.plan_variants`); errors name this file."""
-        from nasattn.ablation.variants import plan_variants
 
         a = self.ablation
         spec, recipe = self.base()

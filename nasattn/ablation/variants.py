@@ -46,6 +46,8 @@ from typing import Any, Callable
 
 from nasattn.config import ConfigError, validate
 from nasattn.spec import ArchSpec
+from nasattn.presets import get_preset, list_presets
+from nasattn.registry import block_names, create_block, get_block
 
 BASE = "base"
 FUSION_KEYS = ("type", "strategy", "spatial", "channel")
@@ -67,14 +69,12 @@ _FIXED_DESCRIPTIONS: dict[str, str] = {
 
 def fusion_strategies() -> list[str]:
     """The registered fusion strategies (``fusion`` blocks of :mod:`nasattn.registry`)."""
-    from nasattn.registry import block_names
 
     return block_names("fusion")
 
 
 def paper_presets() -> list[str]:
     """The presets (:func:`nasattn.presets.list_presets`), each a ``paper_<name>`` variant."""
-    from nasattn.presets import list_presets
 
     return list_presets()
 
@@ -201,7 +201,6 @@ def _single(kind: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
 
 def _fusion_params(strategy: str) -> dict[str, Any]:
     """A strategy's parameters with their registered defaults (those without a default are left out)."""
-    from nasattn.registry import get_block
 
     return {k: v for k, v in get_block("fusion", strategy).params.items() if v is not None}
 
@@ -240,7 +239,6 @@ def _constant_dropblock(arch: dict[str, Any]) -> dict[str, Any]:
     schedule = db.get("schedule", "none")
     if schedule != "progressive":
         raise Skip(f"the base's DropBlock schedule is {schedule!r}, not progressive")
-    from nasattn.registry import get_block
 
     defaults = get_block("dropblock", "progressive").params
     p_min, p_max = db.get("p_min", defaults.get("p_min", 0.05)), db.get("p_max", defaults.get("p_max", 0.2))
@@ -285,7 +283,6 @@ def _learnable_fusion(arch: dict[str, Any]) -> bool:
     """Whether some fusion block of ``arch`` has parameters (built from the registry with identity branches)."""
     import torch.nn as nn
 
-    from nasattn.registry import create_block
 
     for att in _attentions(arch):
         if att.get("type") != "fusion":
@@ -314,7 +311,7 @@ def no_decay_recipe(arch: dict[str, Any], recipe: dict[str, Any]) -> dict[str, A
 
 
 def _alpha_no_decay(arch: dict[str, Any], recipe: dict[str, Any]) -> dict[str, Any]:
-    from nasattn.engine import Recipe
+    from nasattn.engine import Recipe  # lazy: keeps torch out of plans, presets and the CLI's start
 
     out = no_decay_recipe(arch, recipe)
     if "no_weight_decay" not in Recipe.model_fields:
@@ -434,7 +431,6 @@ def _recipe_or_paper_variant(name: str, base_v: tuple[ArchSpec, Any], base_arch:
                              base_preset: str | None, recipe_overrides: dict[str, Any] | None) -> tuple[ArchSpec, Any]:
     """A built-in variant that changes the recipe (no_class_weights, alpha_no_decay) or is a paper preset; Skip if moot."""
     from nasattn.engine import Recipe  # torch-side floor: imported when a plan is made
-    from nasattn.presets import get_preset
 
     if name == "no_class_weights":
         if base_v[1].class_weights == "none":

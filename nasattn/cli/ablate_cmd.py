@@ -9,11 +9,12 @@ import typer
 from rich.table import Table
 
 from nasattn.cli.common import console, data_flag, handle_user_errors, interrupted_line, parse_overrides, parse_seeds
-from nasattn.config import deep_merge
+from nasattn.config import ConfigError, deep_merge
 from nasattn.rundir import check_output_folder, current_command, lock_run_folder, resume_command
 from nasattn.cli.stack import check_torch_stack
 from nasattn.schema import PATH_CSV, PATH_SUMMARY_CSV, TrialStatus
 from nasattn.spec import arch_summary
+from nasattn.examples import resolve_study
 
 
 def _names(value: str | None) -> list[str] | None:
@@ -58,8 +59,7 @@ def _ablate(ablation_file: Path | None, preset: str | None, arch: Path | None, s
             epochs: int | None, width_mult: float | None, include: str | None, exclude: str | None,
             overrides: list[str] | None, out: Path | None, resume: bool, retry_errors: bool, dry_run: bool,
             live: bool | None) -> None:
-    from nasattn.ablation.run import run_ablation
-    from nasattn.config import ConfigError
+    from nasattn.ablation.run import run_ablation  # lazy: pandas/scipy load only when the CLI's start needs them
 
     if preset is not None and arch is not None:
         raise ConfigError("give at most one of --preset NAME or --arch FILE")
@@ -112,8 +112,7 @@ def _locked(loaded: Any, run: Callable[[str], Any]) -> Any:
 def _settings(ablation_file: Path | None, flags: dict[str, Any], seeds: str | None, data: str | None, epochs: int | None,
               width_mult: float | None, overrides: list[str] | None, out: Path | None) -> Any:
     """The ablation settings (file, --set, ``flags`` and the common flags) as a LoadedAblation."""
-    from nasattn.ablation.study import load_ablation
-    from nasattn.rundir import check_output_folder
+    from nasattn.ablation.study import load_ablation  # lazy: pandas/scipy load only when the CLI's start needs them
 
     flags = dict(flags)
     for key, value in (("seeds", parse_seeds(seeds)), ("data", data), ("epochs", epochs), ("width_mult", width_mult),
@@ -124,7 +123,6 @@ def _settings(ablation_file: Path | None, flags: dict[str, Any], seeds: str | No
     if data is not None and ablation_file is not None:
         merged["data"] = data_flag(data)  # a flag's path is relative to the working directory
     if ablation_file is not None:
-        from nasattn.examples import resolve_study
 
         ablation_file = resolve_study(ablation_file)
     if out is not None:
@@ -137,9 +135,8 @@ def _ablate_path(path: tuple[str, str], ablation_file: Path | None, preset: str 
                  seeds: str | None, data: str | None, epochs: int | None, width_mult: float | None,
                  include: str | None, exclude: str | None, overrides: list[str] | None, out: Path | None,
                  resume: bool, dry_run: bool, live: bool | None) -> None:
-    from nasattn.ablation.path import resolve_endpoint
-    from nasattn.ablation.path.run import describe_decisions, plan_path, run_path
-    from nasattn.config import ConfigError
+    from nasattn.ablation.path import resolve_endpoint  # lazy: pandas/scipy load only when the CLI's start needs them
+    from nasattn.ablation.path.run import describe_decisions, plan_path, run_path  # lazy: keeps torch out of the CLI's start
 
     for flag, value in (("--preset", preset), ("--arch", arch), ("--include", include), ("--exclude", exclude)):
         if value is not None:

@@ -59,7 +59,7 @@ def _command_line(ctx: typer.Context) -> str:
 
 @handle_user_errors
 def _bench(command: str, **kw: object) -> None:
-    from nasattn.bench import BenchOptions, run_bench
+    from nasattn.bench import BenchOptions, run_bench  # lazy: keeps torch out of the CLI's start
 
     json_file = kw.pop("json_file")
     preset, width, data = kw.pop("preset"), kw.pop("width_mult"), kw.pop("data")

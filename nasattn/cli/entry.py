@@ -12,7 +12,7 @@ def main() -> None:
     if sys.argv[1:2] == ["doctor"]:
         sys.exit(doctor_main(sys.argv[2:], prog="nasattn doctor"))
     try:
-        from nasattn.cli.main import app
+        from nasattn.cli.main import app  # lazy: `nasattn doctor` (routed above) runs without pydantic
     except ImportError as e:  # a machine with only the doctor's bundle installed
         print(f"error: nasattn's command line needs {e.name or e} ({e}); install nasattn with its dependencies "
               "(pip install nasattn), or run `nasattn doctor`, which needs only the doctor bundle", file=sys.stderr)

@@ -12,6 +12,7 @@ from nasattn.config import ConfigError
 from nasattn.schema import (
     FIDELITY_BASE_PRESET, FIDELITY_DIR, FIDELITY_METRICS, FIDELITY_RANDOM, FIDELITY_TOP, PAIRED_CSV, VAL_ACCURACY_LAST,
 )
+from nasattn.rundir import current_command, lock_run_folder, resume_command
 
 
 def fidelity(
@@ -43,8 +44,7 @@ def fidelity(
 def _fidelity(search_dir: Path, top: int, n_random: int, presets: str, base_preset: str, seeds: str | None, overrides: list[str] | None,
               width_mult: float | None, subset: float | None, data: str | None, metric: str, sample_seed: int,
               low_epoch: int | None, out: Path | None, resume: bool, reuse: Path | None, dry_run: bool, live: bool | None) -> None:
-    from nasattn.fidelity.run import plan_fidelity, run_fidelity
-    from nasattn.rundir import current_command, lock_run_folder, resume_command
+    from nasattn.fidelity.run import plan_fidelity, run_fidelity  # lazy: keeps torch out of the CLI's start
 
     if metric not in FIDELITY_METRICS:
         raise ConfigError(f"--metric {metric!r}: allowed: {', '.join(FIDELITY_METRICS)}")

@@ -15,7 +15,12 @@ from nasattn import __version__
 from nasattn.cli import ablate_cmd, bench_cmd, report_cmd, search_cmd
 from nasattn.cli.stack import check_torch_stack
 from nasattn.cli.common import check_device, plural, console, fail, handle_user_errors, parse_overrides
-from nasattn.config import deep_merge
+from nasattn.config import ConfigError, deep_merge
+from nasattn.examples import copy_examples
+from nasattn.presets import list_presets, load_arch_source, read_preset
+from nasattn.protocols import apply_protocol
+from nasattn.registry import KINDS, list_blocks
+from nasattn.rundir import current_command, lock_run_folder, probe_writable, train_output
 from nasattn.schema import ExitCode
 
 DEFAULT_TRAIN_OUT = Path("runs/train")
@@ -64,7 +69,6 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
 @app.command()
 def blocks(kind: Optional[str] = typer.Argument(None, help="Only this kind (stem, conv, attention, fusion, head, dropblock, dropblock_law).")) -> None:
     """Print every registered block by kind with its parameters and defaults."""
-    from nasattn.registry import KINDS, list_blocks
 
     if kind is not None and kind not in KINDS:
         raise fail(f"unknown block kind {kind!r}; allowed: {', '.join(KINDS)}")
@@ -83,7 +87,6 @@ def blocks(kind: Optional[str] = typer.Argument(None, help="Only this kind (stem
 def presets() -> None:
     """List the presets: layers, parameters, FLOPs, the paper's accuracy, nasattn's choices and the
     differences from the author's code (read from the preset files; nothing is built)."""
-    from nasattn.presets import list_presets, read_preset
 
     table = Table(title="presets (64x64 input, 10 classes)", title_justify="left")
     for col in ("preset", "layers", "convs", "params", "GFLOP", "paper acc."):
@@ -146,15 +149,11 @@ def train(
     """Train one architecture and write metrics.json, history.csv, predictions.csv, arch.yaml, recipe.yaml and model.pt."""
     progress = sys.stdout.isatty() if progress is None else progress
     check_torch_stack()
-    from nasattn.config import ConfigError
-    from nasattn.engine import Recipe
-    from nasattn.presets import load_arch_source
-    from nasattn.rundir import lock_run_folder, probe_writable, train_output
+    from nasattn.engine import Recipe  # lazy: keeps torch out of the CLI's start
 
     if (preset is None) == (arch is None):
         raise ConfigError("give exactly one of --preset NAME or --arch FILE")
     spec, recipe_dict = load_arch_source(preset=preset, path=arch)
-    from nasattn.protocols import apply_protocol
 
     spec, recipe_dict = apply_protocol(protocol, spec, recipe_dict)
     cli = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size}.items() if v is not None}
@@ -175,9 +174,8 @@ def train(
 def _train_locked(spec, recipe, data, download, progress, subset, seed, width_mult, threads, device, arch, out,
                   overrides, protocol) -> None:
     """The training part of ``train``: runs while the output folder is locked."""
-    from nasattn.data import load_dataset
-    from nasattn.engine import TrainingDivergedError, train as train_model, write_run
-    from nasattn.rundir import current_command
+    from nasattn.data import load_dataset  # lazy: keeps torch out of the CLI's start
+    from nasattn.engine import TrainingDivergedError, train as train_model, write_run  # lazy: keeps torch out of the CLI's start
 
     if threads is not None:
         import torch
@@ -185,10 +183,10 @@ def _train_locked(spec, recipe, data, download, progress, subset, seed, width_mu
         torch.set_num_threads(threads)
     dataset = load_dataset(data, download=download, image_size=spec.input_size, progress=progress)
     if subset is not None and subset < 1:
-        from nasattn.data import stratified_subset
+        from nasattn.data import stratified_subset  # lazy: keeps torch out of the CLI's start
 
         dataset = dataset.subset(stratified_subset(dataset.labels, subset, seed=seed))
-    from nasattn.engine import adapt_to_dataset
+    from nasattn.engine import adapt_to_dataset  # lazy: keeps torch out of the CLI's start
 
     spec, recipe, notes = adapt_to_dataset(spec, recipe, dataset.classes,
                                            user_class_weights="class_weights" in parse_overrides(overrides))
@@ -252,7 +250,6 @@ def init(
     force: bool = typer.Option(False, "--force", help="Replace files that already exist."),
 ) -> None:
     """Copy the example studies and search spaces out of the package, for editing."""
-    from nasattn.examples import copy_examples
 
     written = copy_examples(folder, force=force)
     console.print(f"wrote {len(written)} files into {folder}/studies and {folder}/search_spaces; "

@@ -14,6 +14,16 @@ from nasattn.cli.common import plural, console, data_flag, handle_user_errors, i
 from nasattn.cli.stack import check_torch_stack
 from nasattn.schema import ARCH_FILE, VAL_ACCURACY_LAST, TrialStatus
 from nasattn.spec import arch_summary
+from nasattn.config import ConfigError, read_yaml, to_yaml
+from nasattn.examples import bundled_space, resolve_study
+from nasattn.presets import get_preset, list_presets
+from nasattn.rundir import check_output_folder, current_command, lock_run_folder, resume_command
+from nasattn.search.run import resolved_study, run_search
+from nasattn.search.space import arch_point, check_constraints, describe_dim, iter_dims, load_space, NotInSpace, preset_points, Rejected, sample_spec, space_size
+from nasattn.search.study import load_study
+from nasattn.secrets import mask_secrets
+from nasattn.tune.resources import concurrency
+from nasattn.tune.session import is_embedded
 
 
 def _short_float(v: Any) -> Any:
@@ -44,11 +54,6 @@ def search(
 @handle_user_errors
 def _search(study_file: Path, overrides: list[str] | None, resume: bool, out: Path | None, live: bool | None,
             data: str | None = None, download: bool = False, dry_run: bool = False) -> None:
-    from nasattn.examples import resolve_study
-    from nasattn.rundir import check_output_folder, current_command, lock_run_folder, resume_command
-    from nasattn.search.run import run_search
-    from nasattn.secrets import mask_secrets
-    from nasattn.search.study import load_study
 
     study_file = resolve_study(study_file)
     merged = parse_overrides(overrides)
@@ -97,12 +102,6 @@ def _search(study_file: Path, overrides: list[str] | None, resume: bool, out: Pa
 def print_plan(loaded: Any) -> None:
     """``search --dry-run``: the resolved study, the space's size, the seed points and the trials/concurrency/time
     plan. Starts no Ray and imports none."""
-    from nasattn.config import to_yaml
-    from nasattn.presets import get_preset
-    from nasattn.search.run import resolved_study
-    from nasattn.search.space import iter_dims, preset_points, space_size
-    from nasattn.tune.resources import concurrency
-    from nasattn.tune.session import is_embedded
 
     s, sp = loaded.study, loaded.space
     study = {k: v for k, v in resolved_study(loaded).items() if k != "space"}
@@ -145,8 +144,6 @@ def _visible_gpus() -> int:
 
 def check_gpu_study(loaded: Any, study_file: Path) -> None:
     """On a machine without GPUs, a study that asks for GPUs is refused with the CPU study to use instead."""
-    from nasattn.config import ConfigError
-    from nasattn.tune.session import is_embedded
 
     res = loaded.study.resources
     if not res.gpus_per_trial or not is_embedded(loaded.study.ray.address):
@@ -178,7 +175,6 @@ def space(
 
 @handle_user_errors
 def _space(file: Path, samples: int, seed: int, show_dims: bool) -> None:
-    from nasattn.search.space import describe_dim, iter_dims, space_size
 
     sp = _load_any_space(file)
     dims = list(iter_dims(sp))
@@ -200,16 +196,12 @@ def _space(file: Path, samples: int, seed: int, show_dims: bool) -> None:
 
 def _load_any_space(file: Path):
     """The search space of a space file or of a study file (a bundled one by name: eurosat, quickstart)."""
-    from nasattn.config import read_yaml
-    from nasattn.search.space import load_space
 
     if not Path(file).exists():  # a bundled space or study by name: eurosat, quickstart
-        from nasattn.examples import bundled_space, resolve_study
 
         file = bundled_space(str(file)) or resolve_study(file)
     raw = read_yaml(file)
     if isinstance(raw, dict) and "space" in raw and "stages" not in raw:
-        from nasattn.search.study import load_study
 
         return load_study(file).space
     return load_space(file)
@@ -217,7 +209,6 @@ def _load_any_space(file: Path):
 
 def _print_dims(dims: list) -> None:
     """The table of the space's Optuna parameters (stage 2..N folded into stageN)."""
-    from nasattn.search.space import describe_dim
 
     table = Table(title="parameters (Optuna names)", title_justify="left")
     table.add_column("parameter", style="cyan", overflow="fold")
@@ -235,8 +226,6 @@ def _print_dims(dims: list) -> None:
 
 def _print_presets(sp) -> None:
     """The table of which presets are points of the space (and why not)."""
-    from nasattn.presets import get_preset, list_presets
-    from nasattn.search.space import NotInSpace, Rejected, arch_point, check_constraints
 
     presets = Table(title="presets", title_justify="left")
     presets.add_column("preset")
@@ -256,9 +245,7 @@ def _print_samples(sp, samples: int, seed: int) -> None:
     """``samples`` specs drawn from the space by Optuna's RandomSampler, with their size and recipe."""
     import optuna  # lazy: optuna is a heavy optional package
 
-    from nasattn.config import to_yaml
-    from nasattn.models import build_model, profile_model
-    from nasattn.search.space import Rejected, sample_spec
+    from nasattn.models import build_model, profile_model  # lazy: keeps torch out of the CLI's start
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))

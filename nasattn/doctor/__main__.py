@@ -12,6 +12,8 @@ import platform
 import sys
 
 from nasattn.doctor.runner import SECTIONS, run_doctor
+from nasattn.doctor.bundle import BundleError, build_bundle
+from nasattn.doctor.table import print_summary
 
 DEFAULT_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux2014_x86_64")  # glibc >= 2.28; pip does not expand tags
 
@@ -38,7 +40,6 @@ def parser(prog: str) -> argparse.ArgumentParser:
 
 
 def _bundle(a: argparse.Namespace) -> int:
-    from nasattn.doctor.bundle import BundleError, build_bundle
 
     try:
         bundle = build_bundle(a.bundle, python=a.python, platforms=a.platform or DEFAULT_PLATFORMS, data=a.data,
@@ -59,7 +60,6 @@ def main(argv: list[str] | None = None, prog: str = "python -m nasattn.doctor") 
         ap.error("--gpu and --dry-run exclude each other")
     if a.bundle:
         return _bundle(a)
-    from nasattn.doctor.table import print_summary
 
     try:
         result = run_doctor(a.out, gpu=a.gpu, dry_run=a.dry_run or None, data=a.data, sections=a.section,

@@ -2,6 +2,10 @@
 
 Run one section in this process with ``python -m nasattn.doctor.sections NAME CONTEXT_JSON``
 (that is how the runner time-boxes them).
+
+The nasattn imports inside the section functions are deliberate: the doctor runs on bare GPU machines
+where pydantic (and so most of nasattn) may be missing, and a section whose imports fail is recorded as
+skipped with the reason instead of taking the whole doctor down.
 """
 
 from __future__ import annotations

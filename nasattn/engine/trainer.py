@@ -25,14 +25,15 @@ from torch import nn
 import nasattn
 from nasattn.blocks.fusion import LearnableAlpha
 from nasattn.config import NasattnError
-from nasattn.data import IMAGENET_MEAN, IMAGENET_STD, compute_class_weights, make_eval_transform, make_train_transform, split_dataset
+from nasattn.data import (IMAGENET_MEAN, IMAGENET_STD, compute_class_weights, make_eval_transform, make_train_transform, split_dataset,
+                          tta_views)
 from nasattn.data.stats import cached_channel_stats
 from nasattn.data.stats import channel_stats as channel_stats  # re-exported: callers import it from here
 from nasattn.engine.decay import DecayOnly, param_groups
 from nasattn.engine.metrics import classification_metrics
 from nasattn.engine.recipe import Recipe
 from nasattn.engine.schedule import LRSchedule
-from nasattn.models import build_model
+from nasattn.models import build_model, profile_model
 from nasattn.schema import ExitCode
 
 if TYPE_CHECKING:
@@ -322,7 +323,6 @@ def model_profile(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, A
     """Parameters, FLOPs and layer counts of ``model`` (FLOPs and layers None when it cannot be traced)."""
     fallback = {"params": sum(p.numel() for p in model.parameters()), "flops": None, "layers": None, "conv_layers": None}
     try:
-        from nasattn.models import profile_model
 
         prof = profile_model(model, input_shape=input_shape)
     except Exception:  # noqa: BLE001 - profiling is informative only; a model it cannot trace still trains
@@ -402,8 +402,6 @@ class _Ctx:
 
 def _predict(ctx: _Ctx, idx: torch.Tensor, batch_size: int, tta: bool, compiled: bool) -> torch.Tensor:
     """Softmax probabilities [len(idx), K] (float32, on the device); TTA averages them over ``tta_views``."""
-    if tta:
-        from nasattn.data import tta_views
     ctx.model.eval()
     out = []
     grad_ctx = torch.no_grad() if compiled else torch.inference_mode()

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nasattn.config import ConfigError, read_yaml
+from nasattn.spec import ArchSpec
 
 if TYPE_CHECKING:
     from nasattn.engine import Recipe
@@ -99,7 +100,6 @@ class Preset:
 
 def get_preset(name: str) -> Preset:
     """The preset ``name``, its arch validated as an ArchSpec."""
-    from nasattn.spec import ArchSpec
 
     data = read_preset(name)
     path = preset_path(name)
@@ -123,7 +123,6 @@ def load_arch_source(preset: str | None = None, path: str | Path | None = None) 
     An architecture file is an ArchSpec mapping, or a preset-style file with ``arch:`` (and ``recipe:``);
     a bare spec has no recipe fields. Errors are ConfigErrors naming the file.
     """
-    from nasattn.spec import ArchSpec
 
     if (preset is None) == (path is None):
         raise ConfigError("give exactly one of a preset name or an architecture file")

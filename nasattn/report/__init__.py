@@ -46,13 +46,13 @@ def render_report(folder: str | Path, out: Path | None = None) -> Path:
     d = Path(folder)
     kind = detect_kind(d)
     if kind == "run":
-        from nasattn.report.run import render_run as build
+        from nasattn.report.run import render_run as build  # lazy: one report's plotting stack
     elif kind == "search":
-        from nasattn.report.search import render_search as build
+        from nasattn.report.search import render_search as build  # lazy: one report's plotting stack
     elif kind == "path":
-        from nasattn.report.ablation_path import render_path as build
+        from nasattn.report.ablation_path import render_path as build  # lazy: one report's plotting stack
     else:
-        from nasattn.report.ablation import render_ablation as build
+        from nasattn.report.ablation import render_ablation as build  # lazy: one report's plotting stack
     target = Path(out) if out is not None else d / REPORT_FILE
     if target.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name, e.g. " + str(target / REPORT_FILE), str(target))

@@ -14,6 +14,8 @@ from nasattn.report.html import Page, best_cells, fmt_count, fmt_num, fmt_pct, i
 from nasattn.report.predictions import predictions_from_run_dirs
 from nasattn.schema import ABLATION_CSV, ABLATION_JSON, METRICS_FILE, NOT_FINISHED
 from nasattn.stats import DEFAULT_PRIMARY, MODEL_LEVEL, PRIMARY_METRICS, analyze, summarize
+from nasattn.presets import get_preset, list_presets
+from nasattn.report.run import class_names
 
 DECAY_ONLY = figures.DECAY_ONLY
 PAPER_LABELS = {"test_accuracy": "test accuracy", "kappa": "Cohen's kappa", "alpha": "mean alpha",
@@ -74,7 +76,7 @@ def resolve_run_dir(folder: Path, run_dir: Any) -> Path | None:
 
 def load_runs(folder: Path, rows: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
     """``{variant: [read_run(...) per finished seed]}``; unreadable run folders are skipped."""
-    from nasattn.engine import read_run
+    from nasattn.engine import read_run  # lazy: keeps torch out of reading a report
 
     runs: dict[str, list[dict[str, Any]]] = {}
     for _, r in rows.iterrows():
@@ -232,7 +234,6 @@ def changes_table(meta: dict[str, Any]) -> pd.DataFrame:
 
 def paper_numbers(meta: dict[str, Any]) -> dict[str, dict[str, float]]:
     """The paper's numbers per preset (:func:`nasattn.presets.get_preset` ``.paper``), updated by ablation.json's ``paper``."""
-    from nasattn.presets import get_preset, list_presets
 
     out: dict[str, dict[str, float]] = {}
     for name in list_presets():
@@ -246,7 +247,6 @@ def paper_numbers(meta: dict[str, Any]) -> dict[str, dict[str, float]]:
 
 def paper_reference(variant: str, meta: dict[str, Any]) -> str | None:
     """The paper network a variant reproduces: its own name, ``paper_<name>``, or the base's preset."""
-    from nasattn.presets import list_presets
 
     presets = list_presets()
     name = variant.removeprefix("paper_")
@@ -317,7 +317,6 @@ def _per_class(ok: pd.DataFrame, variants: list[str]) -> pd.DataFrame:
 
 
 def _summed_confusion(runs: list[dict[str, Any]]) -> tuple[list[list[float]] | None, list[str] | None]:
-    from nasattn.report.run import class_names
 
     total, names = None, None
     for r in runs:

@@ -91,7 +91,7 @@ def add_run_sections(page: Page, run: dict[str, Any], prefix: str = "run", label
 
 def render_run(folder: Path) -> Page:
     """The page of a training run folder."""
-    from nasattn.engine import read_run
+    from nasattn.engine import read_run  # lazy: keeps torch out of reading a report
 
     run = read_run(folder)
     m = run["metrics"]

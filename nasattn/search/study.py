@@ -9,8 +9,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from nasattn.schema import STUDY_DB, VAL_ACCURACY_LAST
-from nasattn.config import ConfigError, read_yaml, resolve_data_source
+from nasattn.config import ConfigError, deep_merge, read_yaml, resolve_data_source, validate as validate_model
 from nasattn.runfile import RunFile, StrictModel
+from nasattn.examples import bundled_space
+from nasattn.presets import get_preset, list_presets
+from nasattn.search.space import grid_values, load_space, preset_points, Rejected, sample_spec, SearchSpace
 
 if TYPE_CHECKING:
     from nasattn.search.space import SearchSpace
@@ -89,7 +92,6 @@ class Seeds(StrictModel):
     @field_validator("presets", mode="before")
     @classmethod
     def _all(cls, v: Any) -> Any:
-        from nasattn.presets import list_presets
 
         if v is True:
             return list(list_presets())
@@ -100,7 +102,6 @@ class Seeds(StrictModel):
     @field_validator("presets")
     @classmethod
     def _known(cls, v: list[str]) -> list[str]:
-        from nasattn.presets import list_presets
 
         unknown = [p for p in v if p not in list_presets()]
         if unknown:
@@ -123,7 +124,7 @@ class TrainSettings(StrictModel):
     @field_validator("recipe")
     @classmethod
     def _recipe(cls, v: dict[str, Any]) -> dict[str, Any]:
-        from nasattn.engine.recipe import check_recipe_fields
+        from nasattn.engine.recipe import check_recipe_fields  # lazy: keeps torch out of plans, presets and the CLI's start
 
         check_recipe_fields(v, epochs_elsewhere="budget.epochs")
         return v
@@ -221,9 +222,6 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None, output
 
     Every problem is a :class:`ConfigError` naming the file, the field path and what is allowed.
     """
-    from nasattn.config import deep_merge
-    from nasattn.config import validate as validate_model
-    from nasattn.search.space import SearchSpace, load_space
 
     path = Path(path)
     raw = read_yaml(path)
@@ -242,7 +240,6 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None, output
     if isinstance(space_raw, str):
         space_path = Path(space_raw).expanduser()
         if not space_path.is_absolute():
-            from nasattn.examples import bundled_space  # a bare name (space: eurosat) is a bundled space
 
             for candidate in (base_dir / space_path, Path.cwd() / space_path, base_dir.parent / space_path,
                               bundled_space(space_raw) or space_path):
@@ -266,7 +263,6 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None, output
     space = load_space(space_dict, space_source)
     assert isinstance(space, SearchSpace)
     if study.seeds.recipe == "own":  # seed trials of presets train with the preset's own recipe
-        from nasattn.presets import get_preset
 
         space.own_recipes = {n: dict(get_preset(n).recipe_dict) for n in study.seeds.presets if n not in space.points}
     loaded = LoadedStudy(study, space, source, space_source, base_dir)
@@ -276,7 +272,6 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None, output
 
 def check_study(loaded: LoadedStudy) -> None:
     """Cross-checks between the study and its space that need both (seeds, grid, a samplable space)."""
-    from nasattn.search.space import grid_values, preset_points
 
     study, space = loaded.study, loaded.space
     try:
@@ -295,7 +290,6 @@ def check_samplable(space: SearchSpace, source: str, tries: int = 200) -> None:
     """Draw random points until one passes every constraint; else a ConfigError with the reasons."""
     import optuna  # lazy: optuna is a heavy optional package
 
-    from nasattn.search.space import Rejected, sample_spec
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))

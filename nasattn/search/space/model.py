@@ -12,6 +12,7 @@ from nasattn.search.space.dims import (
     ATTENTION_MODES, Choice, DOWNSAMPLE, Dim, Fixed, FloatRange, IntRange, Options, Progression, Tree, _fmt,
     _is_dim_mapping, parse_dim,
 )
+from nasattn.presets import get_preset
 
 
 def _dim_validator(kind: str | None = None, param_type: Any = None):
@@ -183,7 +184,7 @@ class SearchSpace(BaseModel):
             return Tree({})
         if not isinstance(value, dict):
             raise ValueError(f"expected a mapping of recipe fields to dims, got {value!r}")
-        from nasattn.engine import Recipe
+        from nasattn.engine import Recipe  # lazy: keeps torch out of plans, presets and the CLI's start
 
         fields = Recipe.model_fields
         items: dict[str, Any] = {}
@@ -239,7 +240,6 @@ EUROSAT_CLASSES = (
 
 def paper_class_weights() -> list[float]:
     """The author's hand-set weights of the 10 EuroSAT classes (alphabetical order), from the balanced preset."""
-    from nasattn.presets import get_preset
 
     return list(get_preset("balanced").recipe_dict["class_weights"])
 
@@ -247,7 +247,7 @@ def paper_class_weights() -> list[float]:
 def _check_recipe_value(key: str, value: Any, path: str) -> None:
     from pydantic import ValidationError
 
-    from nasattn.engine import Recipe
+    from nasattn.engine import Recipe  # lazy: keeps torch out of plans, presets and the CLI's start
 
     if key == "class_weights" and value == PAPER_CLASS_WEIGHTS:
         value = paper_class_weights()

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from nasattn.config import ConfigError
 from nasattn.search.space.dims import Choice, Dim, Fixed, FloatRange, IntRange, Options, Progression, Rejected, Tree
-from nasattn.search.space.model import SearchSpace
+from nasattn.search.space.model import PAPER_CLASS_WEIGHTS, paper_class_weights, SearchSpace
+from nasattn.spec import ArchSpec
 
 if TYPE_CHECKING:
     from optuna.trial import BaseTrial
@@ -119,7 +120,6 @@ def sample_recipe(space: SearchSpace, trial: BaseTrial) -> dict[str, Any]:
     recipe the space carries (``own_recipes``, from a study's ``seeds.recipe: own``) gets that recipe
     on top of the sampled values (its epochs stay the study's).
     """
-    from nasattn.search.space.model import PAPER_CLASS_WEIGHTS, paper_class_weights
 
     s = _Sampler(trial)
     out: dict[str, Any] = {}
@@ -154,7 +154,7 @@ def check_constraints(space: SearchSpace, spec: ArchSpec) -> None:
     if "conv_layers" in active:
         values["conv_layers"] = spec.conv_layers
     if "params" in active or "flops" in active:
-        from nasattn.models import build_model, profile_model
+        from nasattn.models import build_model, profile_model  # lazy: keeps torch out of plans, presets and the CLI's start
 
         prof = profile_model(build_model(spec))
         values["params"], values["flops"] = prof["params"], prof["flops"]
@@ -170,7 +170,6 @@ def sample_spec(trial: BaseTrial, space: SearchSpace) -> tuple[ArchSpec, dict[st
     Raises :class:`Rejected` (with the reason) when the point violates a constraint or is not a
     valid architecture (for example more downsampling stages than the input size allows).
     """
-    from nasattn.spec import ArchSpec
 
     arch = build_arch_dict(space, trial)
     recipe = sample_recipe(space, trial)
