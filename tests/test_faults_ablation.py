@@ -9,7 +9,6 @@ import logging
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,9 @@ from nasattn.safewrite import DiskError
 from nasattn.schema import ABLATION_CSV, ABLATION_JSON, TRIALS_JSON, TrialStatus
 from nasattn.tune.quiet import SUMMARY_LOGGER, TRIAL_ERROR_LOGGER, HandledTrialErrors
 from nasattn.tune.runner import disk_failure
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_cases import _disk  # the fault corpus's tmpfs mount
 
 NASATTN = [sys.executable, "-m", "nasattn.cli.main"]
 
@@ -59,15 +61,9 @@ def test_a_grid_with_a_trial_on_a_full_disk_gives_one_line_with_the_resume_hint(
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """An 8 MB tmpfs mounted at tmp_path/disk (skipped where mounting is not allowed)."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", f"nasattn-test-{uuid.uuid4().hex[:6]}", str(mnt)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({(r.stderr or r.stdout).strip() or r.returncode}): needs root")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    """An 8 MB tmpfs at tmp_path/disk (room for a report once the filler is gone; skipped without root)."""
+    with _disk({"size": "8m"}, tmp_path):
+        yield tmp_path / "disk"
 
 
 def _ablate(out: Path, *extra: str) -> subprocess.CompletedProcess:

@@ -12,7 +12,7 @@ from urllib.parse import unquote
 from nasattn.report import render_report
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_report import check_self_contained, make_search  # noqa: E402
+from test_report import check_self_contained, make_search
 
 
 def _links(html: str) -> list[tuple[str, str]]:
