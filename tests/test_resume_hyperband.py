@@ -189,3 +189,23 @@ def test_a_trial_that_waited_at_a_rung_counts_there_with_its_recorded_value():
     assert tune.stopped == []  # the rung waits for trial 3
     assert scheduler.on_trial_result(tune, trials[3], {TIME_ATTR: 2, "val_accuracy": CURVES[3][1]}) == TrialScheduler.CONTINUE
     assert tune.stopped == [4]  # the halving at rung 2 of the uninterrupted search: 0.14 is the worst
+
+
+def test_an_unfinished_trial_the_rebuild_stops_is_started_and_stopped_at_its_first_result():
+    records = []
+    for number, values in enumerate([{}, {}, {1: 0.9}, {1: 0.1}]):  # 0, 1: bracket without rungs; 2, 3: rung at 1
+        record = optuna.trial.create_trial(state=State.RUNNING, intermediate_values=values)
+        record.number, record.datetime_start = number, EPOCH0 + dt.timedelta(seconds=number)
+        records.append(record)
+    scheduler = RESUMED[HyperBandScheduler](time_attr=TIME_ATTR, metric="val_accuracy", mode="max", max_t=2,
+                                            reduction_factor=2)
+    resume_scheduler(scheduler, records, {})  # both reached rung 1 before the interrupt: 3 is the worse
+    tune, trials = _Recorder(), [_Trial(n, f"s2-{n}", 2) for n in range(4)]
+    for trial in trials:
+        scheduler.on_trial_add(tune, trial)
+    assert scheduler.choose_trial_to_run(tune) is trials[3]  # Tune must start it (it waits in no bracket)
+    trials[3].status = "RUNNING"
+    assert scheduler.on_trial_result(tune, trials[3], {TIME_ATTR: 2, "val_accuracy": 0.99}) == TrialScheduler.STOP
+    scheduler.on_trial_complete(tune, trials[3], {TIME_ATTR: 2, "val_accuracy": 0.99})
+    trials[3].status = "TERMINATED"
+    assert scheduler.choose_trial_to_run(tune) in trials[:3]

@@ -156,6 +156,7 @@ class ResumedHyperBand(ReplayOnAdd, HyperBandScheduler):
         self.history = {}
         self._stands: dict[int, _Stand] = {}
         self._doomed: set[int] = set()  # unfinished trials the replay stopped: stopped again when they return
+        self._returning: list[Any] = []  # doomed trials Tune has added again
         self._waiting: dict[Any, dict[str, Any]] = {}  # resumed trials that waited at a rung: its result
         self._controller = _ReplayController(self)
 
@@ -214,7 +215,9 @@ class ResumedHyperBand(ReplayOnAdd, HyperBandScheduler):
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
         stand = self._stands.pop(trial_number(trial), None) if trial_number(trial) is not None else None
         if stand is None:
-            if trial_number(trial) not in self._doomed:
+            if trial_number(trial) in self._doomed:
+                self._returning.append(trial)  # in no bracket: started by choose_trial_to_run, stopped at once
+            else:
                 HyperBandScheduler.on_trial_add(self, tune_controller, trial)
             return
         bracket, band = self._trial_info.pop(stand)
@@ -237,6 +240,10 @@ class ResumedHyperBand(ReplayOnAdd, HyperBandScheduler):
             bracket._live_trials[trial] = self._waiting.pop(trial)
             return self._process_bracket(tune_controller, bracket)
         return super().on_trial_result(tune_controller, trial, result)
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Any:
+        pending = [t for t in self._returning if t.status == Trial.PENDING]
+        return pending[0] if pending else super().choose_trial_to_run(tune_controller)
 
     def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
         if trial in self._trial_info:
