@@ -216,35 +216,23 @@ def test_an_unfinished_trial_the_rebuild_stops_is_started_and_stopped_at_its_fir
 def test_an_interrupted_hyperband_search_resumes_through_tune_to_the_end(tmp_path):
     """The rebuilt scheduler under Ray Tune itself: real trials take their stand-ins' places, paused and
     stopped ones included, and the resumed search finishes every trial (no trial left waiting)."""
-    import os
     import signal
-    import subprocess
     import sys
-    import time
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from test_search import NASATTN, _rows, _run, _study
+    from test_interrupts import _signal_when, _start
+    from test_search import _rows, _run, _study
 
     good = {"stages.width.base": 8, "attention": "none", "recipe.lr": 0.01}
     study = _study(tmp_path, seeds={"points": [good, good, {**good, "recipe.lr": 1.0e8}]},
                    early_stopping={"type": "hyperband", "reduction_factor": 2},
                    budget={"trials": 6, "epochs": 4, "max_steps_per_epoch": 2},
                    resources={"cpus_per_trial": 1, "max_concurrent": 4})
-    out = tmp_path / "out"
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "COLUMNS": "160"}
-    proc = subprocess.Popen([*NASATTN, "search", str(study), "--no-live"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
-    try:  # interrupt once two checkpoints exist (trials mid-way or waiting at a rung)
-        deadline = time.time() + 400
-        while time.time() < deadline and proc.poll() is None and len(list((out / "tune").glob("*/checkpoint_*"))) < 2:
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
-        text, _ = proc.communicate(timeout=240)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    out, log = tmp_path / "out", tmp_path / "search.log"
+    proc = _start(["search", str(study), "--no-live"], tmp_path, log)
+    # interrupt once two checkpoints exist (trials mid-way or waiting at a rung)
+    text = _signal_when(lambda: len(list((out / "tune").glob("*/checkpoint_*"))) >= 2, proc, log, signal.SIGINT)
     assert proc.returncode == 130, text
     res = _run(["search", str(study), "--resume", "--no-live"])
     assert res.returncode == 0, res.stdout + res.stderr
