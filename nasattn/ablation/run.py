@@ -196,7 +196,7 @@ def run_ablation(
     Raises ConfigError for bad input found before the start, AblationFailed when every trial failed
     (ablation.csv is written first).
     """
-    from nasattn.tune.runner import unfinished_with_checkpoint
+    from nasattn.tune.runner import disk_failure, unfinished_with_checkpoint
 
     t0 = time.time()
     a = loaded.ablation
@@ -227,6 +227,9 @@ def run_ablation(
                       + (f"; continuing {out / exp_name} from its checkpoints" if restoring else ""))
         rows, grid, stop = train_grid(configs, out, exp_name, res, conc, restoring=restoring,
                                       title=f"nasattn ablate {a.name}", live=live)
+    full = disk_failure(grid)
+    if full is not None and stop.signum is None:  # a full disk: stop here, the finished runs and the state kept
+        raise full
 
     result = write_outputs(out, rows, list(plan.variants), console=console, report=a.report, correction=a.correction,
                            primary=a.primary_metric)

@@ -27,6 +27,7 @@ import torch
 
 import nasattn
 from nasattn.bench.naive import NaiveOptions, default_workers, naive_throughput
+from nasattn.bench.compiled_ops import compiled_ops_per_step
 from nasattn.bench.ops import ops_per_step
 from nasattn.config import ConfigError, validate
 from nasattn.data import IMAGENET_MEAN, IMAGENET_STD, load_dataset, normalize, split_dataset
@@ -219,7 +220,7 @@ class BenchOptions:
     """What ``run_bench`` measures: the preset at ``width_mult`` on ``data`` (a folder, zip or ``eurosat-mini``;
     None: ``$NASATTN_DATA``), ``steps`` timed steps after ``warmup`` (or ``epochs`` whole epochs), the engine's
     ``amp``/``channels_last``/``compile``, the naive loader's ``workers``, and ``to_accuracy`` (a test
-    accuracy to time the engine to, within ``max_epochs``)."""
+    accuracy to time the engine to, within ``max_epochs``); ``count_compiled``: also the compiled step's launches."""
 
     preset: str = "balanced"
     width_mult: float = 0.25
@@ -238,6 +239,7 @@ class BenchOptions:
     to_accuracy: float | None = None
     max_epochs: int | None = None
     seed: int = 0
+    count_compiled: bool = False  # also count the compiled step's kernel launches (compiles the model: slow on a CPU)
 
 
 def run_bench(
@@ -253,7 +255,9 @@ def run_bench(
     images/s over naive images/s (the engine with its defaults); ``pipelines.engine_fp32_nchw`` is the
     engine at the naive pipeline's precision and layout (float32, NCHW) and ``ratio_same_precision`` its
     ratio to naive (the data path and loop alone); ``ops_per_step`` the engine's aten ops per training step in eager mode
-    (``nasattn.bench.ops``: about the kernel launches a GPU would see). ``to_accuracy`` adds the engine's wall time to that test accuracy.
+    (``nasattn.bench.ops``: about the kernel launches a GPU would see); with ``count_compiled``,
+    ``ops_per_step_compiled`` the same step with the model's forward+backward compiled by Inductor
+    (``nasattn.bench.compiled_ops``: its kernel launches). ``to_accuracy`` adds the engine's wall time to that test accuracy.
     ``log`` (optional) is called with progress messages.
     """
     o = options
@@ -296,6 +300,10 @@ def run_bench(
         record["pipelines"] = {"engine": engine, "engine_fp32_nchw": engine_same, "naive": naive}
         say("engine: aten ops per training step (eager) ...")
         record["ops_per_step"] = ops_per_step(spec, recipe.model_copy(update={"compile": False}), dataset, device=str(dev))
+        if o.count_compiled:
+            say("engine: kernel launches per training step (compiled with Inductor on the CPU) ...")
+            record["ops_per_step_compiled"] = compiled_ops_per_step(spec, dataset, recipe.batch_size,
+                                                                    record["ops_per_step"]["ops_per_step"])
         ratio = engine["images_per_second"] / naive["images_per_second"] if naive["images_per_second"] > 0 else math.nan
         record["ratio"] = ratio
         record["ratio_same_precision"] = (engine_same["images_per_second"] / naive["images_per_second"]

@@ -31,6 +31,8 @@ def bench(
     to_accuracy: Optional[float] = typer.Option(None, "--to-accuracy", help="Also time the engine until test accuracy reaches this fraction (e.g. 0.9)."),
     max_epochs: Optional[int] = typer.Option(None, "--max-epochs", min=1, help="Epoch cap for --to-accuracy (default: the preset's epochs)."),
     seed: int = typer.Option(0, "--seed"),
+    count_compiled: bool = typer.Option(False, "--count-compiled", help="Also count the kernel launches per step of the "
+                                        "compiled model (torch.compile with Inductor on the CPU: a minute or more)."),
     json_file: Optional[Path] = typer.Option(None, "--json", help="Write the record (results + machine info) to this JSON file."),
 ) -> None:
     """Training throughput of nasattn's engine vs a plain ImageFolder + DataLoader pipeline, on this machine."""
@@ -102,10 +104,14 @@ def _print(record: dict) -> None:
     console.print(f"engine / naive: [bold]{_fmt(record['ratio'], '.2f')}x[/] | {m['cpu']} ({m['cpus_usable']} cores usable, "
                   f"{m['torch_threads']} torch threads, load {', '.join(f'{v:.1f}' for v in m['load_average'] or [])})"
                   + (f" | GPU {m['gpu']}" if m["gpu"] else "") + f" | torch {m['torch']}", highlight=False, soft_wrap=True)
-    ops = record.get("ops_per_step")
+    ops, compiled = record.get("ops_per_step"), record.get("ops_per_step_compiled")
     if ops:
         console.print(f"engine: {ops['ops_per_step']:.0f} aten ops per training step (eager; about the kernel launches "
                       "on a GPU)", highlight=False)
+    if compiled and compiled.get("ops_per_step") is not None:
+        console.print(f"engine compiled: {compiled['ops_per_step']:.0f} per training step (the model's forward+backward: "
+                      f"{compiled['launches_forward_backward']} kernel launches in {compiled['graphs']} graphs vs "
+                      f"{compiled['eager_ops_forward_backward']} aten ops eager)", highlight=False)
     acc = record.get("to_accuracy")
     if acc:
         if acc["reached"]:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import html
 import math
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -134,6 +137,22 @@ def meta_html(items: Mapping[str, Any]) -> str:
     return f'<dl class="meta">{"".join(parts)}</dl>'
 
 
+@dataclass(frozen=True)
+class FileLink:
+    """A note linking a file of the reported folder; its href is made relative to where the page is written."""
+
+    path: Path
+
+    def html(self, base: Path | None) -> str:
+        """The note, with an ``<a href>`` relative to ``base`` (the page's folder; None: the file name alone)."""
+        target = self.path.resolve()
+        href = os.path.relpath(target, base.resolve()) if base is not None else target.name
+        name = escape(target.name)
+        return (f'<p class="note csv-link">Every column of every row: <a href="{escape(quote(Path(href).as_posix()))}">'
+                f"{name}</a>, the file {name} in {escape(target.parent)} (a copy of this page sent on its own "
+                f"does not carry it).</p>")
+
+
 class Page:
     """An HTML report being built: sections of tables, figures and text; plotly.js is embedded once."""
 
@@ -142,7 +161,7 @@ class Page:
         self.kind = kind
         self.header: dict[str, Any] = {}
         self.footer: dict[str, Any] = {}
-        self.parts: list[str] = []
+        self.parts: list[str | FileLink] = []
         self.ids: list[str] = []
         self._plotly_included = False
 
@@ -169,8 +188,10 @@ class Page:
         self.ids.append(table_id)
         self.parts.append(table_html(df, table_id, **kwargs))
 
-    def wide_table(self, df: pd.DataFrame, table_id: str, shown: list[str], **kwargs: Any) -> None:
-        """The ``shown`` columns of ``df`` as a table, and every column behind a ``<details>`` toggle."""
+    def wide_table(self, df: pd.DataFrame, table_id: str, shown: list[str], csv: Path | None = None,
+                   **kwargs: Any) -> None:
+        """The ``shown`` columns of ``df`` as a table, every column behind a ``<details>`` toggle, and a link
+        to ``csv`` (the file holding every column, when it exists)."""
         self.table(df[[c for c in shown if c in df.columns]], table_id, **kwargs)
         if df is None or df.empty or len(df.columns) <= len(shown):
             return
@@ -178,6 +199,8 @@ class Page:
         self.parts.append(f'<details class="columns"><summary>all {len(df.columns)} columns</summary>')
         self.table(df, f"{table_id}-all", **kwargs)
         self.parts.append("</details>")
+        if csv is not None and csv.is_file():
+            self.parts.append(FileLink(csv))
 
     def figure(self, fig: Any, fig_id: str, note: str | None = None) -> None:
         """Add a plotly figure as a ``<div id=fig_id>``; None (nothing to plot) is skipped."""
@@ -191,19 +214,19 @@ class Page:
         if note:
             self.text(note)
 
-    def render(self) -> str:
-        """The whole page as one HTML string."""
+    def render(self, base: Path | None = None) -> str:
+        """The whole page as one HTML string; file links relative to ``base`` (the folder it is written to)."""
         head = meta_html(self.header)
         foot = meta_html(self.footer)
         return (
             "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{escape(self.title)}</title><style>{CSS}</style></head><body>"
             f'<header id="report-header"><h1>{escape(self.title)}</h1>{head}</header>'
-            f'<main data-kind="{escape(self.kind)}">{"".join(self.parts)}</main>'
+            f'<main data-kind="{escape(self.kind)}">{"".join(p if isinstance(p, str) else p.html(base) for p in self.parts)}</main>'
             f'<footer id="report-footer">{foot}</footer></body></html>\n'
         )
 
     def write(self, path: Path) -> Path:
         """Write the page to ``path`` (atomically: a failure leaves no temporary file) and return it."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        return write_file(path, self.render(), hint="run `nasattn report` again")
+        return write_file(path, self.render(path.parent), hint="run `nasattn report` again")

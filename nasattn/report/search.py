@@ -154,8 +154,10 @@ def add_overview(page: Page, trials: pd.DataFrame, study: dict[str, Any]) -> Non
                   f"early stopping: {(study.get('early_stopping') or {}).get('type')}")
 
 
-def add_best_trials(page: Page, ok: pd.DataFrame, modes: dict[str, str], params: list[str]) -> None:
-    """The top trials by the first objective, with their metrics and parameters."""
+def add_best_trials(page: Page, ok: pd.DataFrame, modes: dict[str, str], params: list[str],
+                    csv: Path | None = None) -> None:
+    """The top trials by the first objective, with their metrics and parameters; ``csv``: the file with
+    every column of every trial, linked under the table."""
     page.section("Best trials", "search-best")
     first = next(iter(modes), None)
     if ok.empty or first is None:
@@ -167,7 +169,7 @@ def add_best_trials(page: Page, ok: pd.DataFrame, modes: dict[str, str], params:
     rules = {f"objective.{m}": modes[m] for m in modes}
     rules.update({"test_accuracy": "max", "params": "min", "flops": "min"})
     shown = [c for c in ("number", "seed_point", *obj, "test_accuracy", "params", "flops", "epochs") if c in cols]
-    page.wide_table(top, "table-search-best", shown, formats=_formats(cols), best=best_cells(top, rules))
+    page.wide_table(top, "table-search-best", shown, csv=csv, formats=_formats(cols), best=best_cells(top, rules))
 
 
 def history_figure(st: Any, index: int, metric: str) -> Any | None:
@@ -399,7 +401,7 @@ def render_search(folder: Path) -> Page:
                    "objectives": ", ".join(f"{mode} {m}" for m, mode in modes.items()),
                    "trials": f"{len(ok)} complete of {len(trials)}"}
     add_overview(page, trials, study)
-    add_best_trials(page, ok, modes, params)
+    add_best_trials(page, ok, modes, params, folder / TRIALS_CSV)
     add_presets(page, trials, ok, modes, study)
     add_rung_ranks(page, st, modes)
     add_search_sections(page, trials, study, modes)

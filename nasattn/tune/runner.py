@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from nasattn.safewrite import DiskError, disk_error
 from nasattn.schema import EXPERIMENT
 from nasattn.tune.trainable import train_trial
 
@@ -109,3 +110,9 @@ def _has_checkpoint(result: Any) -> bool:
         return True
     index = (result.config or {}).get("index")
     return index is not None and latest_checkpoint(Path(result.path).parent, int(index)) is not None
+
+
+def disk_failure(grid: Any, hint: str = "rerun with --resume") -> DiskError | None:
+    """The first trial error of a ResultGrid that means a full or read-only disk (one line ending in
+    ``hint``), else None."""
+    return next((e for r in grid if r.error is not None and (e := disk_error(r.error, hint=hint)) is not None), None)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from nasattn.config import ConfigError
+from nasattn.tune.quiet import quiet_handled_trial_errors
 from nasattn.tune.reaper import start_reaper, stop_reaper
 
 # Ray Tune writes its experiment snapshot at most every ~10 s by default; a lower interval keeps
@@ -60,6 +61,7 @@ def ray_session(
     import ray  # lazy: ray is a heavy optional package
 
     _apply_env_defaults()
+    quiet_handled_trial_errors()  # a trial on a full disk: nasattn's one line, not Tune's traceback
     if ray.is_initialized():
         yield ray.cluster_resources()
         return

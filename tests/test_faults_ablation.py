@@ -1,0 +1,94 @@
+"""An ablation on a full disk (#22 item 4): Tune's per-trial traceback stays out of the output, the run
+stops with nasattn's one line and the resume hint, keeps its state, and --resume finishes it."""
+
+from __future__ import annotations
+
+import csv
+import errno
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nasattn import safewrite
+from nasattn.safewrite import DiskError
+from nasattn.schema import ABLATION_CSV, ABLATION_JSON, TRIALS_JSON, TrialStatus
+from nasattn.tune.quiet import SUMMARY_LOGGER, TRIAL_ERROR_LOGGER, HandledTrialErrors
+from nasattn.tune.runner import disk_failure
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_cases import _disk  # the fault corpus's tmpfs mount
+
+NASATTN = [sys.executable, "-m", "nasattn.cli.main"]
+
+
+def _record(logger: str, msg: str, args: tuple = (), error: BaseException | None = None) -> logging.LogRecord:
+    exc_info = (type(error), error, None) if error is not None else None
+    return logging.LogRecord(logger, logging.ERROR, __file__, 1, msg, args, exc_info)
+
+
+class _TaskError(Exception):  # Ray's RayTaskError keeps the trial's exception as .cause
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__("ray::ImplicitFunc.train() failed")
+        self.cause = cause
+
+
+def test_tunes_records_of_a_trial_on_a_full_disk_are_dropped_and_others_kept():
+    handled = HandledTrialErrors()
+    full = _TaskError(DiskError("no space left on /d (0.1 MB free, writing /d/x): free 2 MB", "run the command again"))
+    readonly = _TaskError(OSError(errno.EROFS, "Read-only file system", "/d/x"))
+    assert not handled.filter(_record(TRIAL_ERROR_LOGGER, "Trial task failed for trial t_1", error=full))
+    assert not handled.filter(_record(TRIAL_ERROR_LOGGER, "Trial task failed for trial t_2", error=readonly))
+    assert handled.filter(_record(TRIAL_ERROR_LOGGER, "Trial task failed for trial t_3", error=ValueError("a bug")))
+    assert not handled.filter(_record(SUMMARY_LOGGER, "Trials did not complete: %s", (["t_1", "t_2"],)))
+    assert handled.filter(_record(SUMMARY_LOGGER, "Trials did not complete: %s", (["t_1", "t_3"],)))
+    assert handled.filter(_record(SUMMARY_LOGGER, "Total run time: 3 s"))
+
+
+def test_a_grid_with_a_trial_on_a_full_disk_gives_one_line_with_the_resume_hint():
+    class Result:
+        def __init__(self, error: BaseException | None) -> None:
+            self.error = error
+
+    full = _TaskError(DiskError("no space left on /d (0.1 MB free, writing /d/x): free 2 MB", "run the command again"))
+    found = disk_failure([Result(None), Result(_TaskError(ValueError("a bug"))), Result(full)])
+    assert str(found) == "no space left on /d (0.1 MB free, writing /d/x): free 2 MB and rerun with --resume"
+    assert disk_failure([Result(None), Result(ValueError("a bug"))]) is None
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """An 8 MB tmpfs at tmp_path/disk (room for a report once the filler is gone; skipped without root)."""
+    with _disk({"size": "8m"}, tmp_path):
+        yield tmp_path / "disk"
+
+
+def _ablate(out: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "COLUMNS": "160"}
+    args = ["ablate", "--preset", "baseline", "--data", "eurosat-mini", "--seeds", "0", "--epochs", "1",
+            "--width-mult", "0.125", "--include", "no_attention", "--no-live", "--out", str(out), *extra]
+    return subprocess.run([*NASATTN, *args], capture_output=True, text=True, timeout=400, env=env)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # two ablations through Ray
+def test_an_ablation_on_a_full_disk_stops_with_the_resume_hint_and_resumes(small_disk):
+    out = small_disk / "abl"
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * max(0, safewrite.free_bytes(small_disk) - 300_000))  # room to start, not for a run
+    r = _ablate(out)
+    text = r.stdout + r.stderr
+    assert r.returncode == 2, text
+    assert "Traceback" not in text and "Trial task failed" not in text and "Trials did not complete" not in text, text
+    assert f"no space left on {small_disk}" in text and "MB and rerun with --resume" in text, text
+    assert (out / ABLATION_JSON).is_file() and (out / TRIALS_JSON).is_file() and (out / "tune").is_dir()
+    assert not list(small_disk.rglob("*.tmp")) and not list(small_disk.rglob(".*.new-*"))
+
+    filler.unlink()
+    r = _ablate(out, "--resume")
+    assert r.returncode == 0, r.stdout + r.stderr
+    with open(out / ABLATION_CSV, newline="") as f:
+        assert [row["status"] for row in csv.DictReader(f)] == [TrialStatus.COMPLETE]
