@@ -17,7 +17,7 @@ from nasattn.schema import (
 )
 from nasattn.config import ConfigError, NasattnError, to_yaml
 from nasattn.search.study import LoadedStudy
-from nasattn.tune.resources import preflight, start_ray
+from nasattn.tune.resources import preflight, start_ray, tune_storage
 from nasattn.tune.trainable import CHECKPOINT_BUDGET
 
 if TYPE_CHECKING:
@@ -211,7 +211,8 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Console | 
         run_id = check_resume(out, loaded, url)
     elif exp_dir.exists() or (out / RUN_FILE).exists():
         raise ConfigError(f"{out} already holds a search; add --resume to continue it, or choose another --out")
-    preflight(study.resources, study.ray, loaded.source)  # an unreachable cluster or too few resources: nothing written
+    # an unreachable cluster, too few resources, checkpoints no other node reaches: nothing written
+    preflight(study.resources, study.ray, loaded.source, _checkpoints(loaded))
     out.mkdir(parents=True, exist_ok=True)
     name = _study_name(loaded)
     persistent = create_or_load_study(url, name, _directions(loaded), study.metric_names)  # refused: no run.json
@@ -244,6 +245,11 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Console | 
         failed = result.counts.get(TrialStatus.FAILED, 0)
         raise SearchFailed(f"every trial failed ({failed} of {study.budget.trials}); first error: {first}")
     return result
+
+
+def _checkpoints(loaded: LoadedStudy) -> str | None:
+    """The setting that turns the study's checkpoints on (named in a refusal), None when they are off."""
+    return "train.checkpoint_every" if loaded.study.train.checkpoint_every else None
 
 
 def _constants(loaded: LoadedStudy, data: str | None) -> dict[str, Any]:
@@ -293,7 +299,8 @@ def _fit(loaded: LoadedStudy, data: str | None, ledger: Any, records: list[Any],
     study = loaded.study
     if num_samples <= 0:
         return {"signum": None, "rejected": 0, "ray_start_s": 0.0}
-    with start_ray(study.resources, study.ray, loaded.source) as ray_started:
+    with start_ray(study.resources, study.ray, loaded.source, home=loaded.output,
+                   checkpoints=_checkpoints(loaded)) as ray_started:
         conc = ray_started.concurrency
         say(console, f"{ray_started.summary}; up to {conc} trial{'' if conc == 1 else 's'} at once")
         searcher = _searcher(loaded, data, ledger, records, resume_from)
@@ -311,7 +318,7 @@ def _fit(loaded: LoadedStudy, data: str | None, ledger: Any, records: list[Any],
                 trial_dirname_creator=trial_dirname,
             ),
             run_config=tune.RunConfig(
-                name=EXPERIMENT, storage_path=str(loaded.output),
+                name=EXPERIMENT, storage_path=tune_storage(study.ray, loaded.output),
                 callbacks=[StudyRecorder(ledger, study.metric_names, time_limit=study.budget.time_limit), guard, table],
                 stop=guard, failure_config=tune.FailureConfig(max_failures=0),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=study.train.keep_checkpoints), verbose=0,
