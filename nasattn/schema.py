@@ -55,6 +55,10 @@ STUDY_DB = "study.db"
 TRIALS_CSV = "trials.csv"
 STOPPED_FILE = "stopped.json"
 BEST_DIR = "best"
+TRAINED_ARCH_FILE = "trained_arch.yaml"
+"""best/'s copy of the best trial's run-folder arch.yaml (the widths it trained with)."""
+BEST_MISSING = "missing"
+"""best/metrics.json's list of the best trial's run files that best/ lacks (absent from its run folder)."""
 TRIALS_DIR = "trials"
 
 # ablation

@@ -30,6 +30,7 @@ from nasattn.config import ConfigError, NasattnError
 from nasattn.presets import list_presets
 from nasattn.engine.zero_cost import ZC_COLUMNS
 from nasattn.stats import correlation, not_retrained, regret, summarize, top_k_overlap
+from nasattn.tune.trainable import tune_error_line
 from nasattn.schema import (
     AGREEMENT_CSV, DONE_MARKER, ERROR_FILE, EXPERIMENT, FIDELITY_BASE_PRESET, FIDELITY_CSV, FIDELITY_DIR,
     FIDELITY_EPOCHS_FACTOR, FIDELITY_JSON, FIDELITY_RANDOM, FIDELITY_TOP, PAIRED_CSV, REPORT_FILE, RUNS_DIR, STUDY_FILE,
@@ -359,7 +360,7 @@ def run_fidelity(plan: FidelityPlan, *, resume: bool = False, console: Console |
     result.interrupted, result.checkpointed = signum, checkpointed
     if signum is None and not result.counts["finished"]:
         n = len(configs)
-        raise FidelityFailed(f"every training failed ({n} of {n}); first error: {first_error(configs)}; "
+        raise FidelityFailed(f"every training failed ({n} of {n}); first error: {first_error(configs, grid)}; "
                              f"wrote {result.csv}")
     return result
 
@@ -369,12 +370,16 @@ def _checkpoints(configs: list[dict[str, Any]]) -> str | None:
     return "train.checkpoint_every" if any(c.get("checkpoint_every") for c in configs) else None
 
 
-def first_error(configs: list[dict[str, Any]]) -> str:
-    """The first run's ERROR file text (``ExcType: message``), or a pointer to Tune's trial logs."""
+def first_error(configs: list[dict[str, Any]], grid: Any = ()) -> str:
+    """The first run's ERROR file text (``ExcType: message (on node ...)``, sent home from another node), else
+    the first exception Tune kept for a trial of ``grid`` (a ResultGrid), else a pointer to Tune's trial logs."""
     for c in configs:
         path = Path(c["run_dir"]) / ERROR_FILE
         if path.is_file():
             return path.read_text(errors="replace").strip()[:2000]
+    for result in grid:
+        if result.error is not None:
+            return tune_error_line(result.error)[:2000]
     return "no run wrote an error (see the Tune trial folders)"
 
 

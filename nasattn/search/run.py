@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from nasattn.say import say
 from nasattn.schema import (
-    ARCH_FILE, EXPERIMENT, HISTORY_FILE, METRICS_FILE, MODEL_FILE, PREDICTIONS_FILE, RECIPE_FILE, RUN_JSON, STUDY_FILE,
-    TRIALS_CSV,
+    ARCH_FILE, BEST_DIR, BEST_MISSING, EXPERIMENT, HISTORY_FILE, METRICS_FILE, MODEL_FILE, PREDICTIONS_FILE, RECIPE_FILE,
+    RUN_JSON, STUDY_FILE, TRAINED_ARCH_FILE, TRIALS_CSV,
     VAL_ACCURACY_LAST, ExitCode, TrialStatus,
 )
 from nasattn.config import ConfigError, NasattnError, to_yaml
@@ -392,15 +392,16 @@ def write_outputs(loaded: LoadedStudy, url: str, name: str, console: Console | N
     st = optuna.load_study(study_name=name, storage=open_storage(url))
     metric_names = loaded.study.metric_names
     rows = study_rows(st, metric_names)
-    for row in rows:  # folders as they are now (the run folder may have been moved since a trial ran)
-        if row.get("run_dir"):
-            row["run_dir"] = str(_local_run_dir(out, row["number"]))
+    for row in rows:  # folders under --out as they are now (moved since, or written on another node and sent home)
+        folder = _local_run_dir(out, row["number"])
+        if row.get("run_dir") or folder.is_dir():
+            row["run_dir"] = str(folder)
     trials_csv = write_rows_csv(rows, out / TRIALS_CSV)
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["status"] or r["state"]] = counts.get(r["status"] or r["state"], 0) + 1
     best = pick_best(st, metric_names)
-    best_dir, best_info = _write_best(loaded, name, best) if best is not None else (None, None)
+    best_dir, best_info = _write_best(loaded, name, best, console) if best is not None else (None, None)
     if len(metric_names) > 1:
         write_rows_csv([r for r in rows if r.get("pareto")], out / "pareto.csv")
     report, report_error = None, None
@@ -412,11 +413,12 @@ def write_outputs(loaded: LoadedStudy, url: str, name: str, console: Console | N
                         best=best_info, report_error=report_error)
 
 
-def _write_best(loaded: LoadedStudy, name: str, best: Any) -> tuple[Path, dict[str, Any]]:
-    """Write ``best/`` (the best trial's arch, recipe, metrics and run files); return it and its summary."""
+def _write_best(loaded: LoadedStudy, name: str, best: Any, console: Console | None = None) -> tuple[Path, dict[str, Any]]:
+    """Write ``best/`` (the best trial's arch, recipe, metrics and run files); return it and its summary.
+    Run files the trial's folder lacks are listed in ``best/metrics.json`` (``missing``) and on the console."""
     out = loaded.output
     metric_names = loaded.study.metric_names
-    best_dir = out / "best"
+    best_dir = out / BEST_DIR
     best_dir.mkdir(exist_ok=True)
     arch = json.loads(best.user_attrs.get("arch") or "null")
     recipe = json.loads(best.user_attrs.get("recipe") or "null")
@@ -429,6 +431,9 @@ def _write_best(loaded: LoadedStudy, name: str, best: Any) -> tuple[Path, dict[s
     if recipe is not None:
         (best_dir / RECIPE_FILE).write_text(to_yaml(recipe))
     metrics = _best_run_metrics(out, best, best_dir)
+    if metrics[BEST_MISSING]:
+        say(console, f"[yellow]{best_dir} lacks {', '.join(metrics[BEST_MISSING])}: trial {best.number}'s run folder "
+                     f"{_local_run_dir(out, best.number)} does not hold them[/]")
     metrics.update(trial_number=best.number, tune_trial_id=best.user_attrs.get("tune_trial_id"),
                    params_chosen=best.params, objectives=dict(zip(metric_names, best.values)),
                    width_mult=loaded.study.train.width_mult)
@@ -437,15 +442,26 @@ def _write_best(loaded: LoadedStudy, name: str, best: Any) -> tuple[Path, dict[s
                       "test_accuracy": best.user_attrs.get("test_accuracy"), "arch": arch}
 
 
+BEST_COPIES = {HISTORY_FILE: HISTORY_FILE, PREDICTIONS_FILE: PREDICTIONS_FILE, MODEL_FILE: MODEL_FILE,
+               ARCH_FILE: TRAINED_ARCH_FILE}
+"""The best trial's run files copied into best/ (run-folder name -> name in best/)."""
+
+
 def _best_run_metrics(out: Path, best: Any, best_dir: Path) -> dict[str, Any]:
-    """The best trial's metrics.json, its run files copied into ``best_dir``; else its Optuna user attrs."""
-    run_dir = _local_run_dir(out, best.number) if best.user_attrs.get("run_dir") else None
-    if not (run_dir and (Path(run_dir) / METRICS_FILE).is_file()):
-        return {k: v for k, v in best.user_attrs.items() if k not in ("arch", "recipe")}
-    metrics = json.loads((Path(run_dir) / METRICS_FILE).read_text())
-    for extra in (HISTORY_FILE, PREDICTIONS_FILE, MODEL_FILE):
-        if (Path(run_dir) / extra).is_file():
-            shutil.copyfile(Path(run_dir) / extra, best_dir / extra)
-    if (Path(run_dir) / ARCH_FILE).is_file():
-        shutil.copyfile(Path(run_dir) / ARCH_FILE, best_dir / "trained_arch.yaml")
+    """The best trial's metrics.json (else its Optuna user attrs), its run files copied into ``best_dir``, and
+    under ``missing`` the run files its folder lacks (metrics.json first when the attrs stand in for it)."""
+    run_dir = _local_run_dir(out, best.number)
+    missing: list[str] = []
+    if (run_dir / METRICS_FILE).is_file():
+        metrics = json.loads((run_dir / METRICS_FILE).read_text())
+    else:
+        metrics = {k: v for k, v in best.user_attrs.items() if k not in ("arch", "recipe")}
+        missing.append(METRICS_FILE)
+    for src, dst in BEST_COPIES.items():
+        if (run_dir / src).is_file():
+            shutil.copyfile(run_dir / src, best_dir / dst)
+        else:
+            (best_dir / dst).unlink(missing_ok=True)  # an earlier session's copy is not this trial's
+            missing.append(src)
+    metrics[BEST_MISSING] = missing
     return metrics

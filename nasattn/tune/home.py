@@ -45,6 +45,13 @@ class HomeWriter:
         """The node id of home."""
         return self.node_id
 
+    def done(self, run_dir: str) -> str | None:
+        """The DONE marker's text of the run folder ``run_dir`` at home (a finished run), else None."""
+        marker = Path(run_dir).resolve() / DONE_MARKER
+        if not marker.resolve().is_relative_to(self.root) or not marker.is_file():
+            return None
+        return marker.read_text()
+
     def receive(self, run_dir: str, files: dict[str, bytes]) -> str:
         """Write ``files`` (relative name -> bytes) as the run folder ``run_dir``; returns the folder.
 
@@ -102,11 +109,13 @@ def home_sink(root: Path, node_id: str | None = None) -> Iterator[object]:
 
 @dataclass
 class Trip:
-    """A trial away from home: its run folder is written to ``local`` and sent to ``home`` by ``sink``."""
+    """A trial away from home: its run folder is written to ``local`` and sent to ``home`` by ``sink``;
+    ``done``: the DONE marker's text of a run already finished at home (the trial only re-reports it)."""
 
     home: Path
     local: Path
     sink: object
+    done: str | None = None
 
     def send(self) -> None:
         """Send every file of ``local`` to the sink (written as ``home``), then remove ``local``."""
@@ -136,4 +145,4 @@ def trip(home: Path | None, trial_id: str) -> Trip | None:
         return None
     local = Path(tempfile.gettempdir()) / AWAY_ROOT / f"{os.getpid()}-{trial_id}"
     shutil.rmtree(local, ignore_errors=True)
-    return Trip(home=home, local=local, sink=sink)
+    return Trip(home=home, local=local, sink=sink, done=ray.get(sink.done.remote(str(home))))

@@ -157,8 +157,11 @@ def _train_trial(config: dict[str, Any], folder: Path | None, away: Trip | None)
     trial = _trial_name()
 
     # A trial that already wrote its run (e.g. re-run after a driver crash) only re-reports it.
-    if folder is not None and (folder / DONE_MARKER).is_file():
-        tune.report(json.loads((folder / DONE_MARKER).read_text()))
+    done = away.done if away is not None else None
+    if done is None and folder is not None and (folder / DONE_MARKER).is_file():
+        done = (folder / DONE_MARKER).read_text()
+    if done is not None:
+        tune.report(json.loads(done))
         return
 
     device, placement = trial_device(str(config.get("device") or "auto"), trial)
