@@ -128,8 +128,9 @@ def train_trial(config: dict[str, Any]) -> None:
 
 
 def error_line(error: BaseException, node: str = "") -> str:
-    """``ExcType: message``, with `` (on <node>)`` when the node is known."""
-    return f"{type(error).__name__}: {error}" + (f" (on {node})" if node else "")
+    """``ExcType: message``, with `` (on <node>)`` after the message's first line when the node is known."""
+    first, nl, rest = f"{type(error).__name__}: {error}".partition("\n")
+    return first + (f" (on {node})" if node else "") + nl + rest
 
 
 def tune_error_line(error: BaseException) -> str:
@@ -165,7 +166,7 @@ def _train_trial(config: dict[str, Any], folder: Path | None, away: Trip | None)
         return
 
     device, placement = trial_device(str(config.get("device") or "auto"), trial)
-    placement["node"] = node_label()
+    placement.update(node=node_label(), sent_home=away is not None)  # sent_home: written on another node than the driver's
     write_placement(folder, placement)
     rendezvous(trial)
 
