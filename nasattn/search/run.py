@@ -144,7 +144,7 @@ def check_resume(out: Path, loaded: LoadedStudy, url: str | None = None) -> str:
     run_file = out / RUN_FILE
     if not out.is_dir():
         raise ConfigError(f"--resume: {out} does not exist; nothing to resume (drop --resume to start a search)")
-    if not run_file.is_file() or not (out / EXPERIMENT).is_dir():
+    if not run_file.is_file() or (loaded.study.ray.storage is None and not (out / EXPERIMENT).is_dir()):
         raise ConfigError(f"--resume: {out} holds no search run ({RUN_FILE} or {EXPERIMENT}/ missing), nothing to resume; "
                           "drop --resume to start a search, or give the folder of the run to continue")
     try:
