@@ -17,7 +17,7 @@ from nasattn.schema import (
 )
 from nasattn.config import ConfigError, NasattnError, to_yaml
 from nasattn.search.study import LoadedStudy
-from nasattn.tune.resources import preflight, start_ray, tune_storage
+from nasattn.tune.resources import preflight, start_ray, tune_experiment, tune_storage
 from nasattn.tune.trainable import CHECKPOINT_BUDGET
 
 if TYPE_CHECKING:
@@ -222,7 +222,7 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Console | 
         run_id = start_record(out, loaded)
     say(console, f"optuna study {name!r} in {redact(url)}")
     records = run_records(persistent, run_id) if resume else []
-    resume_from = unfinished_checkpoints(exp_dir, records)
+    resume_from = unfinished_checkpoints(tune_experiment(study.ray, out, EXPERIMENT), records)
     finished = sum(1 for t in records if t.state.is_finished())
     if resume:
         say(console, f"resuming: {finished} finished, {len(records) - finished} to continue "
@@ -237,7 +237,8 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Console | 
     result.wall_s = time.time() - t0
     if session["signum"] is not None:
         result.interrupted = session["signum"]
-        result.checkpointed = len(unfinished_checkpoints(exp_dir, run_records(ledger.connect(), run_id)))
+        result.checkpointed = len(unfinished_checkpoints(tune_experiment(study.ray, out, EXPERIMENT),
+                                                         run_records(ledger.connect(), run_id)))
         return result
     ok = sum(result.counts.get(s, 0) for s in (TrialStatus.COMPLETE, TrialStatus.STOPPED, TrialStatus.INTERRUPTED))
     if ok == 0:
