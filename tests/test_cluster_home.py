@@ -221,12 +221,15 @@ def _s3_server() -> Iterator[int]:
 
 
 @pytest.mark.slow
-def test_checkpoints_on_an_s3_storage_resume_a_trial_there(tmp_path, monkeypatch):
-    """Tune's storage on an S3-compatible server: the checkpoint is found there and a resumed trial starts from it."""
+def test_checkpoints_on_an_s3_storage_resume_a_trial_and_go_when_it_finished(tmp_path, monkeypatch):
+    """Tune's storage on an S3-compatible server: the checkpoint is found there, a resumed trial starts from it,
+    and the checkpoints of finished trials are removed there."""
+    import optuna
     from pyarrow import fs as pafs
 
+    from nasattn.search.run import remove_finished_checkpoints
     from nasattn.tune import ray_session, run_grid
-    from nasattn.tune.runner import latest_checkpoint, uri_join
+    from nasattn.tune.runner import latest_checkpoint, uri_checkpoints, uri_join
 
     for key, value in dict(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_EC2_METADATA_DISABLED="true").items():
         monkeypatch.setenv(key, value)
@@ -242,6 +245,14 @@ def test_checkpoints_on_an_s3_storage_resume_a_trial_there(tmp_path, monkeypatch
             assert ckpt is not None and ckpt.startswith("s3://nas/exp/tune/0-") and ckpt.endswith(f"/checkpoint_000000?{query}")
             [result] = run_grid([{**cfg, "run_dir": str(tmp_path / "second")}], storage_path=storage, name="tune",
                                 resume=True)
+        exp = uri_join(storage, "tune")
+        s3, path = pafs.FileSystem.from_uri(exp)
+        with s3.open_output_stream(f"{path}/1-running/checkpoint_000003/train_state.pt") as f:
+            f.write(b"a running trial's")
+        study = optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path / 's.db'}")
+        study.tell(study.ask(), 0.5)  # trial 0 finished; trial 1 has no finished record
+        assert remove_finished_checkpoints(exp, f"sqlite:///{tmp_path / 's.db'}", "s") == 1
+        assert uri_checkpoints(exp) == [("1-running", "checkpoint_000003")]
     assert result.error is None
     first, second = (json.loads((tmp_path / d / DONE_MARKER).read_text()) for d in ("first", "second"))
     assert first["epoch"] == second["epoch"] == 2

@@ -231,7 +231,7 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Console | 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     session = _fit(loaded, data, ledger, records, resume_from, study.budget.trials - finished, console, live)
     if not study.train.keep_finished_checkpoints:
-        remove_finished_checkpoints(exp_dir, url, name)
+        remove_finished_checkpoints(tune_experiment(study.ray, out, EXPERIMENT), url, name)
     result = write_outputs(loaded, url, name, console=console)
     result.ray_start_s, result.rejected = session["ray_start_s"], session["rejected"]
     result.wall_s = time.time() - t0
@@ -343,14 +343,21 @@ def _first_error(url: str, name: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------- outputs
-def remove_finished_checkpoints(exp_dir: Path, url: str, name: str) -> int:
-    """Delete Tune's checkpoints of trials whose study record is finished; returns how many folders went."""
+def remove_finished_checkpoints(exp_dir: Path | str, url: str, name: str) -> int:
+    """Delete Tune's checkpoints of trials whose study record is finished (in a folder or on a storage URI);
+    returns how many folders went."""
     import optuna  # lazy: optuna is a heavy optional package
 
     from nasattn.search.recorder import open_storage
+    from nasattn.tune.runner import delete_uri_checkpoint, uri_checkpoints
 
     st = optuna.load_study(study_name=name, storage=open_storage(url))
     finished = {str(t.number) for t in st.get_trials(deepcopy=False) if t.state.is_finished()}
+    if isinstance(exp_dir, str):
+        gone = [(t, c) for t, c in uri_checkpoints(exp_dir) if t.split("-", 1)[0] in finished]
+        for trial, ckpt in gone:
+            delete_uri_checkpoint(exp_dir, trial, ckpt)
+        return len(gone)
     removed = 0
     for ckpt in sorted(exp_dir.glob("*-*/checkpoint_*")):
         if ckpt.is_dir() and ckpt.parent.name.split("-", 1)[0] in finished:

@@ -98,17 +98,31 @@ def _index(name: str) -> int:
     return int(tail) if tail.isdigit() else -1
 
 
-def latest_uri_checkpoint(exp_uri: str, number: int) -> str | None:
-    """:func:`latest_checkpoint` in an experiment on a storage URI (listed through pyarrow's filesystem)."""
+def uri_checkpoints(exp_uri: str, prefix: str = "") -> list[tuple[str, str]]:
+    """``(trial folder, checkpoint folder)`` names of the checkpoints in Tune's experiment on a storage URI
+    (listed through pyarrow's filesystem), of the trial folders whose names start with ``prefix``."""
     from pyarrow import fs as pafs  # pyarrow ships with ray[tune]
 
     filesystem, path = pafs.FileSystem.from_uri(exp_uri)
 
-    def folders(where: str, prefix: str) -> list[str]:
+    def folders(where: str, start: str) -> list[str]:
         infos = filesystem.get_file_info(pafs.FileSelector(where, allow_not_found=True))
-        return [i.base_name for i in infos if i.type == pafs.FileType.Directory and i.base_name.startswith(prefix)]
+        return [i.base_name for i in infos if i.type == pafs.FileType.Directory and i.base_name.startswith(start)]
 
-    found = [(t, c) for t in folders(path, f"{number}-") for c in folders(f"{path}/{t}", "checkpoint_")]
+    return [(t, c) for t in folders(path, prefix) for c in folders(f"{path}/{t}", "checkpoint_")]
+
+
+def delete_uri_checkpoint(exp_uri: str, trial: str, checkpoint: str) -> None:
+    """Delete one checkpoint folder of Tune's experiment on a storage URI."""
+    from pyarrow import fs as pafs  # pyarrow ships with ray[tune]
+
+    filesystem, path = pafs.FileSystem.from_uri(exp_uri)
+    filesystem.delete_dir(f"{path}/{trial}/{checkpoint}")
+
+
+def latest_uri_checkpoint(exp_uri: str, number: int) -> str | None:
+    """:func:`latest_checkpoint` in an experiment on a storage URI."""
+    found = uri_checkpoints(exp_uri, f"{number}-")
     if not found:
         return None
     trial, ckpt = max(found, key=lambda tc: _index(tc[1]))
