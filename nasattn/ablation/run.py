@@ -206,7 +206,7 @@ def run_ablation(
     for name, why in plan.skipped.items():
         say(console, f"skipped variant {name}: {why}")
     say(console, "variants: " + ", ".join(plan.variants))
-    preflight(a.resources, a.ray, loaded.source)  # an unreachable cluster or too few resources: nothing written
+    preflight(a.resources, a.ray, loaded.source, loaded.resolved_data())  # an unreachable cluster or too few resources: nothing written
     out.mkdir(parents=True, exist_ok=True)
 
     data = prepare_data(loaded, console)

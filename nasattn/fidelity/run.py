@@ -338,7 +338,7 @@ def run_fidelity(plan: FidelityPlan, *, resume: bool = False, console: Console |
         from nasattn.data import load_dataset
 
         load_dataset(plan.data, progress=console is not None)  # fill the decoded cache once
-        with start_ray(res, ray_cfg, "fidelity") as ray_started, tune_interrupts() as stop:
+        with start_ray(res, ray_cfg, "fidelity", plan.data) as ray_started, tune_interrupts() as stop:
             conc = ray_started.concurrency
             say(console, f"{ray_started.summary}; {len(todo)} of {len(configs)} runs to train, up to {conc} at once")
             if resume and same and experiments and run_grid_restorable(out / experiments[-1]):

@@ -211,7 +211,7 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Console | 
         run_id = check_resume(out, loaded, url)
     elif exp_dir.exists() or (out / RUN_FILE).exists():
         raise ConfigError(f"{out} already holds a search; add --resume to continue it, or choose another --out")
-    preflight(study.resources, study.ray, loaded.source)  # an unreachable cluster or too few resources: nothing written
+    preflight(study.resources, study.ray, loaded.source, loaded.resolved_data())  # bad cluster, resources or data: nothing written
     out.mkdir(parents=True, exist_ok=True)
     name = _study_name(loaded)
     persistent = create_or_load_study(url, name, _directions(loaded), study.metric_names)  # refused: no run.json

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nasattn.config import ConfigError
+from nasattn.tune.nodes import check_data_on_nodes
 from nasattn.tune.session import is_embedded, ray_session
 
 
@@ -60,12 +61,14 @@ def check_resources(res: Resources, cluster: dict[str, float], source: str) -> N
         )
 
 
-def expected_cluster(res: Resources, ray: RayConfig) -> dict[str, float] | None:
+def expected_cluster(res: Resources, ray: RayConfig, data: str | None = None) -> dict[str, float] | None:
     """The CPUs and GPUs the Ray of a study will have, found without writing anything.
 
     Embedded Ray: ``num_cpus``/``num_gpus`` or what this machine has (CPU count, CUDA devices).
     A cluster address: checked to answer within a few seconds, then joined briefly to read its
-    resources (None when this process already runs Ray: the running one is used as it is).
+    resources and to check that every node can read ``data`` (a DataError naming the nodes that
+    cannot; :mod:`nasattn.tune.nodes`). None when this process already runs Ray: the running one is
+    used as it is.
     """
     if is_embedded(ray.address):
         cpus = res.num_cpus if res.num_cpus is not None else (os.cpu_count() or 1)
@@ -81,12 +84,14 @@ def expected_cluster(res: Resources, ray: RayConfig) -> dict[str, float] | None:
     if _ray.is_initialized():
         return None
     with ray_session(ray.address) as cluster:
+        check_data_on_nodes(data)
         return dict(cluster)
 
 
-def preflight(res: Resources, ray: RayConfig, source: str) -> None:
-    """Before a run writes anything: an unreachable ``ray.address`` or a trial that cannot fit is a ConfigError."""
-    cluster = expected_cluster(res, ray)
+def preflight(res: Resources, ray: RayConfig, source: str, data: str | None = None) -> None:
+    """Before a run writes anything: an unreachable ``ray.address`` or a trial that cannot fit is a ConfigError;
+    on a cluster, a node that cannot read ``data`` (the source trials load) is a DataError naming it."""
+    cluster = expected_cluster(res, ray, data)
     if cluster is not None:
         check_resources(res, cluster, source)
 
@@ -101,12 +106,15 @@ class RayStarted:
 
 
 @contextlib.contextmanager
-def start_ray(res: Resources, ray: RayConfig, source: str) -> Iterator[RayStarted]:
-    """Start an embedded Ray (or join ``ray.address``) for a study's resources and check that a trial fits."""
+def start_ray(res: Resources, ray: RayConfig, source: str, data: str | None = None) -> Iterator[RayStarted]:
+    """Start an embedded Ray (or join ``ray.address``) for a study's resources and check that a trial fits
+    (and, on a cluster, that every node can read ``data``, when given: runs without a :func:`preflight`)."""
     t0 = time.time()
     with ray_session(ray.address, num_cpus=res.num_cpus, num_gpus=res.num_gpus) as cluster:
         start_s = time.time() - t0
         check_resources(res, cluster, source)
+        if not is_embedded(ray.address):
+            check_data_on_nodes(data)
         conc = concurrency(res, cluster)
         summary = (f"ray: {cluster.get('CPU', 0):g} CPUs, {cluster.get('GPU', 0):g} GPUs "
                    f"({ray.address or 'embedded'}, started in {start_s:.1f}s)")

@@ -138,7 +138,7 @@ def run_path(plan: PathPlan, *, resume: bool = False, console: Console | None = 
     t0 = time.time()
     loaded, a, out = plan.loaded, plan.loaded.ablation, plan.loaded.output
     check_output(out, resume, console, "an ablation path")
-    preflight(a.resources, a.ray, loaded.source)
+    preflight(a.resources, a.ray, loaded.source, loaded.resolved_data())
     out.mkdir(parents=True, exist_ok=True)
     data = prepare_data(loaded, console)
     info = _info(plan, data, command)
