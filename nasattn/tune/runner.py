@@ -47,18 +47,18 @@ def run_grid(
 ):
     """Run every config (a :func:`train_trial` config) once as a Tune trial; returns the ResultGrid.
 
-    ``storage_path`` must be absolute (Tune's experiment lives in ``storage_path/name``; trial folders are
-    named ``<index>-<trial id>``). ``resume=True`` continues an interrupted run of the same configs: a
+    ``storage_path`` must be absolute or a URI (``s3://bucket/path``); Tune's experiment lives in
+    ``storage_path/name``, trial folders named ``<index>-<trial id>``. ``resume=True`` continues an interrupted run of the same configs: a
     fresh Tuner runs every config again, a finished one (its run folder's DONE marker) is re-reported
     without training, and an unfinished one starts from the newest checkpoint its earlier trial left
-    (the trainable loads it as plain tensors). Nothing of the earlier experiment is unpickled:
+    (the trainable loads it as plain tensors; on a storage URI it starts over). Nothing of the earlier experiment is unpickled:
     a run folder from elsewhere cannot run code through Tune's saved state.
     Call inside :func:`nasattn.tune.ray_session`.
     """
     from ray import tune  # lazy: ray is a heavy optional package
 
-    storage_path = Path(storage_path).resolve()
-    if resume:
+    storage_path = storage_path if "://" in str(storage_path) else Path(storage_path).resolve()
+    if resume and isinstance(storage_path, Path):  # checkpoints on a storage URI: unfinished trials start over
         configs = [_resumed(c, latest_checkpoint(storage_path / name, i)) for i, c in enumerate(configs)]
     tuner = tune.Tuner(
         grid_trainable(configs, cpus_per_trial, gpus_per_trial),
