@@ -208,7 +208,8 @@ def run_ablation(
         say(console, f"skipped variant {name}: {why}")
     say(console, "variants: " + ", ".join(plan.variants))
     checkpoints = "checkpoint_every" if a.checkpoint_every else None
-    preflight(a.resources, a.ray, loaded.source, checkpoints)  # an unreachable cluster, too few resources: nothing written
+    # an unreachable cluster, too few resources, data a node cannot read: nothing written
+    preflight(a.resources, a.ray, loaded.source, checkpoints, data=loaded.resolved_data())
     out.mkdir(parents=True, exist_ok=True)
 
     data = prepare_data(loaded, console)

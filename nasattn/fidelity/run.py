@@ -339,7 +339,7 @@ def run_fidelity(plan: FidelityPlan, *, resume: bool = False, console: Console |
         from nasattn.data import load_dataset
 
         load_dataset(plan.data, progress=console is not None)  # fill the decoded cache once
-        with start_ray(res, ray_cfg, "fidelity", home=out, checkpoints=_checkpoints(configs)) as ray_started, \
+        with start_ray(res, ray_cfg, "fidelity", home=out, checkpoints=_checkpoints(configs), data=plan.data) as ray_started, \
                 tune_interrupts() as stop:
             conc = ray_started.concurrency
             say(console, f"{ray_started.summary}; {len(todo)} of {len(configs)} runs to train, up to {conc} at once")

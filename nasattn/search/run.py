@@ -211,8 +211,8 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Console | 
         run_id = check_resume(out, loaded, url)
     elif exp_dir.exists() or (out / RUN_FILE).exists():
         raise ConfigError(f"{out} already holds a search; add --resume to continue it, or choose another --out")
-    # an unreachable cluster, too few resources, checkpoints no other node reaches: nothing written
-    preflight(study.resources, study.ray, loaded.source, _checkpoints(loaded))
+    # an unreachable cluster, too few resources, checkpoints or data no other node reaches: nothing written
+    preflight(study.resources, study.ray, loaded.source, _checkpoints(loaded), data=loaded.resolved_data())
     out.mkdir(parents=True, exist_ok=True)
     name = _study_name(loaded)
     persistent = create_or_load_study(url, name, _directions(loaded), study.metric_names)  # refused: no run.json

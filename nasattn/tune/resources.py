@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nasattn.config import ConfigError
 from nasattn.tune.home import home_sink
+from nasattn.tune.nodes import check_data_on_nodes
 from nasattn.tune.runner import uri_join
 from nasattn.tune.session import is_embedded, ray_session
 
@@ -127,12 +128,14 @@ def check_resources(res: Resources, cluster: dict[str, float], source: str) -> N
         )
 
 
-def expected_cluster(res: Resources, ray: RayConfig) -> tuple[dict[str, float], int] | None:
+def expected_cluster(res: Resources, ray: RayConfig, data: str | None = None) -> tuple[dict[str, float], int] | None:
     """The CPUs and GPUs the Ray of a study will have and its node count, found without writing anything.
 
     Embedded Ray: ``num_cpus``/``num_gpus`` or what this machine has (CPU count, CUDA devices), one node.
     A cluster address: checked to answer within a few seconds, then joined briefly to read its
-    resources (None when this process already runs Ray: the running one is used as it is).
+    resources and to check that every node can read ``data`` (a DataError naming the nodes that
+    cannot; :mod:`nasattn.tune.nodes`). None when this process already runs Ray: the running one is
+    used as it is.
     """
     if is_embedded(ray.address):
         cpus = res.num_cpus if res.num_cpus is not None else (os.cpu_count() or 1)
@@ -148,13 +151,16 @@ def expected_cluster(res: Resources, ray: RayConfig) -> tuple[dict[str, float], 
     if _ray.is_initialized():
         return None
     with ray_session(ray.address) as cluster:
+        check_data_on_nodes(data)
         return dict(cluster), alive_nodes()
 
 
-def preflight(res: Resources, ray: RayConfig, source: str, checkpoints: str | None = None) -> None:
+def preflight(res: Resources, ray: RayConfig, source: str, checkpoints: str | None = None, *,
+              data: str | None = None) -> None:
     """Before a run writes anything: an unreachable ``ray.address``, a trial that cannot fit, or checkpoints
-    on a cluster without a storage every node reaches (:func:`check_storage`) is a ConfigError."""
-    found = expected_cluster(res, ray)
+    on a cluster without a storage every node reaches (:func:`check_storage`) is a ConfigError; on a
+    cluster, a node that cannot read ``data`` (the source trials load) is a DataError naming it."""
+    found = expected_cluster(res, ray, data)
     if found is not None:
         check_resources(res, found[0], source)
         check_storage(ray, found[1], checkpoints, source)
@@ -171,17 +177,20 @@ class RayStarted:
 
 @contextlib.contextmanager
 def start_ray(res: Resources, ray: RayConfig, source: str, *, home: Path | None = None,
-              checkpoints: str | None = None) -> Iterator[RayStarted]:
+              checkpoints: str | None = None, data: str | None = None) -> Iterator[RayStarted]:
     """Start an embedded Ray (or join ``ray.address``) for a study's resources and check that a trial fits
     and that checkpoints can work (:func:`check_storage`). On a cluster (not embedded, no ``ray.shared_fs``),
     ``home`` (the output folder) gets a :func:`nasattn.tune.home.home_sink`: run folders of trials on
-    other nodes are sent there."""
+    other nodes are sent there; ``data``, when given (runs without a :func:`preflight`), must be readable on
+    every node (:func:`nasattn.tune.nodes.check_data_on_nodes`)."""
     t0 = time.time()
     with ray_session(ray.address, num_cpus=res.num_cpus, num_gpus=res.num_gpus) as cluster:
         start_s = time.time() - t0
         check_resources(res, cluster, source)
         nodes = alive_nodes()
         check_storage(ray, nodes, checkpoints, source)
+        if not is_embedded(ray.address):
+            check_data_on_nodes(data)
         conc = concurrency(res, cluster)
         summary = (f"ray: {cluster.get('CPU', 0):g} CPUs, {cluster.get('GPU', 0):g} GPUs"
                    + (f" on {nodes} nodes" if nodes > 1 else "")

@@ -139,7 +139,7 @@ def run_path(plan: PathPlan, *, resume: bool = False, console: Console | None = 
     loaded, a, out = plan.loaded, plan.loaded.ablation, plan.loaded.output
     check_output(out, resume, console, "an ablation path")
     checkpoints = "checkpoint_every" if a.checkpoint_every else None
-    preflight(a.resources, a.ray, loaded.source, checkpoints)
+    preflight(a.resources, a.ray, loaded.source, checkpoints, data=loaded.resolved_data())
     out.mkdir(parents=True, exist_ok=True)
     data = prepare_data(loaded, console)
     info = _info(plan, data, command)
