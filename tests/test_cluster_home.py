@@ -257,3 +257,13 @@ def test_checkpoints_on_an_s3_storage_resume_a_trial_and_go_when_it_finished(tmp
     first, second = (json.loads((tmp_path / d / DONE_MARKER).read_text()) for d in ("first", "second"))
     assert first["epoch"] == second["epoch"] == 2
     assert "time_to_first_epoch_s" in first and "time_to_first_epoch_s" not in second  # the second resumed at epoch 2
+
+
+def test_a_trial_outside_ray_writes_in_place_and_starts_no_ray(tmp_path):
+    import ray
+
+    from nasattn.tune.home import trip
+
+    assert not ray.is_initialized()
+    assert trip(tmp_path / "run", "t1") is None
+    assert not ray.is_initialized()

@@ -131,16 +131,14 @@ class Trip:
 def trip(home: Path | None, trial_id: str) -> Trip | None:
     """The trip of a trial whose run folder is ``home``: None when it runs on the driver's node or no
     sink was started (write in place)."""
-    if home is None:
-        return None
-    try:
-        import ray  # lazy: ray is a heavy optional package
-
-        sink = ray.get_actor(SINK_NAME)
-    except Exception:  # noqa: BLE001 - no sink (embedded Ray, a shared filesystem): write in place
-        return None
     import ray  # lazy: ray is a heavy optional package
 
+    if home is None or not ray.is_initialized():  # outside Ray (get_actor would start one)
+        return None
+    try:
+        sink = ray.get_actor(SINK_NAME)
+    except ValueError:  # no sink (embedded Ray, a shared filesystem): write in place
+        return None
     if ray.get(sink.home.remote()) == current_node():
         return None
     local = Path(tempfile.gettempdir()) / AWAY_ROOT / f"{os.getpid()}-{trial_id}"
