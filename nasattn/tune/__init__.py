@@ -14,8 +14,8 @@ Contract
     ``preflight(resources, ray_config, source, checkpoints)`` (:mod:`nasattn.tune.resources`) checks the
     address, that a trial fits and that checkpoints reach a storage every node reaches (``ray.storage``,
     ``ray.shared_fs``) before a run writes anything; on a cluster, ``start_ray(..., home=out)`` starts the
-    sink that receives the run folders of trials on other nodes (:mod:`nasattn.tune.home`).  Sets ``TUNE_GLOBAL_CHECKPOINT_S=1`` (unless set) so that experiment
-    snapshots are frequent enough for ``--resume`` after a ``kill -9``.
+    sink that receives the run folders of trials on other nodes (:mod:`nasattn.tune.home`).
+    Sets ``TUNE_GLOBAL_CHECKPOINT_S=1`` (unless set) so that experiment snapshots are frequent enough for ``--resume`` after a ``kill -9``.
 
 ``train_trial(config)``  (the one Tune function trainable)
     config keys:
