@@ -103,7 +103,7 @@ def test_a_search_on_two_nodes_with_local_checkpoints_exits_2_before_writing(tmp
     from nasattn.cli.main import app
     from nasattn.tune import resources
 
-    monkeypatch.setattr(resources, "expected_cluster", lambda res, ray: ({"CPU": 4.0, "GPU": 0.0}, 2))
+    monkeypatch.setattr(resources, "expected_cluster", lambda res, ray, data=None: ({"CPU": 4.0, "GPU": 0.0}, 2))
     out = tmp_path / "search"
     res = CliRunner().invoke(app, ["search", "quickstart", "--out", str(out), "--set", "ray.address=127.0.0.1:1"])
     assert res.exit_code == 2, res.output
@@ -129,14 +129,14 @@ def test_result_rows_name_the_trials_own_exception_and_its_node():
     assert row["error"] == "DataError: no class folders in /data/x (on node 10.1.2.3)"
 
 
-def test_the_study_record_takes_tunes_kept_exception_when_no_error_file_came_home(tmp_path):
-    from ray import cloudpickle
-
+def test_the_study_record_takes_the_error_line_and_node_of_tunes_trace_when_no_error_file_came_home(tmp_path):
     from nasattn.search.recorder import _error_text
 
-    pkl = tmp_path / "error.pkl"
-    pkl.write_bytes(cloudpickle.dumps(_ray_task_error(ValueError("bad width"), "10.9.9.9")))
-    trial = SimpleNamespace(config={"run_dir": str(tmp_path / "run")}, trial_id="t1", pickled_error_file=str(pkl),
+    trace = tmp_path / "error.txt"  # what Tune writes in the driver's trial folder for a RayTaskError
+    trace.write_text("Failure # 1 (occurred at 2026-12-05_03-00-00)\n"
+                     "ray::ImplicitFunc.train() (pid=4242, ip=10.9.9.9, actor_id=abc, repr=func)\n"
+                     "  File \"trainable.py\", line 3, in train\nValueError: bad width\n")
+    trial = SimpleNamespace(config={"run_dir": str(tmp_path / "run")}, trial_id="t1", error_file=str(trace),
                             get_error=lambda: None)
     assert _error_text(trial) == "ValueError: bad width (on node 10.9.9.9)"
     (tmp_path / "run").mkdir()
