@@ -185,6 +185,10 @@ def test_a_trial_away_from_home_sends_its_run_folder_and_its_error_home(tmp_path
     with ray_session(None, num_cpus=1), home_sink(out, node_id="f" * 56):
         grid = run_grid([_grid_config(ok), _grid_config(bad, data=str(tmp_path / "no-such-data"))],
                         storage_path=tmp_path / "tune", max_concurrent=1)
+        before = {p.name: p.stat().st_mtime_ns for p in ok.iterdir()}
+        [again] = run_grid([_grid_config(ok)], storage_path=tmp_path / "tune", name="again")  # finished at home
+    assert again.error is None and again.metrics["final"] is True
+    assert {p.name: p.stat().st_mtime_ns for p in ok.iterdir()} == before  # re-reported from home, not retrained
     errors = [r.error for r in grid if r.error is not None]
     assert len(errors) == 1
     assert sorted(p.name for p in ok.iterdir()) == sorted([*RUN_FILES, DONE_MARKER, PLACEMENT_FILE])
