@@ -3,8 +3,14 @@ no other node reaches, errors that name their node, and best/ that names what it
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import subprocess
+import sys
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -88,6 +94,9 @@ def test_tune_storage_is_one_stable_folder_per_output_folder(tmp_path):
     assert tune_storage(cfg, a) == tune_storage(cfg, a)
     assert tune_storage(cfg, a).startswith("s3://bucket/nas/a-") and tune_storage(cfg, b).startswith("s3://bucket/nas/b-")
     assert tune_storage(cfg, tmp_path / "x" / "a") != tune_storage(cfg, a)  # same name, another folder
+    local = RayConfig(storage="s3://bucket?endpoint_override=127.0.0.1:9000&scheme=http")
+    folder = tune_storage(cfg, a).split("/")[-1]
+    assert tune_storage(local, a) == f"s3://bucket/{folder}?endpoint_override=127.0.0.1:9000&scheme=http"
 
 
 def test_a_search_on_two_nodes_with_local_checkpoints_exits_2_before_writing(tmp_path, monkeypatch):
@@ -188,3 +197,63 @@ def test_a_trial_away_from_home_sends_its_run_folder_and_its_error_home(tmp_path
     ids = [Path(r.path).name.split("-", 1)[1] for r in grid]
     scratch = Path(tempfile.gettempdir()) / AWAY_ROOT  # the trials' node-local scratch folders went once home had them
     assert len(ids) == 2 and not [p for p in scratch.glob("*-*") if p.name.split("-", 1)[1] in ids]
+
+
+@contextlib.contextmanager
+def _s3_server() -> Iterator[int]:
+    """moto's S3-compatible server on a free loopback port (skips when moto is not installed)."""
+    pytest.importorskip("moto.server", reason="moto[server] (a dev extra) serves S3 on loopback")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+            time.sleep(0.1)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_checkpoints_on_an_s3_storage_resume_a_trial_and_go_when_it_finished(tmp_path, monkeypatch):
+    """Tune's storage on an S3-compatible server: the checkpoint is found there, a resumed trial starts from it,
+    and the checkpoints of finished trials are removed there."""
+    import optuna
+    from pyarrow import fs as pafs
+
+    from nasattn.search.run import remove_finished_checkpoints
+    from nasattn.tune import ray_session, run_grid
+    from nasattn.tune.runner import latest_checkpoint, uri_checkpoints, uri_join
+
+    for key, value in dict(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_EC2_METADATA_DISABLED="true").items():
+        monkeypatch.setenv(key, value)
+    with _s3_server() as port:
+        query = f"endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1"
+        pafs.FileSystem.from_uri(f"s3://nas?{query}&allow_bucket_creation=true")[0].create_dir("nas")
+        storage = f"s3://nas/exp?{query}"
+        cfg = {**_grid_config(tmp_path / "first"), "checkpoint_every": 1, "checkpoint_budget": None}
+        cfg["recipe"]["epochs"] = 2
+        with ray_session(None, num_cpus=1):
+            run_grid([cfg], storage_path=storage, name="tune")
+            ckpt = latest_checkpoint(uri_join(storage, "tune"), 0)
+            assert ckpt is not None and ckpt.startswith("s3://nas/exp/tune/0-") and ckpt.endswith(f"/checkpoint_000000?{query}")
+            [result] = run_grid([{**cfg, "run_dir": str(tmp_path / "second")}], storage_path=storage, name="tune",
+                                resume=True)
+        exp = uri_join(storage, "tune")
+        s3, path = pafs.FileSystem.from_uri(exp)
+        with s3.open_output_stream(f"{path}/1-running/checkpoint_000003/train_state.pt") as f:
+            f.write(b"a running trial's")
+        study = optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path / 's.db'}")
+        study.tell(study.ask(), 0.5)  # trial 0 finished; trial 1 has no finished record
+        assert remove_finished_checkpoints(exp, f"sqlite:///{tmp_path / 's.db'}", "s") == 1
+        assert uri_checkpoints(exp) == [("1-running", "checkpoint_000003")]
+    assert result.error is None
+    first, second = (json.loads((tmp_path / d / DONE_MARKER).read_text()) for d in ("first", "second"))
+    assert first["epoch"] == second["epoch"] == 2
+    assert "time_to_first_epoch_s" in first and "time_to_first_epoch_s" not in second  # the second resumed at epoch 2

@@ -307,7 +307,7 @@ def run_fidelity(plan: FidelityPlan, *, resume: bool = False, console: Console |
     """
     from nasattn.config import validate as validate_model
     from nasattn.interrupt import tune_interrupts
-    from nasattn.tune.resources import RayConfig, Resources, start_ray, tune_storage
+    from nasattn.tune.resources import RayConfig, Resources, start_ray, tune_experiment, tune_storage
     from nasattn.tune.runner import unfinished_with_checkpoint
 
     t0 = time.time()
@@ -343,7 +343,7 @@ def run_fidelity(plan: FidelityPlan, *, resume: bool = False, console: Console |
                 tune_interrupts() as stop:
             conc = ray_started.concurrency
             say(console, f"{ray_started.summary}; {len(todo)} of {len(configs)} runs to train, up to {conc} at once")
-            if resume and same and experiments and run_grid_restorable(out / experiments[-1]):
+            if resume and same and experiments and run_grid_restorable(tune_experiment(ray_cfg, out, experiments[-1])):
                 say(console, f"continuing {out / experiments[-1]} from its checkpoints")
                 grid = _grid(configs, tune_storage(ray_cfg, out), experiments[-1], res, conc, True, live)
                 todo = unfinished()
@@ -383,9 +383,10 @@ def first_error(configs: list[dict[str, Any]], grid: Any = ()) -> str:
     return "no run wrote an error (see the Tune trial folders)"
 
 
-def run_grid_restorable(path: Path) -> bool:
-    """An earlier Tune experiment folder whose trials' checkpoints a resume can continue from."""
-    return path.is_dir()
+def run_grid_restorable(path: Path | str) -> bool:
+    """An earlier Tune experiment folder whose trials' checkpoints a resume can continue from (on a storage URI:
+    assumed; a resume that finds no checkpoint there trains from the start)."""
+    return isinstance(path, str) or path.is_dir()
 
 
 def _grid(configs: list[dict[str, Any]], storage: str, name: str, res: Any, conc: int, resume: bool, live: bool | None) -> Any:

@@ -17,7 +17,7 @@ from nasattn.schema import (
 )
 from nasattn.config import ConfigError, NasattnError, to_yaml
 from nasattn.search.study import LoadedStudy
-from nasattn.tune.resources import preflight, start_ray, tune_storage
+from nasattn.tune.resources import preflight, start_ray, tune_experiment, tune_storage
 from nasattn.tune.trainable import CHECKPOINT_BUDGET
 
 if TYPE_CHECKING:
@@ -222,7 +222,7 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Console | 
         run_id = start_record(out, loaded)
     say(console, f"optuna study {name!r} in {redact(url)}")
     records = run_records(persistent, run_id) if resume else []
-    resume_from = unfinished_checkpoints(exp_dir, records)
+    resume_from = unfinished_checkpoints(tune_experiment(study.ray, out, EXPERIMENT), records)
     finished = sum(1 for t in records if t.state.is_finished())
     if resume:
         say(console, f"resuming: {finished} finished, {len(records) - finished} to continue "
@@ -231,13 +231,14 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Console | 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     session = _fit(loaded, data, ledger, records, resume_from, study.budget.trials - finished, console, live)
     if not study.train.keep_finished_checkpoints:
-        remove_finished_checkpoints(exp_dir, url, name)
+        remove_finished_checkpoints(tune_experiment(study.ray, out, EXPERIMENT), url, name)
     result = write_outputs(loaded, url, name, console=console)
     result.ray_start_s, result.rejected = session["ray_start_s"], session["rejected"]
     result.wall_s = time.time() - t0
     if session["signum"] is not None:
         result.interrupted = session["signum"]
-        result.checkpointed = len(unfinished_checkpoints(exp_dir, run_records(ledger.connect(), run_id)))
+        result.checkpointed = len(unfinished_checkpoints(tune_experiment(study.ray, out, EXPERIMENT),
+                                                         run_records(ledger.connect(), run_id)))
         return result
     ok = sum(result.counts.get(s, 0) for s in (TrialStatus.COMPLETE, TrialStatus.STOPPED, TrialStatus.INTERRUPTED))
     if ok == 0:
@@ -342,14 +343,21 @@ def _first_error(url: str, name: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------- outputs
-def remove_finished_checkpoints(exp_dir: Path, url: str, name: str) -> int:
-    """Delete Tune's checkpoints of trials whose study record is finished; returns how many folders went."""
+def remove_finished_checkpoints(exp_dir: Path | str, url: str, name: str) -> int:
+    """Delete Tune's checkpoints of trials whose study record is finished (in a folder or on a storage URI);
+    returns how many folders went."""
     import optuna  # lazy: optuna is a heavy optional package
 
     from nasattn.search.recorder import open_storage
+    from nasattn.tune.runner import delete_uri_checkpoint, uri_checkpoints
 
     st = optuna.load_study(study_name=name, storage=open_storage(url))
     finished = {str(t.number) for t in st.get_trials(deepcopy=False) if t.state.is_finished()}
+    if isinstance(exp_dir, str):
+        gone = [(t, c) for t, c in uri_checkpoints(exp_dir) if t.split("-", 1)[0] in finished]
+        for trial, ckpt in gone:
+            delete_uri_checkpoint(exp_dir, trial, ckpt)
+        return len(gone)
     removed = 0
     for ckpt in sorted(exp_dir.glob("*-*/checkpoint_*")):
         if ckpt.is_dir() and ckpt.parent.name.split("-", 1)[0] in finished:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from nasattn.config import ConfigError
 from nasattn.tune.home import home_sink
 from nasattn.tune.nodes import check_data_on_nodes
+from nasattn.tune.runner import uri_join
 from nasattn.tune.session import is_embedded, ray_session
 
 
@@ -64,12 +65,19 @@ def is_uri(storage: str) -> bool:
 
 def tune_storage(ray: RayConfig, out: Path) -> str:
     """Tune's ``storage_path`` for a run whose output folder is ``out``: ``ray.storage`` (one folder per output
-    folder inside it, the same on a resume) or ``out`` itself."""
+    folder inside it, the same on a resume; a URI's query, e.g. ``?endpoint_override=host:port``, kept) or
+    ``out`` itself."""
     if ray.storage is None:
         return str(out)
     key = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:10]
-    base = ray.storage if is_uri(ray.storage) else os.path.expanduser(ray.storage)
-    return f"{base.rstrip('/')}/{out.name}-{key}"
+    base, sep, query = (ray.storage if is_uri(ray.storage) else os.path.expanduser(ray.storage)).partition("?")
+    return f"{base.rstrip('/')}/{out.name}-{key}{sep}{query}"
+
+
+def tune_experiment(ray: RayConfig, out: Path, name: str) -> Path | str:
+    """Where Tune's experiment ``name`` of the output folder ``out`` lives: a folder, or a URI on ``ray.storage``."""
+    storage = tune_storage(ray, out)
+    return uri_join(storage, name) if is_uri(storage) else Path(storage) / name
 
 
 def check_storage(ray: RayConfig, nodes: int, checkpoints: str | None, source: str) -> None:

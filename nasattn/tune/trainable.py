@@ -229,8 +229,12 @@ def _resume_state(config: dict[str, Any]) -> Any:
     if checkpoint is not None:
         with checkpoint.as_directory() as ckpt_dir:
             return _load_state(ckpt_dir)
-    if config.get("resume_from"):  # a resumed search: the checkpoint an earlier session of this trial left
-        return _load_state(str(config["resume_from"]))
+    source = str(config.get("resume_from") or "")
+    if "://" in source:  # on a storage URI (s3://...): fetched into a local folder first
+        with tune.Checkpoint(source).as_directory() as ckpt_dir:
+            return _load_state(ckpt_dir)
+    if source:  # a resumed search: the checkpoint an earlier session of this trial left
+        return _load_state(source)
     return None
 
 
