@@ -9,6 +9,7 @@ Ray start); the whole module runs in about a minute and a half on 2 cores.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -17,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from nasattn.data.sources import MINI_DIR
+from nasattn.data.sources import MINI_DIR, MINI_NAME
 from nasattn.rundir import is_run_content
-from nasattn.schema import BEST_DIR, ERROR_FILE, MODEL_FILE, RUN_DIR, RUN_FILES, STATUS, TRIALS_CSV
+from nasattn.schema import BEST_DIR, ERROR_FILE, EXPERIMENT, MODEL_FILE, RUN_DIR, RUN_FILES, STATUS, TRIALS_CSV
 from twonode import WORKER_IP, TwoNodes, two_node_cluster
 
 pytestmark = pytest.mark.slow
@@ -82,6 +83,9 @@ def test_a_search_trains_every_trial_on_the_worker_node(nodes: dict, search: sub
     # the head has no CPUs: the trials ran on the worker, which decoded eurosat-mini into the driver's
     # NASATTN_CACHE (it travels in the job's runtime environment), on its own disk
     assert any(f.endswith(".pt") for f in nodes["cluster"].worker_files(nodes["cache"]))
+    # the bundled sample travels by name, not as the driver's path to it (Tune's params.json: the trial's config)
+    configs = [json.loads(p.read_text()) for p in sorted((nodes["search"] / EXPERIMENT).glob("*/params.json"))]
+    assert [c["data"] for c in configs] == [MINI_NAME, MINI_NAME]
 
 
 def test_every_run_folder_comes_home_to_the_driver(nodes: dict, search: subprocess.CompletedProcess):
