@@ -9,6 +9,7 @@ Ray start); the whole module runs in about a minute and a half on 2 cores.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -16,45 +17,24 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from nasattn.data.sources import MINI_DIR
-from nasattn.schema import ERROR_FILE, METRICS_FILE, MODEL_FILE, RUN_DIR, STATUS, TRIALS_CSV
+from nasattn.data.sources import MINI_DIR, MINI_NAME
+from nasattn.rundir import is_run_content
+from nasattn.schema import BEST_DIR, ERROR_FILE, EXPERIMENT, MODEL_FILE, RUN_DIR, RUN_FILES, STATUS, TRIALS_CSV
 from twonode import WORKER_IP, TwoNodes, two_node_cluster
 
 pytestmark = pytest.mark.slow
 
 NASATTN = [sys.executable, "-m", "nasattn.cli.main"]
-
-# Two plain stages at width 0.125; attention none or SE: the smallest search that trains real networks.
-SPACE = {
-    "name": "two-node",
-    "stem": {"options": {"none": None}},
-    "stages": {"count": 2, "block": {"options": {"plain": None}}, "depth": 1,
-               "width": {"base": 16, "growth": 2, "max": 64}, "downsample": "maxpool"},
-    "attention": {"mode": "same", "type": {"options": {"none": None, "se": {"reduction": 4}}}},
-    "head": {"options": {"gap_linear": {"dropout": 0.0}}},
-    "dropblock": {"options": {"none": None}},
-    "recipe": {"lr": 0.01, "optimizer": "sgd"},
-}
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def study_file(folder: Path, out: Path, cluster: TwoNodes, *, data: str = "eurosat-mini", trials: int = 2,
-               checkpoint_every: int = 0) -> Path:
-    """A 1-epoch search of ``trials`` tiny networks on ``cluster`` writing to ``out``."""
-    study = {
-        "name": "two-node", "space": SPACE, "data": data,
-        "budget": {"trials": trials, "epochs": 1, "max_steps_per_epoch": 2},
-        "sampler": {"type": "random", "seed": 0}, "early_stopping": "none",
-        "resources": {"cpus_per_trial": 1, "max_concurrent": 2},
-        "train": {"width_mult": 0.125, "recipe": {"eval_batch_size": 256}, "checkpoint_every": checkpoint_every,
-                  "zero_cost": False},
-        "ray": {"address": cluster.address},
-        "output": str(out),
-    }
-    path = folder / f"{out.name}.yaml"
-    path.write_text(yaml.safe_dump(study, sort_keys=False))
-    return path
+def search_args(cluster: TwoNodes, out: Path, *extra: str) -> list[str]:
+    """README's cluster command (the quickstart study, checkpoints off) cut to 2 trials of 1 epoch of 2 steps."""
+    sets = {"ray.address": cluster.address, "train.checkpoint_every": 0, "budget.trials": 2, "budget.epochs": 1,
+            "budget.max_steps_per_epoch": 2, "train.width_mult": 0.125, "report": "false"}
+    return ["search", str(ROOT / "studies" / "quickstart.yaml"), *(f"--set={k}={v}" for k, v in sets.items()),
+            "--out", str(out), "--no-live", *extra]
 
 
 def nasattn(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -83,8 +63,8 @@ def nodes(tmp_path_factory: pytest.TempPathFactory, _isolated_cache) -> dict:
 
 @pytest.fixture(scope="module")
 def search(nodes: dict) -> subprocess.CompletedProcess:
-    """One search of two trials on eurosat-mini, no checkpoints, output on the driver's disk only."""
-    return nasattn("search", str(study_file(nodes["base"], nodes["search"], nodes["cluster"])), "--no-live")
+    """One search of two trials on eurosat-mini, no checkpoints, output on the driver's disk (the worker has its own)."""
+    return nasattn(*search_args(nodes["cluster"], nodes["search"]))
 
 
 def test_the_worker_sees_its_own_disk(nodes: dict):
@@ -103,24 +83,28 @@ def test_a_search_trains_every_trial_on_the_worker_node(nodes: dict, search: sub
     # the head has no CPUs: the trials ran on the worker, which decoded eurosat-mini into the driver's
     # NASATTN_CACHE (it travels in the job's runtime environment), on its own disk
     assert any(f.endswith(".pt") for f in nodes["cluster"].worker_files(nodes["cache"]))
+    # the bundled sample travels by name, not as the driver's path to it (Tune's params.json: the trial's config)
+    configs = [json.loads(p.read_text()) for p in sorted((nodes["search"] / EXPERIMENT).glob("*/params.json"))]
+    assert [c["data"] for c in configs] == [MINI_NAME, MINI_NAME]
 
 
-@pytest.mark.xfail(strict=True, reason="#25 item 1 (branch home): run folders are written on the worker's disk")
 def test_every_run_folder_comes_home_to_the_driver(nodes: dict, search: subprocess.CompletedProcess):
+    """#25 item 1: the worker's run folders reach ``--out`` on the driver's disk, whole; best/ too."""
     assert search.returncode == 0, search.stdout + search.stderr
     out = nodes["search"]
     for row in trial_rows(out):
         run_dir = Path(row[RUN_DIR])
         assert run_dir.is_relative_to(out), row
-        assert (run_dir / METRICS_FILE).is_file() and (run_dir / MODEL_FILE).is_file(), row
+        assert [f for f in RUN_FILES if not (run_dir / f).is_file()] == [], row
         assert not (run_dir / ERROR_FILE).exists()
+    assert (out / BEST_DIR / MODEL_FILE).is_file()
 
 
 def test_data_on_the_head_only_is_refused_before_the_first_trial(nodes: dict):
     """The dataset exists where the driver runs, not on the worker node: exit 2 naming the node and the path."""
     out = nodes["headonly"]
-    res = nasattn("search", str(study_file(nodes["base"], out, nodes["cluster"], data=str(nodes["data"]))), "--no-live")
+    res = nasattn(*search_args(nodes["cluster"], out, "--data", str(nodes["data"])))
     assert res.returncode == 2, res.stdout + res.stderr
     assert WORKER_IP in res.stderr and str(nodes["data"]) in res.stderr, res.stderr
     assert "Traceback" not in res.stdout + res.stderr
-    assert not (out / TRIALS_CSV).exists()
+    assert not any(is_run_content(p) for p in out.iterdir())  # (the folder itself is the harness's mount point)
