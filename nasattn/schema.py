@@ -8,7 +8,7 @@ A training run folder (``nasattn train``, and every trial of a search, an ablati
 
     metrics.json history.csv predictions.csv arch.yaml recipe.yaml model.pt   (RUN_FILES)
     DONE       written after the run's files: the run finished (a re-run only re-reports)
-    ERROR      written when training raised: "ExcType: message"
+    ERROR      written when training raised: "ExcType: message (on node IP (ID))"
 
 A search folder: run.json, study.yaml, study.db, trials.csv, report.html, best/, trials/, tune/,
 stopped.json; an ablation folder: ablation.json, ablation.csv, summary.csv, trials.json, runs/, tune/;
@@ -31,7 +31,7 @@ RUN_FILES = (METRICS_FILE, HISTORY_FILE, ARCH_FILE, RECIPE_FILE, MODEL_FILE, PRE
 DONE_MARKER = "DONE"
 """Written in a run folder after its files (JSON of the final metrics): the run finished."""
 ERROR_FILE = "ERROR"
-"""Written in a run folder when training raised: ``ExcType: message``."""
+"""Written in a run folder when training raised: ``ExcType: message (on node <ip> (<node id prefix>))``."""
 STATE_FILE = "train_state.pt"
 """A trial's resumable training state (checkpoints)."""
 PLACEMENT_FILE = "placement.json"
@@ -55,6 +55,10 @@ STUDY_DB = "study.db"
 TRIALS_CSV = "trials.csv"
 STOPPED_FILE = "stopped.json"
 BEST_DIR = "best"
+TRAINED_ARCH_FILE = "trained_arch.yaml"
+"""best/'s copy of the best trial's run-folder arch.yaml (the widths it trained with)."""
+BEST_MISSING = "missing"
+"""best/metrics.json's list of the best trial's run files that best/ lacks (absent from its run folder)."""
 TRIALS_DIR = "trials"
 
 # ablation

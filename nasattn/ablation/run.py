@@ -31,7 +31,7 @@ from nasattn.schema import (
 )
 from nasattn.stats import DEFAULT_PRIMARY, verdict
 from nasattn.config import ConfigError, NasattnError
-from nasattn.tune.resources import preflight, start_ray
+from nasattn.tune.resources import preflight, start_ray, tune_storage
 from nasattn.tune.trainable import scalar_metrics
 
 if TYPE_CHECKING:
@@ -165,8 +165,9 @@ def check_output(out: Path, resume: bool, console: Console | None = None, what: 
 
 
 def train_grid(configs: list[dict[str, Any]], out: Path, name: str, res: Any, concurrency: int, *, restoring: bool,
-               title: str, live: bool | None = None) -> tuple[list[dict[str, Any]], Any, Any]:
-    """Train ``configs`` as one Tune experiment ``out/name`` (inside :func:`start_ray`), signals caught;
+               title: str, live: bool | None = None, storage: str | None = None) -> tuple[list[dict[str, Any]], Any, Any]:
+    """Train ``configs`` as one Tune experiment ``out/name`` (or ``storage/name``: ``ray.storage``'s
+    :func:`nasattn.tune.resources.tune_storage`) inside :func:`start_ray`, signals caught;
     returns (:func:`ablation_rows`, the ResultGrid, the interrupt record with ``signum``)."""
     from nasattn.interrupt import tune_interrupts
     from nasattn.tune import result_rows, run_grid
@@ -176,7 +177,7 @@ def train_grid(configs: list[dict[str, Any]], out: Path, name: str, res: Any, co
                        describe=GridLabel([_label(c) for c in configs]), live=live)
     with tune_interrupts() as stop:
         grid = run_grid(
-            configs, storage_path=out, name=name, cpus_per_trial=res.cpus_per_trial,
+            configs, storage_path=storage or out, name=name, cpus_per_trial=res.cpus_per_trial,
             gpus_per_trial=res.gpus_per_trial, max_concurrent=concurrency, callbacks=[table], resume=restoring,
         )
     return ablation_rows(configs, result_rows(grid)), grid, stop
@@ -206,7 +207,9 @@ def run_ablation(
     for name, why in plan.skipped.items():
         say(console, f"skipped variant {name}: {why}")
     say(console, "variants: " + ", ".join(plan.variants))
-    preflight(a.resources, a.ray, loaded.source)  # an unreachable cluster or too few resources: nothing written
+    checkpoints = "checkpoint_every" if a.checkpoint_every else None
+    # an unreachable cluster, too few resources, data a node cannot read: nothing written
+    preflight(a.resources, a.ray, loaded.source, checkpoints, data=loaded.resolved_data())
     out.mkdir(parents=True, exist_ok=True)
 
     data = prepare_data(loaded, console)
@@ -217,7 +220,7 @@ def run_ablation(
     (out / TRIALS_JSON).write_text(json.dumps({"experiment": exp_name, "configs": configs}, indent=1) + "\n")
 
     res = a.resources
-    with start_ray(res, a.ray, loaded.source) as ray_started:
+    with start_ray(res, a.ray, loaded.source, home=out, checkpoints=checkpoints) as ray_started:
         conc, ray_start_s = ray_started.concurrency, ray_started.start_seconds
         done = sum((Path(c["run_dir"]) / DONE_MARKER).is_file() for c in configs)
         splits = f" x {len(a.split_seeds)} splits" if a.split_seeds else ""
@@ -225,7 +228,7 @@ def run_ablation(
         say(console, f"{ray_started.summary}; {len(configs)} trials ({grid}), up to {conc} at once"
                       + (f"; {done} already finished" if done else "")
                       + (f"; continuing {out / exp_name} from its checkpoints" if restoring else ""))
-        rows, grid, stop = train_grid(configs, out, exp_name, res, conc, restoring=restoring,
+        rows, grid, stop = train_grid(configs, out, exp_name, res, conc, restoring=restoring, storage=tune_storage(a.ray, out),
                                       title=f"nasattn ablate {a.name}", live=live)
     full = disk_failure(grid)
     if full is not None and stop.signum is None:  # a full disk: stop here, the finished runs and the state kept

@@ -20,6 +20,7 @@
     max_steps_per_epoch: null
     resources: {cpus_per_trial: 1, gpus_per_trial: 0, max_concurrent: 2}
     ray: {address: null}              # null: an embedded Ray; "auto" / "host:port": a running cluster
+                                      # (storage: s3://... or shared_fs: true for checkpoints on several nodes)
     output: runs/ablation/eurosat     # relative to the working directory
 """
 

@@ -30,6 +30,7 @@ from nasattn.config import ConfigError, NasattnError
 from nasattn.presets import list_presets
 from nasattn.engine.zero_cost import ZC_COLUMNS
 from nasattn.stats import correlation, not_retrained, regret, summarize, top_k_overlap
+from nasattn.tune.trainable import tune_error_line
 from nasattn.schema import (
     AGREEMENT_CSV, DONE_MARKER, ERROR_FILE, EXPERIMENT, FIDELITY_BASE_PRESET, FIDELITY_CSV, FIDELITY_DIR,
     FIDELITY_EPOCHS_FACTOR, FIDELITY_JSON, FIDELITY_RANDOM, FIDELITY_TOP, PAIRED_CSV, REPORT_FILE, RUNS_DIR, STUDY_FILE,
@@ -306,7 +307,7 @@ def run_fidelity(plan: FidelityPlan, *, resume: bool = False, console: Console |
     """
     from nasattn.config import validate as validate_model
     from nasattn.interrupt import tune_interrupts
-    from nasattn.tune.resources import RayConfig, Resources, start_ray
+    from nasattn.tune.resources import RayConfig, Resources, start_ray, tune_experiment, tune_storage
     from nasattn.tune.runner import unfinished_with_checkpoint
 
     t0 = time.time()
@@ -338,18 +339,19 @@ def run_fidelity(plan: FidelityPlan, *, resume: bool = False, console: Console |
         from nasattn.data import load_dataset
 
         load_dataset(plan.data, progress=console is not None)  # fill the decoded cache once
-        with start_ray(res, ray_cfg, "fidelity") as ray_started, tune_interrupts() as stop:
+        with start_ray(res, ray_cfg, "fidelity", home=out, checkpoints=_checkpoints(configs), data=plan.data) as ray_started, \
+                tune_interrupts() as stop:
             conc = ray_started.concurrency
             say(console, f"{ray_started.summary}; {len(todo)} of {len(configs)} runs to train, up to {conc} at once")
-            if resume and same and experiments and run_grid_restorable(out / experiments[-1]):
+            if resume and same and experiments and run_grid_restorable(tune_experiment(ray_cfg, out, experiments[-1])):
                 say(console, f"continuing {out / experiments[-1]} from its checkpoints")
-                grid = _grid(configs, out, experiments[-1], res, conc, True, live)
+                grid = _grid(configs, tune_storage(ray_cfg, out), experiments[-1], res, conc, True, live)
                 todo = unfinished()
             if todo and stop.signum is None:
                 name = EXPERIMENT if not experiments else f"{EXPERIMENT}-{len(experiments) + 1}"
                 experiments.append(name)
                 save()
-                grid = _grid([configs[i] for i in todo], out, name, res, conc, False, live)
+                grid = _grid([configs[i] for i in todo], tune_storage(ray_cfg, out), name, res, conc, False, live)
             signum = stop.signum
             checkpointed = unfinished_with_checkpoint(grid) if signum is not None else 0
     save()
@@ -358,33 +360,43 @@ def run_fidelity(plan: FidelityPlan, *, resume: bool = False, console: Console |
     result.interrupted, result.checkpointed = signum, checkpointed
     if signum is None and not result.counts["finished"]:
         n = len(configs)
-        raise FidelityFailed(f"every training failed ({n} of {n}); first error: {first_error(configs)}; "
+        raise FidelityFailed(f"every training failed ({n} of {n}); first error: {first_error(configs, grid)}; "
                              f"wrote {result.csv}")
     return result
 
 
-def first_error(configs: list[dict[str, Any]]) -> str:
-    """The first run's ERROR file text (``ExcType: message``), or a pointer to Tune's trial logs."""
+def _checkpoints(configs: list[dict[str, Any]]) -> str | None:
+    """The setting that turns checkpoints on (named in a refusal), None when no run checkpoints."""
+    return "train.checkpoint_every" if any(c.get("checkpoint_every") for c in configs) else None
+
+
+def first_error(configs: list[dict[str, Any]], grid: Any = ()) -> str:
+    """The first run's ERROR file text (``ExcType: message (on node ...)``, sent home from another node), else
+    the first exception Tune kept for a trial of ``grid`` (a ResultGrid), else a pointer to Tune's trial logs."""
     for c in configs:
         path = Path(c["run_dir"]) / ERROR_FILE
         if path.is_file():
             return path.read_text(errors="replace").strip()[:2000]
+    for result in grid:
+        if result.error is not None:
+            return tune_error_line(result.error)[:2000]
     return "no run wrote an error (see the Tune trial folders)"
 
 
-def run_grid_restorable(path: Path) -> bool:
-    """An earlier Tune experiment folder whose trials' checkpoints a resume can continue from."""
-    return path.is_dir()
+def run_grid_restorable(path: Path | str) -> bool:
+    """An earlier Tune experiment folder whose trials' checkpoints a resume can continue from (on a storage URI:
+    assumed; a resume that finds no checkpoint there trains from the start)."""
+    return isinstance(path, str) or path.is_dir()
 
 
-def _grid(configs: list[dict[str, Any]], out: Path, name: str, res: Any, conc: int, resume: bool, live: bool | None) -> Any:
-    """Run ``configs`` as one Tune experiment ``out/name`` under a live table; returns the ResultGrid."""
+def _grid(configs: list[dict[str, Any]], storage: str, name: str, res: Any, conc: int, resume: bool, live: bool | None) -> Any:
+    """Run ``configs`` as one Tune experiment ``storage/name`` under a live table; returns the ResultGrid."""
     from nasattn.tune import run_grid
     from nasattn.tune.progress import GridLabel, TrialTable
 
     table = TrialTable(total=len(configs), concurrency=conc, title="nasattn fidelity", live=live,
                        describe=GridLabel([f"trial{c['trial']} seed{c['seed']}" for c in configs]))
-    return run_grid(configs, storage_path=out, name=name, cpus_per_trial=res.cpus_per_trial,
+    return run_grid(configs, storage_path=storage, name=name, cpus_per_trial=res.cpus_per_trial,
              gpus_per_trial=res.gpus_per_trial, max_concurrent=conc, callbacks=[table], resume=resume)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -30,16 +31,13 @@ _SKIP = (TUNE_BOOKKEEPING - {"time_total_s"}) | {"final"}
 
 
 def _error_text(trial: Any) -> str:
-    """The trial's error: the ERROR file its run wrote, else Tune's error trace (the last error line)."""
+    """The trial's error: the ERROR file its run wrote (sent home from another node), else the last error
+    line of Tune's error trace with the node Ray names in it (``ip=...``)."""
     config = trial.config or {}
     run_dir = config.get("run_dir") or (Path(config["runs_root"]) / trial.trial_id if config.get("runs_root") else None)
     if run_dir and (Path(run_dir) / ERROR_FILE).is_file():
         return (Path(run_dir) / ERROR_FILE).read_text().strip()[:2000]
-    text = None
-    try:
-        text = trial.get_error()
-    except Exception:  # noqa: BLE001
-        text = None
+    text = _tune_error_trace(trial)
     if not text:
         return "unknown error (see the trial's folder under tune/)"
     lines = [ln for ln in str(text).strip().splitlines() if ln.strip()]
@@ -49,7 +47,20 @@ def _error_text(trial: Any) -> str:
         if "Error" in ln or "Exception" in ln:
             last = ln.strip()
             break
-    return last[:2000]
+    node = re.search(r"\bip=([0-9A-Fa-f.:]+)", str(text))
+    return (last + (f" (on node {node.group(1)})" if node else ""))[:2000]
+
+
+def _tune_error_trace(trial: Any) -> str | None:
+    """Tune's text trace of a failed trial: its error file in the driver's trial folder (written before the
+    callbacks run), else the copy in Tune's storage; None if neither can be read."""
+    path = getattr(trial, "error_file", None)
+    if path and Path(path).is_file():
+        return Path(path).read_text(errors="replace")
+    try:
+        return trial.get_error()
+    except Exception:  # noqa: BLE001 - no trace: the caller says so
+        return None
 
 
 class StudyLedger:

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from nasattn.say import say
 from nasattn.schema import (
-    ARCH_FILE, EXPERIMENT, HISTORY_FILE, METRICS_FILE, MODEL_FILE, PREDICTIONS_FILE, RECIPE_FILE, RUN_JSON, STUDY_FILE,
-    TRIALS_CSV,
+    ARCH_FILE, BEST_DIR, BEST_MISSING, EXPERIMENT, HISTORY_FILE, METRICS_FILE, MODEL_FILE, PREDICTIONS_FILE, RECIPE_FILE,
+    RUN_JSON, STUDY_FILE, TRAINED_ARCH_FILE, TRIALS_CSV,
     VAL_ACCURACY_LAST, ExitCode, TrialStatus,
 )
 from nasattn.config import ConfigError, NasattnError, to_yaml
 from nasattn.search.study import LoadedStudy
-from nasattn.tune.resources import preflight, start_ray
+from nasattn.tune.resources import preflight, start_ray, tune_experiment, tune_storage
 from nasattn.tune.trainable import CHECKPOINT_BUDGET
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ def check_resume(out: Path, loaded: LoadedStudy, url: str | None = None) -> str:
     run_file = out / RUN_FILE
     if not out.is_dir():
         raise ConfigError(f"--resume: {out} does not exist; nothing to resume (drop --resume to start a search)")
-    if not run_file.is_file() or not (out / EXPERIMENT).is_dir():
+    if not run_file.is_file() or (loaded.study.ray.storage is None and not (out / EXPERIMENT).is_dir()):
         raise ConfigError(f"--resume: {out} holds no search run ({RUN_FILE} or {EXPERIMENT}/ missing), nothing to resume; "
                           "drop --resume to start a search, or give the folder of the run to continue")
     try:
@@ -211,7 +211,8 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Console | 
         run_id = check_resume(out, loaded, url)
     elif exp_dir.exists() or (out / RUN_FILE).exists():
         raise ConfigError(f"{out} already holds a search; add --resume to continue it, or choose another --out")
-    preflight(study.resources, study.ray, loaded.source)  # an unreachable cluster or too few resources: nothing written
+    # an unreachable cluster, too few resources, checkpoints or data no other node reaches: nothing written
+    preflight(study.resources, study.ray, loaded.source, _checkpoints(loaded), data=loaded.resolved_data())
     out.mkdir(parents=True, exist_ok=True)
     name = _study_name(loaded)
     persistent = create_or_load_study(url, name, _directions(loaded), study.metric_names)  # refused: no run.json
@@ -221,7 +222,7 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Console | 
         run_id = start_record(out, loaded)
     say(console, f"optuna study {name!r} in {redact(url)}")
     records = run_records(persistent, run_id) if resume else []
-    resume_from = unfinished_checkpoints(exp_dir, records)
+    resume_from = unfinished_checkpoints(tune_experiment(study.ray, out, EXPERIMENT), records)
     finished = sum(1 for t in records if t.state.is_finished())
     if resume:
         say(console, f"resuming: {finished} finished, {len(records) - finished} to continue "
@@ -230,13 +231,14 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Console | 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     session = _fit(loaded, data, ledger, records, resume_from, study.budget.trials - finished, console, live)
     if not study.train.keep_finished_checkpoints:
-        remove_finished_checkpoints(exp_dir, url, name)
+        remove_finished_checkpoints(tune_experiment(study.ray, out, EXPERIMENT), url, name)
     result = write_outputs(loaded, url, name, console=console)
     result.ray_start_s, result.rejected = session["ray_start_s"], session["rejected"]
     result.wall_s = time.time() - t0
     if session["signum"] is not None:
         result.interrupted = session["signum"]
-        result.checkpointed = len(unfinished_checkpoints(exp_dir, run_records(ledger.connect(), run_id)))
+        result.checkpointed = len(unfinished_checkpoints(tune_experiment(study.ray, out, EXPERIMENT),
+                                                         run_records(ledger.connect(), run_id)))
         return result
     ok = sum(result.counts.get(s, 0) for s in (TrialStatus.COMPLETE, TrialStatus.STOPPED, TrialStatus.INTERRUPTED))
     if ok == 0:
@@ -244,6 +246,11 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Console | 
         failed = result.counts.get(TrialStatus.FAILED, 0)
         raise SearchFailed(f"every trial failed ({failed} of {study.budget.trials}); first error: {first}")
     return result
+
+
+def _checkpoints(loaded: LoadedStudy) -> str | None:
+    """The setting that turns the study's checkpoints on (named in a refusal), None when they are off."""
+    return "train.checkpoint_every" if loaded.study.train.checkpoint_every else None
 
 
 def _constants(loaded: LoadedStudy, data: str | None) -> dict[str, Any]:
@@ -293,7 +300,8 @@ def _fit(loaded: LoadedStudy, data: str | None, ledger: Any, records: list[Any],
     study = loaded.study
     if num_samples <= 0:
         return {"signum": None, "rejected": 0, "ray_start_s": 0.0}
-    with start_ray(study.resources, study.ray, loaded.source) as ray_started:
+    with start_ray(study.resources, study.ray, loaded.source, home=loaded.output,
+                   checkpoints=_checkpoints(loaded)) as ray_started:
         conc = ray_started.concurrency
         say(console, f"{ray_started.summary}; up to {conc} trial{'' if conc == 1 else 's'} at once")
         searcher = _searcher(loaded, data, ledger, records, resume_from)
@@ -311,7 +319,7 @@ def _fit(loaded: LoadedStudy, data: str | None, ledger: Any, records: list[Any],
                 trial_dirname_creator=trial_dirname,
             ),
             run_config=tune.RunConfig(
-                name=EXPERIMENT, storage_path=str(loaded.output),
+                name=EXPERIMENT, storage_path=tune_storage(study.ray, loaded.output),
                 callbacks=[StudyRecorder(ledger, study.metric_names, time_limit=study.budget.time_limit), guard, table],
                 stop=guard, failure_config=tune.FailureConfig(max_failures=0),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=study.train.keep_checkpoints), verbose=0,
@@ -335,14 +343,21 @@ def _first_error(url: str, name: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------- outputs
-def remove_finished_checkpoints(exp_dir: Path, url: str, name: str) -> int:
-    """Delete Tune's checkpoints of trials whose study record is finished; returns how many folders went."""
+def remove_finished_checkpoints(exp_dir: Path | str, url: str, name: str) -> int:
+    """Delete Tune's checkpoints of trials whose study record is finished (in a folder or on a storage URI);
+    returns how many folders went."""
     import optuna  # lazy: optuna is a heavy optional package
 
     from nasattn.search.recorder import open_storage
+    from nasattn.tune.runner import delete_uri_checkpoint, uri_checkpoints
 
     st = optuna.load_study(study_name=name, storage=open_storage(url))
     finished = {str(t.number) for t in st.get_trials(deepcopy=False) if t.state.is_finished()}
+    if isinstance(exp_dir, str):
+        gone = [(t, c) for t, c in uri_checkpoints(exp_dir) if t.split("-", 1)[0] in finished]
+        for trial, ckpt in gone:
+            delete_uri_checkpoint(exp_dir, trial, ckpt)
+        return len(gone)
     removed = 0
     for ckpt in sorted(exp_dir.glob("*-*/checkpoint_*")):
         if ckpt.is_dir() and ckpt.parent.name.split("-", 1)[0] in finished:
@@ -385,15 +400,16 @@ def write_outputs(loaded: LoadedStudy, url: str, name: str, console: Console | N
     st = optuna.load_study(study_name=name, storage=open_storage(url))
     metric_names = loaded.study.metric_names
     rows = study_rows(st, metric_names)
-    for row in rows:  # folders as they are now (the run folder may have been moved since a trial ran)
-        if row.get("run_dir"):
-            row["run_dir"] = str(_local_run_dir(out, row["number"]))
+    for row in rows:  # folders under --out as they are now (moved since, or written on another node and sent home)
+        folder = _local_run_dir(out, row["number"])
+        if row.get("run_dir") or folder.is_dir():
+            row["run_dir"] = str(folder)
     trials_csv = write_rows_csv(rows, out / TRIALS_CSV)
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["status"] or r["state"]] = counts.get(r["status"] or r["state"], 0) + 1
     best = pick_best(st, metric_names)
-    best_dir, best_info = _write_best(loaded, name, best) if best is not None else (None, None)
+    best_dir, best_info = _write_best(loaded, name, best, console) if best is not None else (None, None)
     if len(metric_names) > 1:
         write_rows_csv([r for r in rows if r.get("pareto")], out / "pareto.csv")
     report, report_error = None, None
@@ -405,11 +421,12 @@ def write_outputs(loaded: LoadedStudy, url: str, name: str, console: Console | N
                         best=best_info, report_error=report_error)
 
 
-def _write_best(loaded: LoadedStudy, name: str, best: Any) -> tuple[Path, dict[str, Any]]:
-    """Write ``best/`` (the best trial's arch, recipe, metrics and run files); return it and its summary."""
+def _write_best(loaded: LoadedStudy, name: str, best: Any, console: Console | None = None) -> tuple[Path, dict[str, Any]]:
+    """Write ``best/`` (the best trial's arch, recipe, metrics and run files); return it and its summary.
+    Run files the trial's folder lacks are listed in ``best/metrics.json`` (``missing``) and on the console."""
     out = loaded.output
     metric_names = loaded.study.metric_names
-    best_dir = out / "best"
+    best_dir = out / BEST_DIR
     best_dir.mkdir(exist_ok=True)
     arch = json.loads(best.user_attrs.get("arch") or "null")
     recipe = json.loads(best.user_attrs.get("recipe") or "null")
@@ -422,6 +439,9 @@ def _write_best(loaded: LoadedStudy, name: str, best: Any) -> tuple[Path, dict[s
     if recipe is not None:
         (best_dir / RECIPE_FILE).write_text(to_yaml(recipe))
     metrics = _best_run_metrics(out, best, best_dir)
+    if metrics[BEST_MISSING]:
+        say(console, f"[yellow]{best_dir} lacks {', '.join(metrics[BEST_MISSING])}: trial {best.number}'s run folder "
+                     f"{_local_run_dir(out, best.number)} does not hold them[/]")
     metrics.update(trial_number=best.number, tune_trial_id=best.user_attrs.get("tune_trial_id"),
                    params_chosen=best.params, objectives=dict(zip(metric_names, best.values)),
                    width_mult=loaded.study.train.width_mult)
@@ -430,15 +450,26 @@ def _write_best(loaded: LoadedStudy, name: str, best: Any) -> tuple[Path, dict[s
                       "test_accuracy": best.user_attrs.get("test_accuracy"), "arch": arch}
 
 
+BEST_COPIES = {HISTORY_FILE: HISTORY_FILE, PREDICTIONS_FILE: PREDICTIONS_FILE, MODEL_FILE: MODEL_FILE,
+               ARCH_FILE: TRAINED_ARCH_FILE}
+"""The best trial's run files copied into best/ (run-folder name -> name in best/)."""
+
+
 def _best_run_metrics(out: Path, best: Any, best_dir: Path) -> dict[str, Any]:
-    """The best trial's metrics.json, its run files copied into ``best_dir``; else its Optuna user attrs."""
-    run_dir = _local_run_dir(out, best.number) if best.user_attrs.get("run_dir") else None
-    if not (run_dir and (Path(run_dir) / METRICS_FILE).is_file()):
-        return {k: v for k, v in best.user_attrs.items() if k not in ("arch", "recipe")}
-    metrics = json.loads((Path(run_dir) / METRICS_FILE).read_text())
-    for extra in (HISTORY_FILE, PREDICTIONS_FILE, MODEL_FILE):
-        if (Path(run_dir) / extra).is_file():
-            shutil.copyfile(Path(run_dir) / extra, best_dir / extra)
-    if (Path(run_dir) / ARCH_FILE).is_file():
-        shutil.copyfile(Path(run_dir) / ARCH_FILE, best_dir / "trained_arch.yaml")
+    """The best trial's metrics.json (else its Optuna user attrs), its run files copied into ``best_dir``, and
+    under ``missing`` the run files its folder lacks (metrics.json first when the attrs stand in for it)."""
+    run_dir = _local_run_dir(out, best.number)
+    missing: list[str] = []
+    if (run_dir / METRICS_FILE).is_file():
+        metrics = json.loads((run_dir / METRICS_FILE).read_text())
+    else:
+        metrics = {k: v for k, v in best.user_attrs.items() if k not in ("arch", "recipe")}
+        missing.append(METRICS_FILE)
+    for src, dst in BEST_COPIES.items():
+        if (run_dir / src).is_file():
+            shutil.copyfile(run_dir / src, best_dir / dst)
+        else:
+            (best_dir / dst).unlink(missing_ok=True)  # an earlier session's copy is not this trial's
+            missing.append(src)
+    metrics[BEST_MISSING] = missing
     return metrics

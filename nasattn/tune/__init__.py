@@ -11,9 +11,15 @@ Contract
     exit; ``"auto"``, ``"ray://host:port"`` or ``"host:port"`` join an existing cluster, left
     running at exit (an address where nothing answers within 3 s is a ConfigError naming it).
     A watchdog (:mod:`nasattn.tune.reaper`) kills the embedded Ray's processes if the driver dies;
-    ``preflight(resources, ray_config, source)`` (:mod:`nasattn.tune.resources`) checks the address
-    and that a trial fits before a run writes anything.  Sets ``TUNE_GLOBAL_CHECKPOINT_S=1`` (unless set) so that experiment
-    snapshots are frequent enough for ``--resume`` after a ``kill -9``.
+    ``preflight(resources, ray_config, source, checkpoints, data=...)`` (:mod:`nasattn.tune.resources`)
+    checks the address, that a trial fits, that checkpoints reach a storage every node reaches
+    (``ray.storage``, ``ray.shared_fs``) and, on a cluster, that every node with CPUs lists ``data``
+    as the driver does (:mod:`nasattn.tune.nodes`), before a run writes anything. On a cluster the
+    driver's trial settings (``session.TRIAL_ENV_VARS``: ``NASATTN_CACHE``, ``NASATTN_DATA`` ...) travel
+    to every node in the job's ``runtime_env``, and ``start_ray(..., home=out)`` starts the sink that
+    receives the run folders of trials on other nodes (:mod:`nasattn.tune.home`).
+    Sets ``TUNE_GLOBAL_CHECKPOINT_S=1`` (unless set) so that experiment snapshots are frequent enough
+    for ``--resume`` after a ``kill -9``.
 
 ``train_trial(config)``  (the one Tune function trainable)
     config keys:

@@ -48,19 +48,20 @@ def run_grid(
 ):
     """Run every config (a :func:`train_trial` config) once as a Tune trial; returns the ResultGrid.
 
-    ``storage_path`` must be absolute (Tune's experiment lives in ``storage_path/name``; trial folders are
-    named ``<index>-<trial id>``). ``resume=True`` continues an interrupted run of the same configs: a
+    ``storage_path`` must be absolute or a URI (``s3://bucket/path``); Tune's experiment lives in
+    ``storage_path/name``, trial folders named ``<index>-<trial id>``. ``resume=True`` continues an interrupted run of the same configs: a
     fresh Tuner runs every config again, a finished one (its run folder's DONE marker) is re-reported
     without training, and an unfinished one starts from the newest checkpoint its earlier trial left
-    (the trainable loads it as plain tensors). Nothing of the earlier experiment is unpickled:
+    (the trainable loads it as plain tensors; from a storage URI too). Nothing of the earlier experiment is unpickled:
     a run folder from elsewhere cannot run code through Tune's saved state.
     Call inside :func:`nasattn.tune.ray_session`.
     """
     from ray import tune  # lazy: ray is a heavy optional package
 
-    storage_path = Path(storage_path).resolve()
+    storage_path = storage_path if "://" in str(storage_path) else Path(storage_path).resolve()
     if resume:
-        configs = [_resumed(c, latest_checkpoint(storage_path / name, i)) for i, c in enumerate(configs)]
+        exp = storage_path / name if isinstance(storage_path, Path) else uri_join(storage_path, name)
+        configs = [_resumed(c, latest_checkpoint(exp, i)) for i, c in enumerate(configs)]
     tuner = tune.Tuner(
         grid_trainable(configs, cpus_per_trial, gpus_per_trial),
         param_space={"index": tune.grid_search(list(range(len(configs))))},
@@ -83,18 +84,62 @@ def _grid_dirname(trial: Any) -> str:
     return f"{int(trial.config['index'])}-{trial.trial_id}"
 
 
-def _resumed(config: dict[str, Any], checkpoint: Path | None) -> dict[str, Any]:
+def _resumed(config: dict[str, Any], checkpoint: Path | str | None) -> dict[str, Any]:
     return config if checkpoint is None else {**config, "resume_from": str(checkpoint)}
 
 
-def latest_checkpoint(exp_dir: Path, number: int) -> Path | None:
+def uri_join(uri: str, *names: str) -> str:
+    """``uri`` with ``names`` appended to its path, its query (``?endpoint_override=...``) kept at the end."""
+    base, sep, query = uri.partition("?")
+    return "/".join([base.rstrip("/"), *names]) + sep + query
+
+
+def _index(name: str) -> int:
+    tail = name.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
+
+
+def uri_checkpoints(exp_uri: str, prefix: str = "") -> list[tuple[str, str]]:
+    """``(trial folder, checkpoint folder)`` names of the checkpoints in Tune's experiment on a storage URI
+    (listed through pyarrow's filesystem), of the trial folders whose names start with ``prefix``."""
+    from pyarrow import fs as pafs  # pyarrow ships with ray[tune]
+
+    filesystem, path = pafs.FileSystem.from_uri(exp_uri)
+
+    def folders(where: str, start: str) -> list[str]:
+        infos = filesystem.get_file_info(pafs.FileSelector(where, allow_not_found=True))
+        return [i.base_name for i in infos if i.type == pafs.FileType.Directory and i.base_name.startswith(start)]
+
+    return [(t, c) for t in folders(path, prefix) for c in folders(f"{path}/{t}", "checkpoint_")]
+
+
+def delete_uri_checkpoint(exp_uri: str, trial: str, checkpoint: str) -> None:
+    """Delete one checkpoint folder of Tune's experiment on a storage URI."""
+    from pyarrow import fs as pafs  # pyarrow ships with ray[tune]
+
+    filesystem, path = pafs.FileSystem.from_uri(exp_uri)
+    filesystem.delete_dir(f"{path}/{trial}/{checkpoint}")
+
+
+def latest_uri_checkpoint(exp_uri: str, number: int) -> str | None:
+    """:func:`latest_checkpoint` in an experiment on a storage URI."""
+    found = uri_checkpoints(exp_uri, f"{number}-")
+    if not found:
+        return None
+    trial, ckpt = max(found, key=lambda tc: _index(tc[1]))
+    return uri_join(exp_uri, trial, ckpt)
+
+
+def latest_checkpoint(exp_dir: Path | str, number: int) -> Path | str | None:
     """The newest Tune checkpoint folder of trial ``number`` (a study number or a grid index) under
-    ``exp_dir``, whose trial folders are named ``<number>-<trial id>`` (any earlier session); None if none."""
+    ``exp_dir``, whose trial folders are named ``<number>-<trial id>`` (any earlier session); None if none.
+    ``exp_dir`` may be a storage URI (then so is the answer)."""
+    if "://" in str(exp_dir):
+        return latest_uri_checkpoint(str(exp_dir), number)
     found = [p for p in Path(exp_dir).glob(f"{number}-*/checkpoint_*") if p.is_dir()]
     if not found:
         return None
-    return max(found, key=lambda p: (int(p.name.rsplit("_", 1)[-1]) if p.name.rsplit("_", 1)[-1].isdigit() else -1,
-                                     p.stat().st_mtime))
+    return max(found, key=lambda p: (_index(p.name), p.stat().st_mtime))
 
 
 def unfinished_with_checkpoint(grid: Any) -> int:

@@ -10,6 +10,10 @@ from pathlib import Path
 from typing import Iterator
 
 from nasattn.config import ConfigError
+from nasattn.data.decode import ENV_MAX_MEGAPIXELS
+from nasattn.data.sources import ENV_CACHE, ENV_DATA
+from nasattn.presets import ENV_VAR as ENV_PRESETS
+from nasattn.tune.placement import FORCE_DEVICE_ENV, RENDEZVOUS_ENV
 from nasattn.tune.quiet import quiet_handled_trial_errors
 from nasattn.tune.reaper import start_reaper, stop_reaper
 
@@ -29,11 +33,20 @@ _TUNE_ENV_DEFAULTS = {
     "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "1",
 }
 CONNECT_TIMEOUT_S = 3.0
+# The settings a trial reads from its environment. On a cluster, the driver's values travel to every
+# node in the job's runtime environment (a node's own shell has none of them); nothing else does
+# (a storage URL's variable may hold a password, and trials never open the study storage).
+TRIAL_ENV_VARS = (ENV_CACHE, ENV_DATA, ENV_MAX_MEGAPIXELS, ENV_PRESETS, FORCE_DEVICE_ENV, RENDEZVOUS_ENV)
 
 
 def _apply_env_defaults() -> None:
     for key, value in _TUNE_ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
+
+
+def trial_runtime_env() -> dict:
+    """The job's Ray runtime environment on a cluster: the driver's :data:`TRIAL_ENV_VARS` that are set."""
+    return {"env_vars": {k: os.environ[k] for k in TRIAL_ENV_VARS if k in os.environ}}
 
 
 def is_embedded(address: str | None) -> bool:
@@ -53,7 +66,8 @@ def ray_session(
 
     ``address=None`` starts an embedded local Ray (``num_cpus``/``num_gpus`` cap what it sees,
     no dashboard, token auth off) and shuts it down at exit.  ``"auto"``, ``"ray://host:port"`` or
-    ``"host:port"`` connect to an existing cluster, which is left running at exit; an address where
+    ``"host:port"`` connect to an existing cluster, which is left running at exit (the driver's
+    :data:`TRIAL_ENV_VARS` travel to its nodes in the job's runtime environment); an address where
     nothing answers within a few seconds is a ConfigError naming it.  The embedded Ray's processes
     are reaped by a watchdog (:mod:`nasattn.tune.reaper`) when this process dies.  A Ray that is
     already initialised in this process is reused and left alone.
@@ -81,7 +95,7 @@ def ray_session(
         target = resolve_address(address)
         check_reachable(address, target)
         try:
-            ray.init(address=target, **kwargs)
+            ray.init(address=target, runtime_env=trial_runtime_env(), **kwargs)
         except (ConnectionError, RuntimeError, TimeoutError) as e:
             raise ConfigError(f"ray.address {address!r}: could not connect to the Ray cluster at {target} ({e})") from None
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from nasattn.schema import DONE_MARKER, ERROR_FILE, STATE_FILE, TUNE_BOOKKEEPING, TrialStatus, VAL_ACCURACY_LAST
+from nasattn.tune.home import Trip, node_label, trip
 from nasattn.tune.placement import rendezvous, trial_device, write_placement
 
 # Keys of ``config`` that train_trial itself understands; everything else is passed through as "extra".
@@ -106,20 +108,42 @@ def train_trial(config: dict[str, Any]) -> None:
     """Ray Tune function trainable: train one ArchSpec with one Recipe, report per epoch, write a run.
 
     See :mod:`nasattn.tune` for the config contract and the metrics reported. Whatever fails (spec,
-    data, build, training) fails the trial, and ``run_dir/ERROR`` keeps "ExcType: message" for the
-    study record.
+    data, build, training) fails the trial, and ``run_dir/ERROR`` keeps "ExcType: message (on node ...)"
+    for the study record. On another node than the driver's (a :mod:`nasattn.tune.home` sink runs), the
+    run folder is written on the trial's node and sent home when the trial ends.
     """
+    home = resolve_run_dir(config)
+    away = trip(home, _trial_name())
+    folder = away.local if away is not None else home
     try:
-        _train_trial(config)
+        _train_trial(config, folder, away)
     except Exception as e:
-        run_dir = resolve_run_dir(config)
-        if run_dir is not None:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / ERROR_FILE).write_text(f"{type(e).__name__}: {e}\n")
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / ERROR_FILE).write_text(error_line(e, node_label()) + "\n")
+            if away is not None:  # the error reaches the output folder before Tune reports the trial failed
+                with contextlib.suppress(Exception):  # a lost sink must not hide the trial's own error
+                    away.send()
         raise
 
 
-def _train_trial(config: dict[str, Any]) -> None:
+def error_line(error: BaseException, node: str = "") -> str:
+    """``ExcType: message``, with `` (on <node>)`` after the message's first line when the node is known."""
+    first, nl, rest = f"{type(error).__name__}: {error}".partition("\n")
+    return first + (f" (on {node})" if node else "") + nl + rest
+
+
+def tune_error_line(error: BaseException) -> str:
+    """:func:`error_line` of the trial's own exception inside the error Tune reports for it (Ray wraps
+    it in a ``RayTaskError`` whose ``cause`` is the exception and ``ip`` the node it was raised on)."""
+    cause = getattr(error, "cause", None)
+    ip = getattr(error, "ip", None)
+    exc = cause if isinstance(cause, BaseException) else error
+    return error_line(exc, f"node {ip}" if ip else "").strip()
+
+
+def _train_trial(config: dict[str, Any], folder: Path | None, away: Trip | None) -> None:
+    """Train and report; the run is written into ``folder`` (its home, or ``away``'s scratch sent home)."""
     # torch, Ray and the torch-side floors are imported when a trial runs: nasattn.tune is imported by the
     # run-file parsers, which work without torch (lazy for ray and torch, the heavy optional packages)
     import torch
@@ -134,12 +158,16 @@ def _train_trial(config: dict[str, Any]) -> None:
     trial = _trial_name()
 
     # A trial that already wrote its run (e.g. re-run after a driver crash) only re-reports it.
-    if run_dir is not None and (run_dir / DONE_MARKER).is_file():
-        tune.report(json.loads((run_dir / DONE_MARKER).read_text()))
+    done = away.done if away is not None else None
+    if done is None and folder is not None and (folder / DONE_MARKER).is_file():
+        done = (folder / DONE_MARKER).read_text()
+    if done is not None:
+        tune.report(json.loads(done))
         return
 
     device, placement = trial_device(str(config.get("device") or "auto"), trial)
-    write_placement(run_dir, placement)
+    placement.update(node=node_label(), sent_home=away is not None)  # sent_home: written on another node than the driver's
+    write_placement(folder, placement)
     rendezvous(trial)
 
     spec, recipe, dataset = _trial_inputs(config, seed)
@@ -152,9 +180,11 @@ def _train_trial(config: dict[str, Any]) -> None:
         progress=False, model=model, resume_state=resume_state,
         max_steps_per_epoch=config.get("max_steps_per_epoch"),
     )
-    final = _final_metrics(config, run_dir, result, static)
     placement["ended"] = time.time()
-    write_placement(run_dir, placement)
+    write_placement(folder, placement)
+    final = _final_metrics(config, run_dir, folder, result, static)
+    if away is not None:
+        away.send()  # the run is home before Tune hears that it finished
     tune.report(final)
 
 
@@ -199,8 +229,12 @@ def _resume_state(config: dict[str, Any]) -> Any:
     if checkpoint is not None:
         with checkpoint.as_directory() as ckpt_dir:
             return _load_state(ckpt_dir)
-    if config.get("resume_from"):  # a resumed search: the checkpoint an earlier session of this trial left
-        return _load_state(str(config["resume_from"]))
+    source = str(config.get("resume_from") or "")
+    if "://" in source:  # on a storage URI (s3://...): fetched into a local folder first
+        with tune.Checkpoint(source).as_directory() as ckpt_dir:
+            return _load_state(ckpt_dir)
+    if source:  # a resumed search: the checkpoint an earlier session of this trial left
+        return _load_state(source)
     return None
 
 
@@ -252,8 +286,10 @@ class TrialReporter:
         self.checkpointing += time.perf_counter() - t0
 
 
-def _final_metrics(config: dict[str, Any], run_dir: Path | None, result: Any, static: dict[str, Any]) -> dict[str, Any]:
-    """The final report of a trial (the last epoch, the static metrics, the test metrics); writes the run and DONE."""
+def _final_metrics(config: dict[str, Any], run_dir: Path | None, folder: Path | None, result: Any,
+                   static: dict[str, Any]) -> dict[str, Any]:
+    """The final report of a trial (the last epoch, the static metrics, the test metrics); writes the run and
+    DONE into ``folder`` (where it is written; ``run_dir``: where it lives, the folder the report names)."""
     from nasattn.engine import write_run  # torch-side floor: imported when a trial runs
 
     last_row = result.history[-1] if result.history else {}
@@ -261,12 +297,12 @@ def _final_metrics(config: dict[str, Any], run_dir: Path | None, result: Any, st
     final.update(epoch=int(last_row.get("epoch", result.metrics.get("epochs_run", 0)) or 0), final=True)
     if VAL_ACCURACY_LAST in last_row:  # metrics.json holds the best epoch's (VAL_ACCURACY_BEST); Tune ranks the last
         final[VAL_ACCURACY_LAST] = last_row[VAL_ACCURACY_LAST]
-    if run_dir is not None:
+    if run_dir is not None and folder is not None:
         extra = {k: v for k, v in config.items() if k not in CONFIG_KEYS}
         result.metrics.update({k: v for k, v in extra.items() if isinstance(v, (int, float, str, bool))})
-        write_run(run_dir, result)
+        write_run(folder, result)
         final["run_dir"] = str(run_dir)
-        (run_dir / DONE_MARKER).write_text(json.dumps(final, default=str))
+        (folder / DONE_MARKER).write_text(json.dumps(final, default=str))
     return final
 
 
@@ -333,7 +369,7 @@ def result_rows(results: Iterable[Any]) -> list[dict[str, Any]]:
     for res in results:
         metrics = dict(res.metrics or {})
         error = res.error
-        err = None if error is None else f"{type(error).__name__}: {error}".strip()
+        err = None if error is None else tune_error_line(error)
         trial_id = metrics.get("trial_id") or (Path(res.path).name if res.path else "")
         rows.append(trial_row(trial_id, _status_of(metrics, error), res.config or metrics.get("config", {}),
                               metrics, err, res.path))

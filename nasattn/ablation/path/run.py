@@ -40,7 +40,7 @@ from nasattn.report import render_report_safely
 from nasattn.say import say
 from nasattn.schema import PATH_CSV, PATH_JSON, PATH_SUMMARY_CSV, TrialStatus
 from nasattn.spec import ArchSpec
-from nasattn.tune.resources import preflight, start_ray
+from nasattn.tune.resources import preflight, start_ray, tune_storage
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -138,13 +138,14 @@ def run_path(plan: PathPlan, *, resume: bool = False, console: Console | None = 
     t0 = time.time()
     loaded, a, out = plan.loaded, plan.loaded.ablation, plan.loaded.output
     check_output(out, resume, console, "an ablation path")
-    preflight(a.resources, a.ray, loaded.source)
+    checkpoints = "checkpoint_every" if a.checkpoint_every else None
+    preflight(a.resources, a.ray, loaded.source, checkpoints, data=loaded.resolved_data())
     out.mkdir(parents=True, exist_ok=True)
     data = prepare_data(loaded, console)
     info = _info(plan, data, command)
     (out / PATH_JSON).write_text(json.dumps(info, indent=2, default=str) + "\n")
     rows: list[dict[str, Any]] = []
-    with start_ray(a.resources, a.ray, loaded.source) as ray_started:
+    with start_ray(a.resources, a.ray, loaded.source, home=out, checkpoints=checkpoints) as ray_started:
         say(console, f"{ray_started.summary}; {len(plan.decisions)} decisions: at most "
                      f"{plan.trainings_per_seed * len(a.seeds)} trainings, up to {ray_started.concurrency} at once")
 
@@ -154,7 +155,8 @@ def run_path(plan: PathPlan, *, resume: bool = False, console: Console | None = 
             name = f"tune-step{step}"
             got, _grid, stop = train_grid(configs, out, name, a.resources, ray_started.concurrency,
                                           restoring=resume and (out / name).is_dir(),
-                                          title=f"nasattn ablate --path: step {step}", live=live)
+                                          title=f"nasattn ablate --path: step {step}", live=live,
+                                          storage=tune_storage(a.ray, out))
             decision = {p.key: p.decision for p in points}
             rows.extend({"step": step, "decision": decision[r["variant"]] or "(from)", "point": r["variant"], **r}
                         for r in got)
