@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from nasattn.schema import ExitCode
+from nasattn.schema import ENV_DATA, ExitCode
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -191,7 +191,7 @@ def resolve_data_source(data: str | None, base_dir: Path) -> str | None:
     environment variable is relative to the working directory.
     """
     if data is None:
-        data, base_dir = os.environ.get("NASATTN_DATA"), Path.cwd()
+        data, base_dir = os.environ.get(ENV_DATA), Path.cwd()
         if data is None:
             return None
     if data.startswith("eurosat-mini") or "://" in data:

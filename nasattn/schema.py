@@ -159,3 +159,19 @@ def fidelity_high(metric: str, part: str | int) -> str:
     """fidelity.csv's column of the higher budget's ``metric``: ``part`` a seed (``high_val_accuracy_seed3``),
     or ``"mean"`` / ``"std"`` over the seeds (``high_val_accuracy_mean``)."""
     return f"high_{metric}_seed{part}" if isinstance(part, int) else f"high_{metric}_{part}"
+
+
+# Environment variables nasattn reads (one owner: the modules that read them and the list of those that
+# travel to a cluster's nodes import them from here).
+ENV_DATA = "NASATTN_DATA"
+"""The dataset (folder, zip or built-in name) when a command is given none."""
+ENV_CACHE = "NASATTN_CACHE"
+"""Where decoded datasets are cached (default ``~/.cache/nasattn``)."""
+ENV_MAX_MEGAPIXELS = "NASATTN_MAX_MEGAPIXELS"
+"""The per-image pixel budget checked before decoding, in megapixels."""
+ENV_PRESETS = "NASATTN_PRESETS"
+"""A folder of extra preset YAML files."""
+ENV_TRIAL_DEVICE = "NASATTN_TRIAL_DEVICE"
+"""Forces every trial's device (tests and benchmarks)."""
+ENV_TEST_RENDEZVOUS = "NASATTN_TEST_RENDEZVOUS"
+"""Tests only: trials wait at a rendezvous so that their placement is observed together."""

@@ -18,13 +18,8 @@ import torch
 import yaml
 
 from nasattn.presets import get_preset
-from nasattn.tune.placement import (
-    FORCE_DEVICE_ENV,
-    PLACEMENT_FILE,
-    RENDEZVOUS_ENV,
-    TrialDeviceError,
-    choose_device,
-)
+from nasattn.schema import ENV_TEST_RENDEZVOUS, ENV_TRIAL_DEVICE, PLACEMENT_FILE
+from nasattn.tune.placement import TrialDeviceError, choose_device
 
 from test_search import TINY_SPACE as SEARCH_TINY_SPACE  # the suite's tiny space
 
@@ -79,7 +74,7 @@ def test_zero_gpu_trials_see_no_gpu_and_a_gpu_trial_without_cuda_fails(tmp_path,
 
     if torch.cuda.is_available():
         pytest.skip("the no-CUDA error needs a machine without CUDA")
-    monkeypatch.delenv(FORCE_DEVICE_ENV, raising=False)
+    monkeypatch.delenv(ENV_TRIAL_DEVICE, raising=False)
     monkeypatch.delenv("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", raising=False)
     with ray_session(None, num_cpus=2, num_gpus=2):
         run_grid([_grid_config(tmp_path / "cpu0"), _grid_config(tmp_path / "cpu1")], storage_path=tmp_path,
@@ -107,8 +102,8 @@ def test_search_packs_four_trials_two_per_logical_gpu(tmp_path, monkeypatch):
     from nasattn.search.run import run_search
     from nasattn.search.study import load_study
 
-    monkeypatch.setenv(FORCE_DEVICE_ENV, "cpu")
-    monkeypatch.setenv(RENDEZVOUS_ENV, f"{tmp_path / 'rv'},4,90")
+    monkeypatch.setenv(ENV_TRIAL_DEVICE, "cpu")
+    monkeypatch.setenv(ENV_TEST_RENDEZVOUS, f"{tmp_path / 'rv'},4,90")
     study = {
         "name": "packing", "space": TINY_SPACE, "data": "eurosat-mini",
         "budget": {"trials": 5, "epochs": 1, "max_steps_per_epoch": 1},
@@ -136,8 +131,8 @@ def test_ablation_packs_four_trials_two_per_logical_gpu(tmp_path, monkeypatch):
     """4 CPUs, 2 GPUs, cpus_per_trial 1, gpus_per_trial 0.5 -> 4 at once, two per GPU; the 5th and 6th wait."""
     from nasattn.ablation import load_ablation, run_ablation
 
-    monkeypatch.setenv(FORCE_DEVICE_ENV, "cpu")
-    monkeypatch.setenv(RENDEZVOUS_ENV, f"{tmp_path / 'rv'},4,90")
+    monkeypatch.setenv(ENV_TRIAL_DEVICE, "cpu")
+    monkeypatch.setenv(ENV_TEST_RENDEZVOUS, f"{tmp_path / 'rv'},4,90")
     out = tmp_path / "abl"
     overrides = {
         "base": {"preset": "baseline"}, "include": ["se_only", "cbam"], "seeds": [0, 1],

@@ -58,11 +58,12 @@ def _fourth_preset(folder):
 
 
 def test_a_fourth_preset_is_one_yaml_file_in_a_folder_named_by_the_env_var(tmp_path, monkeypatch):
-    from nasattn.presets import ENV_VAR, load_arch_source
+    from nasattn.presets import load_arch_source
+    from nasattn.schema import ENV_PRESETS
 
     _fourth_preset(tmp_path)
     assert "tiny" not in list_presets()
-    monkeypatch.setenv(ENV_VAR, str(tmp_path))
+    monkeypatch.setenv(ENV_PRESETS, str(tmp_path))
     assert list_presets() == ["baseline", "cbam", "balanced", "tiny"]
     spec, recipe = load_arch_source(preset="tiny")
     assert spec.stages[2].width == 16 and recipe["optimizer"] == "adam"

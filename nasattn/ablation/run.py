@@ -29,10 +29,16 @@ from nasattn.schema import (
     ABLATION_CSV, ABLATION_JSON, ABLATION_LEAD_COLUMNS, DONE_MARKER, EXPERIMENT, METRICS_FILE, RUNS_DIR, SUMMARY_CSV,
     TRIALS_JSON, VAL_ACCURACY_BEST, ExitCode, TrialStatus,
 )
-from nasattn.stats import DEFAULT_PRIMARY, verdict
+from nasattn.stats import analyze, DEFAULT_PRIMARY, verdict
 from nasattn.config import ConfigError, NasattnError
 from nasattn.tune.resources import preflight, start_ray, tune_storage
 from nasattn.tune.trainable import scalar_metrics
+from nasattn.interrupt import tune_interrupts
+from nasattn.report import render_report_safely
+from nasattn.report.predictions import predictions_from_run_dirs
+from nasattn.rundir import is_run_content
+from nasattn.tune import result_rows, run_grid
+from nasattn.tune.runner import disk_failure, unfinished_with_checkpoint
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -108,7 +114,7 @@ def trial_config(a: Any, variant: str, arch: dict[str, Any], recipe: dict[str, A
 
 
 def _label(cfg: dict[str, Any]) -> str:
-    from nasattn.tune.progress import arch_summary
+    from nasattn.tune.progress import arch_summary  # lazy: pulls in ray and optuna, the heavy optional packages
 
     return f"{cfg['variant']} seed{cfg['seed']} | {arch_summary(cfg)}"
 
@@ -139,7 +145,7 @@ def _experiment_name(out: Path, configs: list[dict[str, Any]], resume: bool, ret
 
 def prepare_data(loaded: LoadedAblation, console: Console | None = None) -> str | None:
     """Resolve the data source, fill the decoded cache at the base's input size and check the split, once."""
-    from nasattn.engine.prepare import prepare_data as prepare
+    from nasattn.engine.prepare import prepare_data as prepare  # lazy: keeps torch out of run-file parsing and the CLI's start
 
     spec, recipe = loaded.base()
     own_weights = "class_weights" in loaded.ablation.recipe  # the file's own, not a preset's (those adapt)
@@ -153,7 +159,6 @@ def prepare_data(loaded: LoadedAblation, console: Console | None = None) -> str 
 # ------------------------------------------------------------------------------------ run
 def check_output(out: Path, resume: bool, console: Console | None = None, what: str = "an ablation") -> None:
     """ConfigError when ``out`` is a file, or holds runs and ``resume`` is off; a note when there is nothing to resume."""
-    from nasattn.rundir import is_run_content
 
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output {out} is a file, not a folder")
@@ -169,9 +174,7 @@ def train_grid(configs: list[dict[str, Any]], out: Path, name: str, res: Any, co
     """Train ``configs`` as one Tune experiment ``out/name`` (or ``storage/name``: ``ray.storage``'s
     :func:`nasattn.tune.resources.tune_storage`) inside :func:`start_ray`, signals caught;
     returns (:func:`ablation_rows`, the ResultGrid, the interrupt record with ``signum``)."""
-    from nasattn.interrupt import tune_interrupts
-    from nasattn.tune import result_rows, run_grid
-    from nasattn.tune.progress import GridLabel, TrialTable
+    from nasattn.tune.progress import GridLabel, TrialTable  # lazy: pulls in ray and optuna, the heavy optional packages
 
     table = TrialTable(total=len(configs), concurrency=concurrency, title=title,
                        describe=GridLabel([_label(c) for c in configs]), live=live)
@@ -197,7 +200,6 @@ def run_ablation(
     Raises ConfigError for bad input found before the start, AblationFailed when every trial failed
     (ablation.csv is written first).
     """
-    from nasattn.tune.runner import disk_failure, unfinished_with_checkpoint
 
     t0 = time.time()
     a = loaded.ablation
@@ -365,8 +367,6 @@ def summarize_variants(rows: list[dict[str, Any]], variants: list[str], correcti
     runs' predictions.csv)."""
     import pandas as pd
 
-    from nasattn.report.predictions import predictions_from_run_dirs
-    from nasattn.stats import analyze
 
     df = pd.DataFrame(rows)
     if df.empty:
@@ -397,7 +397,6 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], variants: list[str], *,
         for r in failed[:10]:
             say(console, f"[red]{r['variant']} seed{r['seed']} failed[/]: {r['error']}")
     if report:
-        from nasattn.report import render_report_safely
 
         result.report, result.report_error = render_report_safely(out, warn=lambda msg: say(console, f"[yellow]{msg}[/]"))
     return result

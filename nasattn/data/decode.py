@@ -19,8 +19,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from nasattn.data.dataset import DataError
+from nasattn.schema import ENV_MAX_MEGAPIXELS
 
-ENV_MAX_MEGAPIXELS = "NASATTN_MAX_MEGAPIXELS"
 DEFAULT_MAX_MEGAPIXELS = 50.0
 
 _CONVERSIONS = {"L": "grayscale -> RGB", "LA": "grayscale -> RGB, alpha dropped", "RGBA": "alpha dropped",

@@ -43,13 +43,12 @@ import torch
 from nasattn.data.dataset import DataError, DataNotFoundError, ImageDataset
 from nasattn.data.decode import OverBudget, check_budget, decode_image, fit_image, max_pixels
 from nasattn.data.walk import walk_classes
+from nasattn.schema import ENV_CACHE, ENV_DATA
 
 log = logging.getLogger(__name__)
 
 MINI_NAME = "eurosat-mini"
 MINI_DIR = Path(__file__).resolve().parent / "eurosat_mini"
-ENV_DATA = "NASATTN_DATA"
-ENV_CACHE = "NASATTN_CACHE"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 CACHE_VERSION = 4  # 2: ImageFolder order, 16-bit scaling, shorter-side resize + centre crop; 3: conversion notes;
 #                   4: pixel budget, links followed once and only inside the folder

@@ -26,16 +26,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nasattn.say import say
-from nasattn.config import ConfigError, NasattnError
+from nasattn.config import ConfigError, deep_merge, NasattnError, read_yaml, resolve_data_source, validate as validate_model
 from nasattn.presets import list_presets
 from nasattn.engine.zero_cost import ZC_COLUMNS
-from nasattn.stats import correlation, not_retrained, regret, summarize, top_k_overlap
+from nasattn.stats import analyze, correlation, not_retrained, regret, summarize, top_k_overlap
 from nasattn.tune.trainable import tune_error_line
 from nasattn.schema import (
     AGREEMENT_CSV, DONE_MARKER, ERROR_FILE, EXPERIMENT, FIDELITY_BASE_PRESET, FIDELITY_CSV, FIDELITY_DIR,
     FIDELITY_EPOCHS_FACTOR, FIDELITY_JSON, FIDELITY_RANDOM, FIDELITY_TOP, PAIRED_CSV, REPORT_FILE, RUNS_DIR, STUDY_FILE,
     TEST_ACCURACY, TRIALS_JSON, VAL_ACCURACY_LAST, ExitCode, TrialStatus, fidelity_high, fidelity_low,
 )
+from nasattn.data import load_dataset
+from nasattn.engine.recipe import Recipe
+from nasattn.interrupt import tune_interrupts
+from nasattn.report.fidelity import render_fidelity
+from nasattn.report.predictions import predictions_from_run_dirs
+from nasattn.tune import run_grid, write_rows_csv
+from nasattn.tune.resources import RayConfig, Resources, start_ray, tune_experiment, tune_storage
+from nasattn.tune.runner import unfinished_with_checkpoint
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -107,7 +115,6 @@ class FidelityResult:
 
 # ------------------------------------------------------------------------------------------ plan
 def _read_study(search_dir: Path) -> dict[str, Any]:
-    from nasattn.config import read_yaml
 
     path = search_dir / STUDY_FILE
     if not path.is_file():
@@ -121,7 +128,7 @@ def _read_study(search_dir: Path) -> dict[str, Any]:
 def _load_optuna(search_dir: Path, study: dict[str, Any]):
     import optuna  # lazy: optuna is a heavy optional package
 
-    from nasattn.search.recorder import open_storage, storage_url
+    from nasattn.search.recorder import open_storage, storage_url  # lazy: pulls in ray and optuna, the heavy optional packages
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = storage_url(study.get("storage"), search_dir)
@@ -208,8 +215,6 @@ def plan_fidelity(search_dir: str | Path, *, top: int = FIDELITY_TOP, n_random: 
 
     Without a ``recipe.epochs`` override the higher budget trains FIDELITY_EPOCHS_FACTOR (4) x the search's epochs.
     """
-    from nasattn.config import deep_merge
-    from nasattn.config import resolve_data_source
 
     search_dir = Path(search_dir).expanduser().resolve()
     if not search_dir.is_dir():
@@ -224,8 +229,6 @@ def plan_fidelity(search_dir: str | Path, *, top: int = FIDELITY_TOP, n_random: 
         raise ConfigError("--set recipe: give recipe fields, e.g. --set recipe.epochs=12")
     low_epochs = int(study.get("budget", {}).get("epochs", 1))
     recipe.setdefault("epochs", FIDELITY_EPOCHS_FACTOR * low_epochs)
-    from nasattn.engine.recipe import Recipe
-    from nasattn.config import validate as validate_model
 
     validate_model(Recipe, recipe, "--set recipe")
     if presets not in (True, False) and not set(presets) <= set(list_presets()):
@@ -305,10 +308,6 @@ def run_fidelity(plan: FidelityPlan, *, resume: bool = False, console: Console |
     ``result.interrupted`` says which signal. Raises :class:`FidelityFailed` (after writing the
     outputs) when no training finished.
     """
-    from nasattn.config import validate as validate_model
-    from nasattn.interrupt import tune_interrupts
-    from nasattn.tune.resources import RayConfig, Resources, start_ray, tune_experiment, tune_storage
-    from nasattn.tune.runner import unfinished_with_checkpoint
 
     t0 = time.time()
     out = plan.out
@@ -336,7 +335,6 @@ def run_fidelity(plan: FidelityPlan, *, resume: bool = False, console: Console |
     todo = unfinished()
     signum, checkpointed, grid = None, 0, []
     if todo:
-        from nasattn.data import load_dataset
 
         load_dataset(plan.data, progress=console is not None)  # fill the decoded cache once
         with start_ray(res, ray_cfg, "fidelity", home=out, checkpoints=_checkpoints(configs), data=plan.data) as ray_started, \
@@ -391,8 +389,7 @@ def run_grid_restorable(path: Path | str) -> bool:
 
 def _grid(configs: list[dict[str, Any]], storage: str, name: str, res: Any, conc: int, resume: bool, live: bool | None) -> Any:
     """Run ``configs`` as one Tune experiment ``storage/name`` under a live table; returns the ResultGrid."""
-    from nasattn.tune import run_grid
-    from nasattn.tune.progress import GridLabel, TrialTable
+    from nasattn.tune.progress import GridLabel, TrialTable  # lazy: pulls in ray and optuna, the heavy optional packages
 
     table = TrialTable(total=len(configs), concurrency=conc, title="nasattn fidelity", live=live,
                        describe=GridLabel([f"trial{c['trial']} seed{c['seed']}" for c in configs]))
@@ -523,8 +520,6 @@ def analyze_runs(runs: list[dict[str, Any]], variants: list[str], base: str,
     predictions.csv), by variant; empty without runs."""
     import pandas as pd
 
-    from nasattn.report.predictions import predictions_from_run_dirs
-    from nasattn.stats import analyze
 
     if not runs:
         return {}
@@ -575,7 +570,6 @@ def _num(v: Any) -> float:
 def write_outputs(plan: FidelityPlan, rows: list[dict[str, Any]], *, console: Console | None = None, wall_s: float = 0.0,
                   report: bool = True, n_resamples: int = 2000) -> FidelityResult:
     """fidelity.csv, agreement.csv and report.html."""
-    from nasattn.tune import write_rows_csv
 
     csv = write_rows_csv(rows, plan.out / FIDELITY_CSV)
     agree = agreement(rows, plan.metric, plan.top, n_resamples, plan.search_low)
@@ -592,7 +586,6 @@ def write_outputs(plan: FidelityPlan, rows: list[dict[str, Any]], *, console: Co
                             counts=counts, wall_s=wall_s)
     if report:
         try:
-            from nasattn.report.fidelity import render_fidelity
 
             result.report = render_fidelity(plan.out).write(plan.out / REPORT_FILE)
         except Exception as e:  # noqa: BLE001 - the CSVs stand without their report

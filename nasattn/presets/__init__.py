@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nasattn.config import ConfigError, read_yaml
+from nasattn.schema import ENV_PRESETS
 from nasattn.spec import ArchSpec
 
 if TYPE_CHECKING:
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from nasattn.spec import ArchSpec
 
 PRESET_DIR = Path(__file__).parent
-ENV_VAR = "NASATTN_PRESETS"
 _registered: list[Path] = []
 
 
@@ -41,7 +41,7 @@ def register_preset_dir(path: str | Path) -> None:
 
 def preset_dirs() -> list[Path]:
     """The folders searched for ``<name>.yaml``, in order."""
-    env = [Path(d).expanduser() for d in os.environ.get(ENV_VAR, "").split(os.pathsep) if d]
+    env = [Path(d).expanduser() for d in os.environ.get(ENV_PRESETS, "").split(os.pathsep) if d]
     return [PRESET_DIR, *env, *_registered]
 
 
@@ -141,5 +141,5 @@ def load_arch_source(preset: str | None = None, path: str | Path | None = None) 
     return ArchSpec.from_dict(raw, str(path)), {}
 
 
-__all__ = ["ENV_VAR", "PAPER_ORDER", "PRESET_DIR", "Preset", "get_preset", "list_presets", "load_arch_source",
+__all__ = ["ENV_PRESETS", "PAPER_ORDER", "PRESET_DIR", "Preset", "get_preset", "list_presets", "load_arch_source",
            "preset_dirs", "preset_path", "read_preset", "register_preset_dir"]

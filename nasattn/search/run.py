@@ -1,4 +1,9 @@
-"""Running a study: Ray Tune + Optuna, resumable, writing trials.csv, best/, study.db and report.html."""
+"""Running a study: Ray Tune + Optuna, resumable, writing trials.csv, best/, study.db and report.html.
+
+The imports inside functions here are the modules that import Ray and Optuna at their top (recorder,
+resume, searcher, tune.progress) and the torch-side data preparation: reading and checking a study
+(``nasattn search --dry-run``, the run-file parsers) stays free of the heavy optional packages.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,15 @@ from nasattn.config import ConfigError, NasattnError, to_yaml
 from nasattn.search.study import LoadedStudy
 from nasattn.tune.resources import preflight, start_ray, tune_experiment, tune_storage
 from nasattn.tune.trainable import CHECKPOINT_BUDGET
+from nasattn.interrupt import tune_interrupts
+from nasattn.report import render_report_safely
+from nasattn.rundir import current_command
+from nasattn.search.space import preset_points
+from nasattn.secrets import mask_secrets, write_private
+from nasattn.study_rows import pareto_numbers, study_rows
+from nasattn.study_storage import check_existing_sqlite, sqlite_path
+from nasattn.tune import train_trial, trial_resources, write_rows_csv
+from nasattn.tune.runner import delete_uri_checkpoint, uri_checkpoints
 
 if TYPE_CHECKING:
     import optuna
@@ -81,7 +95,6 @@ def _scheduler(loaded: LoadedStudy, resumed: bool = False):
 def _trainable(loaded: LoadedStudy):
     from ray import tune  # lazy: ray is a heavy optional package
 
-    from nasattn.tune import train_trial, trial_resources
 
     res = loaded.study.resources
     return tune.with_resources(train_trial, trial_resources(res.cpus_per_trial, res.gpus_per_trial))
@@ -89,7 +102,6 @@ def _trainable(loaded: LoadedStudy):
 
 def _saved_study(out: Path, loaded: LoadedStudy) -> None:
     """Write the resolved study (space inline, secrets masked, mode 0600) into the output folder, for the record."""
-    from nasattn.secrets import mask_secrets, write_private
 
     data = mask_secrets(loaded.study.model_dump(mode="json"))
     data["space"] = loaded.space_source
@@ -107,7 +119,6 @@ RESUME_FREE = ("output", "report")
 
 def resolved_study(loaded: LoadedStudy) -> dict[str, Any]:
     """The study as the run uses it: every field (space resolved inline), minus RESUME_FREE."""
-    from nasattn.secrets import mask_secrets
 
     data = loaded.study.model_dump(mode="json")
     data["space"] = loaded.space.model_dump(mode="json")
@@ -125,8 +136,6 @@ def start_record(out: Path, loaded: LoadedStudy) -> str:
     """Write ``run.json`` (run id, fingerprint, folder, masked command and study; mode 0600); returns the run id."""
     import uuid
 
-    from nasattn.rundir import current_command
-    from nasattn.secrets import mask_secrets, write_private
 
     resolved = resolved_study(loaded)
     run_id = uuid.uuid4().hex[:12]
@@ -139,7 +148,6 @@ def start_record(out: Path, loaded: LoadedStudy) -> str:
 def check_resume(out: Path, loaded: LoadedStudy, url: str | None = None) -> str:
     """The run id to continue; ConfigError unless ``out`` holds a run of exactly this study whose study
     database is readable, and (a moved or copied folder) whose storage is not the original folder's."""
-    from nasattn.study_storage import check_existing_sqlite, sqlite_path
 
     run_file = out / RUN_FILE
     if not out.is_dir():
@@ -182,7 +190,7 @@ def _check_not_elsewhere(out: Path, started_in: str | None, url: str) -> None:
 
 def prepare_data(loaded: LoadedStudy, console: Console | None = None) -> str | None:
     """Resolve the data source, fill the decoded cache at the space's input size and check the split, once."""
-    from nasattn.engine.prepare import prepare_data as prepare
+    from nasattn.engine.prepare import prepare_data as prepare  # lazy: keeps torch out of run-file parsing and the CLI's start
 
     data, line = prepare(loaded.resolved_data(), download=loaded.study.download, image_size=loaded.space.input_size,
                          recipe=loaded.study.train.recipe, recipe_field="train.recipe.class_weights",
@@ -272,7 +280,6 @@ def _constants(loaded: LoadedStudy, data: str | None) -> dict[str, Any]:
 def _searcher(loaded: LoadedStudy, data: str | None, ledger: Any, records: list[Any], resume_from: dict[int, str]):
     """The study's SpaceSearch (continuing ``records`` on a resume)."""
     from nasattn.search.searcher import SpaceSearch, TrialConfigFactory, make_sampler, trial_runs_root
-    from nasattn.search.space import preset_points
 
     study, space = loaded.study, loaded.space
     factory = TrialConfigFactory(space, _constants(loaded, data), dict(study.train.recipe), study.budget.epochs)
@@ -291,7 +298,6 @@ def _fit(loaded: LoadedStudy, data: str | None, ledger: Any, records: list[Any],
     from ray import tune  # lazy: ray is a heavy optional package
     from ray.tune.search import ConcurrencyLimiter  # lazy: ray is a heavy optional package
 
-    from nasattn.interrupt import tune_interrupts
     from nasattn.search.recorder import FailureGuard, StudyRecorder
     from nasattn.search.resume import ReplayOnAdd, resume_scheduler
     from nasattn.search.searcher import trial_dirname
@@ -349,7 +355,6 @@ def remove_finished_checkpoints(exp_dir: Path | str, url: str, name: str) -> int
     import optuna  # lazy: optuna is a heavy optional package
 
     from nasattn.search.recorder import open_storage
-    from nasattn.tune.runner import delete_uri_checkpoint, uri_checkpoints
 
     st = optuna.load_study(study_name=name, storage=open_storage(url))
     finished = {str(t.number) for t in st.get_trials(deepcopy=False) if t.state.is_finished()}
@@ -373,7 +378,6 @@ def pick_best(study: optuna.Study, metric_names: list[str]) -> optuna.trial.Froz
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         return None
-    from nasattn.study_rows import pareto_numbers
 
     front = pareto_numbers(study) if len(metric_names) > 1 else set()
     pool = [t for t in complete if t.number in front] if front else complete
@@ -393,8 +397,6 @@ def write_outputs(loaded: LoadedStudy, url: str, name: str, console: Console | N
     import optuna  # lazy: optuna is a heavy optional package
 
     from nasattn.search.recorder import open_storage
-    from nasattn.study_rows import study_rows
-    from nasattn.tune import write_rows_csv
 
     out = loaded.output
     st = optuna.load_study(study_name=name, storage=open_storage(url))
@@ -414,7 +416,6 @@ def write_outputs(loaded: LoadedStudy, url: str, name: str, console: Console | N
         write_rows_csv([r for r in rows if r.get("pareto")], out / "pareto.csv")
     report, report_error = None, None
     if loaded.study.report:
-        from nasattn.report import render_report_safely
 
         report, report_error = render_report_safely(out, warn=lambda msg: say(console, f"[yellow]{msg}[/]"))
     return SearchResult(output=out, trials_csv=trials_csv, best_dir=best_dir, report=report, counts=counts,

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from nasattn.data.dataset import DataError
-from nasattn.data.sources import list_images
-
 PROBE_TIMEOUT_S = 120.0  # a node's first task starts a Python and imports torch; a busy node is slow
 
 
 def count_images(source: str) -> tuple[int | None, str | None]:
     """``(number of image files, None)`` that ``source`` lists here, or ``(None, "Type: message")``."""
+    from nasattn.data.sources import list_images  # lazy: torch-side floor; tune's run-file parsing stays torch-free
+
     try:
         return len(list_images(source)[0]), None
     except Exception as e:  # noqa: BLE001 - every reason a node cannot read the data is reported, by name
@@ -37,6 +36,8 @@ def probe_nodes(source: str, nodes: list[dict[str, Any]]) -> dict[str, tuple[int
     """:func:`count_images` of ``source`` on each of ``nodes`` (node address -> result), run there."""
     import ray  # lazy: ray is a heavy optional package
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # lazy: ray, as above
+
+    from nasattn.data.dataset import DataError  # lazy: torch-side floor, as in count_images
 
     probe = ray.remote(num_cpus=0, max_retries=0)(count_images)
     refs = {_node_name(n): probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(source)
@@ -59,6 +60,8 @@ def check_data_on_nodes(source: str | None) -> None:
     Nothing is checked for ``None`` (trials read ``$NASATTN_DATA``, which travels in the runtime
     environment) or when the driver itself cannot list the source (loading it says why, next).
     """
+    from nasattn.data.dataset import DataError  # lazy: torch-side floor, as in count_images
+
     if source is None:
         return
     expected, error = count_images(source)

@@ -22,10 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from nasattn.config import NasattnError
-from nasattn.schema import PLACEMENT_FILE
+from nasattn.schema import ENV_TEST_RENDEZVOUS, ENV_TRIAL_DEVICE, PLACEMENT_FILE
 
-FORCE_DEVICE_ENV = "NASATTN_TRIAL_DEVICE"
-RENDEZVOUS_ENV = "NASATTN_TEST_RENDEZVOUS"
 
 
 class TrialDeviceError(NasattnError, RuntimeError):
@@ -77,7 +75,7 @@ def assigned_gpu_ids() -> list[str]:
 def trial_device(requested: str, trial: str) -> tuple[str, dict[str, Any]]:
     """Choose the device for the running trial; returns it and the placement record."""
     gpu_ids = assigned_gpu_ids()
-    forced = os.environ.get(FORCE_DEVICE_ENV) or None
+    forced = os.environ.get(ENV_TRIAL_DEVICE) or None
 
     def cuda_available() -> bool:
         import torch
@@ -110,7 +108,7 @@ def write_placement(run_dir: Path | None, record: dict[str, Any]) -> None:
 
 def rendezvous(trial: str) -> None:
     """Test-only: wait for ``N`` trials at the folder named by ``NASATTN_TEST_RENDEZVOUS`` (see module doc)."""
-    spec = os.environ.get(RENDEZVOUS_ENV)
+    spec = os.environ.get(ENV_TEST_RENDEZVOUS)
     if not spec:
         return
     folder, n, timeout = spec.split(",")

@@ -10,10 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from nasattn.config import ConfigError
-from nasattn.data.decode import ENV_MAX_MEGAPIXELS
-from nasattn.data.sources import ENV_CACHE, ENV_DATA
-from nasattn.presets import ENV_VAR as ENV_PRESETS
-from nasattn.tune.placement import FORCE_DEVICE_ENV, RENDEZVOUS_ENV
+from nasattn.schema import ENV_CACHE, ENV_DATA, ENV_MAX_MEGAPIXELS, ENV_PRESETS, ENV_TEST_RENDEZVOUS, ENV_TRIAL_DEVICE
 from nasattn.tune.quiet import quiet_handled_trial_errors
 from nasattn.tune.reaper import start_reaper, stop_reaper
 
@@ -36,7 +33,7 @@ CONNECT_TIMEOUT_S = 3.0
 # The settings a trial reads from its environment. On a cluster, the driver's values travel to every
 # node in the job's runtime environment (a node's own shell has none of them); nothing else does
 # (a storage URL's variable may hold a password, and trials never open the study storage).
-TRIAL_ENV_VARS = (ENV_CACHE, ENV_DATA, ENV_MAX_MEGAPIXELS, ENV_PRESETS, FORCE_DEVICE_ENV, RENDEZVOUS_ENV)
+TRIAL_ENV_VARS = (ENV_CACHE, ENV_DATA, ENV_MAX_MEGAPIXELS, ENV_PRESETS, ENV_TRIAL_DEVICE, ENV_TEST_RENDEZVOUS)
 
 
 def _apply_env_defaults() -> None:

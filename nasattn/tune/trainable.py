@@ -14,6 +14,7 @@ from typing import Any, Iterable
 from nasattn.schema import DONE_MARKER, ERROR_FILE, STATE_FILE, TUNE_BOOKKEEPING, TrialStatus, VAL_ACCURACY_LAST
 from nasattn.tune.home import Trip, node_label, trip
 from nasattn.tune.placement import rendezvous, trial_device, write_placement
+from nasattn.spec import ArchSpec
 
 # Keys of ``config`` that train_trial itself understands; everything else is passed through as "extra".
 CONFIG_KEYS = (
@@ -93,12 +94,12 @@ def resolve_run_dir(config: dict[str, Any]) -> Path | None:
 
 
 def _load_data(config: dict[str, Any], seed: int, image_size: int):
-    from nasattn.data import load_dataset
+    from nasattn.data import load_dataset  # lazy: keeps torch out of run-file parsing and the CLI's start
 
     dataset = load_dataset(config.get("data"), image_size=image_size, progress=False)
     subset = config.get("subset")
     if subset is not None and 0 < float(subset) < 1:
-        from nasattn.data import stratified_subset
+        from nasattn.data import stratified_subset  # lazy: keeps torch out of run-file parsing and the CLI's start
 
         dataset = dataset.subset(stratified_subset(dataset.labels, float(subset), seed=seed))
     return dataset
@@ -149,7 +150,7 @@ def _train_trial(config: dict[str, Any], folder: Path | None, away: Trip | None)
     import torch
     from ray import tune  # lazy: ray is a heavy optional package
 
-    from nasattn.engine import train
+    from nasattn.engine import train  # lazy: keeps torch out of run-file parsing and the CLI's start
 
     t_start = time.perf_counter()
     _set_threads()
@@ -191,7 +192,6 @@ def _train_trial(config: dict[str, Any], folder: Path | None, away: Trip | None)
 def _trial_inputs(config: dict[str, Any], seed: int) -> tuple[Any, Any, Any]:
     """``(spec, recipe, dataset)`` of a trial's config, the spec and recipe adapted to the dataset's classes."""
     from nasattn.engine import Recipe, adapt_to_dataset  # torch-side floor: imported when a trial runs
-    from nasattn.spec import ArchSpec
 
     spec = ArchSpec.from_dict(config["arch"], "trial arch")
     if config.get("width_mult") not in (None, 1, 1.0):
@@ -207,7 +207,7 @@ def _trial_inputs(config: dict[str, Any], seed: int) -> tuple[Any, Any, Any]:
 def _built_model(config: dict[str, Any], spec: Any, dataset: Any, device: str) -> tuple[Any, dict[str, Any]]:
     """The trial's model and its static metrics: its profile, latency, training-free scores, seed recipe."""
     from nasattn.engine.zero_cost import score_batch, zero_cost_scores  # torch-side floors: imported when a trial runs
-    from nasattn.models import build_model, profile_model
+    from nasattn.models import build_model, profile_model  # lazy: keeps torch out of run-file parsing and the CLI's start
 
     model = build_model(spec)
     prof = profile_model(model)
