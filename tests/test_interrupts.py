@@ -199,12 +199,17 @@ def test_a_signalled_fidelity_study_is_locked_writes_its_csv_and_exits_130(tmp_p
 
 
 @pytest.mark.slow
-def test_a_fidelity_study_whose_every_training_failed_exits_1_with_a_summary(tmp_path):
+def test_a_fidelity_study_whose_every_training_failed_exits_1_with_a_summary(tmp_path, module_ray, monkeypatch):
+    """In-process (no signal here), under a Ray started after this module's subprocess runs."""
+    from typer.testing import CliRunner
+
+    from nasattn.cli.main import app
     from test_fidelity import _finished_search
 
+    monkeypatch.setenv("COLUMNS", "200")
     search = tmp_path / "search"
     _finished_search(search)
-    res = _run(_fidelity_args(search, "--set", "recipe.lr=1e30"), tmp_path, timeout=300)
-    assert res.returncode == 1, res.stdout + res.stderr
+    res = CliRunner().invoke(app, _fidelity_args(search, "--set", "recipe.lr=1e30"))
+    assert res.exit_code == 1, res.output
     assert "every training failed (1 of 1); first error: TrainingDivergedError" in res.stderr, res.stderr
     assert (search / "fidelity" / "fidelity.csv").is_file()

@@ -221,18 +221,6 @@ def test_concurrency_follows_the_resources():
 
 
 # ------------------------------------------------------------------------------------ end to end
-@pytest.mark.slow
-def test_a_search_whose_trials_all_fail_stops_early_with_the_error(tmp_path):
-    # device cuda on trials given no GPU: every trial raises before training (no silent CPU fallback)
-    study = _study(tmp_path, seeds={}, resources={"cpus_per_trial": 1, "max_concurrent": 1},
-                   budget={"trials": 8, "epochs": 1, "max_steps_per_epoch": 3, "abort_after_failures": 2},
-                   train={"device": "cuda", "recipe": {"eval_batch_size": 256}, "zero_cost": False})
-    res = _run(["search", str(study), "--no-live"])
-    assert res.returncode == 1, res.stdout + res.stderr
-    assert "every trial failed" in res.stdout + res.stderr and "TrialDeviceError" in res.stdout + res.stderr
-    assert 2 <= len(_rows(tmp_path / "out")) < 8
-
-
 def test_class_weights_that_do_not_fit_the_dataset_are_refused_before_ray_starts(tmp_path):
     study = _study(tmp_path, seeds={}, train={"recipe": {"class_weights": [1.0, 1.0, 1.0]}})
     res = CliRunner().invoke(app, ["search", str(study), "--no-live"])  # in-process: the refusal comes before Ray
@@ -444,3 +432,15 @@ def test_checkpoints_of_short_epochs_stay_within_their_time_budget(tmp_path, mod
         written.append(int(df["checkpoint_dir_name"].notna().sum()) if "checkpoint_dir_name" in df else 0)
     assert written[0] == 5  # every epoch but the last, whose report is the final one
     assert 1 <= written[1] < 5, written
+
+
+@pytest.mark.slow
+def test_a_search_whose_trials_all_fail_stops_early_with_the_error(tmp_path, module_ray):
+    # device cuda on trials given no GPU: every trial raises before training (no silent CPU fallback)
+    study = _study(tmp_path, seeds={}, resources={"cpus_per_trial": 1, "max_concurrent": 1},
+                   budget={"trials": 8, "epochs": 1, "max_steps_per_epoch": 3, "abort_after_failures": 2},
+                   train={"device": "cuda", "recipe": {"eval_batch_size": 256}, "zero_cost": False})
+    res = CliRunner().invoke(app, ["search", str(study), "--no-live"])  # in-process, under the module's Ray
+    assert res.exit_code == 1, res.output
+    assert "every trial failed" in res.output and "TrialDeviceError" in res.output
+    assert 2 <= len(_rows(tmp_path / "out")) < 8
