@@ -24,7 +24,7 @@ from nasattn.study_storage import create_or_load_study, storage_url
 from nasattn.search.study import load_study
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_search import _study, postgres  # noqa: F401 - the PostgreSQL fixture
+from test_search import _study
 
 State = optuna.trial.TrialState
 
@@ -386,22 +386,6 @@ def test_an_interrupted_search_moved_copied_and_resumed_stops_what_the_uninterru
     resumed = st.trials[1]  # --resume finished the interrupted trial under its own number and start
     assert resumed.datetime_start == running.datetime_start and sorted(resumed.intermediate_values)[-1] == 5
     shutil.rmtree(moved)
-
-
-@pytest.mark.slow
-def test_a_password_given_on_the_command_line_is_in_no_file_of_the_run(tmp_path, postgres):  # noqa: F811
-    from test_search import _run
-
-    url = postgres.replace("nasattn@", f"nasattn:{PASSWORD}@")  # the test server trusts loopback: any password works
-    study = _study(tmp_path, seeds={}, budget={"trials": 1, "epochs": 1, "max_steps_per_epoch": 2})
-    res = _run(["search", str(study), "--set", f"storage={url}", "--no-live"])
-    assert res.returncode == 0, res.stdout + res.stderr
-    out = tmp_path / "out"
-    files = [p for p in out.rglob("*") if p.is_file()]
-    assert any(p.name == "tuner.pkl" for p in files) and (out / "report.html").is_file()
-    leaked = [str(p) for p in files if PASSWORD.encode() in p.read_bytes()]
-    assert not leaked and PASSWORD not in res.stdout + res.stderr
-    assert "nasattn:***@" in json.loads((out / "run.json").read_text())["command"]
 
 
 def test_an_interrupted_grid_counts_the_checkpoints_earlier_sessions_left(tmp_path):

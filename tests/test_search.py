@@ -344,14 +344,24 @@ def postgres():
 
 
 @pytest.mark.slow
-def test_search_with_a_postgresql_storage(tmp_path, postgres):
-    study = _study(tmp_path, storage=postgres, budget={"trials": 2, "epochs": 1, "max_steps_per_epoch": 2})
-    res = _run(["search", str(study), "--no-live"])
+def test_search_with_a_postgresql_storage_and_a_password_given_on_the_command_line_in_no_file(tmp_path, postgres):
+    """A search whose study lives in PostgreSQL, its URL (with a password) given with --set: the trials are in the
+    server's study, and the password is in no file of the run and in no output line."""
+    password = "S3cretPw"
+    url = postgres.replace("nasattn@", f"nasattn:{password}@")  # the test server trusts loopback: any password works
+    study = _study(tmp_path, budget={"trials": 2, "epochs": 1, "max_steps_per_epoch": 2})
+    res = _run(["search", str(study), "--set", f"storage={url}", "--no-live"])
     assert res.returncode == 0, res.stdout + res.stderr
     assert "password" not in res.stdout
     st = optuna.load_study(study_name="tiny", storage=postgres)
     assert [t.state.name for t in st.trials] == ["COMPLETE", "COMPLETE"]
-    assert not (tmp_path / "out" / "study.db").exists()
+    out = tmp_path / "out"
+    assert not (out / "study.db").exists()
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.name == "tuner.pkl" for p in files) and (out / "report.html").is_file()
+    leaked = [str(p) for p in files if password.encode() in p.read_bytes()]
+    assert not leaked and password not in res.stdout + res.stderr
+    assert "nasattn:***@" in json.loads((out / "run.json").read_text())["command"]
 
 
 def test_preset_seed_points_carry_the_presets_recipe_not_sampled_values():
