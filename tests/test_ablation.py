@@ -357,6 +357,7 @@ def test_end_to_end_ablation_through_ray_and_resume(tmp_path: Path):
         "base": {"preset": "balanced"}, "include": ["no_attention"], "seeds": [0, 1], "data": "eurosat-mini",
         "epochs": 1, "width_mult": 0.125, "max_steps_per_epoch": 2, "checkpoint_every": 0,
         "resources": {"cpus_per_trial": 1, "max_concurrent": 2}, "output": str(out), "report": False,
+        "zero_cost": False,  # the training-free scores are the subject of test_zero_cost.py and test_fidelity.py
     }
     t0 = time.time()
     result = run_ablation(load_ablation(None, overrides), live=False, command="nasattn ablate (test)")

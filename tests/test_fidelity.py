@@ -5,9 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +19,6 @@ from nasattn.cli.main import app
 from nasattn.fidelity.run import (FidelityPlan, Sampled, agreement, fidelity_rows, reuse_finished_runs, run_dir_of, select_trials,
                                   trial_configs, write_outputs)
 from nasattn.stats import correlation, not_retrained, regret, top_k_overlap
-
-NASATTN = [sys.executable, "-m", "nasattn.cli.main"]
 
 
 # ------------------------------------------------------------------------------------ statistics
@@ -284,19 +279,17 @@ def _finished_search(folder: Path) -> None:
                         "params": 100 * (i + 1), "flops": 1000 * (i + 1), "zc_naswot": 1.0 + i}))
 
 
-def _run(args: list[str], timeout: float = 420) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "COLUMNS": "200"}
-    return subprocess.run([*NASATTN, *args], capture_output=True, text=True, timeout=timeout, env=env)
-
-
 @pytest.mark.slow
-def test_fidelity_end_to_end_through_ray_with_resume(tmp_path):
+def test_fidelity_end_to_end_through_ray_with_resume(tmp_path, module_ray, monkeypatch):
+    """The command in-process (CliRunner) under the module's one Ray: its lock, resume and exit codes are the
+    same code as in a subprocess, and test_interrupts.py signals a fidelity study in a real one."""
+    monkeypatch.setenv("COLUMNS", "200")
     search = tmp_path / "search"
     _finished_search(search)
     args = ["fidelity", str(search), "--top", "1", "--random", "2", "--seeds", "3", "--set", "recipe.epochs=2",
             "--base-preset", "baseline", "--no-live"]
-    res = _run(args)
-    assert res.returncode == 0, res.stdout + res.stderr
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
     fid = search / "fidelity"
     with open(fid / "fidelity.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -335,15 +328,15 @@ def test_fidelity_end_to_end_through_ray_with_resume(tmp_path):
     with open(fid / "paired.csv", newline="") as f:  # the two other trials against the baseline preset's
         assert sorted(p["trial"] for p in csv.DictReader(f)) == sorted(r["trial"] for r in rows[1:])
 
-    res = _run(args)  # the same folder without --resume: refused
-    assert res.returncode == 2 and "--resume" in res.stderr
+    res = CliRunner().invoke(app, args)  # the same folder without --resume: refused
+    assert res.exit_code == 2 and "--resume" in res.stderr
     lost = fid / "runs" / f"trial{rows[1]['trial']}" / "seed3"
     kept = {p: p.stat().st_mtime_ns for p in fid.glob("runs/*/seed3/DONE") if p.parent != lost}
     for p in lost.iterdir():
         p.unlink()
     lost.rmdir()
-    res = _run([*args, "--resume"])
-    assert res.returncode == 0, res.stdout + res.stderr
+    res = CliRunner().invoke(app, [*args, "--resume"])
+    assert res.exit_code == 0, res.output
     assert "1 of 3 runs to train" in res.stdout and (lost / "DONE").is_file()
     assert all(p.stat().st_mtime_ns == m for p, m in kept.items())  # finished runs were not retrained
     with open(fid / "fidelity.csv", newline="") as f:

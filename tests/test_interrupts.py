@@ -13,7 +13,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nasattn.rundir import lock_holder
 
 ROOT = Path(__file__).resolve().parents[1]
 NASATTN = [sys.executable, "-m", "nasattn.cli.main"]
@@ -113,7 +112,7 @@ def _interrupt_search(tmp_path: Path, sig: int) -> tuple[subprocess.Popen, Path,
     return proc, out, log, log.read_text()
 
 
-def _check_interrupted_search(text: str, out: Path, command: str) -> None:
+def check_interrupted_search(text: str, out: Path, command: str) -> None:
     """One resume line naming the command as typed, a checkpoint of the running trial, outputs written."""
     lines = [ln for ln in text.splitlines() if ln.startswith("interrupted: ")]
     assert len(lines) == 1, text
@@ -129,54 +128,7 @@ def _check_interrupted_search(text: str, out: Path, command: str) -> None:
 def test_a_sigterm_search_writes_what_exists_and_says_how_to_continue(tmp_path):
     proc, out, log, text = _interrupt_search(tmp_path, signal.SIGTERM)
     assert proc.returncode == 143, text
-    _check_interrupted_search(text, out, "nasattn search quickstart")
-
-
-@pytest.mark.slow
-def test_a_sigint_search_exits_130_keeps_its_trial_running_and_resume_finishes_it_in_place(tmp_path):
-    """SIGINT during a trial: the folder stays locked while it runs, exit 130 with one resume line, the trial
-    stays RUNNING (status INTERRUPTED) in the study, and --resume finishes it under its own number and start."""
-    import optuna
-
-    from test_search import TINY_SPACE, _study
-
-    State = optuna.trial.TrialState
-    stable = {**TINY_SPACE, "recipe": {"lr": 0.01, "optimizer": "sgd"}}
-    study = _study(tmp_path, space=stable, seeds={}, budget={"trials": 2, "epochs": 8, "max_steps_per_epoch": 3},
-                   resources={"cpus_per_trial": 1, "max_concurrent": 1})
-    out, log = tmp_path / "out", tmp_path / "search.log"
-    url = f"sqlite:///{out / 'study.db'}"
-    args = ["search", str(study), "--no-live", "--out", str(out)]
-    proc = _start(args, tmp_path, log)
-    running = None
-    try:
-        _wait_for(lambda: lock_holder(out) is not None, proc, log)
-        second = _run([*args, "--resume"], tmp_path)  # the running search holds the folder
-        assert second.returncode == 2 and f"pid {proc.pid}" in second.stderr, second.stderr
-
-        def trial_running() -> bool:
-            nonlocal running
-            try:
-                trials = optuna.load_study(study_name="tiny", storage=url).trials
-            except Exception:  # noqa: BLE001 - not created yet
-                return False
-            running = next((t for t in trials if t.state == State.RUNNING and t.intermediate_values), None)
-            return running is not None
-
-        text = _signal_when(trial_running, proc, log, signal.SIGINT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, text
-    _check_interrupted_search(text, out, f"nasattn search {study}")
-    after = optuna.load_study(study_name="tiny", storage=url).trials[running.number]
-    assert after.state == State.RUNNING and after.user_attrs["status"] == "INTERRUPTED"
-    res = _run([*args, "--resume"], tmp_path, timeout=420)
-    assert res.returncode == 0, res.stdout + res.stderr
-    st = optuna.load_study(study_name="tiny", storage=url)
-    assert [t.number for t in st.trials] == [0, 1] and [t.state for t in st.trials] == [State.COMPLETE] * 2
-    resumed = st.trials[running.number]
-    assert resumed.datetime_start == running.datetime_start and sorted(resumed.intermediate_values)[-1] == 8
+    check_interrupted_search(text, out, "nasattn search quickstart")
 
 
 @pytest.mark.slow
@@ -247,12 +199,17 @@ def test_a_signalled_fidelity_study_is_locked_writes_its_csv_and_exits_130(tmp_p
 
 
 @pytest.mark.slow
-def test_a_fidelity_study_whose_every_training_failed_exits_1_with_a_summary(tmp_path):
+def test_a_fidelity_study_whose_every_training_failed_exits_1_with_a_summary(tmp_path, module_ray, monkeypatch):
+    """In-process (no signal here), under a Ray started after this module's subprocess runs."""
+    from typer.testing import CliRunner
+
+    from nasattn.cli.main import app
     from test_fidelity import _finished_search
 
+    monkeypatch.setenv("COLUMNS", "200")
     search = tmp_path / "search"
     _finished_search(search)
-    res = _run(_fidelity_args(search, "--set", "recipe.lr=1e30"), tmp_path, timeout=300)
-    assert res.returncode == 1, res.stdout + res.stderr
+    res = CliRunner().invoke(app, _fidelity_args(search, "--set", "recipe.lr=1e30"))
+    assert res.exit_code == 1, res.output
     assert "every training failed (1 of 1); first error: TrainingDivergedError" in res.stderr, res.stderr
     assert (search / "fidelity" / "fidelity.csv").is_file()

@@ -221,18 +221,6 @@ def test_concurrency_follows_the_resources():
 
 
 # ------------------------------------------------------------------------------------ end to end
-@pytest.mark.slow
-def test_a_search_whose_trials_all_fail_stops_early_with_the_error(tmp_path):
-    # device cuda on trials given no GPU: every trial raises before training (no silent CPU fallback)
-    study = _study(tmp_path, seeds={}, resources={"cpus_per_trial": 1, "max_concurrent": 1},
-                   budget={"trials": 8, "epochs": 1, "max_steps_per_epoch": 3, "abort_after_failures": 2},
-                   train={"device": "cuda", "recipe": {"eval_batch_size": 256}, "zero_cost": False})
-    res = _run(["search", str(study), "--no-live"])
-    assert res.returncode == 1, res.stdout + res.stderr
-    assert "every trial failed" in res.stdout + res.stderr and "TrialDeviceError" in res.stdout + res.stderr
-    assert 2 <= len(_rows(tmp_path / "out")) < 8
-
-
 def test_class_weights_that_do_not_fit_the_dataset_are_refused_before_ray_starts(tmp_path):
     study = _study(tmp_path, seeds={}, train={"recipe": {"class_weights": [1.0, 1.0, 1.0]}})
     res = CliRunner().invoke(app, ["search", str(study), "--no-live"])  # in-process: the refusal comes before Ray
@@ -356,14 +344,24 @@ def postgres():
 
 
 @pytest.mark.slow
-def test_search_with_a_postgresql_storage(tmp_path, postgres):
-    study = _study(tmp_path, storage=postgres, budget={"trials": 2, "epochs": 1, "max_steps_per_epoch": 2})
-    res = _run(["search", str(study), "--no-live"])
+def test_search_with_a_postgresql_storage_and_a_password_given_on_the_command_line_in_no_file(tmp_path, postgres):
+    """A search whose study lives in PostgreSQL, its URL (with a password) given with --set: the trials are in the
+    server's study, and the password is in no file of the run and in no output line."""
+    password = "S3cretPw"
+    url = postgres.replace("nasattn@", f"nasattn:{password}@")  # the test server trusts loopback: any password works
+    study = _study(tmp_path, budget={"trials": 2, "epochs": 1, "max_steps_per_epoch": 2})
+    res = _run(["search", str(study), "--set", f"storage={url}", "--no-live"])
     assert res.returncode == 0, res.stdout + res.stderr
     assert "password" not in res.stdout
     st = optuna.load_study(study_name="tiny", storage=postgres)
     assert [t.state.name for t in st.trials] == ["COMPLETE", "COMPLETE"]
-    assert not (tmp_path / "out" / "study.db").exists()
+    out = tmp_path / "out"
+    assert not (out / "study.db").exists()
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.name == "tuner.pkl" for p in files) and (out / "report.html").is_file()
+    leaked = [str(p) for p in files if password.encode() in p.read_bytes()]
+    assert not leaked and password not in res.stdout + res.stderr
+    assert "nasattn:***@" in json.loads((out / "run.json").read_text())["command"]
 
 
 def test_preset_seed_points_carry_the_presets_recipe_not_sampled_values():
@@ -444,3 +442,15 @@ def test_checkpoints_of_short_epochs_stay_within_their_time_budget(tmp_path, mod
         written.append(int(df["checkpoint_dir_name"].notna().sum()) if "checkpoint_dir_name" in df else 0)
     assert written[0] == 5  # every epoch but the last, whose report is the final one
     assert 1 <= written[1] < 5, written
+
+
+@pytest.mark.slow
+def test_a_search_whose_trials_all_fail_stops_early_with_the_error(tmp_path, module_ray):
+    # device cuda on trials given no GPU: every trial raises before training (no silent CPU fallback)
+    study = _study(tmp_path, seeds={}, resources={"cpus_per_trial": 1, "max_concurrent": 1},
+                   budget={"trials": 8, "epochs": 1, "max_steps_per_epoch": 3, "abort_after_failures": 2},
+                   train={"device": "cuda", "recipe": {"eval_batch_size": 256}, "zero_cost": False})
+    res = CliRunner().invoke(app, ["search", str(study), "--no-live"])  # in-process, under the module's Ray
+    assert res.exit_code == 1, res.output
+    assert "every trial failed" in res.output and "TrialDeviceError" in res.output
+    assert 2 <= len(_rows(tmp_path / "out")) < 8
