@@ -12,21 +12,26 @@ import csv
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from nasattn.data.sources import MINI_DIR, MINI_NAME
 from nasattn.rundir import is_run_content
-from nasattn.schema import BEST_DIR, ERROR_FILE, EXPERIMENT, MODEL_FILE, RUN_DIR, RUN_FILES, STATUS, TRIALS_CSV
+from nasattn.schema import (ABLATION_CSV, BEST_DIR, DONE_MARKER, ERROR, ERROR_FILE, EXPERIMENT, MODEL_FILE, RUN_DIR, RUN_FILES, STATUS,
+                            TRIALS_CSV, VARIANT, TrialStatus)
 from twonode import WORKER_IP, TwoNodes, two_node_cluster
 
 pytestmark = pytest.mark.slow
 
 NASATTN = [sys.executable, "-m", "nasattn.cli.main"]
 ROOT = Path(__file__).resolve().parents[1]
+S3_CREDENTIALS = dict(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_EC2_METADATA_DISABLED="true")
+"""For moto's S3 server on loopback (any key works); set before the nodes start, as a user sets theirs."""
 
 
 def search_args(cluster: TwoNodes, out: Path, *extra: str) -> list[str]:
@@ -52,8 +57,15 @@ def trial_rows(out: Path) -> list[dict[str, str]]:
 def nodes(tmp_path_factory: pytest.TempPathFactory, _isolated_cache) -> dict:
     """The cluster and its private folders: ``search`` (an --out), ``data`` (a dataset on the head only), the cache."""
     base = tmp_path_factory.mktemp("twonode")
-    folders = {"search": base / "search", "headonly": base / "headonly", "data": base / "data",
+    folders = {"search": base / "search", "headonly": base / "headonly", "data": base / "data", "ablation": base / "ablation",
                "cache": Path(os.environ["NASATTN_CACHE"])}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in S3_CREDENTIALS.items():  # every node needs the storage's credentials in its environment
+            mp.setenv(key, value)
+        yield from _cluster(folders, base)
+
+
+def _cluster(folders: dict, base: Path) -> Iterator[dict]:
     with two_node_cluster(list(folders.values())) as cluster:
         # a 3-class dataset on the head's disk (the worker sees an empty folder there)
         for cls in sorted(p.name for p in MINI_DIR.iterdir() if p.is_dir())[:3]:
@@ -108,3 +120,58 @@ def test_data_on_the_head_only_is_refused_before_the_first_trial(nodes: dict):
     assert WORKER_IP in res.stderr and str(nodes["data"]) in res.stderr, res.stderr
     assert "Traceback" not in res.stdout + res.stderr
     assert not any(is_run_content(p) for p in out.iterdir())  # (the folder itself is the harness's mount point)
+
+
+ABLATION = """\
+name: twonode-ablation
+base: {preset: balanced}
+include: []
+variants:
+  diverges: {recipe: {lr: 1.0e+30}}     # fails on the worker node: its error must reach the driver
+seeds: [0]
+data: eurosat-mini
+epochs: 3
+max_steps_per_epoch: 2
+width_mult: 0.125
+zero_cost: false
+recipe: {schedule: cosine, eval_batch_size: 256}
+resources: {cpus_per_trial: 1, max_concurrent: 2}
+checkpoint_every: 1
+report: false
+"""
+
+
+def test_an_ablation_with_checkpoints_on_s3_interrupted_and_resumed_comes_home(nodes: dict, tmp_path: Path):
+    """#25 item 6: on two nodes, an ablation keeps Tune's checkpoints on an S3-compatible storage, is interrupted
+    after its first epochs, resumes from there, and ends with every run folder under ``--out`` on the driver;
+    the variant that fails on the worker names its error and the worker's node in ablation.csv."""
+    from pyarrow import fs as pafs
+
+    from test_cluster_home import _s3_server
+    from test_interrupts import _signal_when
+
+    cluster: TwoNodes = nodes["cluster"]
+    out = nodes["ablation"]
+    with _s3_server() as port:
+        query = f"endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1"
+        pafs.FileSystem.from_uri(f"s3://nas?{query}&allow_bucket_creation=true")[0].create_dir("nas")
+        study = tmp_path / "ablation.yaml"
+        study.write_text(ABLATION + f"ray: {{address: '{cluster.address}', storage: 's3://nas/abl?{query}'}}\n")
+        args = ["ablate", str(study), "--out", str(out), "--no-live"]
+        log = tmp_path / "first.log"
+        env = {**os.environ, "RAY_AUTH_MODE": "disabled", "COLUMNS": "200"}
+        proc = subprocess.Popen([*NASATTN, *args], stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
+        first = _signal_when(lambda: " epoch 1:" in log.read_text(), proc, log, signal.SIGINT)
+        assert proc.returncode == 130, first
+        assert "--resume" in first
+        resumed = nasattn(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    with open(out / ABLATION_CSV, newline="") as f:
+        rows = {r[VARIANT]: r for r in csv.DictReader(f)}
+    assert rows["base"][STATUS] == TrialStatus.COMPLETE, rows["base"]
+    base_dir = Path(rows["base"][RUN_DIR])
+    assert base_dir.is_relative_to(out) and [f for f in RUN_FILES if not (base_dir / f).is_file()] == []
+    assert json.loads((base_dir / DONE_MARKER).read_text())["epoch"] == 3
+    assert rows["diverges"][STATUS] in (TrialStatus.ERROR, TrialStatus.FAILED), rows["diverges"]
+    assert f"(on node {WORKER_IP}" in rows["diverges"][ERROR], rows["diverges"]
+    assert cluster.worker_files(out) == []  # nothing of the run stayed on the worker's own disk

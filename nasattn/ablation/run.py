@@ -32,7 +32,7 @@ from nasattn.schema import (
 from nasattn.stats import analyze, DEFAULT_PRIMARY, verdict
 from nasattn.config import ConfigError, NasattnError
 from nasattn.tune.resources import preflight, start_ray, tune_storage
-from nasattn.tune.trainable import scalar_metrics
+from nasattn.tune.trainable import read_error, scalar_metrics
 from nasattn.interrupt import tune_interrupts
 from nasattn.report import render_report_safely
 from nasattn.report.predictions import predictions_from_run_dirs
@@ -343,8 +343,8 @@ def _run_status(run_dir: Path, tr: dict[str, Any] | None) -> tuple[TrialStatus, 
     """``(status, error)``: complete (DONE written or Tune says so), error (with Tune's message) or unfinished."""
     if (run_dir / DONE_MARKER).is_file():
         return TrialStatus.COMPLETE, None
-    if tr is not None and tr.get("status") == TrialStatus.ERROR:
-        return TrialStatus.ERROR, tr.get("error")
+    if tr is not None and tr.get("status") == TrialStatus.ERROR:  # the run's own ERROR line names its node
+        return TrialStatus.ERROR, read_error(run_dir) or tr.get("error")
     if tr is not None and tr.get("status") == TrialStatus.COMPLETE:
         return TrialStatus.COMPLETE, None
     return TrialStatus.UNFINISHED, None  # interrupted (Ctrl-C, a time limit) or never started: not an error of the variant

@@ -264,9 +264,11 @@ def _print_samples(sp, samples: int, seed: int) -> None:
             f"{spec.conv_layers} conv | {prof['params'] / 1e6:.2f}M params, {prof['flops'] / 1e9:.3f} GFLOP"
             , highlight=False, soft_wrap=True,
         )
-        console.print(spec.to_yaml(), highlight=False)
+        # YAML to copy: never wrapped at the console's width, and its [lists] are not rich markup
+        console.print(spec.to_yaml(), highlight=False, soft_wrap=True, markup=False)
         if recipe:
-            console.print(to_yaml({"recipe": {k: _short_float(v) for k, v in recipe.items()}}), highlight=False)
+            console.print(to_yaml({"recipe": {k: _short_float(v) for k, v in recipe.items()}}), highlight=False, soft_wrap=True,
+                          markup=False)
     if rejected:
         console.print(f"({rejected} samples rejected by constraints)")
 

@@ -12,7 +12,6 @@ import platform
 import sys
 
 from nasattn.doctor.runner import SECTIONS, run_doctor
-from nasattn.doctor.bundle import BundleError, build_bundle
 from nasattn.doctor.table import print_summary
 
 DEFAULT_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux2014_x86_64")  # glibc >= 2.28; pip does not expand tags
@@ -40,6 +39,8 @@ def parser(prog: str) -> argparse.ArgumentParser:
 
 
 def _bundle(a: argparse.Namespace) -> int:
+    # lazy: building a bundle needs `packaging`, which the offline machine the doctor runs on may lack
+    from nasattn.doctor.bundle import BundleError, build_bundle
 
     try:
         bundle = build_bundle(a.bundle, python=a.python, platforms=a.platform or DEFAULT_PLATFORMS, data=a.data,

@@ -24,7 +24,7 @@ from ray.tune import Callback, Stopper
 
 from nasattn.schema import HISTORY_FILE, STOPPED_FILE, TUNE_BOOKKEEPING, VAL_ACCURACY_LAST, TrialStatus
 from nasattn.study_storage import create_or_load_study, open_storage, redact, storage_url  # noqa: F401 - re-exported
-from nasattn.tune.trainable import ERROR_FILE
+from nasattn.tune.trainable import read_error
 
 # Metrics that are not copied into user attributes: Tune's bookkeeping (its run time is kept) and ``final``.
 _SKIP = (TUNE_BOOKKEEPING - {"time_total_s"}) | {"final"}
@@ -35,8 +35,9 @@ def _error_text(trial: Any) -> str:
     line of Tune's error trace with the node Ray names in it (``ip=...``)."""
     config = trial.config or {}
     run_dir = config.get("run_dir") or (Path(config["runs_root"]) / trial.trial_id if config.get("runs_root") else None)
-    if run_dir and (Path(run_dir) / ERROR_FILE).is_file():
-        return (Path(run_dir) / ERROR_FILE).read_text().strip()[:2000]
+    written = read_error(run_dir)
+    if written:
+        return written
     text = _tune_error_trace(trial)
     if not text:
         return "unknown error (see the trial's folder under tune/)"

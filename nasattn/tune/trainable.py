@@ -128,6 +128,15 @@ def train_trial(config: dict[str, Any]) -> None:
         raise
 
 
+def read_error(run_dir: str | Path | None) -> str | None:
+    """The ERROR file's text of the run folder ``run_dir`` (written where the trial ran, sent home from
+    another node), or None when it has none."""
+    path = Path(run_dir) / ERROR_FILE if run_dir else None
+    if path is None or not path.is_file():
+        return None
+    return path.read_text(errors="replace").strip()[:2000]
+
+
 def error_line(error: BaseException, node: str = "") -> str:
     """``ExcType: message``, with `` (on <node>)`` after the message's first line when the node is known."""
     first, nl, rest = f"{type(error).__name__}: {error}".partition("\n")
