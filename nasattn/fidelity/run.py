@@ -30,9 +30,9 @@ from nasattn.config import ConfigError, deep_merge, NasattnError, read_yaml, res
 from nasattn.presets import list_presets
 from nasattn.engine.zero_cost import ZC_COLUMNS
 from nasattn.stats import analyze, correlation, not_retrained, regret, summarize, top_k_overlap
-from nasattn.tune.trainable import tune_error_line
+from nasattn.tune.trainable import read_error, tune_error_line
 from nasattn.schema import (
-    AGREEMENT_CSV, DONE_MARKER, ERROR_FILE, EXPERIMENT, FIDELITY_BASE_PRESET, FIDELITY_CSV, FIDELITY_DIR,
+    AGREEMENT_CSV, DONE_MARKER, EXPERIMENT, FIDELITY_BASE_PRESET, FIDELITY_CSV, FIDELITY_DIR,
     FIDELITY_EPOCHS_FACTOR, FIDELITY_JSON, FIDELITY_RANDOM, FIDELITY_TOP, PAIRED_CSV, REPORT_FILE, RUNS_DIR, STUDY_FILE,
     TEST_ACCURACY, TRIALS_JSON, VAL_ACCURACY_LAST, ExitCode, TrialStatus, fidelity_high, fidelity_low,
 )
@@ -371,10 +371,9 @@ def _checkpoints(configs: list[dict[str, Any]]) -> str | None:
 def first_error(configs: list[dict[str, Any]], grid: Any = ()) -> str:
     """The first run's ERROR file text (``ExcType: message (on node ...)``, sent home from another node), else
     the first exception Tune kept for a trial of ``grid`` (a ResultGrid), else a pointer to Tune's trial logs."""
-    for c in configs:
-        path = Path(c["run_dir"]) / ERROR_FILE
-        if path.is_file():
-            return path.read_text(errors="replace").strip()[:2000]
+    written = next((e for c in configs if (e := read_error(c["run_dir"]))), None)
+    if written:
+        return written
     for result in grid:
         if result.error is not None:
             return tune_error_line(result.error)[:2000]

@@ -213,11 +213,11 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Console | 
 
     t0 = time.time()
     study, out = loaded.study, loaded.output
-    exp_dir = out / EXPERIMENT
+    experiment = tune_experiment(study.ray, out, EXPERIMENT)  # Tune's experiment: here, or on ray.storage
     url = storage_url(study.storage, out)
     if resume:
         run_id = check_resume(out, loaded, url)
-    elif exp_dir.exists() or (out / RUN_FILE).exists():
+    elif (out / EXPERIMENT).exists() or (out / RUN_FILE).exists():
         raise ConfigError(f"{out} already holds a search; add --resume to continue it, or choose another --out")
     # an unreachable cluster, too few resources, checkpoints or data no other node reaches: nothing written
     preflight(study.resources, study.ray, loaded.source, _checkpoints(loaded), data=loaded.resolved_data())
@@ -230,7 +230,7 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Console | 
         run_id = start_record(out, loaded)
     say(console, f"optuna study {name!r} in {redact(url)}")
     records = run_records(persistent, run_id) if resume else []
-    resume_from = unfinished_checkpoints(tune_experiment(study.ray, out, EXPERIMENT), records)
+    resume_from = unfinished_checkpoints(experiment, records)
     finished = sum(1 for t in records if t.state.is_finished())
     if resume:
         say(console, f"resuming: {finished} finished, {len(records) - finished} to continue "
@@ -239,14 +239,13 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Console | 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     session = _fit(loaded, data, ledger, records, resume_from, study.budget.trials - finished, console, live)
     if not study.train.keep_finished_checkpoints:
-        remove_finished_checkpoints(tune_experiment(study.ray, out, EXPERIMENT), url, name)
+        remove_finished_checkpoints(experiment, url, name)
     result = write_outputs(loaded, url, name, console=console)
     result.ray_start_s, result.rejected = session["ray_start_s"], session["rejected"]
     result.wall_s = time.time() - t0
     if session["signum"] is not None:
         result.interrupted = session["signum"]
-        result.checkpointed = len(unfinished_checkpoints(tune_experiment(study.ray, out, EXPERIMENT),
-                                                         run_records(ledger.connect(), run_id)))
+        result.checkpointed = len(unfinished_checkpoints(experiment, run_records(ledger.connect(), run_id)))
         return result
     ok = sum(result.counts.get(s, 0) for s in (TrialStatus.COMPLETE, TrialStatus.STOPPED, TrialStatus.INTERRUPTED))
     if ok == 0:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from nasattn.config import ConfigError
 from nasattn.tune.home import home_sink
 from nasattn.tune.nodes import check_data_on_nodes
-from nasattn.tune.runner import uri_join
+from nasattn.tune.runner import is_uri, uri_join
 from nasattn.tune.session import is_embedded, ray_session
 
 
@@ -55,12 +55,6 @@ class RayConfig(BaseModel):
         if v is not None and not is_uri(v) and not os.path.isabs(os.path.expanduser(v)):
             raise ValueError(f"give a URI (s3://bucket/path) or an absolute path, got {v!r}")
         return v
-
-
-def is_uri(storage: str) -> bool:
-    """A storage URI of a remote filesystem (``s3://...``), not a local path or ``file://``."""
-    scheme, sep, _ = storage.partition("://")
-    return bool(sep) and scheme.lower() != "file"
 
 
 def tune_storage(ray: RayConfig, out: Path) -> str:

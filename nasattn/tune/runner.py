@@ -58,7 +58,7 @@ def run_grid(
     """
     from ray import tune  # lazy: ray is a heavy optional package
 
-    storage_path = storage_path if "://" in str(storage_path) else Path(storage_path).resolve()
+    storage_path = str(storage_path) if is_uri(storage_path) else Path(storage_path).resolve()
     if resume:
         exp = storage_path / name if isinstance(storage_path, Path) else uri_join(storage_path, name)
         configs = [_resumed(c, latest_checkpoint(exp, i)) for i, c in enumerate(configs)]
@@ -86,6 +86,12 @@ def _grid_dirname(trial: Any) -> str:
 
 def _resumed(config: dict[str, Any], checkpoint: Path | str | None) -> dict[str, Any]:
     return config if checkpoint is None else {**config, "resume_from": str(checkpoint)}
+
+
+def is_uri(storage: str | Path) -> bool:
+    """A storage URI of a remote filesystem (``s3://...``), not a local path or ``file://``."""
+    scheme, sep, _ = str(storage).partition("://")
+    return bool(sep) and scheme.lower() != "file"
 
 
 def uri_join(uri: str, *names: str) -> str:
@@ -134,7 +140,7 @@ def latest_checkpoint(exp_dir: Path | str, number: int) -> Path | str | None:
     """The newest Tune checkpoint folder of trial ``number`` (a study number or a grid index) under
     ``exp_dir``, whose trial folders are named ``<number>-<trial id>`` (any earlier session); None if none.
     ``exp_dir`` may be a storage URI (then so is the answer)."""
-    if "://" in str(exp_dir):
+    if is_uri(exp_dir):
         return latest_uri_checkpoint(str(exp_dir), number)
     found = [p for p in Path(exp_dir).glob(f"{number}-*/checkpoint_*") if p.is_dir()]
     if not found:
