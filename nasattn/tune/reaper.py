@@ -18,6 +18,8 @@ import sys
 from collections.abc import Sequence
 
 POLL_S = 0.25
+READY_TIMEOUT_S = 30.0  # how long start_reaper waits for the watchdog's first look at the tree
+READY = b"tracking\n"
 
 
 def _psutil_path() -> str:
@@ -37,14 +39,23 @@ def _psutil_path() -> str:
 
 
 def start_reaper(root_pids: Sequence[int]) -> subprocess.Popen:
-    """Start the watchdog for the Ray processes ``root_pids`` (and their descendants) of this driver."""
+    """Start the watchdog for the Ray processes ``root_pids`` (and their descendants) of this driver.
+
+    Returns once the watchdog has recorded the current process tree (or after ``READY_TIMEOUT_S``): Ray's
+    agents are children of the raylet, and a driver killed before that first look could leave them behind
+    once the raylet is gone (they are re-parented out of the tree)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (_psutil_path(), *sys.path, env.get("PYTHONPATH", "")) if p)
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "nasattn.tune.reaper", str(os.getpid()), *map(str, root_pids)],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         start_new_session=True, env=env,
     )
+    assert proc.stdout is not None
+    if select.select([proc.stdout], [], [], READY_TIMEOUT_S)[0]:
+        proc.stdout.readline()  # READY, or "" when the watchdog died
+    proc.stdout.close()
+    return proc
 
 
 def stop_reaper(proc: subprocess.Popen, timeout: float = 10.0) -> None:
@@ -87,6 +98,13 @@ def _watch(driver_pid: int, roots: list[int]) -> None:
         driver = psutil.Process(driver_pid)
     except psutil.NoSuchProcess:
         driver = None
+    _track_children(tracked)
+    try:
+        sys.stdout.buffer.write(READY)  # start_reaper returns now: the tree as it is is tracked
+        sys.stdout.buffer.flush()
+        sys.stdout.close()
+    except (BrokenPipeError, OSError, ValueError):
+        pass
     while driver is not None and driver.is_running():
         _track_children(tracked)
         ready, _, _ = select.select([sys.stdin], [], [], POLL_S)
