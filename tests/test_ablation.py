@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from nasattn.ablation import builtin_variants, load_ablation, make_variants, merge_override, plan_variants
 from nasattn.config import ConfigError
-from nasattn.engine import Recipe
+from nasattn.recipe import Recipe
 from nasattn.presets import get_preset, list_presets
 
 BUILTIN_VARIANTS = builtin_variants()

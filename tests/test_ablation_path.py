@@ -14,7 +14,7 @@ from nasattn.ablation.path import DECISION_NAMES, PathInterrupted, compose, deco
 from nasattn.ablation.path.endpoints import resolve_endpoint
 from nasattn.ablation.path.greedy import PathError, trainings
 from nasattn.config import ConfigError, to_yaml
-from nasattn.engine import Recipe
+from nasattn.recipe import Recipe
 from nasattn.presets import load_arch_source
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from nasattn.bench import NaiveOptions, engine_throughput, image_folder_root, naive_loader, naive_throughput, naive_train_set
 from nasattn.cli.main import app
 from nasattn.data import MINI_DIR, load_dataset, normalize, split_dataset
-from nasattn.engine import Recipe, train
+from nasattn.recipe import Recipe
+from nasattn.engine import train
 from nasattn.engine.trainer import channel_stats
 from nasattn.presets import get_preset
 

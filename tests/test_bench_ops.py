@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from nasattn.bench.ops import OpCounter, ops_per_step
-from nasattn.engine import Recipe
+from nasattn.recipe import Recipe
 from nasattn.models import build_model
 from nasattn.presets import get_preset
 from nasattn.spec import ArchSpec

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from nasattn.blocks.fusion import LearnableAlpha
-from nasattn.engine import Recipe, train
+from nasattn.recipe import Recipe
+from nasattn.engine import train
 from nasattn.engine.decay import DecayOnly, no_decay_parameters
 from nasattn.engine.schedule import LRSchedule
 from nasattn.engine.trainer import _optimizer

@@ -19,7 +19,6 @@ from torch import nn
 
 from nasattn.config import ConfigError
 from nasattn.engine import (
-    Recipe,
     StopTraining,
     TrainingDivergedError,
     TrainResult,
@@ -31,6 +30,7 @@ from nasattn.engine import (
 from nasattn.engine.metrics import expected_calibration_error
 from nasattn.engine.schedule import LRSchedule
 from nasattn.engine.trainer import channel_stats
+from nasattn.recipe import Recipe
 from nasattn.data import normalize, split_dataset
 
 

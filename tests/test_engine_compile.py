@@ -11,7 +11,8 @@ import torch._dynamo
 import torch._dynamo.utils
 from torch import nn
 
-from nasattn.engine import Recipe, train
+from nasattn.recipe import Recipe
+from nasattn.engine import train
 from nasattn.engine.trainer import compile_model
 from tests.test_engine import DATA, FAST, tiny
 

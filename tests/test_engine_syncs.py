@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from nasattn.blocks.fusion import LearnableAlpha
-from nasattn.engine import Recipe, train
+from nasattn.recipe import Recipe
+from nasattn.engine import train
 
 READS = ("item", "tolist", "__float__", "__int__", "__bool__", "__index__")
 

@@ -181,7 +181,8 @@ def test_latency_is_timed_on_the_trials_device_without_grad(device):
 def test_a_trial_checkpoint_loads_with_weights_only(tmp_path):
     """The state a trial saves (TrainState.checkpoint) round-trips through torch.load(weights_only=True)."""
     from nasattn.data import load_dataset
-    from nasattn.engine import Recipe, train
+    from nasattn.recipe import Recipe
+    from nasattn.engine import train
     from nasattn.spec import ArchSpec
     from nasattn.tune.trainable import STATE_FILE
 

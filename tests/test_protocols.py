@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from nasattn.cli.main import app
 from nasattn.config import ConfigError
-from nasattn.engine import Recipe
+from nasattn.recipe import Recipe
 from nasattn.presets import get_preset
 from nasattn.protocols import apply_protocol, protocol_names
 

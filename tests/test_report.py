@@ -38,7 +38,8 @@ def check_self_contained(html: str) -> None:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two tiny real training runs on eurosat-mini: baseline and balanced (learnable alpha)."""
     from nasattn.data import load_dataset
-    from nasattn.engine import Recipe, train, write_run
+    from nasattn.recipe import Recipe
+    from nasattn.engine import train, write_run
     from nasattn.presets import get_preset
 
     root = tmp_path_factory.mktemp("runs")

@@ -40,7 +40,8 @@ def test_the_console_check_sees_a_script_error(tmp_path):
 @pytest.mark.slow
 def test_a_run_report_loads_without_errors_and_draws_every_figure(tmp_path):
     from nasattn.data import load_dataset
-    from nasattn.engine import Recipe, train, write_run
+    from nasattn.recipe import Recipe
+    from nasattn.engine import train, write_run
     from nasattn.presets import get_preset
     from nasattn.report import render_report
 

@@ -4,7 +4,7 @@ import pytest
 
 from nasattn.ablation.study import load_ablation
 from nasattn.config import ConfigError
-from nasattn.engine import Recipe
+from nasattn.recipe import Recipe
 from nasattn.search.space import load_space
 from nasattn.search.study import load_study
 from nasattn.tune.resources import Resources

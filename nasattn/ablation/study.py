@@ -36,6 +36,8 @@ from nasattn.config import ConfigError, deep_merge, format_validation_error, rea
 from nasattn.runfile import RunFile, StrictModel
 from nasattn.ablation.variants import plan_variants
 from nasattn.presets import list_presets, load_arch_source
+from nasattn.recipe import Recipe
+from nasattn.recipe import check_recipe_fields
 
 
 def path_component_problem(name: str) -> str | None:
@@ -59,7 +61,6 @@ class BaseChoice(StrictModel):
     @field_validator("preset")
     @classmethod
     def _known(cls, v: str | None) -> str | None:
-
         if v is not None and v not in list_presets():
             raise ValueError(f"unknown preset {v!r}; allowed: {', '.join(list_presets())}")
         return v
@@ -147,8 +148,6 @@ class Ablation(RunFile):
     @field_validator("recipe")
     @classmethod
     def _recipe(cls, v: dict[str, Any]) -> dict[str, Any]:
-        from nasattn.engine.recipe import check_recipe_fields  # lazy: keeps torch out of plans, presets and the CLI's start
-
         check_recipe_fields(v, epochs_elsewhere="the top-level field epochs")
         return v
 
@@ -171,7 +170,6 @@ class LoadedAblation:
 
     def base(self) -> tuple[Any, Any]:
         """The base (ArchSpec, Recipe) with the file's recipe fields and epochs applied."""
-        from nasattn.engine import Recipe  # lazy: keeps torch out of plans, presets and the CLI's start
 
         choice = self.ablation.base
         if choice.preset is not None:

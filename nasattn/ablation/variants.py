@@ -48,6 +48,7 @@ from nasattn.config import ConfigError, validate
 from nasattn.spec import ArchSpec
 from nasattn.presets import get_preset, list_presets
 from nasattn.registry import block_names, create_block, get_block
+from nasattn.recipe import Recipe
 
 BASE = "base"
 FUSION_KEYS = ("type", "strategy", "spatial", "channel")
@@ -311,8 +312,6 @@ def no_decay_recipe(arch: dict[str, Any], recipe: dict[str, Any]) -> dict[str, A
 
 
 def _alpha_no_decay(arch: dict[str, Any], recipe: dict[str, Any]) -> dict[str, Any]:
-    from nasattn.engine import Recipe  # lazy: keeps torch out of plans, presets and the CLI's start
-
     out = no_decay_recipe(arch, recipe)
     if "no_weight_decay" not in Recipe.model_fields:
         raise Skip("this nasattn's recipe has no no_weight_decay field")
@@ -377,7 +376,6 @@ def plan_variants(
     (an ablation file passes its top-level ``epochs`` only). ``base_preset``: the preset the base is
     (its ``paper_`` variant is skipped). Bad names or overrides raise ConfigError naming the field.
     """
-    from nasattn.engine import Recipe  # torch-side floor: imported when a plan is made
 
     builtin = builtin_variants()
     custom = dict(custom or {})
@@ -430,7 +428,6 @@ def _check_variant_names(builtin: dict[str, Any], custom: dict[str, Any], includ
 def _recipe_or_paper_variant(name: str, base_v: tuple[ArchSpec, Any], base_arch: dict[str, Any], recipe_dict: dict[str, Any],
                              base_preset: str | None, recipe_overrides: dict[str, Any] | None) -> tuple[ArchSpec, Any]:
     """A built-in variant that changes the recipe (no_class_weights, alpha_no_decay) or is a paper preset; Skip if moot."""
-    from nasattn.engine import Recipe  # torch-side floor: imported when a plan is made
 
     if name == "no_class_weights":
         if base_v[1].class_weights == "none":
@@ -447,7 +444,6 @@ def _recipe_or_paper_variant(name: str, base_v: tuple[ArchSpec, Any], base_arch:
 
 def _custom_variant(name: str, body: Any, base_arch: dict[str, Any], recipe_dict: dict[str, Any]) -> tuple[tuple[ArchSpec, Any], str]:
     """``((spec, recipe), description)`` of a custom variant: its overrides deep-merged into the base."""
-    from nasattn.engine import Recipe  # torch-side floor: imported when a plan is made
 
     body = dict(body or {})
     unknown = [k for k in body if k not in ("arch", "recipe", "description")]

@@ -32,7 +32,8 @@ from nasattn.bench.ops import ops_per_step
 from nasattn.config import ConfigError, validate
 from nasattn.data import IMAGENET_MEAN, IMAGENET_STD, load_dataset, normalize, split_dataset
 from nasattn.data.stats import cached_channel_stats
-from nasattn.engine import Recipe, StopTraining, adapt_to_dataset, resolve_device, train
+from nasattn.recipe import Recipe
+from nasattn.engine import StopTraining, adapt_to_dataset, resolve_device, train
 from nasattn.presets import get_preset
 from nasattn.report.env import cpu_name
 

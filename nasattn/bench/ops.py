@@ -16,7 +16,7 @@ from nasattn.engine import train
 
 if TYPE_CHECKING:
     from nasattn.data import ImageDataset
-    from nasattn.engine import Recipe
+    from nasattn.recipe import Recipe
     from nasattn.spec import ArchSpec
 
 

@@ -19,6 +19,7 @@ from nasattn.config import ConfigError, deep_merge
 from nasattn.examples import copy_examples
 from nasattn.presets import list_presets, load_arch_source, read_preset
 from nasattn.protocols import apply_protocol
+from nasattn.recipe import Recipe
 from nasattn.registry import KINDS, list_blocks
 from nasattn.rundir import current_command, lock_run_folder, probe_writable, train_output
 from nasattn.schema import ExitCode
@@ -149,7 +150,6 @@ def train(
     """Train one architecture and write metrics.json, history.csv, predictions.csv, arch.yaml, recipe.yaml and model.pt."""
     progress = sys.stdout.isatty() if progress is None else progress
     check_torch_stack()
-    from nasattn.engine import Recipe  # lazy: keeps torch out of the CLI's start
 
     if (preset is None) == (arch is None):
         raise ConfigError("give exactly one of --preset NAME or --arch FILE")

@@ -126,7 +126,7 @@ def synthetic_image_folder(root: Path, per_class: int = 300, classes: int = 10, 
 
 
 def _spec_recipe(preset: str, ctx: Context, **recipe: Any):
-    from nasattn.engine import Recipe
+    from nasattn.recipe import Recipe
     from nasattn.presets import get_preset
 
     p = get_preset(preset)
@@ -572,7 +572,8 @@ def _time_to_accuracy(ctx: Context) -> dict[str, Any]:
     from nasattn.bench.measure import time_to_accuracy
     from nasattn.data import IMAGENET_MEAN, IMAGENET_STD, load_dataset, split_dataset
     from nasattn.data.stats import cached_channel_stats
-    from nasattn.engine import Recipe, adapt_to_dataset
+    from nasattn.recipe import Recipe
+    from nasattn.engine import adapt_to_dataset
     from nasattn.models import build_model, count_flops
     from nasattn.presets import get_preset
 

@@ -1,9 +1,8 @@
-"""Training engine: recipes, the fast on-device training loop, the paper's metrics and run folders."""
+"""Training engine: the fast on-device training loop (a nasattn.recipe.Recipe says how), the paper's metrics and run folders."""
 
 from nasattn.engine.adapt import adapt_to_dataset
 from nasattn.engine.io import read_run, write_run
 from nasattn.engine.metrics import classification_metrics, expected_calibration_error
-from nasattn.engine.recipe import Recipe
 from nasattn.engine.trainer import (
     EpochCallback,
     StopTraining,
@@ -16,7 +15,6 @@ from nasattn.engine.trainer import (
 
 __all__ = [
     "EpochCallback",
-    "Recipe",
     "StopTraining",
     "TrainResult",
     "TrainState",

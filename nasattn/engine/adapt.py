@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from nasattn.config import ConfigError
-from nasattn.engine.recipe import Recipe
+from nasattn.recipe import Recipe
 
 if TYPE_CHECKING:
     from nasattn.spec import ArchSpec

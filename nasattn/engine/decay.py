@@ -26,7 +26,7 @@ from typing import Any
 
 from torch import nn
 
-from nasattn.engine.recipe import Recipe
+from nasattn.recipe import Recipe
 from nasattn.registry import list_blocks
 
 NORM_LAYERS: tuple[type[nn.Module], ...] = (

@@ -9,7 +9,7 @@ from typing import Any
 from nasattn.data.sources import load_dataset
 from nasattn.data.split import split_dataset
 from nasattn.engine.adapt import check_class_weights
-from nasattn.engine.recipe import Recipe
+from nasattn.recipe import Recipe
 
 
 def split_fields(recipe: Mapping[str, Any]) -> tuple[tuple[float, ...], int, bool]:

@@ -15,7 +15,7 @@ from torch.optim.lr_scheduler import (
     SequentialLR,
 )
 
-from nasattn.engine.recipe import Recipe
+from nasattn.recipe import Recipe
 
 
 class LRSchedule:

@@ -31,7 +31,7 @@ from nasattn.data.stats import cached_channel_stats
 from nasattn.data.stats import channel_stats as channel_stats  # re-exported: callers import it from here
 from nasattn.engine.decay import DecayOnly, param_groups
 from nasattn.engine.metrics import classification_metrics
-from nasattn.engine.recipe import Recipe
+from nasattn.recipe import Recipe
 from nasattn.engine.schedule import LRSchedule
 from nasattn.models import build_model, profile_model
 from nasattn.schema import ExitCode

@@ -37,7 +37,7 @@ from nasattn.schema import (
     TEST_ACCURACY, TRIALS_JSON, VAL_ACCURACY_LAST, ExitCode, TrialStatus, fidelity_high, fidelity_low,
 )
 from nasattn.data import load_dataset
-from nasattn.engine.recipe import Recipe
+from nasattn.recipe import Recipe
 from nasattn.interrupt import tune_interrupts
 from nasattn.report.fidelity import render_fidelity
 from nasattn.report.predictions import predictions_from_run_dirs
@@ -115,7 +115,6 @@ class FidelityResult:
 
 # ------------------------------------------------------------------------------------------ plan
 def _read_study(search_dir: Path) -> dict[str, Any]:
-
     path = search_dir / STUDY_FILE
     if not path.is_file():
         raise ConfigError(f"{search_dir}: not a search folder (no {STUDY_FILE}); give the output folder of `nasattn search`")

@@ -18,15 +18,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nasattn.config import ConfigError, read_yaml
 from nasattn.schema import ENV_PRESETS
+from nasattn.recipe import Recipe
 from nasattn.spec import ArchSpec
-
-if TYPE_CHECKING:
-    from nasattn.engine import Recipe
-    from nasattn.spec import ArchSpec
 
 PRESET_DIR = Path(__file__).parent
 _registered: list[Path] = []
@@ -93,8 +90,6 @@ class Preset:
 
     @property
     def recipe(self) -> Recipe:
-        from nasattn.engine import Recipe  # imported lazily: presets need no training stack
-
         return Recipe.model_validate(self.recipe_dict)
 
 

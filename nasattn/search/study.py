@@ -14,6 +14,7 @@ from nasattn.runfile import RunFile, StrictModel
 from nasattn.examples import bundled_space
 from nasattn.presets import get_preset, list_presets
 from nasattn.search.space import grid_values, load_space, preset_points, Rejected, sample_spec, SearchSpace
+from nasattn.recipe import check_recipe_fields
 
 if TYPE_CHECKING:
     from nasattn.search.space import SearchSpace
@@ -92,7 +93,6 @@ class Seeds(StrictModel):
     @field_validator("presets", mode="before")
     @classmethod
     def _all(cls, v: Any) -> Any:
-
         if v is True:
             return list(list_presets())
         if v in (False, None):
@@ -102,7 +102,6 @@ class Seeds(StrictModel):
     @field_validator("presets")
     @classmethod
     def _known(cls, v: list[str]) -> list[str]:
-
         unknown = [p for p in v if p not in list_presets()]
         if unknown:
             raise ValueError(f"unknown preset(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(list_presets())}")
@@ -124,8 +123,6 @@ class TrainSettings(StrictModel):
     @field_validator("recipe")
     @classmethod
     def _recipe(cls, v: dict[str, Any]) -> dict[str, Any]:
-        from nasattn.engine.recipe import check_recipe_fields  # lazy: keeps torch out of plans, presets and the CLI's start
-
         check_recipe_fields(v, epochs_elsewhere="budget.epochs")
         return v
 

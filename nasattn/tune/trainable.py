@@ -15,6 +15,7 @@ from nasattn.schema import DONE_MARKER, ERROR_FILE, STATE_FILE, TUNE_BOOKKEEPING
 from nasattn.tune.home import Trip, node_label, trip
 from nasattn.tune.placement import rendezvous, trial_device, write_placement
 from nasattn.spec import ArchSpec
+from nasattn.recipe import Recipe
 
 # Keys of ``config`` that train_trial itself understands; everything else is passed through as "extra".
 CONFIG_KEYS = (
@@ -200,7 +201,7 @@ def _train_trial(config: dict[str, Any], folder: Path | None, away: Trip | None)
 
 def _trial_inputs(config: dict[str, Any], seed: int) -> tuple[Any, Any, Any]:
     """``(spec, recipe, dataset)`` of a trial's config, the spec and recipe adapted to the dataset's classes."""
-    from nasattn.engine import Recipe, adapt_to_dataset  # torch-side floor: imported when a trial runs
+    from nasattn.engine import adapt_to_dataset  # torch-side floor: imported when a trial runs
 
     spec = ArchSpec.from_dict(config["arch"], "trial arch")
     if config.get("width_mult") not in (None, 1, 1.0):

@@ -35,7 +35,7 @@ from nasattn.ablation.run import _columns, check_output, prepare_data, train_gri
 from nasattn.ablation.study import LoadedAblation
 from nasattn.ablation.variants import diff_paths
 from nasattn.config import ConfigError, deep_merge, validate
-from nasattn.engine import Recipe
+from nasattn.recipe import Recipe
 from nasattn.report import render_report_safely
 from nasattn.say import say
 from nasattn.schema import PATH_CSV, PATH_JSON, PATH_SUMMARY_CSV, TrialStatus

@@ -13,6 +13,7 @@ from nasattn.search.space.dims import (
     _is_dim_mapping, parse_dim,
 )
 from nasattn.presets import get_preset
+from nasattn.recipe import Recipe
 
 
 def _dim_validator(kind: str | None = None, param_type: Any = None):
@@ -184,7 +185,6 @@ class SearchSpace(BaseModel):
             return Tree({})
         if not isinstance(value, dict):
             raise ValueError(f"expected a mapping of recipe fields to dims, got {value!r}")
-        from nasattn.engine import Recipe  # lazy: keeps torch out of plans, presets and the CLI's start
 
         fields = Recipe.model_fields
         items: dict[str, Any] = {}
@@ -247,7 +247,6 @@ def paper_class_weights() -> list[float]:
 def _check_recipe_value(key: str, value: Any, path: str) -> None:
     from pydantic import ValidationError
 
-    from nasattn.engine import Recipe  # lazy: keeps torch out of plans, presets and the CLI's start
 
     if key == "class_weights" and value == PAPER_CLASS_WEIGHTS:
         value = paper_class_weights()
