@@ -322,13 +322,12 @@ def test_an_interrupted_search_moved_copied_and_resumed_stops_what_the_uninterru
                   early_stopping={"type": "asha", "grace_period": 1, "reduction_factor": 2},
                   budget={"trials": 3, "epochs": 5, "max_steps_per_epoch": 3},
                   resources={"cpus_per_trial": 1, "max_concurrent": 1})
-    (tmp_path / "u").mkdir()
+    # Uninterrupted, ASHA stops trial 2 (at chance) at its first rung against 0 and 1. A resume that lost the
+    # rungs would let it finish: its first result would be the only one at rung 1 of the new session (the
+    # uninterrupted and resumed schedulers are compared on every interruption point in
+    # test_a_resumed_scheduler_stops_the_trials_the_uninterrupted_one_stops).
+    stopped_whole = {"2"}
     (tmp_path / "i").mkdir()
-    whole = _run(["search", str(_study(tmp_path / "u", **fields)), "--no-live"])
-    assert whole.returncode == 0, whole.stdout + whole.stderr
-    stopped_whole = {r["number"] for r in _rows(tmp_path / "u" / "out") if r["state"] == "PRUNED"}
-    assert stopped_whole == {"2"}
-
     study = _study(tmp_path / "i", **fields)
     out = tmp_path / "i" / "out"
     url = f"sqlite:///{out / 'study.db'}"

@@ -281,7 +281,8 @@ def test_search_on_an_existing_ray_cluster(tmp_path):
     (``ray stop`` would stop every Ray on the machine)."""
     ray = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
     port = _free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    # no 30 s drain when the test stops it (as tests/twonode.py's nodes)
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
     head = subprocess.Popen(
         [ray, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
          "--include-dashboard=false", "--disable-usage-stats"],

@@ -12,6 +12,7 @@ from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
 from statsmodels.stats.multitest import multipletests
 
+from nasattn.stats.correlation import kendall_tau_b
 from nasattn.stats import (adjust_pvalues, analyze, compare, correlation, improvement_probability, mcnemar_exact,
                            mcnemar_from_predictions, rediscovery_verdict, resolution, sign_count, sign_flip_p, summarize,
                            two_level_ci, two_level_resamples, verdict)
@@ -333,6 +334,21 @@ def test_exact_permutation_p_of_rank_correlations_is_scipys():
     assert correlation(x, y, "spearman", ci=False).p_value == pytest.approx(ref)
     u = np.array([3.0, 1, 4, 1.5, 5, 9])
     v = np.array([2.0, 7, 1, 8, 2.8, 1.8])
+    ref = stats.permutation_test((v,), lambda w: stats.kendalltau(u, w).statistic, permutation_type="pairings",
+                                 n_resamples=np.inf).pvalue
+    assert correlation(u, v, "kendall", ci=False).p_value == pytest.approx(ref)
+
+
+def test_kendall_with_ties_is_scipys_tau_b_and_permutation_p():
+    """The vectorised tau-b equals kendalltau's on tied rankings; the tied p equals scipy's per-pairing
+    permutation_test (n = 6: all 720 pairings either way)."""
+    rng = np.random.default_rng(1)
+    for n in (4, 6, 9):
+        a, ys = rng.integers(0, 3, n).astype(float), rng.integers(0, 4, (5, n)).astype(float)
+        ref = [stats.kendalltau(a, y).statistic for y in ys]
+        assert kendall_tau_b(a)(ys.T, axis=0) == pytest.approx(ref, nan_ok=True)
+    u = np.array([1.0, 2, 2, 3, 4, 4])
+    v = np.array([2.0, 1, 3, 3, 5, 4])
     ref = stats.permutation_test((v,), lambda w: stats.kendalltau(u, w).statistic, permutation_type="pairings",
                                  n_resamples=np.inf).pvalue
     assert correlation(u, v, "kendall", ci=False).p_value == pytest.approx(ref)
