@@ -341,17 +341,22 @@ def test_exact_permutation_p_of_rank_correlations_is_scipys():
 
 def test_kendall_with_ties_is_scipys_tau_b_and_permutation_p():
     """The vectorised tau-b equals kendalltau's on tied rankings; the tied p equals scipy's per-pairing
-    permutation_test (n = 6: all 720 pairings either way)."""
+    permutation_test (n = 6: all 720 pairings either way), the bootstrap interval its per-resample one."""
     rng = np.random.default_rng(1)
     for n in (4, 6, 9):
         a, ys = rng.integers(0, 3, n).astype(float), rng.integers(0, 4, (5, n)).astype(float)
         ref = [stats.kendalltau(a, y).statistic for y in ys]
-        assert kendall_tau_b(a)(ys.T, axis=0) == pytest.approx(ref, nan_ok=True)
+        assert kendall_tau_b(np.tile(a, (5, 1)).T, ys.T, axis=0) == pytest.approx(ref, nan_ok=True)
     u = np.array([1.0, 2, 2, 3, 4, 4])
     v = np.array([2.0, 1, 3, 3, 5, 4])
     ref = stats.permutation_test((v,), lambda w: stats.kendalltau(u, w).statistic, permutation_type="pairings",
                                  n_resamples=np.inf).pvalue
-    assert correlation(u, v, "kendall", ci=False).p_value == pytest.approx(ref)
+    c = correlation(u, v, "kendall", n_resamples=300)
+    assert c.p_value == pytest.approx(ref)
+    boot = stats.bootstrap((u, v), lambda x, y: stats.kendalltau(x, y).statistic, paired=True, vectorized=False,
+                           n_resamples=300, method="percentile", rng=np.random.default_rng(0)).bootstrap_distribution
+    low, high = np.percentile(boot[np.isfinite(boot)], [2.5, 97.5])
+    assert c.boot_low == pytest.approx(low) and high == 1 and math.isnan(c.boot_high)  # a bound at 1 is not shown
 
 
 def test_no_bootstrap_bound_from_tied_resamples():

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 from scipy import stats
@@ -75,30 +75,24 @@ def exact_p(method: str, a: np.ndarray, b: np.ndarray) -> float:
         ties = len(np.unique(a)) < len(a) or len(np.unique(b)) < len(b)
         if not ties:
             return float(stats.kendalltau(a, b, method="exact").pvalue)
-        res = stats.permutation_test((b,), kendall_tau_b(a), permutation_type="pairings", vectorized=True,
-                                     n_resamples=9999, rng=np.random.default_rng(0))
+        res = stats.permutation_test((b,), lambda y, axis=-1: kendall_tau_b(a, y, axis), permutation_type="pairings",
+                                     vectorized=True, n_resamples=9999, rng=np.random.default_rng(0))
         return float(res.pvalue)
     return spearman_exact_p(a, b)
 
 
-def kendall_tau_b(a: np.ndarray) -> Callable[..., np.ndarray]:
-    """``statistic(y, axis)``: ``kendalltau(a, y)``'s tau-b for every ``y`` along ``axis`` at once, for
-    ``scipy.stats.permutation_test(vectorized=True)`` (one call per batch instead of one per pairing).
+def kendall_tau_b(u: np.ndarray, v: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``kendalltau(u, v)``'s tau-b for every pair of rankings along ``axis`` at once (for scipy's
+    ``permutation_test`` and ``bootstrap`` with ``vectorized=True``: one call per batch of resamples).
 
-    tau-b = sum over pairs i < j of sign(a_j - a_i) * sign(y_j - y_i), divided by the square root of the
-    product of the numbers of pairs untied in ``a`` and untied in ``y``.
+    tau-b = sum over pairs i < j of sign(u_j - u_i) * sign(v_j - v_i), divided by the square root of the
+    product of the numbers of pairs untied in ``u`` and untied in ``v``.
     """
-    i, j = np.triu_indices(len(a), 1)
-    sa = np.sign(a[j] - a[i])
-    untied_a = np.count_nonzero(sa)
-
-    def statistic(y: np.ndarray, axis: int = -1) -> np.ndarray:
-        y = np.moveaxis(np.asarray(y, dtype=float), axis, -1)
-        sy = np.sign(y[..., j] - y[..., i])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return (sy @ sa) / np.sqrt(untied_a * np.count_nonzero(sy, axis=-1))
-
-    return statistic
+    u, v = (np.moveaxis(np.asarray(w, dtype=float), axis, -1) for w in (u, v))
+    i, j = np.triu_indices(u.shape[-1], 1)
+    su, sv = np.sign(u[..., j] - u[..., i]), np.sign(v[..., j] - v[..., i])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (su * sv).sum(axis=-1) / np.sqrt(np.count_nonzero(su, axis=-1) * np.count_nonzero(sv, axis=-1))
 
 
 def spearman_exact_p(a: np.ndarray, b: np.ndarray) -> float:
@@ -134,17 +128,14 @@ def spearman_exact_p(a: np.ndarray, b: np.ndarray) -> float:
 
 def _bootstrap(a: np.ndarray, b: np.ndarray, method: str, n_resamples: int, seed: int,
                confidence: float) -> tuple[float, float, int]:
-    def kendall(u: np.ndarray, v: np.ndarray) -> float:
-        return float(stats.kendalltau(u, v).statistic)
-
     def spearman(u: np.ndarray, v: np.ndarray, axis: int = -1) -> np.ndarray:
         # Spearman's rho is Pearson's r of the ranks: vectorised over all resamples at once
         return stats.pearsonr(stats.rankdata(u, axis=axis), stats.rankdata(v, axis=axis), axis=axis).statistic
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        boot = stats.bootstrap((a, b), spearman if method == "spearman" else kendall, paired=True,
-                               vectorized=method == "spearman", n_resamples=n_resamples, method="percentile",
+        boot = stats.bootstrap((a, b), spearman if method == "spearman" else kendall_tau_b, paired=True,
+                               vectorized=True, n_resamples=n_resamples, method="percentile",
                                confidence_level=confidence, rng=np.random.default_rng(seed))
     dist = np.asarray(boot.bootstrap_distribution, dtype=float)
     valid = dist[np.isfinite(dist)]
