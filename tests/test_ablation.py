@@ -389,10 +389,14 @@ def test_end_to_end_ablation_through_ray_and_resume(tmp_path: Path):
 
     with pytest.raises(ConfigError, match="--resume"):
         run_ablation(load_ablation(None, overrides), live=False)
+    trial_dirs = sorted(p.name for p in (out / "tune").iterdir() if p.is_dir())
+    assert len(trial_dirs) == 4
     t0 = time.time()
     again = run_ablation(load_ablation(None, overrides), resume=True, live=False)
     resume_s = time.time() - t0
     assert again.experiment == "tune"  # the same Tune experiment, restored
+    # every run is finished (DONE): the resume starts no trial for them
+    assert sorted(p.name for p in (out / "tune").iterdir() if p.is_dir()) == trial_dirs
     for run, stamps in markers.items():
         assert ((run / DONE_MARKER).stat().st_mtime_ns, (run / "model.pt").stat().st_mtime_ns) == stamps, run
     df2 = pd.read_csv(out / "ablation.csv")

@@ -37,7 +37,7 @@ from nasattn.interrupt import tune_interrupts
 from nasattn.report import render_report_safely
 from nasattn.report.predictions import predictions_from_run_dirs
 from nasattn.rundir import is_run_content
-from nasattn.tune import result_rows, run_grid
+from nasattn.tune import pending, result_rows, run_grid
 from nasattn.tune.runner import disk_failure, unfinished_with_checkpoint
 
 if TYPE_CHECKING:
@@ -176,7 +176,7 @@ def train_grid(configs: list[dict[str, Any]], out: Path, name: str, res: Any, co
     returns (:func:`ablation_rows`, the ResultGrid, the interrupt record with ``signum``)."""
     from nasattn.tune.progress import GridLabel, TrialTable  # lazy: pulls in ray and optuna, the heavy optional packages
 
-    table = TrialTable(total=len(configs), concurrency=concurrency, title=title,
+    table = TrialTable(total=len(pending(configs)), concurrency=concurrency, title=title,
                        describe=GridLabel([_label(c) for c in configs]), live=live)
     with tune_interrupts() as stop:
         grid = run_grid(
@@ -224,7 +224,7 @@ def run_ablation(
     res = a.resources
     with start_ray(res, a.ray, loaded.source, home=out, checkpoints=checkpoints) as ray_started:
         conc, ray_start_s = ray_started.concurrency, ray_started.start_seconds
-        done = sum((Path(c["run_dir"]) / DONE_MARKER).is_file() for c in configs)
+        done = len(configs) - len(pending(configs))
         splits = f" x {len(a.split_seeds)} splits" if a.split_seeds else ""
         grid = f"{len(plan.variants)} variants x {len(a.seeds)} seeds{splits}"
         say(console, f"{ray_started.summary}; {len(configs)} trials ({grid}), up to {conc} at once"

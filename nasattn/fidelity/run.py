@@ -41,7 +41,7 @@ from nasattn.recipe import Recipe
 from nasattn.interrupt import tune_interrupts
 from nasattn.report.fidelity import render_fidelity
 from nasattn.report.predictions import predictions_from_run_dirs
-from nasattn.tune import run_grid, write_rows_csv
+from nasattn.tune import pending, run_grid, write_rows_csv
 from nasattn.tune.resources import RayConfig, Resources, start_ray, tune_experiment, tune_storage
 from nasattn.tune.runner import unfinished_with_checkpoint
 
@@ -323,15 +323,12 @@ def run_fidelity(plan: FidelityPlan, *, resume: bool = False, console: Console |
     def save() -> None:
         saved.write_text(json.dumps({"experiments": experiments, "configs": configs}, indent=1) + "\n")
 
-    def unfinished() -> list[int]:
-        return [i for i, c in enumerate(configs) if not (Path(c["run_dir"]) / DONE_MARKER).is_file()]
-
     if reuse is not None:
         copied = reuse_finished_runs(configs, Path(reuse))
         say(console, f"reused {copied} finished run(s) of the same trial, seed and budget from {reuse}")
     res = validate_model(Resources, plan.resources, "resources")
     ray_cfg = validate_model(RayConfig, (plan.study.get("ray") or {}), "ray")
-    todo = unfinished()
+    todo = pending(configs)
     signum, checkpointed, grid = None, 0, []
     if todo:
 
@@ -343,7 +340,7 @@ def run_fidelity(plan: FidelityPlan, *, resume: bool = False, console: Console |
             if resume and same and experiments and run_grid_restorable(tune_experiment(ray_cfg, out, experiments[-1])):
                 say(console, f"continuing {out / experiments[-1]} from its checkpoints")
                 grid = _grid(configs, tune_storage(ray_cfg, out), experiments[-1], res, conc, True, live)
-                todo = unfinished()
+                todo = pending(configs)
             if todo and stop.signum is None:
                 name = EXPERIMENT if not experiments else f"{EXPERIMENT}-{len(experiments) + 1}"
                 experiments.append(name)
@@ -389,7 +386,7 @@ def _grid(configs: list[dict[str, Any]], storage: str, name: str, res: Any, conc
     """Run ``configs`` as one Tune experiment ``storage/name`` under a live table; returns the ResultGrid."""
     from nasattn.tune.progress import GridLabel, TrialTable  # lazy: pulls in ray and optuna, the heavy optional packages
 
-    table = TrialTable(total=len(configs), concurrency=conc, title="nasattn fidelity", live=live,
+    table = TrialTable(total=len(pending(configs)), concurrency=conc, title="nasattn fidelity", live=live,
                        describe=GridLabel([f"trial{c['trial']} seed{c['seed']}" for c in configs]))
     return run_grid(configs, storage_path=storage, name=name, cpus_per_trial=res.cpus_per_trial,
              gpus_per_trial=res.gpus_per_trial, max_concurrent=conc, callbacks=[table], resume=resume)

@@ -63,7 +63,7 @@ max_concurrent=None, callbacks=(), resume=False)`` -> ``ResultGrid``
 ``TrialTable`` (nasattn.tune.progress): a Tune callback printing a live rich table of trials.
 """
 
-from nasattn.tune.runner import grid_trainable, run_grid, trial_resources
+from nasattn.tune.runner import grid_trainable, pending, run_grid, trial_resources
 from nasattn.tune.session import is_embedded, ray_session
 from nasattn.tune.trainable import (
     DONE_MARKER,
@@ -77,5 +77,5 @@ from nasattn.tune.trainable import (
 
 __all__ = [
     "DONE_MARKER", "flatten", "grid_trainable", "is_embedded", "ray_session", "resolve_run_dir",
-    "result_rows", "run_grid", "train_trial", "trial_resources", "trial_row", "write_rows_csv",
+    "pending", "result_rows", "run_grid", "train_trial", "trial_resources", "trial_row", "write_rows_csv",
 ]

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from nasattn.safewrite import DiskError, disk_error
-from nasattn.schema import EXPERIMENT
+from nasattn.schema import DONE_MARKER, EXPERIMENT
 from nasattn.tune.trainable import train_trial
 
 
@@ -49,22 +49,26 @@ def run_grid(
     """Run every config (a :func:`train_trial` config) once as a Tune trial; returns the ResultGrid.
 
     ``storage_path`` must be absolute or a URI (``s3://bucket/path``); Tune's experiment lives in
-    ``storage_path/name``, trial folders named ``<index>-<trial id>``. ``resume=True`` continues an interrupted run of the same configs: a
-    fresh Tuner runs every config again, a finished one (its run folder's DONE marker) is re-reported
-    without training, and an unfinished one starts from the newest checkpoint its earlier trial left
+    ``storage_path/name``, trial folders named ``<index>-<trial id>``. A config whose run folder holds the DONE
+    marker is finished and not started again (:func:`pending`; its row comes from its run folder), so a grid
+    with nothing pending returns ``[]`` without starting Tune. ``resume=True`` continues an interrupted run of
+    the same configs: a fresh Tuner runs the pending configs, an unfinished one from the newest checkpoint its earlier trial left
     (the trainable loads it as plain tensors; from a storage URI too). Nothing of the earlier experiment is unpickled:
     a run folder from elsewhere cannot run code through Tune's saved state.
     Call inside :func:`nasattn.tune.ray_session`.
     """
     from ray import tune  # lazy: ray is a heavy optional package
 
+    todo = pending(configs)
+    if not todo:
+        return []
     storage_path = str(storage_path) if is_uri(storage_path) else Path(storage_path).resolve()
     if resume:
         exp = storage_path / name if isinstance(storage_path, Path) else uri_join(storage_path, name)
         configs = [_resumed(c, latest_checkpoint(exp, i)) for i, c in enumerate(configs)]
     tuner = tune.Tuner(
         grid_trainable(configs, cpus_per_trial, gpus_per_trial),
-        param_space={"index": tune.grid_search(list(range(len(configs))))},
+        param_space={"index": tune.grid_search(todo)},
         tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent or None, reuse_actors=False,
                                     trial_dirname_creator=_grid_dirname),
         run_config=tune.RunConfig(
@@ -77,6 +81,11 @@ def run_grid(
         ),
     )
     return tuner.fit()
+
+
+def pending(configs: Sequence[dict[str, Any]]) -> list[int]:
+    """Indices of the configs still to train: those without a run folder or whose run folder has no DONE marker."""
+    return [i for i, c in enumerate(configs) if not (c.get("run_dir") and (Path(c["run_dir"]) / DONE_MARKER).is_file())]
 
 
 def _grid_dirname(trial: Any) -> str:
