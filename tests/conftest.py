@@ -1,8 +1,12 @@
-"""Shared test setup: a per-session data cache (tests never write to the user's ~/.cache), one Ray per module."""
+"""Shared test setup: a per-session data cache (tests never write to the user's ~/.cache), torch threads
+shared out between the xdist workers, one Ray per module."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
+import torch
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -10,7 +14,15 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory):
     mp = pytest.MonkeyPatch()
     mp.setenv("NASATTN_CACHE", str(tmp_path_factory.mktemp("nasattn-cache")))
     mp.setenv("RAY_AUTH_MODE", "disabled")
+    # Each of n xdist workers gets cores/n torch (OpenMP) threads, and so do the commands it starts: with two
+    # workers on two cores, two threads each made in-process training 3-4 times slower (threads spinning
+    # for a core another process holds). Ray trials set their own (their cpus_per_trial).
+    threads = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    mp.setenv("OMP_NUM_THREADS", str(threads))
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
     yield
+    torch.set_num_threads(before)
     mp.undo()
 
 

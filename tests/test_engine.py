@@ -448,14 +448,14 @@ def test_channels_last_on_cpu_only_under_bf16():
 
     data = load_dataset("eurosat-mini")
     spec = get_preset("balanced").arch.scaled(0.125)
-    # evaluate=False and batches of 16: the layout decision and the training steps are the subject, not validation,
+    # evaluate=False and batches of 8: the layout decision and the training steps are the subject, not validation,
     # test and profile (bf16 is emulated on a CPU without native bf16: a batch of 64 costs seconds per step)
     with pytest.warns(UserWarning, match="channels_last"):
-        fp32 = train(spec, Recipe(epochs=1, batch_size=16, channels_last="on", amp="off"), data, device="cpu", progress=False,
+        fp32 = train(spec, Recipe(epochs=1, batch_size=8, channels_last="on", amp="off"), data, device="cpu", progress=False,
                      max_steps_per_epoch=1, evaluate=False)
     assert fp32.metrics["channels_last"] is False
-    runs = {cl: train(spec, Recipe(epochs=1, batch_size=16, channels_last=cl, amp="bf16", augment="none"), data, seed=5, device="cpu",
-                      progress=False, max_steps_per_epoch=2, evaluate=False) for cl in ("auto", "off")}
+    runs = {cl: train(spec, Recipe(epochs=2, batch_size=8, channels_last=cl, amp="bf16", augment="none"), data, seed=5, device="cpu",
+                      progress=False, max_steps_per_epoch=1, evaluate=False) for cl in ("auto", "off")}
     assert runs["auto"].metrics["channels_last"] is True and runs["off"].metrics["channels_last"] is False
     # the same training either way, up to bf16 rounding in a different summation order
     losses = [[r["train_loss"] for r in runs[cl].history] for cl in ("auto", "off")]
