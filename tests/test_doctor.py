@@ -93,11 +93,11 @@ def _check_correctness(checks: dict[tuple[str, str], dict]) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(3600)  # its bundle_dry_run fixture may build the bundle (pip downloads)
 def test_dry_run_of_every_section_on_the_cpu(tmp_path, bundle_dry_run):
-    """Every section but correctness here; correctness is checked on the bundle's dry run (the same section, run
-    once per session), or here when no package index could build the bundle."""
+    """Every section but env and correctness here; those two are checked on the bundle's dry run (the same
+    sections, run once per session), or here when no package index could build the bundle."""
     out = tmp_path / "doc"
     shared = bundle_dry_run.skip is None
-    names = [s for s in SECTIONS if s not in NEEDS_DATA and not (shared and s == "correctness")]
+    names = [s for s in SECTIONS if s not in NEEDS_DATA and not (shared and s in ("env", "correctness"))]
     res = _doctor(["--dry-run", "--out", str(out), "--time-scale", "3", *[a for n in names for a in ("--section", n)]],
                   tmp_path)
     rows = read_records(out)
@@ -117,8 +117,8 @@ def test_dry_run_of_every_section_on_the_cpu(tmp_path, bundle_dry_run):
     assert two["via"] == "ray tasks of 0.5 GPU" and two["gpu_ids"] == [["0"], ["0"]], two
     explain = next(r for (s, c), r in checks.items() if s == "compile" and c.endswith("/explain"))
     assert explain["train_graph_breaks"] == 0 and explain["eval_graph_breaks"] == 0
-    versions = checks[("env", "versions")]
-    assert versions["torch"] == torch.__version__ and versions["dry_run"] is True
+    versions = (bundle_dry_run.checks if shared else checks)[("env", "versions")]
+    assert versions["status"] == "ok" and versions["torch"] == torch.__version__ and versions["dry_run"] is True
     assert "doctor.jsonl" in res.stdout and "speed" in res.stdout
 
 
@@ -153,9 +153,10 @@ def test_nasattn_doctor_starts_without_typer_or_pydantic(tmp_path):
 
 
 def host_torch(folder: Path) -> Path:
-    """A folder of links to this environment's torch and what torch requires, nothing else (a GPU box's install)."""
+    """A folder of links to this environment's torch and what torch requires, and pip, nothing else (a GPU box's
+    install; linking pip spares the venv its ensurepip run)."""
     folder.mkdir()
-    for dist in requirement_closure(["torch"]).values():
+    for dist in requirement_closure(["torch", "pip"]).values():
         site = Path(dist.locate_file(""))
         for top in {Path(f).parts[0] for f in dist.files or [] if not str(f).startswith("..")}:
             if (site / top).exists() and not (folder / top).exists():
@@ -180,9 +181,9 @@ def bundle_dry_run(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
         return SimpleNamespace(skip=f"no package index reachable to download wheels: {build.stderr.strip().splitlines()[-1]}")
     assert build.returncode == 0, build.stdout + build.stderr
     data_parts = sorted(p.name for p in (bundle / "data").iterdir())  # as built, before run.sh joins them
-    # A fresh interpreter: a venv without site packages that sees only torch (as a GPU box's python).
+    # A fresh interpreter: a venv without site packages that sees only torch and pip (as a GPU box's python).
     bare = tmp_path / "bare"
-    subprocess.run([sys._base_executable, "-m", "venv", str(bare)], check=True, timeout=300)
+    subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(bare)], check=True, timeout=300)
     torch_only = host_torch(tmp_path / "host")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(PYTHON=str(bare / "bin" / "python"), PYTHONPATH=str(torch_only), NASATTN_INSTALL="target",
