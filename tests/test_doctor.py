@@ -107,6 +107,7 @@ def test_dry_run_of_every_section_on_the_cpu(tmp_path, bundle_dry_run):
     assert res.returncode == 0, res.stdout + res.stderr
     checks = {(r["section"], r["check"]): r for r in rows}
     _check_correctness(bundle_dry_run.checks if shared else checks)
+    assert (bundle_dry_run.checks if shared else checks)[("env", "section")]["status"] == "ok"
     assert "correctness" in (bundle_dry_run.stdout if shared else res.stdout)
     for preset in ("baseline", "cbam", "balanced"):
         speed = checks[("speed", preset)]
@@ -122,13 +123,22 @@ def test_dry_run_of_every_section_on_the_cpu(tmp_path, bundle_dry_run):
     assert "doctor.jsonl" in res.stdout and "speed" in res.stdout
 
 
-@pytest.mark.slow
-def test_without_ray_optuna_plotly_or_pydantic_the_doctor_says_what_it_skipped(tmp_path):
+@pytest.fixture(scope="module")
+def shadowed_run(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """One ``nasattn doctor`` through the console script's entry with ray, optuna, plotly, sqlalchemy, pydantic and
+    typer unimportable (as on a bare GPU box): a dry run of env, correctness and compile, read by the two tests below."""
+    tmp_path = tmp_path_factory.mktemp("shadowed")
     out = tmp_path / "doc"
-    res = _doctor(["--dry-run", "--out", str(out), "--section", "env", "--section", "correctness"], tmp_path,
-                  shadow=["ray", "optuna", "plotly", "sqlalchemy", "pydantic"], cli=[sys.executable, "-m", "nasattn.doctor"])
-    rows = read_records(out)
-    checks = {(r["section"], r["check"]): r for r in rows}
+    script = "import sys; from nasattn.cli.entry import main; sys.argv[0] = 'nasattn'; main()"
+    sections = [a for n in ("env", "correctness", "compile") for a in ("--section", n)]
+    res = _doctor(["doctor", "--dry-run", "--out", str(out), *sections, "--time-scale", "3"], tmp_path,
+                  shadow=["ray", "optuna", "plotly", "sqlalchemy", "pydantic", "typer"], cli=[sys.executable, "-c", script])
+    return SimpleNamespace(res=res, out=out, checks={(r["section"], r["check"]): r for r in read_records(out)})
+
+
+@pytest.mark.slow
+def test_without_ray_optuna_plotly_or_pydantic_the_doctor_says_what_it_skipped(shadowed_run):
+    res, checks = shadowed_run.res, shadowed_run.checks
     packages = checks[("env", "packages")]
     assert set(packages["missing"]) >= {"ray", "optuna", "plotly", "sqlalchemy", "pydantic"}, packages
     assert any("pip install pydantic" in n for n in packages["notes"])
@@ -138,15 +148,11 @@ def test_without_ray_optuna_plotly_or_pydantic_the_doctor_says_what_it_skipped(t
 
 
 @pytest.mark.slow
-def test_nasattn_doctor_starts_without_typer_or_pydantic(tmp_path):
+def test_nasattn_doctor_starts_without_typer_or_pydantic(shadowed_run):
     """The console script's doctor path imports neither: with both unimportable it runs, skipping with reasons."""
-    out = tmp_path / "doc"
-    script = "import sys; from nasattn.cli.entry import main; sys.argv[0] = 'nasattn'; main()"
-    res = _doctor(["doctor", "--dry-run", "--out", str(out), "--section", "env", "--section", "compile", "--time-scale", "3"], tmp_path,
-                  shadow=["typer", "pydantic"], cli=[sys.executable, "-c", script])
-    checks = {(r["section"], r["check"]): r for r in read_records(out)}
+    res, out, checks = shadowed_run.res, shadowed_run.out, shadowed_run.checks
     assert checks[("env", "versions")]["status"] == "ok", res.stdout + res.stderr
-    assert "pydantic" in checks[("env", "packages")]["missing"]
+    assert {"pydantic", "typer"} <= set(checks[("env", "packages")]["missing"])
     assert checks[("compile", "section")]["status"] == "skipped" and "pip install pydantic" in checks[("compile", "section")]["reason"]
     assert "Traceback" not in res.stdout + res.stderr and sorted(p.name for p in out.iterdir()) == ["doctor.jsonl", "summary.txt"]
     assert "compile" in (out / "summary.txt").read_text()
