@@ -116,6 +116,7 @@ def test_dry_run_of_every_section_on_the_cpu(tmp_path, bundle_dry_run):
     assert [checks[("packing", f"{n}_at_once")]["processes"] for n in (1, 2)] == [1, 2]
     two = checks[("packing", "2_at_once")]  # through Ray (installed here): two tasks sharing one (logical) GPU
     assert two["via"] == "ray tasks of 0.5 GPU" and two["gpu_ids"] == [["0"], ["0"]], two
+    assert two["niceness"] == [os.nice(0)] * 2, two  # Ray's workers at this process's priority, not Ray's nice 15
     explain = next(r for (s, c), r in checks.items() if s == "compile" and c.endswith("/explain"))
     assert explain["train_graph_breaks"] == 0 and explain["eval_graph_breaks"] == 0
     versions = (bundle_dry_run.checks if shared else checks)[("env", "versions")]
