@@ -93,11 +93,11 @@ def _check_correctness(checks: dict[tuple[str, str], dict]) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(3600)  # its bundle_dry_run fixture may build the bundle (pip downloads)
 def test_dry_run_of_every_section_on_the_cpu(tmp_path, bundle_dry_run):
-    """Every section but correctness here; correctness is checked on the bundle's dry run (the same section, run
-    once per session), or here when no package index could build the bundle."""
+    """Every section but env and correctness here; those two are checked on the bundle's dry run (the same
+    sections, run once per session), or here when no package index could build the bundle."""
     out = tmp_path / "doc"
     shared = bundle_dry_run.skip is None
-    names = [s for s in SECTIONS if s not in NEEDS_DATA and not (shared and s == "correctness")]
+    names = [s for s in SECTIONS if s not in NEEDS_DATA and not (shared and s in ("env", "correctness"))]
     res = _doctor(["--dry-run", "--out", str(out), "--time-scale", "3", *[a for n in names for a in ("--section", n)]],
                   tmp_path)
     rows = read_records(out)
@@ -107,6 +107,7 @@ def test_dry_run_of_every_section_on_the_cpu(tmp_path, bundle_dry_run):
     assert res.returncode == 0, res.stdout + res.stderr
     checks = {(r["section"], r["check"]): r for r in rows}
     _check_correctness(bundle_dry_run.checks if shared else checks)
+    assert (bundle_dry_run.checks if shared else checks)[("env", "section")]["status"] == "ok"
     assert "correctness" in (bundle_dry_run.stdout if shared else res.stdout)
     for preset in ("baseline", "cbam", "balanced"):
         speed = checks[("speed", preset)]
@@ -115,20 +116,30 @@ def test_dry_run_of_every_section_on_the_cpu(tmp_path, bundle_dry_run):
     assert [checks[("packing", f"{n}_at_once")]["processes"] for n in (1, 2)] == [1, 2]
     two = checks[("packing", "2_at_once")]  # through Ray (installed here): two tasks sharing one (logical) GPU
     assert two["via"] == "ray tasks of 0.5 GPU" and two["gpu_ids"] == [["0"], ["0"]], two
+    assert two["niceness"] == [os.nice(0)] * 2, two  # Ray's workers at this process's priority, not Ray's nice 15
     explain = next(r for (s, c), r in checks.items() if s == "compile" and c.endswith("/explain"))
     assert explain["train_graph_breaks"] == 0 and explain["eval_graph_breaks"] == 0
-    versions = checks[("env", "versions")]
-    assert versions["torch"] == torch.__version__ and versions["dry_run"] is True
+    versions = (bundle_dry_run.checks if shared else checks)[("env", "versions")]
+    assert versions["status"] == "ok" and versions["torch"] == torch.__version__ and versions["dry_run"] is True
     assert "doctor.jsonl" in res.stdout and "speed" in res.stdout
 
 
-@pytest.mark.slow
-def test_without_ray_optuna_plotly_or_pydantic_the_doctor_says_what_it_skipped(tmp_path):
+@pytest.fixture(scope="module")
+def shadowed_run(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """One ``nasattn doctor`` through the console script's entry with ray, optuna, plotly, sqlalchemy, pydantic and
+    typer unimportable (as on a bare GPU box): a dry run of env, correctness and compile, read by the two tests below."""
+    tmp_path = tmp_path_factory.mktemp("shadowed")
     out = tmp_path / "doc"
-    res = _doctor(["--dry-run", "--out", str(out), "--section", "env", "--section", "correctness"], tmp_path,
-                  shadow=["ray", "optuna", "plotly", "sqlalchemy", "pydantic"], cli=[sys.executable, "-m", "nasattn.doctor"])
-    rows = read_records(out)
-    checks = {(r["section"], r["check"]): r for r in rows}
+    script = "import sys; from nasattn.cli.entry import main; sys.argv[0] = 'nasattn'; main()"
+    sections = [a for n in ("env", "correctness", "compile") for a in ("--section", n)]
+    res = _doctor(["doctor", "--dry-run", "--out", str(out), *sections, "--time-scale", "3"], tmp_path,
+                  shadow=["ray", "optuna", "plotly", "sqlalchemy", "pydantic", "typer"], cli=[sys.executable, "-c", script])
+    return SimpleNamespace(res=res, out=out, checks={(r["section"], r["check"]): r for r in read_records(out)})
+
+
+@pytest.mark.slow
+def test_without_ray_optuna_plotly_or_pydantic_the_doctor_says_what_it_skipped(shadowed_run):
+    res, checks = shadowed_run.res, shadowed_run.checks
     packages = checks[("env", "packages")]
     assert set(packages["missing"]) >= {"ray", "optuna", "plotly", "sqlalchemy", "pydantic"}, packages
     assert any("pip install pydantic" in n for n in packages["notes"])
@@ -138,24 +149,21 @@ def test_without_ray_optuna_plotly_or_pydantic_the_doctor_says_what_it_skipped(t
 
 
 @pytest.mark.slow
-def test_nasattn_doctor_starts_without_typer_or_pydantic(tmp_path):
+def test_nasattn_doctor_starts_without_typer_or_pydantic(shadowed_run):
     """The console script's doctor path imports neither: with both unimportable it runs, skipping with reasons."""
-    out = tmp_path / "doc"
-    script = "import sys; from nasattn.cli.entry import main; sys.argv[0] = 'nasattn'; main()"
-    res = _doctor(["doctor", "--dry-run", "--out", str(out), "--section", "env", "--section", "compile", "--time-scale", "3"], tmp_path,
-                  shadow=["typer", "pydantic"], cli=[sys.executable, "-c", script])
-    checks = {(r["section"], r["check"]): r for r in read_records(out)}
+    res, out, checks = shadowed_run.res, shadowed_run.out, shadowed_run.checks
     assert checks[("env", "versions")]["status"] == "ok", res.stdout + res.stderr
-    assert "pydantic" in checks[("env", "packages")]["missing"]
+    assert {"pydantic", "typer"} <= set(checks[("env", "packages")]["missing"])
     assert checks[("compile", "section")]["status"] == "skipped" and "pip install pydantic" in checks[("compile", "section")]["reason"]
     assert "Traceback" not in res.stdout + res.stderr and sorted(p.name for p in out.iterdir()) == ["doctor.jsonl", "summary.txt"]
     assert "compile" in (out / "summary.txt").read_text()
 
 
 def host_torch(folder: Path) -> Path:
-    """A folder of links to this environment's torch and what torch requires, nothing else (a GPU box's install)."""
+    """A folder of links to this environment's torch and what torch requires, and pip, nothing else (a GPU box's
+    install; linking pip spares the venv its ensurepip run)."""
     folder.mkdir()
-    for dist in requirement_closure(["torch"]).values():
+    for dist in requirement_closure(["torch", "pip"]).values():
         site = Path(dist.locate_file(""))
         for top in {Path(f).parts[0] for f in dist.files or [] if not str(f).startswith("..")}:
             if (site / top).exists() and not (folder / top).exists():
@@ -180,9 +188,9 @@ def bundle_dry_run(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
         return SimpleNamespace(skip=f"no package index reachable to download wheels: {build.stderr.strip().splitlines()[-1]}")
     assert build.returncode == 0, build.stdout + build.stderr
     data_parts = sorted(p.name for p in (bundle / "data").iterdir())  # as built, before run.sh joins them
-    # A fresh interpreter: a venv without site packages that sees only torch (as a GPU box's python).
+    # A fresh interpreter: a venv without site packages that sees only torch and pip (as a GPU box's python).
     bare = tmp_path / "bare"
-    subprocess.run([sys._base_executable, "-m", "venv", str(bare)], check=True, timeout=300)
+    subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(bare)], check=True, timeout=300)
     torch_only = host_torch(tmp_path / "host")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(PYTHON=str(bare / "bin" / "python"), PYTHONPATH=str(torch_only), NASATTN_INSTALL="target",

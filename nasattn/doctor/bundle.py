@@ -112,14 +112,13 @@ def requirement_closure(roots: Sequence[str], python: str | None = None) -> dict
 
 
 def download_wheels(dest: Path, python: str, platforms: Sequence[str], packages: Sequence[str]) -> None:
-    """One binary wheel per package for ``python`` (e.g. ``3.12``) and ``platforms`` into ``dest``."""
+    """One binary wheel per package for ``python`` (e.g. ``3.12``) and ``platforms`` into ``dest`` (one pip run)."""
     bad = [p for p in packages if p.lower() in NEVER]
     if bad:
         raise BundleError(f"the bundle never carries {', '.join(bad)} (the target's install must match its CUDA)")
     plat = [a for p in platforms for a in ("--platform", p)]
-    for name in packages:
-        _pip(["download", "--only-binary=:all:", "--no-deps", "--python-version", python, *plat,
-              "--dest", str(dest), "--quiet", "--disable-pip-version-check", pinned(name)], f"downloading {name}")
+    _pip(["download", "--only-binary=:all:", "--no-deps", "--python-version", python, *plat, "--dest", str(dest),
+          "--quiet", "--disable-pip-version-check", *map(pinned, packages)], f"downloading {', '.join(packages)}")
 
 
 def build_wheel(dest: Path) -> None:

@@ -9,7 +9,8 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PY="${PYTHON:-python3}"
-PIP_OPTS=(--no-index --find-links "$HERE/wheels" --disable-pip-version-check --quiet)
+# --no-compile: Python compiles what the doctor imports when it imports it (a fraction of scipy and scikit-learn)
+PIP_OPTS=(--no-index --find-links "$HERE/wheels" --disable-pip-version-check --quiet --no-compile)
 
 if ! "$PY" -c "import torch" 2>/dev/null; then
   echo "run.sh: $PY cannot import torch; set PYTHON to the interpreter that has the machine's torch" >&2

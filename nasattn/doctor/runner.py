@@ -72,13 +72,13 @@ def run_doctor(
     out.mkdir(parents=True, exist_ok=True)
     if (out / RECORDS).exists():
         (out / RECORDS).unlink()
-    device, dry = pick_device(gpu, dry_run)
     names = list(sections) if sections else [s for s in SECTIONS if s not in NEEDS_DATA or data]
     unknown = [n for n in names if n not in SECTIONS]
     if (out / SUMMARY).exists():
         (out / SUMMARY).unlink()
-    if unknown:
+    if unknown:  # before pick_device: a typo is refused without importing torch
         raise ValueError(f"unknown section(s) {', '.join(unknown)}; allowed: {', '.join(SECTIONS)}")
+    device, dry = pick_device(gpu, dry_run)
     t_all = time.time()
     for name in names:
         box = SECTIONS[name] * scale

@@ -415,14 +415,17 @@ def section_packing(ctx: Context) -> None:
 
 
 def _pack_through_ray(ctx: Context, rec: Recorder, counts: tuple[int, ...], preset: str, steps: int) -> None:
-    """``n`` trainings at once as Ray tasks of ``1/n`` GPU (a logical GPU without CUDA) and ``cpus/n`` CPUs."""
+    """``n`` trainings at once as Ray tasks of ``1/n`` GPU (a logical GPU without CUDA) and ``cpus/n`` CPUs.
+
+    Ray starts as a search starts it (``ray_session``): workers at normal priority (Ray's default, nice 15,
+    starves them whenever anything else runs), and a watchdog that reaps it when the section is killed at its box.
+    """
     import ray  # lazy: ray is a heavy optional package
 
+    from nasattn.tune.session import ray_session
+
     cpus = os.cpu_count() or 1
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(address="local", num_cpus=cpus, num_gpus=1, include_dashboard=False, logging_level="ERROR",
-             log_to_driver=False)
-    try:
+    with ray_session(num_cpus=cpus, num_gpus=1):
         for n in counts:
             def pack(n: int = n) -> dict[str, Any]:
                 task = ray.remote(num_gpus=1 / n, num_cpus=max(1, cpus // n))(_pack_task)
@@ -436,22 +439,20 @@ def _pack_through_ray(ctx: Context, rec: Recorder, counts: tuple[int, ...], pres
                 results = ray.get(ready)
                 per = [r["images"] / r["seconds"] for r in results]
                 return {"processes": n, "preset": preset, "width_mult": ctx.width, "via": f"ray tasks of {1 / n:g} GPU",
-                        "gpu_ids": [r["gpu_ids"] for r in results], "images_per_second_total": sum(per),
-                        "images_per_second_each": per, "wall_seconds": time.time() - t0}
+                        "gpu_ids": [r["gpu_ids"] for r in results], "niceness": [r["niceness"] for r in results],
+                        "images_per_second_total": sum(per), "images_per_second_each": per, "wall_seconds": time.time() - t0}
 
             _checked(rec, f"{n}_at_once", pack, ctx, needs=15)
-    finally:
-        ray.shutdown()
 
 
 def _pack_task(ctx: dict[str, Any], preset: str, steps: int, threads: int) -> dict[str, Any]:
-    """A Ray task: ``_pack_worker`` with ``threads`` torch threads; adds the GPU ids Ray gave it."""
+    """A Ray task: ``_pack_worker`` with ``threads`` torch threads; adds the GPU ids Ray gave it and its niceness."""
     import ray  # lazy: ray is a heavy optional package
     import torch
 
     torch.set_num_threads(threads)
     out = _pack_worker(Context(**ctx), preset, steps)
-    return {**out, "gpu_ids": [str(g) for g in ray.get_gpu_ids()]}
+    return {**out, "gpu_ids": [str(g) for g in ray.get_gpu_ids()], "niceness": os.nice(0)}
 
 
 # ----------------------------------------------------------------------------------------- compile
