@@ -6,14 +6,14 @@ from __future__ import annotations
 import csv
 import errno
 import logging
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from nasattn import safewrite
+from nasattn.cli.main import app
 from nasattn.safewrite import DiskError
 from nasattn.schema import ABLATION_CSV, ABLATION_JSON, TRIALS_JSON, TrialStatus
 from nasattn.tune.quiet import SUMMARY_LOGGER, TRIAL_ERROR_LOGGER, HandledTrialErrors
@@ -21,8 +21,6 @@ from nasattn.tune.runner import disk_failure
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_cases import _disk  # the fault corpus's tmpfs mount
-
-NASATTN = [sys.executable, "-m", "nasattn.cli.main"]
 
 
 def _record(logger: str, msg: str, args: tuple = (), error: BaseException | None = None) -> logging.LogRecord:
@@ -66,29 +64,51 @@ def small_disk(tmp_path):
         yield tmp_path / "disk"
 
 
-def _ablate(out: Path, *extra: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "COLUMNS": "160"}
+class _Logged(logging.Handler):
+    """Every record that reaches Ray's loggers' handlers (past their filters), as a stream handler prints it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+def _ablate(out: Path, *extra: str) -> tuple[int, str]:
+    """``nasattn ablate`` in-process under the module's Ray; returns its exit code and everything it printed,
+    Ray's and Tune's log records included."""
     args = ["ablate", "--preset", "baseline", "--data", "eurosat-mini", "--seeds", "0", "--epochs", "1",
             "--width-mult", "0.125", "--include", "no_attention", "--no-live", "--out", str(out), *extra]
-    return subprocess.run([*NASATTN, *args], capture_output=True, text=True, timeout=400, env=env)
+    logged = _Logged()
+    ray_logger = logging.getLogger("ray")
+    ray_logger.addHandler(logged)
+    try:
+        res = CliRunner().invoke(app, args)
+    finally:
+        ray_logger.removeHandler(logged)
+    return res.exit_code, "\n".join([res.output, *logged.lines, repr(res.exception)])
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # two ablations through Ray
-def test_an_ablation_on_a_full_disk_stops_with_the_resume_hint_and_resumes(small_disk):
+def test_an_ablation_on_a_full_disk_stops_with_the_resume_hint_and_resumes(small_disk, module_ray, monkeypatch):
+    """Both runs in-process under one Ray (the disk, the trials and Tune's logging are as real as in a
+    subprocess; its Python, torch and Ray starts are not needed)."""
+    monkeypatch.setenv("COLUMNS", "160")
     out = small_disk / "abl"
     filler = small_disk / "filler"
     filler.write_bytes(b"\0" * max(0, safewrite.free_bytes(small_disk) - 300_000))  # room to start, not for a run
-    r = _ablate(out)
-    text = r.stdout + r.stderr
-    assert r.returncode == 2, text
+    code, text = _ablate(out)
+    assert code == 2, text
     assert "Traceback" not in text and "Trial task failed" not in text and "Trials did not complete" not in text, text
     assert f"no space left on {small_disk}" in text and "MB and rerun with --resume" in text, text
     assert (out / ABLATION_JSON).is_file() and (out / TRIALS_JSON).is_file() and (out / "tune").is_dir()
     assert not list(small_disk.rglob("*.tmp")) and not list(small_disk.rglob(".*.new-*"))
 
     filler.unlink()
-    r = _ablate(out, "--resume")
-    assert r.returncode == 0, r.stdout + r.stderr
+    code, text = _ablate(out, "--resume")
+    assert code == 0, text
     with open(out / ABLATION_CSV, newline="") as f:
         assert [row["status"] for row in csv.DictReader(f)] == [TrialStatus.COMPLETE]

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
+
+from nasattn.cli.main import app
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +44,7 @@ def _wait_for(cond, proc: subprocess.Popen, log: Path, timeout: float = 240) -> 
             return
         if proc.poll() is not None:
             pytest.fail(f"the run ended (rc {proc.returncode}) before the awaited state:\n{log.read_text()}")
-        time.sleep(0.5)
+        time.sleep(0.2)
     proc.kill()
     pytest.fail(f"timed out waiting:\n{log.read_text()}")
 
@@ -58,9 +61,16 @@ def _signal_when(ready, proc: subprocess.Popen, log: Path, signum: int, timeout:
     return log.read_text()
 
 
-def _run(args: list[str], tmp_path: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(NASATTN + args, cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True,
-                          timeout=timeout)
+def _refused(args: list[str], pid: int, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run ``nasattn ARGS`` in-process against a folder another process has locked: exit 2, a message naming
+    ``pid``, no traceback; returns its stderr. The refusal is the command's own lock_run_folder against a
+    real flock of another process; a subprocess would only add a Python and torch start."""
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.delenv("NASATTN_DATA", raising=False)
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2, (args, res.output, res.exception)
+    assert f"pid {pid}" in res.stderr and "Traceback" not in res.output, res.stderr
+    return res.stderr
 
 
 def _holder(folder: Path, tmp_path: Path) -> subprocess.Popen:
@@ -73,17 +83,14 @@ def _holder(folder: Path, tmp_path: Path) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_a_locked_folder_refuses_search_ablate_and_train_naming_the_pid(tmp_path):
+def test_a_locked_folder_refuses_search_ablate_and_train_naming_the_pid(tmp_path, monkeypatch):
     out = tmp_path / "run"
     holder = _holder(out, tmp_path)
     try:
         for args in (TINY_SEARCH + ["--out", str(out)],
                      ["ablate", "--preset", "baseline", "--data", "eurosat-mini", "--out", str(out)],
                      ["train", "--preset", "baseline", "--data", "eurosat-mini", "--out", str(out)]):
-            res = _run(args, tmp_path)
-            assert res.returncode == 2, (args, res.stdout, res.stderr)
-            assert f"pid {holder.pid}" in res.stderr and "holder test" in res.stderr, res.stderr
-            assert "Traceback" not in res.stderr
+            assert "holder test" in _refused(args, holder.pid, monkeypatch)
     finally:
         holder.kill()
         holder.wait()
@@ -94,7 +101,7 @@ def test_a_locked_folder_refuses_search_ablate_and_train_naming_the_pid(tmp_path
     again.wait()
 
 
-def _interrupt_search(tmp_path: Path, sig: int) -> tuple[subprocess.Popen, Path, Path, str]:
+def _interrupt_search(tmp_path: Path, sig: int, monkeypatch: pytest.MonkeyPatch) -> tuple[subprocess.Popen, Path, Path, str]:
     out = tmp_path / "search"
     log = tmp_path / "search.log"
     proc = _start(TINY_SEARCH + ["--out", str(out)], tmp_path, log)
@@ -102,8 +109,7 @@ def _interrupt_search(tmp_path: Path, sig: int) -> tuple[subprocess.Popen, Path,
         # a trial is running once Tune made its folder and the trial reported an epoch
         _wait_for(lambda: any(out.glob("tune/*/result.json")) and any(p.stat().st_size for p in out.glob("tune/*/result.json")),
                   proc, log)
-        second = _run(TINY_SEARCH + ["--out", str(out), "--resume"], tmp_path)
-        assert second.returncode == 2 and f"pid {proc.pid}" in second.stderr, second.stderr
+        _refused(TINY_SEARCH + ["--out", str(out), "--resume"], proc.pid, monkeypatch)
         proc.send_signal(sig)
         proc.wait(timeout=180)
     finally:
@@ -125,8 +131,8 @@ def check_interrupted_search(text: str, out: Path, command: str) -> None:
 
 
 @pytest.mark.slow
-def test_a_sigterm_search_writes_what_exists_and_says_how_to_continue(tmp_path):
-    proc, out, log, text = _interrupt_search(tmp_path, signal.SIGTERM)
+def test_a_sigterm_search_writes_what_exists_and_says_how_to_continue(tmp_path, monkeypatch):
+    proc, out, log, text = _interrupt_search(tmp_path, signal.SIGTERM, monkeypatch)
     assert proc.returncode == 143, text
     check_interrupted_search(text, out, "nasattn search quickstart")
 
@@ -148,6 +154,7 @@ def test_a_signalled_ablation_writes_its_csv_and_exits_143(tmp_path):
     rows = pd.read_csv(out / "ablation.csv")
     assert "UNFINISHED" in set(rows["status"]), rows
     assert not [c for c in rows.columns if c.startswith("zc_")]  # zero_cost=false: no training-free scores
+    assert not re.search(r"seed\d+ failed", text), text  # the interrupted run did not fail
     assert "Traceback" not in text and "Fatal Python error" not in text
 
 
@@ -169,7 +176,7 @@ def _fidelity_args(search: Path, *extra: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_a_signalled_fidelity_study_is_locked_writes_its_csv_and_exits_130(tmp_path):
+def test_a_signalled_fidelity_study_is_locked_writes_its_csv_and_exits_130(tmp_path, monkeypatch):
     from test_fidelity import _finished_search
 
     search = tmp_path / "search"
@@ -180,8 +187,7 @@ def test_a_signalled_fidelity_study_is_locked_writes_its_csv_and_exits_130(tmp_p
     proc = _start(args, tmp_path, log)
     try:
         _wait_for(lambda: any(p.stat().st_size for p in fid.glob("tune/*/result.json")), proc, log)
-        second = _run([*args, "--resume"], tmp_path)  # the same folder while the first runs: refused
-        assert second.returncode == 2 and f"pid {proc.pid}" in second.stderr, second.stderr
+        _refused([*args, "--resume"], proc.pid, monkeypatch)  # the same folder while the first runs: refused
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=180)
     finally:
@@ -201,9 +207,6 @@ def test_a_signalled_fidelity_study_is_locked_writes_its_csv_and_exits_130(tmp_p
 @pytest.mark.slow
 def test_a_fidelity_study_whose_every_training_failed_exits_1_with_a_summary(tmp_path, module_ray, monkeypatch):
     """In-process (no signal here), under a Ray started after this module's subprocess runs."""
-    from typer.testing import CliRunner
-
-    from nasattn.cli.main import app
     from test_fidelity import _finished_search
 
     monkeypatch.setenv("COLUMNS", "200")

@@ -393,7 +393,7 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], variants: list[str], *,
                             summary=summary, counts=counts)
     if console is not None:
         print_summary(summary, console)
-        failed = [r for r in rows if r["status"] != TrialStatus.COMPLETE]
+        failed = [r for r in rows if r["status"] == TrialStatus.ERROR]  # not UNFINISHED: interrupted, not failed
         for r in failed[:10]:
             say(console, f"[red]{r['variant']} seed{r['seed']} failed[/]: {r['error']}")
     if report:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import sys
 
+from nasattn.cli.quick_exit import skip_final_collection
 from nasattn.doctor.__main__ import main as doctor_main
 
 
 def main() -> None:
+    skip_final_collection()
     if sys.argv[1:2] == ["doctor"]:
         sys.exit(doctor_main(sys.argv[2:], prog="nasattn doctor"))
     try:

@@ -13,6 +13,7 @@ from typer.core import TyperGroup
 
 from nasattn import __version__
 from nasattn.cli import ablate_cmd, bench_cmd, report_cmd, search_cmd
+from nasattn.cli.quick_exit import skip_final_collection
 from nasattn.cli.stack import check_torch_stack
 from nasattn.cli.common import check_device, plural, console, fail, handle_user_errors, parse_overrides
 from nasattn.config import ConfigError, deep_merge
@@ -265,4 +266,5 @@ doctor_cmd.register(app)
 fidelity_cmd.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
+    skip_final_collection()
     app()
