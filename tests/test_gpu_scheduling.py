@@ -66,27 +66,49 @@ def _grid_config(run_dir: Path) -> dict:
             "data": "eurosat-mini", "max_steps_per_epoch": 1, "run_dir": str(run_dir)}
 
 
+@pytest.fixture(scope="module")
+def logical_gpus(tmp_path_factory: pytest.TempPathFactory):
+    """One embedded Ray with 8 CPUs and 2 logical GPUs for the packing tests; yields the rendezvous folder.
+
+    Ray's workers take the driver's environment when Ray starts, so the CPU switch and a rendezvous of
+    4 trials are set before it; each test empties the folder before its run (its trials then wait for 4).
+    """
+    from nasattn.tune import ray_session
+
+    folder = tmp_path_factory.mktemp("rendezvous")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(ENV_TRIAL_DEVICE, "cpu")
+        mp.setenv(ENV_TEST_RENDEZVOUS, f"{folder},4,90")
+        with ray_session(None, num_cpus=8, num_gpus=2):
+            yield folder
+
+
+def _fresh(folder: Path) -> None:
+    """Empty the rendezvous folder: the next run's trials wait until 4 of their own have arrived."""
+    for path in folder.iterdir():
+        path.unlink()
+
+
 # ------------------------------------------------------------------------------ through Ray
 @pytest.mark.slow
 def test_zero_gpu_trials_see_no_gpu_and_a_gpu_trial_without_cuda_fails(tmp_path, monkeypatch):
     """gpus_per_trial 0 on a machine with GPUs: no GPU id, CUDA_VISIBLE_DEVICES empty, CPU; 0.5 without CUDA: an error."""
+    import ray  # lazy: ray is a heavy optional package
+
     from nasattn.tune import ray_session, run_grid
 
     if torch.cuda.is_available():
         pytest.skip("the no-CUDA error needs a machine without CUDA")
+    assert not ray.is_initialized(), "needs its own Ray: logical_gpus' workers force the CPU"
     monkeypatch.delenv(ENV_TRIAL_DEVICE, raising=False)
     monkeypatch.delenv("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", raising=False)
     with ray_session(None, num_cpus=2, num_gpus=2):
-        run_grid([_grid_config(tmp_path / "cpu0"), _grid_config(tmp_path / "cpu1")], storage_path=tmp_path,
-                 name="zero", cpus_per_trial=1, gpus_per_trial=0)
+        run_grid([_grid_config(tmp_path / "cpu0")], storage_path=tmp_path, name="zero", cpus_per_trial=1, gpus_per_trial=0)
         grid = run_grid([_grid_config(tmp_path / "gpu")], storage_path=tmp_path, name="half",
                         cpus_per_trial=1, gpus_per_trial=0.5)
-    zero = _placements(tmp_path / "cpu0") + _placements(tmp_path / "cpu1")
-    assert len(zero) == 2
-    for rec in zero:
-        assert rec["gpu_ids"] == [] and rec["cuda_visible_devices"] == "" and rec["device"] == "cpu", rec
-        assert "ended" in rec  # trained to the end
-    assert all((tmp_path / d / "metrics.json").is_file() for d in ("cpu0", "cpu1"))
+    [rec] = _placements(tmp_path / "cpu0")  # two GPUs free, none given
+    assert rec["gpu_ids"] == [] and rec["cuda_visible_devices"] == "" and rec["device"] == "cpu", rec
+    assert "ended" in rec and (tmp_path / "cpu0" / "metrics.json").is_file()  # trained to the end
     [result] = list(grid)
     assert result.error is not None
     err = (tmp_path / "gpu" / "ERROR").read_text()
@@ -96,19 +118,18 @@ def test_zero_gpu_trials_see_no_gpu_and_a_gpu_trial_without_cuda_fails(tmp_path,
 
 
 @pytest.mark.slow
-def test_search_packs_four_trials_two_per_logical_gpu(tmp_path, monkeypatch):
+def test_search_packs_four_trials_two_per_logical_gpu(tmp_path, logical_gpus):
     """As the README's 16 CPUs / 2 GPUs / 0.25 GPU per trial example, at half the size (a suite on 2 cores):
     8 CPUs, 2 GPUs, cpus_per_trial 2, gpus_per_trial 0.5 -> 4 trials at once, two per GPU; the 5th waits."""
     from nasattn.search.run import run_search
     from nasattn.search.study import load_study
 
-    monkeypatch.setenv(ENV_TRIAL_DEVICE, "cpu")
-    monkeypatch.setenv(ENV_TEST_RENDEZVOUS, f"{tmp_path / 'rv'},4,90")
+    _fresh(logical_gpus)
     study = {
         "name": "packing", "space": TINY_SPACE, "data": "eurosat-mini",
         "budget": {"trials": 5, "epochs": 1, "max_steps_per_epoch": 1},
         "sampler": {"type": "random", "seed": 0}, "early_stopping": "none",
-        "resources": {"cpus_per_trial": 2, "gpus_per_trial": 0.5, "num_cpus": 8, "num_gpus": 2},
+        "resources": {"cpus_per_trial": 2, "gpus_per_trial": 0.5, "num_cpus": 8, "num_gpus": 2},  # logical_gpus' Ray
         "train": {"recipe": {"eval_batch_size": 256, "batch_size": 32}, "checkpoint_every": 0, "zero_cost": False},
         "output": str(tmp_path / "out"), "report": False,
     }
@@ -127,17 +148,17 @@ def test_search_packs_four_trials_two_per_logical_gpu(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_ablation_packs_four_trials_two_per_logical_gpu(tmp_path, monkeypatch):
-    """4 CPUs, 2 GPUs, cpus_per_trial 1, gpus_per_trial 0.5 -> 4 at once, two per GPU; the 5th and 6th wait."""
+def test_ablation_packs_four_trials_two_per_logical_gpu(tmp_path, logical_gpus):
+    """8 CPUs, 2 GPUs, cpus_per_trial 1, gpus_per_trial 0.5 -> 4 at once (the GPUs are the limit), two per GPU;
+    the 5th and 6th wait."""
     from nasattn.ablation import load_ablation, run_ablation
 
-    monkeypatch.setenv(ENV_TRIAL_DEVICE, "cpu")
-    monkeypatch.setenv(ENV_TEST_RENDEZVOUS, f"{tmp_path / 'rv'},4,90")
+    _fresh(logical_gpus)
     out = tmp_path / "abl"
     overrides = {
         "base": {"preset": "baseline"}, "include": ["se_only", "cbam"], "seeds": [0, 1],
         "data": "eurosat-mini", "epochs": 1, "width_mult": 0.125, "max_steps_per_epoch": 1, "checkpoint_every": 0,
-        "resources": {"cpus_per_trial": 1, "gpus_per_trial": 0.5, "num_cpus": 4, "num_gpus": 2},
+        "resources": {"cpus_per_trial": 1, "gpus_per_trial": 0.5, "num_cpus": 8, "num_gpus": 2},  # logical_gpus' Ray
         "output": str(out), "report": False, "zero_cost": False,
     }
     loaded = load_ablation(None, overrides)
