@@ -177,7 +177,9 @@ def _grid_config(run_dir: Path, data: str = "eurosat-mini") -> dict:
 @pytest.mark.slow
 def test_a_trial_away_from_home_sends_its_run_folder_and_its_error_home(tmp_path):
     """A sink whose home is another node id: the trial writes in its node's scratch and sends the folder home."""
-    from nasattn.tune import ray_session, run_grid
+    from ray import tune
+
+    from nasattn.tune import grid_trainable, ray_session, run_grid
     from nasattn.tune.home import home_sink
 
     out = tmp_path / "out"
@@ -186,7 +188,10 @@ def test_a_trial_away_from_home_sends_its_run_folder_and_its_error_home(tmp_path
         grid = run_grid([_grid_config(ok), _grid_config(bad, data=str(tmp_path / "no-such-data"))],
                         storage_path=tmp_path / "tune", max_concurrent=1)
         before = {p.name: p.stat().st_mtime_ns for p in ok.iterdir()}
-        [again] = run_grid([_grid_config(ok)], storage_path=tmp_path / "tune", name="again")  # finished at home
+        assert run_grid([_grid_config(ok)], storage_path=tmp_path / "tune", name="skipped") == []  # DONE at home
+        # a trial of a finished run started anyway (as a restored search may re-run one): re-reported from home
+        [again] = tune.Tuner(grid_trainable([_grid_config(ok)], 1, 0), param_space={"index": tune.grid_search([0])},
+                             run_config=tune.RunConfig(name="again", storage_path=str(tmp_path / "tune"))).fit()
     assert again.error is None and again.metrics["final"] is True
     assert {p.name: p.stat().st_mtime_ns for p in ok.iterdir()} == before  # re-reported from home, not retrained
     errors = [r.error for r in grid if r.error is not None]
