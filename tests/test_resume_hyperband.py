@@ -227,7 +227,7 @@ def test_an_interrupted_hyperband_search_resumes_through_tune_to_the_end(tmp_pat
     good = {"stages.width.base": 8, "attention": "none", "recipe.lr": 0.01}
     study = _study(tmp_path, seeds={"points": [good, good, {**good, "recipe.lr": 1.0e8}]},
                    early_stopping={"type": "hyperband", "reduction_factor": 2},
-                   budget={"trials": 6, "epochs": 4, "max_steps_per_epoch": 2},
+                   budget={"trials": 4, "epochs": 4, "max_steps_per_epoch": 2},
                    resources={"cpus_per_trial": 1, "max_concurrent": 4})
     out, log = tmp_path / "out", tmp_path / "search.log"
     proc = _start(["search", str(study), "--no-live"], tmp_path, log)
@@ -238,4 +238,4 @@ def test_an_interrupted_hyperband_search_resumes_through_tune_to_the_end(tmp_pat
     assert res.returncode == 0, res.stdout + res.stderr
     assert "from a checkpoint" in res.stdout, res.stdout
     rows = _rows(out)  # a trial at lr 1e8 may diverge (FAIL): what matters is that none is left waiting
-    assert len(rows) == 6 and {r["state"] for r in rows} <= {"COMPLETE", "PRUNED", "FAIL"}, rows
+    assert len(rows) == 4 and {r["state"] for r in rows} <= {"COMPLETE", "PRUNED", "FAIL"}, rows
