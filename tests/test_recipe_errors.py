@@ -7,8 +7,7 @@ from typer.testing import CliRunner
 
 from nasattn.cli.main import app
 from nasattn.config import ConfigError
-from nasattn.recipe import Recipe
-from nasattn.recipe import check_recipe_fields
+from nasattn.recipe import Recipe, check_recipe_fields
 
 
 def test_from_dict_lists_every_problem_and_the_allowed_fields():

@@ -36,8 +36,7 @@ from nasattn.config import ConfigError, deep_merge, format_validation_error, rea
 from nasattn.runfile import RunFile, StrictModel
 from nasattn.ablation.variants import plan_variants
 from nasattn.presets import list_presets, load_arch_source
-from nasattn.recipe import Recipe
-from nasattn.recipe import check_recipe_fields
+from nasattn.recipe import Recipe, check_recipe_fields
 
 
 def path_component_problem(name: str) -> str | None:
