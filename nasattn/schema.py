@@ -92,6 +92,9 @@ VAL_ACCURACY_BEST = "val_accuracy"
 """The best validation accuracy over the epochs of a training run: ``metrics.json``'s ``val_accuracy``
 (the epoch whose weights model.pt keeps and the test split is scored with). Same key as
 :data:`VAL_ACCURACY_LAST`, another meaning: a run folder's metrics.json vs a search's trials.csv."""
+RESTORED_VALUES = "restored_values"
+"""In the first result of a trial resumed from a checkpoint: ``{"<epoch>": val_accuracy}`` of the epochs the
+checkpoint restored, so that the study gets values a crash kept from it (a dict: no CSV column takes it)."""
 ABLATION_LEAD_COLUMNS = (VARIANT, SEED, "split_seed", STATUS, ERROR, RUN_DIR)
 """The first columns of ablation.csv."""
 

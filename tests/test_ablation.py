@@ -378,6 +378,9 @@ def test_end_to_end_ablation_through_ray_and_resume(tmp_path: Path):
             assert (run / "metrics.json").is_file() and (run / "model.pt").is_file()
             assert json.loads((run / "metrics.json").read_text())["variant"] == variant
             markers[run] = ((run / DONE_MARKER).stat().st_mtime_ns, (run / "model.pt").stat().st_mtime_ns)
+    # Tune reuses a finished run's process for the next (reuse_actors): 4 runs, 2 at a time, in 2 processes
+    pids = {json.loads(p.read_text())["pid"] for p in (out / "runs").glob("*/seed*/placement.json")}
+    assert len(pids) == 2, pids
     assert [s["variant"] for s in result.summary] == ["base", "no_attention"] and result.summary[0]["n"] == 2
     assert set(df["split_seed"]) == {42}
     summary = pd.read_csv(out / "summary.csv")

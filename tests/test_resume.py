@@ -402,3 +402,31 @@ def test_an_interrupted_grid_counts_the_checkpoints_earlier_sessions_left(tmp_pa
 
     grid = [result(0), result(1), result(2, checkpoint="ckpt"), result(3, checkpoint="ckpt", final=True)]
     assert unfinished_with_checkpoint(grid) == 2  # 0 (on disk from before) and 2 (this session); 1 has none, 3 ended
+
+
+def test_a_trial_resumed_from_a_checkpoint_gives_the_study_the_values_of_the_epochs_it_restored(tmp_path):
+    """A crash between a trial's checkpoint and the driver's record of that epoch: the resumed trial's first
+    report carries the restored epochs' values, and the study gets them (and no user attribute of them)."""
+    from types import SimpleNamespace
+
+    from nasattn.schema import RESTORED_VALUES
+    from nasattn.search.recorder import StudyRecorder
+    from nasattn.tune.trainable import TrialReporter, restored_values
+
+    state = {"history": [{"epoch": 1, "val_accuracy": 0.4}, {"epoch": 2, "val_accuracy": 0.5}, {"epoch": 3}]}
+    assert restored_values(state) == {"1": 0.4, "2": 0.5} and restored_values(None) == {}
+    reporter = TrialReporter({}, {}, last_epoch=5, t_start=0.0, resumed=True, restored=restored_values(state))
+    assert reporter.take_restored() == {RESTORED_VALUES: {"1": 0.4, "2": 0.5}} and reporter.take_restored() == {}
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    create_or_load_study(url, "s", ["maximize"], ["val_accuracy"])
+    ledger = StudyLedger(url, "s", run_id="r1")
+    config = _search(tmp_path, ledger).suggest("ta")
+    trial = SimpleNamespace(trial_id="ta", config=config)
+    recorder = StudyRecorder(ledger, ["val_accuracy"])
+    recorder.on_trial_result(0, [], trial, {"epoch": 3, "val_accuracy": 0.6, RESTORED_VALUES: {"1": 0.4, "2": float("nan")}})
+    record = optuna.load_study(study_name="s", storage=url).trials[0]
+    assert record.intermediate_values == {1: 0.4, 3: 0.6}  # a non-finite restored value is left out
+    assert not [k for k in record.user_attrs if "restored" in k]
+    recorder.on_trial_result(0, [], trial, {"epoch": 4, "val_accuracy": 0.7, "final": True, RESTORED_VALUES: {"2": 0.5}})
+    assert optuna.load_study(study_name="s", storage=url).trials[0].intermediate_values == {1: 0.4, 2: 0.5, 3: 0.6}

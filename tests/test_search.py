@@ -273,6 +273,9 @@ def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path):
     assert not glob.glob(str(out / "tune" / "*" / "checkpoint_*"))  # finished trials keep no checkpoint
     for p, mtime in done_before.items():  # trials finished before the kill were not trained again
         assert os.stat(p).st_mtime_ns == mtime
+    # one trial at a time: Tune reused trial 0's process for trial 1 (reuse_actors)
+    pids = [json.loads((out / "trials" / n / "placement.json").read_text())["pid"] for n in ("0", "1")]
+    assert pids[0] == pids[1], pids
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ from typing import Any
 
 from ray.tune import Callback, Stopper
 
-from nasattn.schema import HISTORY_FILE, STOPPED_FILE, TUNE_BOOKKEEPING, VAL_ACCURACY_LAST, TrialStatus
+from nasattn.schema import HISTORY_FILE, RESTORED_VALUES, STOPPED_FILE, TUNE_BOOKKEEPING, VAL_ACCURACY_LAST, TrialStatus
 from nasattn.study_storage import create_or_load_study, open_storage, redact, storage_url  # noqa: F401 - re-exported
 from nasattn.tune.trainable import read_error
 
@@ -210,6 +210,10 @@ def measured_attrs(result: dict[str, Any], recipe: dict[str, Any] | None) -> dic
     return attrs
 
 
+def _finite(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
 class StudyRecorder(Callback):
     """Updates each trial's record as Tune reports it and finishes it when the trial ends.
 
@@ -243,11 +247,15 @@ class StudyRecorder(Callback):
         epoch = result.get("epoch") or result.get("training_iteration")
         row = {k: v for k, v in measured_attrs(result, {}).items()}
         self.histories.setdefault(trial.trial_id, []).append(row)
-        if number is None or result.get("final"):
+        if number is None:
             return
-        value = result.get(self.scheduler_metric)
-        ok = isinstance(value, (int, float)) and math.isfinite(value)
-        self.ledger.report(number, epoch, float(value) if ok else None,
+        # a trial resumed from a checkpoint: the epochs it restored, which a crash may have kept from the study
+        for step, earlier in (result.get(RESTORED_VALUES) or {}).items():
+            self.ledger.report(number, int(step), _finite(earlier), {})
+        if result.get("final"):
+            return
+        value = _finite(result.get(self.scheduler_metric))
+        self.ledger.report(number, epoch, value,
                            {"epochs": epoch, "duration_s": result.get("time_total_s"), "status": TrialStatus.RUNNING})
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

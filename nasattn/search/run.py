@@ -320,7 +320,7 @@ def _fit(loaded: LoadedStudy, data: str | None, ledger: Any, records: list[Any],
             _trainable(loaded),
             tune_config=tune.TuneConfig(
                 search_alg=ConcurrencyLimiter(searcher, max_concurrent=conc), scheduler=scheduler,
-                num_samples=num_samples, time_budget_s=study.budget.time_limit, reuse_actors=False,
+                num_samples=num_samples, time_budget_s=study.budget.time_limit, reuse_actors=True,
                 trial_dirname_creator=trial_dirname,
             ),
             run_config=tune.RunConfig(

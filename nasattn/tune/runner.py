@@ -69,7 +69,7 @@ def run_grid(
     tuner = tune.Tuner(
         grid_trainable(configs, cpus_per_trial, gpus_per_trial),
         param_space={"index": tune.grid_search(todo)},
-        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent or None, reuse_actors=False,
+        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent or None, reuse_actors=True,
                                     trial_dirname_creator=_grid_dirname),
         run_config=tune.RunConfig(
             name=name,

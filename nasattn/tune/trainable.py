@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from nasattn.schema import DONE_MARKER, ERROR_FILE, STATE_FILE, TUNE_BOOKKEEPING, TrialStatus, VAL_ACCURACY_LAST
+from nasattn.schema import (
+    DONE_MARKER, ERROR_FILE, RESTORED_VALUES, STATE_FILE, TUNE_BOOKKEEPING, TrialStatus, VAL_ACCURACY_LAST,
+)
 from nasattn.tune.home import Trip, node_label, trip
 from nasattn.tune.placement import rendezvous, trial_device, write_placement
 from nasattn.spec import ArchSpec
@@ -182,10 +184,13 @@ def _train_trial(config: dict[str, Any], folder: Path | None, away: Trip | None)
     rendezvous(trial)
 
     spec, recipe, dataset = _trial_inputs(config, seed)
+    if recipe.compile:  # Tune reuses trial actors: earlier trials' compiled frames must not count toward the recompile limit
+        torch.compiler.reset()
     torch.manual_seed(seed)
     model, static = _built_model(config, spec, dataset, device)
     resume_state = _resume_state(config)
-    reporter = TrialReporter(config, static, last_epoch=recipe.epochs, t_start=t_start, resumed=resume_state is not None)
+    reporter = TrialReporter(config, static, last_epoch=recipe.epochs, t_start=t_start, resumed=resume_state is not None,
+                             restored=restored_values(resume_state))
     result = train(
         spec, recipe, dataset, seed=seed, device=device, callbacks=(reporter,),
         progress=False, model=model, resume_state=resume_state,
@@ -196,7 +201,7 @@ def _train_trial(config: dict[str, Any], folder: Path | None, away: Trip | None)
     final = _final_metrics(config, run_dir, folder, result, static)
     if away is not None:
         away.send()  # the run is home before Tune hears that it finished
-    tune.report(final)
+    tune.report({**final, **reporter.take_restored()})
 
 
 def _trial_inputs(config: dict[str, Any], seed: int) -> tuple[Any, Any, Any]:
@@ -231,6 +236,12 @@ def _built_model(config: dict[str, Any], spec: Any, dataset: Any, device: str) -
     return model, static
 
 
+def restored_values(state: Any) -> dict[str, float]:
+    """``{"<epoch>": val_accuracy}`` of the epochs a checkpoint's training state restored (``{}`` without one)."""
+    rows = (state or {}).get("history") or []
+    return {str(int(r["epoch"])): float(r[VAL_ACCURACY_LAST]) for r in rows if r.get(VAL_ACCURACY_LAST) is not None}
+
+
 def _resume_state(config: dict[str, Any]) -> Any:
     """The training state to resume from: Tune's checkpoint of this trial, else ``resume_from``'s, else None."""
     from ray import tune  # lazy: ray is a heavy optional package
@@ -256,8 +267,10 @@ class TrialReporter:
     records ``time_to_first_epoch_s`` into ``static``.
     """
 
-    def __init__(self, config: dict[str, Any], static: dict[str, Any], *, last_epoch: int, t_start: float, resumed: bool):
+    def __init__(self, config: dict[str, Any], static: dict[str, Any], *, last_epoch: int, t_start: float, resumed: bool,
+                 restored: dict[str, float] | None = None):
         self.static = static
+        self.restored = dict(restored or {})
         self.last_epoch = last_epoch
         self.t_start = t_start
         self.resumed = resumed
@@ -273,11 +286,16 @@ class TrialReporter:
             self.static["time_to_first_epoch_s"] = time.perf_counter() - self.t_start  # start-up + the first epoch
         if epoch >= self.last_epoch:
             return  # the final report (after testing and write_run) carries the last epoch
-        metrics = {**scalar_metrics(row), **self.static, "epoch": epoch, "final": False}
+        metrics = {**scalar_metrics(row), **self.static, "epoch": epoch, "final": False, **self.take_restored()}
         if self._due(epoch):
             self._report_with_checkpoint(metrics, state)
         else:
             tune.report(metrics)
+
+    def take_restored(self) -> dict[str, Any]:
+        """``{RESTORED_VALUES: ...}`` for the first report after a resume from a checkpoint, then ``{}``."""
+        restored, self.restored = self.restored, {}
+        return {RESTORED_VALUES: restored} if restored else {}
 
     def _due(self, epoch: int) -> bool:
         due = bool(self.checkpoint_every) and epoch % self.checkpoint_every == 0
