@@ -343,6 +343,24 @@ def test_fidelity_end_to_end_through_ray_with_resume(tmp_path, module_ray, monke
         assert all(r["high_val_accuracy_seed3"] for r in csv.DictReader(f))
 
 
+def _fidelity_args(search: Path, *extra: str) -> list[str]:
+    """``nasattn fidelity`` of the best trial of ``search`` alone, one run at a time."""
+    return ["fidelity", str(search), "--top", "1", "--random", "0", "--presets", "none", "--no-live",
+            "--set", "resources.max_concurrent=1", *extra]
+
+
+@pytest.mark.slow
+def test_a_fidelity_study_whose_every_training_failed_exits_1_with_a_summary(tmp_path, module_ray, monkeypatch):
+    """In-process under the module's one Ray (test_interrupts.py signals a fidelity study in a real process)."""
+    monkeypatch.setenv("COLUMNS", "200")
+    search = tmp_path / "search"
+    _finished_search(search)
+    res = CliRunner().invoke(app, _fidelity_args(search, "--set", "recipe.lr=1e30"))
+    assert res.exit_code == 1, res.output
+    assert "every training failed (1 of 1); first error: TrainingDivergedError" in res.stderr, res.stderr
+    assert (search / "fidelity" / "fidelity.csv").is_file()
+
+
 def test_one_high_budget_seed_is_warned_about(tmp_path):
     from rich.console import Console
 

@@ -1,4 +1,5 @@
-"""Real processes, real signals: a locked output folder, and SIGINT/SIGTERM during a search or an ablation."""
+"""Real processes, real signals: a locked output folder, and SIGINT/SIGTERM during an ablation, a training and a
+fidelity study (searches are signalled in test_resume.py, SIGINT, and test_resume_hyperband.py, SIGTERM)."""
 
 from __future__ import annotations
 
@@ -101,23 +102,6 @@ def test_a_locked_folder_refuses_search_ablate_and_train_naming_the_pid(tmp_path
     again.wait()
 
 
-def _interrupt_search(tmp_path: Path, sig: int, monkeypatch: pytest.MonkeyPatch) -> tuple[subprocess.Popen, Path, Path, str]:
-    out = tmp_path / "search"
-    log = tmp_path / "search.log"
-    proc = _start(TINY_SEARCH + ["--out", str(out)], tmp_path, log)
-    try:
-        # a trial is running once Tune made its folder and the trial reported an epoch
-        _wait_for(lambda: any(out.glob("tune/*/result.json")) and any(p.stat().st_size for p in out.glob("tune/*/result.json")),
-                  proc, log)
-        _refused(TINY_SEARCH + ["--out", str(out), "--resume"], proc.pid, monkeypatch)
-        proc.send_signal(sig)
-        proc.wait(timeout=180)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    return proc, out, log, log.read_text()
-
-
 def check_interrupted_search(text: str, out: Path, command: str) -> None:
     """One resume line naming the command as typed, a checkpoint of the running trial, outputs written."""
     lines = [ln for ln in text.splitlines() if ln.startswith("interrupted: ")]
@@ -128,13 +112,6 @@ def check_interrupted_search(text: str, out: Path, command: str) -> None:
     assert (out / "trials.csv").is_file() and (out / "study.db").is_file()
     for bad in ("Traceback", "Fatal Python error", "Stack trace", "*** SIG"):
         assert bad not in text, text
-
-
-@pytest.mark.slow
-def test_a_sigterm_search_writes_what_exists_and_says_how_to_continue(tmp_path, monkeypatch):
-    proc, out, log, text = _interrupt_search(tmp_path, signal.SIGTERM, monkeypatch)
-    assert proc.returncode == 143, text
-    check_interrupted_search(text, out, "nasattn search quickstart")
 
 
 @pytest.mark.slow
@@ -170,14 +147,9 @@ def test_a_signalled_training_exits_130_with_one_line_and_no_traceback(tmp_path)
     assert not (out / "metrics.json").exists()
 
 
-def _fidelity_args(search: Path, *extra: str) -> list[str]:
-    return ["fidelity", str(search), "--top", "1", "--random", "0", "--presets", "none", "--no-live",
-            "--set", "resources.max_concurrent=1", *extra]
-
-
 @pytest.mark.slow
 def test_a_signalled_fidelity_study_is_locked_writes_its_csv_and_exits_130(tmp_path, monkeypatch):
-    from test_fidelity import _finished_search
+    from test_fidelity import _fidelity_args, _finished_search
 
     search = tmp_path / "search"
     _finished_search(search)
@@ -202,17 +174,3 @@ def test_a_signalled_fidelity_study_is_locked_writes_its_csv_and_exits_130(tmp_p
     assert (fid / "fidelity.csv").is_file() and (fid / "trials.json").is_file()
     for bad in ("Traceback", "Fatal Python error"):
         assert bad not in text, text
-
-
-@pytest.mark.slow
-def test_a_fidelity_study_whose_every_training_failed_exits_1_with_a_summary(tmp_path, module_ray, monkeypatch):
-    """In-process (no signal here), under a Ray started after this module's subprocess runs."""
-    from test_fidelity import _finished_search
-
-    monkeypatch.setenv("COLUMNS", "200")
-    search = tmp_path / "search"
-    _finished_search(search)
-    res = CliRunner().invoke(app, _fidelity_args(search, "--set", "recipe.lr=1e30"))
-    assert res.exit_code == 1, res.output
-    assert "every training failed (1 of 1); first error: TrainingDivergedError" in res.stderr, res.stderr
-    assert (search / "fidelity" / "fidelity.csv").is_file()

@@ -215,13 +215,14 @@ def test_an_unfinished_trial_the_rebuild_stops_is_started_and_stopped_at_its_fir
 @pytest.mark.timeout(900)  # two searches through Ray
 def test_an_interrupted_hyperband_search_resumes_through_tune_to_the_end(tmp_path):
     """The rebuilt scheduler under Ray Tune itself: real trials take their stand-ins' places, paused and
-    stopped ones included, and the resumed search finishes every trial (no trial left waiting)."""
+    stopped ones included, and the resumed search finishes every trial (no trial left waiting). The search is
+    stopped with SIGTERM: exit 143, one resume line, outputs written (test_resume.py's search gets SIGINT)."""
     import signal
     import sys
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from test_interrupts import _signal_when, _start
+    from test_interrupts import _signal_when, _start, check_interrupted_search
     from test_search import _rows, _run, _study
 
     good = {"stages.width.base": 8, "attention": "none", "recipe.lr": 0.01}
@@ -232,8 +233,9 @@ def test_an_interrupted_hyperband_search_resumes_through_tune_to_the_end(tmp_pat
     out, log = tmp_path / "out", tmp_path / "search.log"
     proc = _start(["search", str(study), "--no-live"], tmp_path, log)
     # interrupt once two checkpoints exist (trials mid-way or waiting at a rung)
-    text = _signal_when(lambda: len(list((out / "tune").glob("*/checkpoint_*"))) >= 2, proc, log, signal.SIGINT)
-    assert proc.returncode == 130, text
+    text = _signal_when(lambda: len(list((out / "tune").glob("*/checkpoint_*"))) >= 2, proc, log, signal.SIGTERM)
+    assert proc.returncode == 143, text
+    check_interrupted_search(text, out, f"nasattn search {study}")
     res = _run(["search", str(study), "--resume", "--no-live"])
     assert res.returncode == 0, res.stdout + res.stderr
     assert "from a checkpoint" in res.stdout, res.stdout
