@@ -74,15 +74,27 @@ def stop_reaper(proc: subprocess.Popen, timeout: float = 10.0) -> None:
 
 
 def _track_children(tracked: dict) -> None:
-    """Add every descendant of the tracked processes to ``tracked``; drop the ones that are gone."""
+    """Add every descendant of the tracked processes to ``tracked``; drop the ones that are gone.
+
+    One pass over the process table per call (``Process.children(recursive=True)`` reads the whole table
+    each time, once per tracked process: a dozen reads every quarter second on a laptop's CPU)."""
     import psutil
 
-    for proc in list(tracked.values()):
-        try:
-            for child in proc.children(recursive=True):
-                tracked.setdefault(child.pid, child)
-        except psutil.NoSuchProcess:
-            tracked.pop(proc.pid, None)
+    children: dict[int, list[int]] = {}
+    for proc in psutil.process_iter(["ppid"]):
+        children.setdefault(proc.info["ppid"], []).append(proc.pid)
+    for pid, proc in list(tracked.items()):
+        if not proc.is_running():  # gone, or its pid now names another process
+            tracked.pop(pid)
+    todo = list(tracked)
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in tracked:
+                try:
+                    tracked[child] = psutil.Process(child)
+                except psutil.NoSuchProcess:
+                    continue
+                todo.append(child)
 
 
 def _watch(driver_pid: int, roots: list[int]) -> None:
