@@ -27,8 +27,7 @@ TINY_SEARCH = ["search", "quickstart", "--set", "budget.trials=4", "--set", "bud
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", NASATTN_CACHE=str(tmp_path / "cache"),
-               COLUMNS="200")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", COLUMNS="200")  # the session's data cache
     env.pop("NASATTN_DATA", None)
     return env
 
