@@ -26,6 +26,8 @@ from nasattn.tune.home import AWAY_ROOT, HomeWriter
 from nasattn.tune.resources import RayConfig, check_storage, tune_storage
 
 ROOT = Path(__file__).resolve().parents[1]
+S3_CREDENTIALS = dict(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_EC2_METADATA_DISABLED="true")
+"""For moto's S3 server on loopback (any key works); set before Ray starts, as a user sets theirs."""
 
 
 # ------------------------------------------------------------------------------ the sink, without Ray
@@ -165,7 +167,30 @@ def test_best_names_the_run_files_its_trial_folder_lacks(tmp_path):
     assert _best_run_metrics(out, best, best_dir)[BEST_MISSING] == [METRICS_FILE, PREDICTIONS_FILE, MODEL_FILE]
 
 
+def test_a_trial_outside_ray_writes_in_place_and_starts_no_ray(tmp_path):
+    import ray
+
+    from nasattn.tune.home import trip
+
+    assert not ray.is_initialized()
+    assert trip(tmp_path / "run", "t1") is None
+    assert not ray.is_initialized()
+
+
 # ------------------------------------------------------------------------------ through Ray, one node playing away
+@pytest.fixture(scope="module")
+def one_cpu_ray():
+    """One embedded Ray of one CPU for this module's trials, started with the S3 server's credentials in its
+    environment (a trial uploads its own checkpoints to the storage)."""
+    from nasattn.tune import ray_session
+
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in S3_CREDENTIALS.items():
+            mp.setenv(key, value)
+        with ray_session(None, num_cpus=1):
+            yield
+
+
 def _grid_config(run_dir: Path, data: str = "eurosat-mini") -> dict:
     from nasattn.presets import get_preset
 
@@ -175,16 +200,16 @@ def _grid_config(run_dir: Path, data: str = "eurosat-mini") -> dict:
 
 
 @pytest.mark.slow
-def test_a_trial_away_from_home_sends_its_run_folder_and_its_error_home(tmp_path):
+def test_a_trial_away_from_home_sends_its_run_folder_and_its_error_home(tmp_path, one_cpu_ray):
     """A sink whose home is another node id: the trial writes in its node's scratch and sends the folder home."""
     from ray import tune
 
-    from nasattn.tune import grid_trainable, ray_session, run_grid
+    from nasattn.tune import grid_trainable, run_grid
     from nasattn.tune.home import home_sink
 
     out = tmp_path / "out"
     ok, bad = out / "runs" / "ok", out / "runs" / "bad"
-    with ray_session(None, num_cpus=1), home_sink(out, node_id="f" * 56):
+    with home_sink(out, node_id="f" * 56):
         grid = run_grid([_grid_config(ok), _grid_config(bad, data=str(tmp_path / "no-such-data"))],
                         storage_path=tmp_path / "tune", max_concurrent=1)
         before = {p.name: p.stat().st_mtime_ns for p in ok.iterdir()}
@@ -230,30 +255,26 @@ def _s3_server() -> Iterator[int]:
 
 
 @pytest.mark.slow
-def test_checkpoints_on_an_s3_storage_resume_a_trial_and_go_when_it_finished(tmp_path, monkeypatch):
+def test_checkpoints_on_an_s3_storage_resume_a_trial_and_go_when_it_finished(tmp_path, one_cpu_ray):
     """Tune's storage on an S3-compatible server: the checkpoint is found there, a resumed trial starts from it,
     and the checkpoints of finished trials are removed there."""
     import optuna
     from pyarrow import fs as pafs
 
     from nasattn.search.run import remove_finished_checkpoints
-    from nasattn.tune import ray_session, run_grid
+    from nasattn.tune import run_grid
     from nasattn.tune.runner import latest_checkpoint, uri_checkpoints, uri_join
 
-    for key, value in dict(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_EC2_METADATA_DISABLED="true").items():
-        monkeypatch.setenv(key, value)
     with _s3_server() as port:
         query = f"endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1"
         pafs.FileSystem.from_uri(f"s3://nas?{query}&allow_bucket_creation=true")[0].create_dir("nas")
         storage = f"s3://nas/exp?{query}"
         cfg = {**_grid_config(tmp_path / "first"), "checkpoint_every": 1, "checkpoint_budget": None}
         cfg["recipe"]["epochs"] = 2
-        with ray_session(None, num_cpus=1):
-            run_grid([cfg], storage_path=storage, name="tune")
-            ckpt = latest_checkpoint(uri_join(storage, "tune"), 0)
-            assert ckpt is not None and ckpt.startswith("s3://nas/exp/tune/0-") and ckpt.endswith(f"/checkpoint_000000?{query}")
-            [result] = run_grid([{**cfg, "run_dir": str(tmp_path / "second")}], storage_path=storage, name="tune",
-                                resume=True)
+        run_grid([cfg], storage_path=storage, name="tune")
+        ckpt = latest_checkpoint(uri_join(storage, "tune"), 0)
+        assert ckpt is not None and ckpt.startswith("s3://nas/exp/tune/0-") and ckpt.endswith(f"/checkpoint_000000?{query}")
+        [result] = run_grid([{**cfg, "run_dir": str(tmp_path / "second")}], storage_path=storage, name="tune", resume=True)
         exp = uri_join(storage, "tune")
         s3, path = pafs.FileSystem.from_uri(exp)
         with s3.open_output_stream(f"{path}/1-running/checkpoint_000003/train_state.pt") as f:
@@ -266,13 +287,3 @@ def test_checkpoints_on_an_s3_storage_resume_a_trial_and_go_when_it_finished(tmp
     first, second = (json.loads((tmp_path / d / DONE_MARKER).read_text()) for d in ("first", "second"))
     assert first["epoch"] == second["epoch"] == 2
     assert "time_to_first_epoch_s" in first and "time_to_first_epoch_s" not in second  # the second resumed at epoch 2
-
-
-def test_a_trial_outside_ray_writes_in_place_and_starts_no_ray(tmp_path):
-    import ray
-
-    from nasattn.tune.home import trip
-
-    assert not ray.is_initialized()
-    assert trip(tmp_path / "run", "t1") is None
-    assert not ray.is_initialized()

@@ -24,14 +24,13 @@ from nasattn.data.sources import MINI_DIR, MINI_NAME
 from nasattn.rundir import is_run_content
 from nasattn.schema import (ABLATION_CSV, BEST_DIR, DONE_MARKER, ERROR, ERROR_FILE, EXPERIMENT, MODEL_FILE, RUN_DIR, RUN_FILES, STATUS,
                             TRIALS_CSV, VARIANT, TrialStatus)
+from test_cluster_home import S3_CREDENTIALS  # set before the nodes start
 from twonode import WORKER_IP, TwoNodes, two_node_cluster
 
 pytestmark = pytest.mark.slow
 
 NASATTN = [sys.executable, "-m", "nasattn.cli.main"]
 ROOT = Path(__file__).resolve().parents[1]
-S3_CREDENTIALS = dict(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_EC2_METADATA_DISABLED="true")
-"""For moto's S3 server on loopback (any key works); set before the nodes start, as a user sets theirs."""
 
 
 def search_args(cluster: TwoNodes, out: Path, *extra: str) -> list[str]:
