@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -287,3 +288,20 @@ def test_checkpoints_on_an_s3_storage_resume_a_trial_and_go_when_it_finished(tmp
     first, second = (json.loads((tmp_path / d / DONE_MARKER).read_text()) for d in ("first", "second"))
     assert first["epoch"] == second["epoch"] == 2
     assert "time_to_first_epoch_s" in first and "time_to_first_epoch_s" not in second  # the second resumed at epoch 2
+
+
+@pytest.mark.slow
+def test_the_data_probe_runs_on_each_node_of_a_real_ray(tmp_path, one_cpu_ray):
+    """One embedded node lists the folder the driver lists, and a folder removed after the driver looked is
+    named (test_data_on_nodes.py tests the decision with known answers)."""
+    from nasattn.data.sources import MINI_DIR
+    from nasattn.tune import nodes
+
+    data = tmp_path / "data"
+    for cls in ("Forest", "River"):
+        shutil.copytree(MINI_DIR / cls, data / cls)
+    found = nodes.probe_nodes(str(data), nodes.trial_nodes())
+    assert list(found.values()) == [(len(list(data.rglob("*.jpg"))), None)]
+    nodes.check_data_on_nodes(str(data))
+    gone = nodes.probe_nodes(str(tmp_path / "gone"), nodes.trial_nodes())
+    assert [why.split(":")[0] for _, why in gone.values()] == ["FileNotFoundError"]

@@ -1,12 +1,11 @@
 """The check that every Ray node can read the data (nasattn.tune.nodes) and the settings that travel to nodes.
 
 The two-node end-to-end case (a folder only the driver's node has) is in test_cluster_nodes.py; here the
-decision is tested with known node answers, and the probe once for real on an embedded one-node Ray.
+decision is tested with known node answers; the probe runs for real on an embedded one-node Ray in
+test_cluster_home.py (under that module's Ray).
 """
 
 from __future__ import annotations
-
-import shutil
 
 import pytest
 
@@ -52,19 +51,6 @@ def test_no_node_is_asked_when_the_driver_cannot_list_the_data_itself(monkeypatc
     monkeypatch.setattr(nodes, "probe_nodes", asked)
     nodes.check_data_on_nodes(None)
     nodes.check_data_on_nodes(str(tmp_path / "absent"))
-
-
-@pytest.mark.slow
-def test_the_probe_runs_on_each_node_of_a_real_ray(module_ray, tmp_path):
-    """One embedded node: it lists the folder the driver lists, and a folder removed after the driver looked is named."""
-    data = tmp_path / "data"
-    for cls in ("Forest", "River"):
-        shutil.copytree(MINI_DIR / cls, data / cls)
-    found = nodes.probe_nodes(str(data), nodes.trial_nodes())
-    assert list(found.values()) == [(len(list(data.rglob("*.jpg"))), None)]
-    nodes.check_data_on_nodes(str(data))
-    gone = nodes.probe_nodes(str(tmp_path / "gone"), nodes.trial_nodes())
-    assert [why.split(":")[0] for _, why in gone.values()] == ["FileNotFoundError"]
 
 
 def test_the_trial_settings_travel_and_nothing_else(monkeypatch):

@@ -229,7 +229,7 @@ def test_an_interrupted_hyperband_search_resumes_through_tune_to_the_end(tmp_pat
     study = _study(tmp_path, seeds={"points": [good, good, {**good, "recipe.lr": 1.0e8}]},
                    early_stopping={"type": "hyperband", "reduction_factor": 2},
                    budget={"trials": 4, "epochs": 4, "max_steps_per_epoch": 2},
-                   resources={"cpus_per_trial": 1, "max_concurrent": 4})
+                   resources={"cpus_per_trial": 1, "max_concurrent": 4}, report=False)
     out, log = tmp_path / "out", tmp_path / "search.log"
     proc = _start(["search", str(study), "--no-live"], tmp_path, log)
     # interrupt once two checkpoints exist (trials mid-way or waiting at a rung)

@@ -234,7 +234,7 @@ def test_class_weights_that_do_not_fit_the_dataset_are_refused_before_ray_starts
 def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path):
     space = {**TINY_SPACE, "recipe": {"lr": 0.01, "optimizer": "sgd"}}  # no diverging trials here
     study = _study(tmp_path, space=space, seeds={}, budget={"trials": 3, "epochs": 2, "max_steps_per_epoch": 4},
-                   resources={"cpus_per_trial": 1, "max_concurrent": 1})
+                   resources={"cpus_per_trial": 1, "max_concurrent": 1}, report=False)
     out = tmp_path / "out"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     proc = subprocess.Popen([*NASATTN, "search", str(study), "--no-live"], stdout=subprocess.DEVNULL,
@@ -459,7 +459,7 @@ def test_a_search_whose_trials_all_fail_stops_early_with_the_error(tmp_path, mod
     # device cuda on trials given no GPU: every trial raises before training (no silent CPU fallback)
     study = _study(tmp_path, seeds={}, resources={"cpus_per_trial": 1, "max_concurrent": 1},
                    budget={"trials": 8, "epochs": 1, "max_steps_per_epoch": 3, "abort_after_failures": 2},
-                   train={"device": "cuda", "recipe": {"eval_batch_size": 256}, "zero_cost": False})
+                   train={"device": "cuda", "recipe": {"eval_batch_size": 256}, "zero_cost": False}, report=False)
     res = CliRunner().invoke(app, ["search", str(study), "--no-live"])  # in-process, under the module's Ray
     assert res.exit_code == 1, res.output
     assert "every trial failed" in res.output and "TrialDeviceError" in res.output

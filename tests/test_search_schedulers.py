@@ -124,7 +124,7 @@ def test_hyperband_search_finishes_every_trial(tmp_path_factory, module_ray):
     stable = {**TINY_SPACE, "recipe": {"lr": {"choice": [0.01, 0.001]}, "optimizer": "sgd"}}  # no diverging trial
     out, st = _search(tmp_path_factory, "hyperband", early_stopping={"type": "hyperband", "reduction_factor": 2}, space=stable,
                       budget={"trials": 2, "epochs": 2, "max_steps_per_epoch": 3},
-                      resources={"cpus_per_trial": 1, "max_concurrent": 2})
+                      resources={"cpus_per_trial": 1, "max_concurrent": 2}, report=False)
     rows = _rows(out)
     assert len(st.trials) == len(rows) == 2 and {t.state for t in st.trials} <= {State.COMPLETE, State.PRUNED}
     _check_pruned(st, rows)
@@ -135,7 +135,7 @@ def test_hyperband_search_finishes_every_trial(tmp_path_factory, module_ray):
 def test_a_time_limit_keeps_every_started_trial(tmp_path_factory, module_ray):
     out, st = _search(tmp_path_factory, "timelimit", early_stopping="none",
                       budget={"trials": 4, "epochs": 500, "max_steps_per_epoch": 2, "time_limit": 30},
-                      resources={"cpus_per_trial": 1, "max_concurrent": 2})
+                      resources={"cpus_per_trial": 1, "max_concurrent": 2}, report=False)
     rows = _rows(out)
     started = sorted(int(p.name.split("-")[0]) for p in (out / "tune").glob("*-*") if p.is_dir())
     assert started == [t.number for t in st.trials] == [int(r["number"]) for r in rows]
