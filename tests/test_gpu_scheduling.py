@@ -224,3 +224,21 @@ def test_a_trial_checkpoint_loads_with_weights_only(tmp_path):
         assert torch.equal(back["model"][key], value), key
     assert torch.equal(back["rng"]["torch"], saved["ckpt"]["rng"]["torch"])
     assert back["rng"]["python"] == saved["ckpt"]["rng"]["python"]
+
+
+@pytest.mark.parametrize("compile_, device, calls", [
+    (False, "cpu", []), (True, "cpu", ["compiler.reset"]), (False, "cuda:1", ["cuda.empty_cache"]),
+    (True, "cuda", ["compiler.reset", "cuda.empty_cache"]),
+])
+def test_a_reused_trial_process_drops_the_compile_caches_and_the_gpu_memory_of_earlier_trials(monkeypatch, compile_, device, calls):
+    """Tune reuses trial actors: each trial starts without the earlier ones' compiled graphs and cached CUDA memory
+    (the CUDA call is recorded here, on a machine without CUDA)."""
+    from nasattn.recipe import Recipe
+    from nasattn.tune.trainable import forget_earlier_trials
+
+    seen: list[str] = []
+    monkeypatch.setattr(torch.compiler, "reset", lambda: seen.append("compiler.reset"))
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: seen.append("cuda.empty_cache"))
+    forget_earlier_trials(Recipe(compile=compile_), device)
+    assert seen == calls
+

@@ -22,7 +22,11 @@ import time
 import ray
 from nasattn.tune import ray_session
 import psutil
-with ray_session(None, num_cpus=1):
+with ray_session(None, num_cpus=2):
+    time.sleep(1.5)  # long enough for the one worker per CPU Ray starts by default when a driver connects
+    cmds = [p.cmdline() for p in psutil.Process().children(recursive=True)]
+    workers = [c for c in cmds if c and (c[0].startswith("ray::IDLE") or c[1:2] and c[1].endswith("default_worker.py"))]
+    print("WORKERS_BEFORE_WORK", len(workers), flush=True)
     @ray.remote
     def pid():
         import os
@@ -64,6 +68,8 @@ def test_kill_9_of_the_driver_takes_the_embedded_ray_with_it(tmp_path):
         deadline = time.time() + 180
         assert proc.stdout is not None
         for line in proc.stdout:
+            if line.startswith("WORKERS_BEFORE_WORK"):
+                idle = int(line.split()[1])
             if line.startswith("CHILD"):
                 _, pid, cmd = line.rstrip("\n").split(" ", 2)
                 children[int(pid)] = cmd
@@ -73,6 +79,7 @@ def test_kill_9_of_the_driver_takes_the_embedded_ray_with_it(tmp_path):
         assert any("raylet" in c for c in ray_kids.values()) and any("ray::" in c for c in ray_kids.values()), children
         # no dashboard: the only dashboard process Ray 2.60 starts is its API server without frontend
         assert all("--disable-frontend" in c for c in ray_kids.values() if "dashboard.py" in c), children
+        assert idle == 0  # no Python worker before work asks for one (Ray's default: one per CPU, used or not)
         os.kill(proc.pid, signal.SIGKILL)  # the driver alone, as a crash would
         proc.wait()
         deadline = time.time() + 8

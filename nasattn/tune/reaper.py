@@ -17,7 +17,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
-POLL_S = 0.25
+POLL_S = 0.5  # how often the tree is looked at for new descendants (start_reaper waits for the first look)
 READY_TIMEOUT_S = 30.0  # how long start_reaper waits for the watchdog's first look at the tree
 READY = b"tracking\n"
 
@@ -77,7 +77,7 @@ def _track_children(tracked: dict) -> None:
     """Add every descendant of the tracked processes to ``tracked``; drop the ones that are gone.
 
     One pass over the process table per call (``Process.children(recursive=True)`` reads the whole table
-    each time, once per tracked process: a dozen reads every quarter second on a laptop's CPU)."""
+    each time, once per tracked process: a dozen reads of it per look)."""
     import psutil
 
     children: dict[int, list[int]] = {}

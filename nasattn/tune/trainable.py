@@ -184,8 +184,7 @@ def _train_trial(config: dict[str, Any], folder: Path | None, away: Trip | None)
     rendezvous(trial)
 
     spec, recipe, dataset = _trial_inputs(config, seed)
-    if recipe.compile:  # Tune reuses trial actors: earlier trials' compiled frames must not count toward the recompile limit
-        torch.compiler.reset()
+    forget_earlier_trials(recipe, device)
     torch.manual_seed(seed)
     model, static = _built_model(config, spec, dataset, device)
     resume_state = _resume_state(config)
@@ -202,6 +201,24 @@ def _train_trial(config: dict[str, Any], folder: Path | None, away: Trip | None)
     if away is not None:
         away.send()  # the run is home before Tune hears that it finished
     tune.report({**final, **reporter.take_restored()})
+
+
+def forget_earlier_trials(recipe: Recipe, device: str) -> None:
+    """Tune reuses a trial's process for the next trial: drop what an earlier trial left in it.
+
+    With ``recipe.compile``, torch's compile caches (the earlier trials' graphs would count toward dynamo's
+    recompile limit, past which it runs eager). On CUDA, the memory torch's allocator kept cached: trials
+    packed on the same GPU run in other processes, which cannot use this one's cache.
+    """
+    import gc
+
+    import torch
+
+    if recipe.compile:
+        torch.compiler.reset()
+    if device.startswith("cuda"):
+        gc.collect()  # tensors an earlier trial left in reference cycles
+        torch.cuda.empty_cache()
 
 
 def _trial_inputs(config: dict[str, Any], seed: int) -> tuple[Any, Any, Any]:
