@@ -28,9 +28,9 @@ _TUNE_ENV_DEFAULTS = {
     # Ray leaves CUDA_VISIBLE_DEVICES alone for tasks given 0 GPUs (they would see every GPU);
     # with this set, a trial without a GPU sees none (the trial also picks its device from ray.get_gpu_ids()).
     "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "1",
-    # An embedded Ray starts one idle Python worker per CPU before anything asks for one; a search runs
-    # max_concurrent trials, often fewer: start workers when trials need them (each unused one cost ~0.6 s
-    # of CPU and ~80 MB here).
+    # By default Ray starts one idle Python worker per CPU when the driver connects, used or not (Tune's trial
+    # actors started their own here, Ray 2.60): start workers when work asks for them (each unused one cost
+    # ~0.6 s of CPU and ~80 MB here).
     "RAY_prestart_worker_first_driver": "0",
 }
 CONNECT_TIMEOUT_S = 3.0
