@@ -64,6 +64,7 @@ def test_kill_9_of_the_driver_takes_the_embedded_ray_with_it(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", DRIVER], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True, env=_env(), start_new_session=True)
     children: dict[int, str] = {}
+    idle = None  # the driver prints how many Python workers Ray had started before any work
     try:
         deadline = time.time() + 180
         assert proc.stdout is not None
