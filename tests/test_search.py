@@ -237,12 +237,16 @@ def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path):
                    resources={"cpus_per_trial": 1, "max_concurrent": 1}, report=False)
     out = tmp_path / "out"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    proc = subprocess.Popen([*NASATTN, "search", str(study), "--no-live"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    log = tmp_path / "first-run.log"  # what the killed search printed, shown if it never got going
+    with log.open("wb") as sink:
+        proc = subprocess.Popen([*NASATTN, "search", str(study), "--no-live"], stdout=sink,
+                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
     seen_running = []  # (number, intermediate values) of RUNNING trials read from the live study
     try:
-        deadline = time.time() + 300
+        deadline = time.time() + 240
         while time.time() < deadline and len(glob.glob(str(out / "trials" / "*" / "DONE"))) < 2:
+            if proc.poll() is not None:
+                break  # it ended (an error) before two trials finished
             time.sleep(0.5)
             if (out / "study.db").is_file():
                 try:
@@ -251,7 +255,8 @@ def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path):
                                      if t.state.name == "RUNNING" and t.intermediate_values]
                 except Exception:  # noqa: BLE001 - the study may not exist yet
                     pass
-        assert len(glob.glob(str(out / "trials" / "*" / "DONE"))) >= 2, "the search did not get going"
+        assert len(glob.glob(str(out / "trials" / "*" / "DONE"))) >= 2, (
+            f"the search did not get going (exit code {proc.poll()}): {log.read_text(errors='replace')[-4000:]}")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything it started, as a crash would
         proc.wait()
