@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from nasattn.schema import STUDY_DB
 from nasattn.secrets import PRIVATE_MODE, mask_secrets
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+CREATE_RACE_TRIES = 5  # openings of a storage that lost the race to create its tables (see _lost_create_race)
+CREATE_RACE_WAIT_S = 0.1  # the wait before the next opening grows by this much each time
 
 
 def env_name(storage: Any) -> str | None:
@@ -52,7 +55,27 @@ def open_storage(url: str):
         path = Path(url[len("journal:"):])
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
-    return optuna.storages.RDBStorage(url, heartbeat_interval=None, engine_kwargs=_engine_kwargs(url))
+    from sqlalchemy.exc import DBAPIError  # lazy: comes with optuna
+
+    for attempt in range(CREATE_RACE_TRIES):
+        try:
+            return optuna.storages.RDBStorage(url, heartbeat_interval=None, engine_kwargs=_engine_kwargs(url))
+        except DBAPIError as e:
+            if attempt == CREATE_RACE_TRIES - 1 or not _lost_create_race(e):
+                raise
+            time.sleep(CREATE_RACE_WAIT_S * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _lost_create_race(error: Exception) -> bool:
+    """Whether opening failed because another process created Optuna's tables at the same moment.
+
+    RDBStorage creates its tables when they are missing (SQLAlchemy's check-then-create), so two processes
+    opening a new database together (a search starting while a dashboard or a reader opens its study.db)
+    can both decide to create a table; the slower one fails. Opened again, it finds the tables there.
+    """
+    text = str(error).lower()
+    return any(sign in text for sign in ("already exists", "duplicate key", "unique constraint failed"))
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:

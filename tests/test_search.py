@@ -8,6 +8,7 @@ read in detail runs in-process under the module's one Ray (``module_ray`` in con
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import glob
 import json
@@ -241,7 +242,9 @@ def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path):
     with log.open("wb") as sink:
         proc = subprocess.Popen([*NASATTN, "search", str(study), "--no-live"], stdout=sink,
                                 stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    seen_running = []  # (number, intermediate values) of RUNNING trials read from the live study
+    # (number, intermediate values) of RUNNING trials read from the live study, opened as a dashboard would
+    # (from the first moment study.db exists: it may create Optuna's tables at the moment the search does)
+    seen_running = []
     try:
         deadline = time.time() + 240
         while time.time() < deadline and len(glob.glob(str(out / "trials" / "*" / "DONE"))) < 2:
@@ -258,7 +261,8 @@ def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path):
         assert len(glob.glob(str(out / "trials" / "*" / "DONE"))) >= 2, (
             f"the search did not get going (exit code {proc.poll()}): {log.read_text(errors='replace')[-4000:]}")
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything it started, as a crash would
+        with contextlib.suppress(ProcessLookupError):  # gone already when it ended on an error
+            os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything it started, as a crash would
         proc.wait()
     done_before = {p: os.stat(p).st_mtime_ns for p in glob.glob(str(out / "trials" / "*" / "DONE"))}
     res = _run(["search", str(study), "--resume", "--no-live"])

@@ -163,3 +163,41 @@ def test_checkpoints_of_finished_trials_are_removed_and_running_ones_kept(tmp_pa
         (exp / f"{n}-{tid}" / "checkpoint_000001").mkdir(parents=True)
     assert remove_finished_checkpoints(exp, ledger.url, "s") == 1
     assert not (exp / f"{done}-a" / "checkpoint_000001").exists() and (exp / f"{running}-b" / "checkpoint_000001").is_dir()
+
+
+def test_processes_opening_a_new_database_together_all_open_it(tmp_path):
+    """Optuna creates its tables when they are missing; openers that race to create them all end up with
+    the storage (a search starting while a reader opens its study.db failed with 'table ... already exists')."""
+    import threading
+
+    from nasattn.study_storage import open_storage
+
+    for attempt in range(5):
+        url = f"sqlite:///{tmp_path / f'race{attempt}.db'}"
+        start = threading.Barrier(4)
+        opened, errors = [], []
+
+        def open_it(url: str = url, start: threading.Barrier = start) -> None:
+            start.wait()
+            try:
+                opened.append(open_storage(url))
+            except Exception as e:  # noqa: BLE001 - recorded for the assertion
+                errors.append(e)
+
+        threads = [threading.Thread(target=open_it) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors and len(opened) == 4, errors
+        optuna.create_study(study_name="s", storage=opened[0])
+        assert [s.study_name for s in optuna.get_all_study_summaries(opened[3])] == ["s"]
+
+
+def test_an_unopenable_database_fails_with_its_own_error(tmp_path):
+    from sqlalchemy.exc import OperationalError
+
+    from nasattn.study_storage import open_storage
+
+    with pytest.raises(OperationalError, match="unable to open database file"):
+        open_storage(f"sqlite:///{tmp_path / 'missing-folder' / 'study.db'}")
