@@ -134,7 +134,7 @@ def test_hyperband_search_finishes_every_trial(tmp_path_factory, module_ray):
 
 def test_a_time_limit_keeps_every_started_trial(tmp_path_factory, module_ray):
     out, st = _search(tmp_path_factory, "timelimit", early_stopping="none",
-                      budget={"trials": 4, "epochs": 500, "max_steps_per_epoch": 2, "time_limit": 30},
+                      budget={"trials": 4, "epochs": 500, "max_steps_per_epoch": 2, "time_limit": 15},
                       resources={"cpus_per_trial": 1, "max_concurrent": 2}, report=False)
     rows = _rows(out)
     started = sorted(int(p.name.split("-")[0]) for p in (out / "tune").glob("*-*") if p.is_dir())
