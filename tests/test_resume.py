@@ -343,7 +343,7 @@ def test_an_interrupted_search_moved_copied_and_resumed_stops_what_the_uninterru
         second = CliRunner().invoke(app, ["search", str(study), "--out", str(out), "--resume", "--no-live"])
         assert second.exit_code == 2 and f"pid {proc.pid}" in second.output, second.output
         # interrupt once trial 0 has finished and trial 1 has a checkpoint
-        while time.time() < deadline and not list((out / "tune").glob("1-*/checkpoint_*")):
+        while time.time() < deadline and not list((out / "tune").glob("1-*/checkpoint_*")) and proc.poll() is None:
             time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
         text, _ = proc.communicate(timeout=240)
