@@ -57,14 +57,15 @@ def open_storage(url: str):
         return JournalStorage(JournalFileBackend(str(path)))
     from sqlalchemy.exc import DBAPIError  # lazy: comes with optuna
 
-    for attempt in range(CREATE_RACE_TRIES):
+    tries = 0
+    while True:
         try:
             return optuna.storages.RDBStorage(url, heartbeat_interval=None, engine_kwargs=_engine_kwargs(url))
         except DBAPIError as e:
-            if attempt == CREATE_RACE_TRIES - 1 or not _lost_create_race(e):
+            tries += 1
+            if tries == CREATE_RACE_TRIES or not _lost_create_race(e):
                 raise
-            time.sleep(CREATE_RACE_WAIT_S * (attempt + 1))
-    raise AssertionError("unreachable")
+            time.sleep(CREATE_RACE_WAIT_S * tries)
 
 
 def _lost_create_race(error: Exception) -> bool:

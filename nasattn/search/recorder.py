@@ -296,7 +296,7 @@ class StudyRecorder(Callback):
             state, attrs["status"], attrs["error"] = TrialState.FAIL, TrialStatus.FAILED, error
         elif result.get("final"):
             values = [result.get(m) for m in self.metrics]
-            if any(not isinstance(v, (int, float)) or not math.isfinite(v) for v in values):
+            if any(_finite(v) is None for v in values):
                 state, values = TrialState.FAIL, None
                 attrs["status"] = TrialStatus.FAILED
                 attrs["error"] = f"objective value missing or not finite: {dict(zip(self.metrics, [result.get(m) for m in self.metrics]))}"
@@ -307,9 +307,9 @@ class StudyRecorder(Callback):
         else:
             state, attrs["status"], attrs["stopped_by"] = TrialState.FAIL, TrialStatus.NOT_STARTED, stopped_by
             attrs["error"] = f"{stopped_by}: stopped before its first epoch"
-        value = result.get(self.scheduler_metric)
-        if result.get("final") and isinstance(value, (int, float)) and math.isfinite(value):
-            self.ledger.report(number, result.get("epoch"), float(value), {})  # the last epoch's value too
+        value = _finite(result.get(self.scheduler_metric))
+        if result.get("final") and value is not None:
+            self.ledger.report(number, result.get("epoch"), value, {})  # the last epoch's value too
         if state != TrialState.COMPLETE and config.get("run_dir"):
             self.keep_partial(Path(config["run_dir"]), trial.trial_id, attrs)
         self.ledger.finish(number, state, values, attrs)
