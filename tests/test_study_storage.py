@@ -165,7 +165,7 @@ def test_checkpoints_of_finished_trials_are_removed_and_running_ones_kept(tmp_pa
     assert not (exp / f"{done}-a" / "checkpoint_000001").exists() and (exp / f"{running}-b" / "checkpoint_000001").is_dir()
 
 
-def test_processes_opening_a_new_database_together_all_open_it(tmp_path):
+def test_openers_of_a_new_database_at_the_same_moment_all_open_it(tmp_path):
     """Optuna creates its tables when they are missing; openers that race to create them all end up with
     the storage (a search starting while a reader opens its study.db failed with 'table ... already exists')."""
     import threading
