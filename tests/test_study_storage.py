@@ -194,10 +194,14 @@ def test_openers_of_a_new_database_at_the_same_moment_all_open_it(tmp_path):
         assert [s.study_name for s in optuna.get_all_study_summaries(opened[3])] == ["s"]
 
 
-def test_an_unopenable_database_fails_with_its_own_error(tmp_path):
+def test_an_unopenable_database_fails_at_the_first_try_with_its_own_error(tmp_path, monkeypatch):
     from sqlalchemy.exc import OperationalError
 
     from nasattn.study_storage import open_storage
 
+    tries = []
+    real = optuna.storages.RDBStorage
+    monkeypatch.setattr(optuna.storages, "RDBStorage", lambda *a, **kw: tries.append(1) or real(*a, **kw))
     with pytest.raises(OperationalError, match="unable to open database file"):
         open_storage(f"sqlite:///{tmp_path / 'missing-folder' / 'study.db'}")
+    assert len(tries) == 1  # not a lost race: not opened again
