@@ -430,3 +430,56 @@ def test_a_trial_resumed_from_a_checkpoint_gives_the_study_the_values_of_the_epo
     assert not [k for k in record.user_attrs if "restored" in k]
     recorder.on_trial_result(0, [], trial, {"epoch": 4, "val_accuracy": 0.7, "final": True, RESTORED_VALUES: {"2": 0.5}})
     assert optuna.load_study(study_name="s", storage=url).trials[0].intermediate_values == {1: 0.4, 2: 0.5, 3: 0.6}
+
+
+def test_the_time_limit_ends_a_trial_with_epochs_as_stopped_and_one_without_as_not_started(tmp_path):
+    """At the end of an experiment that ran out of time, the recorder finishes every trial still running:
+    PRUNED with its last epoch's value when it reported one, FAIL "before its first epoch" otherwise;
+    the run's counts then make ``run_search`` say that the time limit, not the trials, left no result."""
+    from types import SimpleNamespace
+
+    from nasattn.search.recorder import StudyRecorder
+    from nasattn.search.run import _nothing_finished
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    create_or_load_study(url, "s", ["maximize"], ["val_accuracy"])
+    ledger = StudyLedger(url, "s", run_id="r1")
+    search = _search(tmp_path, ledger)
+    recorder = StudyRecorder(ledger, ["val_accuracy"], time_limit=10)
+    recorder.started -= 20  # the experiment began 20 s ago: past its 10 s limit
+    trained, waiting = (SimpleNamespace(trial_id=t, config=search.suggest(t), status="RUNNING", last_result={})
+                        for t in ("ta", "tb"))
+    for epoch, acc in ((1, 0.3), (2, 0.45)):
+        trained.last_result = {"epoch": epoch, "val_accuracy": acc, "time_total_s": 3.0 * epoch}
+        recorder.on_trial_result(epoch, [], trained, trained.last_result)
+    recorder.on_experiment_end([trained, waiting])
+
+    a, b = optuna.load_study(study_name="s", storage=url).trials
+    assert (a.state, a.value, a.intermediate_values) == (State.PRUNED, 0.45, {1: 0.3, 2: 0.45})
+    assert a.user_attrs["stopped_by"] == "time_limit" and a.user_attrs["status"] == "STOPPED" and a.user_attrs["epochs"] == 2
+    assert (b.state, b.user_attrs["status"], b.user_attrs["stopped_by"]) == (State.FAIL, "NOT_STARTED", "time_limit")
+    assert b.user_attrs["error"] == "time_limit: stopped before its first epoch"
+    kept = Path(trained.config["run_dir"])  # the stopped trial's epochs so far and why it stopped
+    assert len((kept / "history.csv").read_text().splitlines()) == 3
+    assert json.loads((kept / "stopped.json").read_text())["stopped_by"] == "time_limit"
+    assert "time limit (10 s) ended all 2 started trials" in _nothing_finished({"NOT_STARTED": 2}, 10, url, "s")
+    mixed = _nothing_finished({"NOT_STARTED": 1, "FAILED": 1}, 10, url, "s")
+    assert mixed.startswith("every trial failed (1 of 2 started, 1 more ended by the time limit")
+
+
+def test_an_interrupted_experiment_leaves_its_running_trials_to_resume(tmp_path):
+    """Before the time limit (a signal ended the experiment) a running trial stays RUNNING, marked INTERRUPTED."""
+    from types import SimpleNamespace
+
+    from nasattn.search.recorder import StudyRecorder
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    create_or_load_study(url, "s", ["maximize"], ["val_accuracy"])
+    ledger = StudyLedger(url, "s", run_id="r1")
+    recorder = StudyRecorder(ledger, ["val_accuracy"], time_limit=3600)
+    trial = SimpleNamespace(trial_id="ta", config=_search(tmp_path, ledger).suggest("ta"), status="RUNNING",
+                            last_result={"epoch": 1, "val_accuracy": 0.3})
+    recorder.on_trial_result(1, [], trial, trial.last_result)
+    recorder.on_experiment_end([trial])
+    record = optuna.load_study(study_name="s", storage=url).trials[0]
+    assert record.state == State.RUNNING and record.user_attrs["status"] == "INTERRUPTED"

@@ -19,7 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from test_search import TINY_SPACE, _rows, _study
 
-from nasattn.search.run import run_search
+from nasattn.search.run import SearchFailed, run_search
 from nasattn.search.study import load_study
 
 pytestmark = pytest.mark.slow
@@ -133,9 +133,22 @@ def test_hyperband_search_finishes_every_trial(tmp_path_factory, module_ray):
 
 
 def test_a_time_limit_keeps_every_started_trial(tmp_path_factory, module_ray):
-    out, st = _search(tmp_path_factory, "timelimit", early_stopping="none",
-                      budget={"trials": 4, "epochs": 500, "max_steps_per_epoch": 2, "time_limit": 15},
-                      resources={"cpus_per_trial": 1, "max_concurrent": 2}, report=False)
+    """Tune's time budget ends the search; every trial it started is in the study and in trials.csv, none
+    left RUNNING. Whether a trial reaches its first epoch inside 10 s depends on the machine's load (a trial
+    process starts in 2-3 s alone, in over 15 s on a busy CI host), so both endings are checked: trials
+    with epochs are PRUNED with their last value; with none, the search fails naming the time limit. The
+    recorder's two branches are tested without timing in test_resume.py."""
+    tmp = tmp_path_factory.mktemp("timelimit")
+    study = load_study(_study(tmp, seeds={"points": [POINT]}, early_stopping="none", report=False,
+                              budget={"trials": 4, "epochs": 500, "max_steps_per_epoch": 2, "time_limit": 10},
+                              resources={"cpus_per_trial": 1, "max_concurrent": 2}))
+    try:
+        no_result = None
+        assert not run_search(study, live=False).interrupted
+    except SearchFailed as e:
+        no_result = str(e)
+    out = tmp / "out"
+    st = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}")
     rows = _rows(out)
     started = sorted(int(p.name.split("-")[0]) for p in (out / "tune").glob("*-*") if p.is_dir())
     assert started == [t.number for t in st.trials] == [int(r["number"]) for r in rows]
@@ -143,5 +156,9 @@ def test_a_time_limit_keeps_every_started_trial(tmp_path_factory, module_ray):
     cut = [t for t in st.trials if t.user_attrs.get("stopped_by") == "time_limit"]
     assert cut and all(t.state == (State.PRUNED if t.intermediate_values else State.FAIL) for t in cut)
     assert all("before its first epoch" in t.user_attrs["error"] for t in cut if t.state == State.FAIL)
-    _check_pruned(st, rows)
     assert all(r["stopped_by"] == "time_limit" for r in rows if int(r["number"]) in {t.number for t in cut})
+    pruned = _check_pruned(st, rows)
+    if no_result is None:
+        assert pruned
+    else:
+        assert not pruned and no_result.startswith(f"the time limit (10 s) ended all {len(cut)} started trials")

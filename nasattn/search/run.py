@@ -249,10 +249,18 @@ def run_search(loaded: LoadedStudy, *, resume: bool = False, console: Console | 
         return result
     ok = sum(result.counts.get(s, 0) for s in (TrialStatus.COMPLETE, TrialStatus.STOPPED, TrialStatus.INTERRUPTED))
     if ok == 0:
-        first = _first_error(url, name)
-        failed = result.counts.get(TrialStatus.FAILED, 0)
-        raise SearchFailed(f"every trial failed ({failed} of {study.budget.trials}); first error: {first}")
+        raise SearchFailed(_nothing_finished(result.counts, study.budget.time_limit, url, name))
     return result
+
+
+def _nothing_finished(counts: dict[str, int], time_limit: float | None, url: str, name: str) -> str:
+    """Why a search ended with no trial that gave a value: the time limit, or the trials' own errors."""
+    failed, cut = counts.get(TrialStatus.FAILED, 0), counts.get(TrialStatus.NOT_STARTED, 0)
+    if cut and not failed:
+        return (f"the time limit ({time_limit:g} s) ended all {cut} started trials before their first epoch; "
+                f"give budget.time_limit more time")
+    note = f", {cut} more ended by the time limit before their first epoch" if cut else ""
+    return f"every trial failed ({failed} of {failed + cut} started{note}); first error: {_first_error(url, name)}"
 
 
 def _checkpoints(loaded: LoadedStudy) -> str | None:
