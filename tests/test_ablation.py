@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
 import re
 import time
@@ -12,6 +13,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import torch
+from rich.console import Console
 from typer.testing import CliRunner
 
 from nasattn.ablation import builtin_variants, load_ablation, make_variants, merge_override, plan_variants
@@ -348,7 +350,11 @@ def test_cli_bad_input_exits_2(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_end_to_end_ablation_through_ray_and_resume(tmp_path: Path):
+def _no_ray(*args: Any, **kwargs: Any) -> None:
+    raise AssertionError("Ray was started")
+
+
+def test_end_to_end_ablation_through_ray_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from nasattn.ablation import run_ablation
     from nasattn.tune import DONE_MARKER
 
@@ -395,10 +401,13 @@ def test_end_to_end_ablation_through_ray_and_resume(tmp_path: Path):
     trial_dirs = sorted(p.name for p in (out / "tune").iterdir() if p.is_dir())
     assert len(trial_dirs) == 4
     t0 = time.time()
-    again = run_ablation(load_ablation(None, overrides), resume=True, live=False)
+    said = io.StringIO()
+    monkeypatch.setattr("nasattn.ablation.run.start_ray", _no_ray)
+    again = run_ablation(load_ablation(None, overrides), resume=True, live=False, console=Console(file=said, width=200))
     resume_s = time.time() - t0
-    assert again.experiment == "tune"  # the same Tune experiment, restored
-    # every run is finished (DONE): the resume starts no trial for them
+    assert again.experiment == "tune"  # the same Tune experiment
+    # every run is finished (DONE): the resume starts no Ray and no trial
+    assert "every one of the 4 runs is finished: nothing to train" in said.getvalue() and "ray:" not in said.getvalue()
     assert sorted(p.name for p in (out / "tune").iterdir() if p.is_dir()) == trial_dirs
     for run, stamps in markers.items():
         assert ((run / DONE_MARKER).stat().st_mtime_ns, (run / "model.pt").stat().st_mtime_ns) == stamps, run

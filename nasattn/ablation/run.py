@@ -222,27 +222,33 @@ def run_ablation(
     (out / TRIALS_JSON).write_text(json.dumps({"experiment": exp_name, "configs": configs}, indent=1) + "\n")
 
     res = a.resources
-    with start_ray(res, a.ray, loaded.source, home=out, checkpoints=checkpoints) as ray_started:
-        conc, ray_start_s = ray_started.concurrency, ray_started.start_seconds
-        done = len(configs) - len(pending(configs))
-        splits = f" x {len(a.split_seeds)} splits" if a.split_seeds else ""
-        grid = f"{len(plan.variants)} variants x {len(a.seeds)} seeds{splits}"
-        say(console, f"{ray_started.summary}; {len(configs)} trials ({grid}), up to {conc} at once"
-                      + (f"; {done} already finished" if done else "")
-                      + (f"; continuing {out / exp_name} from its checkpoints" if restoring else ""))
-        rows, grid, stop = train_grid(configs, out, exp_name, res, conc, restoring=restoring, storage=tune_storage(a.ray, out),
-                                      title=f"nasattn ablate {a.name}", live=live)
-    full = disk_failure(grid)
-    if full is not None and stop.signum is None:  # a full disk: stop here, the finished runs and the state kept
-        raise full
+    grid, signum, ray_start_s = None, None, 0.0
+    if resume and not pending(configs):  # every run finished (DONE): the outputs again, no Ray to start
+        say(console, f"every one of the {len(configs)} runs is finished: nothing to train")
+        rows = ablation_rows(configs, [])
+    else:
+        with start_ray(res, a.ray, loaded.source, home=out, checkpoints=checkpoints) as ray_started:
+            conc, ray_start_s = ray_started.concurrency, ray_started.start_seconds
+            done = len(configs) - len(pending(configs))
+            splits = f" x {len(a.split_seeds)} splits" if a.split_seeds else ""
+            shape = f"{len(plan.variants)} variants x {len(a.seeds)} seeds{splits}"
+            say(console, f"{ray_started.summary}; {len(configs)} trials ({shape}), up to {conc} at once"
+                          + (f"; {done} already finished" if done else "")
+                          + (f"; continuing {out / exp_name} from its checkpoints" if restoring else ""))
+            rows, grid, stop = train_grid(configs, out, exp_name, res, conc, restoring=restoring,
+                                          storage=tune_storage(a.ray, out), title=f"nasattn ablate {a.name}", live=live)
+        signum = stop.signum
+        full = disk_failure(grid)
+        if full is not None and signum is None:  # a full disk: stop here, the finished runs and the state kept
+            raise full
 
     result = write_outputs(out, rows, list(plan.variants), console=console, report=a.report, correction=a.correction,
                            primary=a.primary_metric)
     result.ray_start_s = ray_start_s
     result.experiment = exp_name
     result.wall_s = time.time() - t0
-    if stop.signum is not None:
-        result.interrupted = stop.signum
+    if signum is not None:
+        result.interrupted = signum
         result.checkpointed = unfinished_with_checkpoint(grid)
         return result
     failed = result.counts.get(TrialStatus.ERROR, 0)

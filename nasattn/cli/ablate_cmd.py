@@ -95,7 +95,8 @@ def _ablate(ablation_file: Path | None, preset: str | None, arch: Path | None, s
         interrupted_line(result, result.counts.get(TrialStatus.COMPLETE, 0) + result.counts.get(TrialStatus.ERROR, 0),
                          resume_command(loaded.output))
     counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(result.counts.items()))
-    console.print(f"finished: {counts} | wall {result.wall_s:.0f}s (Ray start {result.ray_start_s:.1f}s)")
+    ray_start = f" (Ray start {result.ray_start_s:.1f}s)" if result.ray_start_s else ""
+    console.print(f"finished: {counts} | wall {result.wall_s:.0f}s{ray_start}")
     console.print(f"wrote {result.csv}, {result.summary_csv}, {result.json}")
     if result.report is not None:
         console.print(f"report: {result.report}")
