@@ -66,7 +66,9 @@ def _study(tmp_path: Path, name: str = "study.yaml", **fields) -> Path:
         "budget": {"trials": 3, "epochs": 2, "max_steps_per_epoch": 3},
         "sampler": {"type": "random", "seed": 0},
         "early_stopping": "none",
-        "resources": {"cpus_per_trial": 1, "max_concurrent": 2},
+        # one trial at a time unless a test needs more: Tune reuses the trial process, each one more costs a
+        # Python, torch and Ray start (about 6 s of CPU) on a suite bound by its 2 cores
+        "resources": {"cpus_per_trial": 1, "max_concurrent": 1},
         # no training-free scores: they are the subject of test_zero_cost.py and test_fidelity.py
         "train": {"recipe": {"eval_batch_size": 256}, "checkpoint_every": 1, "zero_cost": False},
         "seeds": {"points": [{"stages.width.base": 8, "attention": "none", "recipe.lr": 0.01}]},
