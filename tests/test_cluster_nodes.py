@@ -123,7 +123,7 @@ def test_data_on_the_head_only_is_refused_before_the_first_trial(nodes: dict):
 
 ABLATION = """\
 name: twonode-ablation
-base: {preset: balanced}
+base: {preset: baseline}
 include: []
 variants:
   diverges: {recipe: {lr: 1.0e+30}}     # fails on the worker node: its error must reach the driver
