@@ -407,7 +407,7 @@ def test_end_to_end_ablation_through_ray_and_resume(tmp_path: Path, monkeypatch:
     resume_s = time.time() - t0
     assert again.experiment == "tune"  # the same Tune experiment
     # every run is finished (DONE): the resume starts no Ray and no trial
-    assert "every one of the 4 runs is finished: nothing to train" in said.getvalue() and "ray:" not in said.getvalue()
+    assert "all 4 runs are finished: nothing to train" in said.getvalue() and "ray:" not in said.getvalue()
     assert sorted(p.name for p in (out / "tune").iterdir() if p.is_dir()) == trial_dirs
     for run, stamps in markers.items():
         assert ((run / DONE_MARKER).stat().st_mtime_ns, (run / "model.pt").stat().st_mtime_ns) == stamps, run

@@ -224,7 +224,7 @@ def run_ablation(
     res = a.resources
     grid, signum, ray_start_s = None, None, 0.0
     if resume and not pending(configs):  # every run finished (DONE): the outputs again, no Ray to start
-        say(console, f"every one of the {len(configs)} runs is finished: nothing to train")
+        say(console, ("the run is" if len(configs) == 1 else f"all {len(configs)} runs are") + " finished: nothing to train")
         rows = ablation_rows(configs, [])
     else:
         with start_ray(res, a.ray, loaded.source, home=out, checkpoints=checkpoints) as ray_started:
