@@ -163,6 +163,8 @@ def test_an_ablation_with_checkpoints_on_s3_interrupted_and_resumed_comes_home(n
         first = _signal_when(lambda: " epoch 1:" in log.read_text(), proc, log, signal.SIGINT)
         assert proc.returncode == 130, first
         assert "--resume" in first
+        # the diverged variant: one line under its trial's, no traceback from Tune
+        assert "\n    TrainingDivergedError: non-finite training loss" in first and "Traceback" not in first, first
         resumed = nasattn(*args, "--resume")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     with open(out / ABLATION_CSV, newline="") as f:

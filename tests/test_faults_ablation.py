@@ -34,15 +34,23 @@ class _TaskError(Exception):  # Ray's RayTaskError keeps the trial's exception a
         self.cause = cause
 
 
-def test_tunes_records_of_a_trial_on_a_full_disk_are_dropped_and_others_kept():
+def test_tunes_records_of_trials_nasattn_reports_in_one_line_are_dropped_and_bugs_kept():
+    """A full or read-only disk and nasattn's own errors (diverged, no CUDA) lose Tune's traceback; a bug keeps it."""
+    from nasattn.engine.trainer import TrainingDivergedError
+    from nasattn.tune.placement import TrialDeviceError
+
     handled = HandledTrialErrors()
     full = _TaskError(DiskError("no space left on /d (0.1 MB free, writing /d/x): free 2 MB", "run the command again"))
     readonly = _TaskError(OSError(errno.EROFS, "Read-only file system", "/d/x"))
-    assert not handled.filter(_record(TRIAL_ERROR_LOGGER, "Trial task failed for trial t_1", error=full))
-    assert not handled.filter(_record(TRIAL_ERROR_LOGGER, "Trial task failed for trial t_2", error=readonly))
-    assert handled.filter(_record(TRIAL_ERROR_LOGGER, "Trial task failed for trial t_3", error=ValueError("a bug")))
-    assert not handled.filter(_record(SUMMARY_LOGGER, "Trials did not complete: %s", (["t_1", "t_2"],)))
-    assert handled.filter(_record(SUMMARY_LOGGER, "Trials did not complete: %s", (["t_1", "t_3"],)))
+    diverged = _TaskError(TrainingDivergedError("non-finite training loss at epoch 1, step 2/2 (lr 1e+30)"))
+    device = RuntimeError("ray::ImplicitFunc.train() failed")
+    device.__cause__ = TrialDeviceError("trial t_5: device 'cuda' but Ray assigned it no GPU")
+    for n, error in enumerate((full, readonly, diverged, device), start=1):
+        assert not handled.filter(_record(TRIAL_ERROR_LOGGER, f"Trial task failed for trial t_{n}", error=error)), n
+    assert handled.filter(_record(TRIAL_ERROR_LOGGER, "Trial task failed for trial t_9", error=_TaskError(ValueError("a bug"))))
+    assert handled.filter(_record(TRIAL_ERROR_LOGGER, "Trial task failed for trial t_9", error=ValueError("a bug")))
+    assert not handled.filter(_record(SUMMARY_LOGGER, "Trials did not complete: %s", (["t_1", "t_2", "t_3", "t_4"],)))
+    assert handled.filter(_record(SUMMARY_LOGGER, "Trials did not complete: %s", (["t_1", "t_9"],)))
     assert handled.filter(_record(SUMMARY_LOGGER, "Total run time: 3 s"))
 
 

@@ -51,3 +51,22 @@ def test_a_preset_seed_trial_is_named_by_its_preset_in_lines_and_in_the_live_tab
     screen.print(table._table())
     rows = screen.export_text()
     assert "#0 baseline" in rows and "#3 " in rows and "#3 baseline" not in rows
+
+
+def test_a_failed_trial_line_carries_its_one_line_error(capsys, tmp_path):
+    """The trial's ERROR file (its one line, from the node it ran on) follows its 'error' line; a trial
+    without one (Tune lost its process) gets the bare line."""
+    table = TrialTable(total=2, live=False, describe=lambda cfg: "w64")
+    table.setup()
+    (tmp_path / "ERROR").write_text("TrainingDivergedError: non-finite training loss at epoch 1, step 2/2 "
+                                    "(lr 1e+30) (on node 192.0.2.2)\nmore detail\n")
+    failed = SimpleNamespace(trial_id="a1", config={"optuna": {"number": 0}, "run_dir": str(tmp_path)})
+    lost = SimpleNamespace(trial_id="b2", config={"optuna": {"number": 1}, "run_dir": str(tmp_path / "none")})
+    for trial in (failed, lost):
+        table.on_trial_start(0, [], trial)
+        table.on_trial_error(0, [], trial)
+    lines = capsys.readouterr().out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("[1/2] #0 error"))
+    assert lines[at + 1] == "    TrainingDivergedError: non-finite training loss at epoch 1, step 2/2 (lr 1e+30) (on node 192.0.2.2)"
+    assert "more detail" not in "\n".join(lines)
+    assert lines[-1].startswith("[2/2] #1 error") and lines[-1].endswith("| w64")

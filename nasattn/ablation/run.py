@@ -174,10 +174,10 @@ def train_grid(configs: list[dict[str, Any]], out: Path, name: str, res: Any, co
     """Train ``configs`` as one Tune experiment ``out/name`` (or ``storage/name``: ``ray.storage``'s
     :func:`nasattn.tune.resources.tune_storage`) inside :func:`start_ray`, signals caught;
     returns (:func:`ablation_rows`, the ResultGrid, the interrupt record with ``signum``)."""
-    from nasattn.tune.progress import GridLabel, TrialTable  # lazy: pulls in ray and optuna, the heavy optional packages
+    from nasattn.tune.progress import GridLabel, GridRunDir, TrialTable  # lazy: pulls in ray and optuna, the heavy optional packages
 
-    table = TrialTable(total=len(pending(configs)), concurrency=concurrency, title=title,
-                       describe=GridLabel([_label(c) for c in configs]), live=live)
+    table = TrialTable(total=len(pending(configs)), concurrency=concurrency, title=title, live=live,
+                       describe=GridLabel([_label(c) for c in configs]), run_dir=GridRunDir([c["run_dir"] for c in configs]))
     with tune_interrupts() as stop:
         grid = run_grid(
             configs, storage_path=storage or out, name=name, cpus_per_trial=res.cpus_per_trial,

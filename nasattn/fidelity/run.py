@@ -384,10 +384,11 @@ def run_grid_restorable(path: Path | str) -> bool:
 
 def _grid(configs: list[dict[str, Any]], storage: str, name: str, res: Any, conc: int, resume: bool, live: bool | None) -> Any:
     """Run ``configs`` as one Tune experiment ``storage/name`` under a live table; returns the ResultGrid."""
-    from nasattn.tune.progress import GridLabel, TrialTable  # lazy: pulls in ray and optuna, the heavy optional packages
+    from nasattn.tune.progress import GridLabel, GridRunDir, TrialTable  # lazy: pulls in ray and optuna, the heavy optional packages
 
     table = TrialTable(total=len(pending(configs)), concurrency=conc, title="nasattn fidelity", live=live,
-                       describe=GridLabel([f"trial{c['trial']} seed{c['seed']}" for c in configs]))
+                       describe=GridLabel([f"trial{c['trial']} seed{c['seed']}" for c in configs]),
+                       run_dir=GridRunDir([c["run_dir"] for c in configs]))
     return run_grid(configs, storage_path=storage, name=name, cpus_per_trial=res.cpus_per_trial,
              gpus_per_trial=res.gpus_per_trial, max_concurrent=conc, callbacks=[table], resume=resume)
 

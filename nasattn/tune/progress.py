@@ -10,6 +10,7 @@ from ray.tune import Callback
 from nasattn.say import make_console
 from nasattn.schema import VAL_ACCURACY_LAST, TrialStatus
 from nasattn.spec import arch_summary
+from nasattn.tune.trainable import read_error
 
 _ENDED = (TrialStatus.DONE, TrialStatus.STOPPED, TrialStatus.ERROR)  # the live table's finished rows
 
@@ -38,11 +39,27 @@ class GridLabel:
     def __init__(self, labels: list[str]) -> None:
         self.labels = labels
 
-    def __call__(self, config: dict[str, Any]) -> str:
+    def lookup(self, config: dict[str, Any]) -> str | None:
         try:
             return self.labels[int(config["index"])]
         except (KeyError, ValueError, TypeError, IndexError):
-            return str(config)
+            return None
+
+    def __call__(self, config: dict[str, Any]) -> str:
+        found = self.lookup(config)
+        return str(config) if found is None else found
+
+
+class GridRunDir(GridLabel):
+    """A grid trial's run folder (from its ``{"index": i}``), None when it has none; picklable."""
+
+    def __call__(self, config: dict[str, Any]) -> str | None:  # type: ignore[override]
+        return self.lookup(config)
+
+
+def own_run_dir(config: dict[str, Any]) -> str | None:
+    """A search trial's run folder: in its own config."""
+    return config.get("run_dir")
 
 
 class TrialTable(Callback):
@@ -62,7 +79,9 @@ class TrialTable(Callback):
         title: str = "trials",
         max_rows: int = 12,
         live: bool | None = None,
+        run_dir: Callable[[dict[str, Any]], str | None] = own_run_dir,
     ) -> None:
+        self.run_dir = run_dir
         self.total = total
         self.metric = metric
         self.describe = describe
@@ -132,13 +151,13 @@ class TrialTable(Callback):
             self._line(f"{row['label']} epoch {row['epoch']}: {self.metric}={cur}")
         self._refresh()
 
-    def _finish(self, trial: Any, status: str) -> None:
+    def _finish(self, trial: Any, status: str, error: str | None = None) -> None:
         row = self._row(trial)
         row["status"] = status
         cur = row["current"]
         cur_s = "-" if cur is None else f"{cur * 100:.2f}%"
         self._line(f"[{self.finished}/{self.total}] {row['label']} {status.lower()} {self.metric}={cur_s} "
-                   f"epochs={row['epoch']} | {row['choices']}")
+                   f"epochs={row['epoch']} | {row['choices']}" + (f"\n    {error}" if error else ""))
         self._refresh()
 
     def _line(self, text: str) -> None:
@@ -151,7 +170,8 @@ class TrialTable(Callback):
         self._finish(trial, TrialStatus.DONE if row.get("final_test") is not None else TrialStatus.STOPPED)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._finish(trial, TrialStatus.ERROR)
+        error = read_error(self.run_dir(trial.config or {}))  # the trial's one line, from its ERROR file
+        self._finish(trial, TrialStatus.ERROR, error.splitlines()[0] if error else None)
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         self._refresh()
