@@ -34,9 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def search_args(cluster: TwoNodes, out: Path, *extra: str) -> list[str]:
-    """README's cluster command (the quickstart study, checkpoints off) cut to 2 trials of 1 epoch of 2 steps."""
+    """README's cluster command (the quickstart study, checkpoints off) cut to 2 trials of 1 epoch of 2 steps,
+    one at a time (one trial process on the worker, reused)."""
     sets = {"ray.address": cluster.address, "train.checkpoint_every": 0, "budget.trials": 2, "budget.epochs": 1,
-            "budget.max_steps_per_epoch": 2, "train.width_mult": 0.125, "report": "false"}
+            "budget.max_steps_per_epoch": 2, "train.width_mult": 0.125, "report": "false", "resources.max_concurrent": 1}
     return ["search", str(ROOT / "studies" / "quickstart.yaml"), *(f"--set={k}={v}" for k, v in sets.items()),
             "--out", str(out), "--no-live", *extra]
 

@@ -287,7 +287,7 @@ def test_fidelity_end_to_end_through_ray_with_resume(tmp_path, module_ray, monke
     search = tmp_path / "search"
     _finished_search(search)
     args = ["fidelity", str(search), "--top", "1", "--random", "2", "--seeds", "3", "--set", "recipe.epochs=2",
-            "--base-preset", "baseline", "--no-live"]
+            "--set", "resources.max_concurrent=1", "--base-preset", "baseline", "--no-live"]  # one trial process, reused
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     fid = search / "fidelity"
