@@ -257,8 +257,9 @@ def _nothing_finished(counts: dict[str, int], time_limit: float | None, url: str
     """Why a search ended with no trial that gave a value: the time limit, or the trials' own errors."""
     failed, cut = counts.get(TrialStatus.FAILED, 0), counts.get(TrialStatus.NOT_STARTED, 0)
     if cut and not failed:
-        return (f"the time limit ({time_limit:g} s) ended all {cut} started trials before their first epoch; "
-                f"give budget.time_limit more time")
+        limit = f"the time limit ({time_limit:g} s)" if time_limit else "the time limit"
+        trials = "the one started trial" if cut == 1 else f"all {cut} started trials"
+        return f"{limit} ended {trials} before their first epoch; give budget.time_limit more time"
     note = f", {cut} more ended by the time limit before their first epoch" if cut else ""
     return f"every trial failed ({failed} of {failed + cut} started{note}); first error: {_first_error(url, name)}"
 
