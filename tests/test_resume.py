@@ -463,7 +463,8 @@ def test_the_time_limit_ends_a_trial_with_epochs_as_stopped_and_one_without_as_n
     assert len((kept / "history.csv").read_text().splitlines()) == 3
     assert json.loads((kept / "stopped.json").read_text())["stopped_by"] == "time_limit"
     assert "time limit (10 s) ended all 2 started trials" in _nothing_finished({"NOT_STARTED": 2}, 10, url, "s")
-    assert _nothing_finished({"NOT_STARTED": 1}, None, url, "s").startswith("the time limit ended the one started trial")
+    one = _nothing_finished({"NOT_STARTED": 1}, None, url, "s")
+    assert one == "the time limit ended the one started trial before its first epoch; give budget.time_limit more time"
     mixed = _nothing_finished({"NOT_STARTED": 1, "FAILED": 1}, 10, url, "s")
     assert mixed.startswith("every trial failed (1 of 2 started, 1 more ended by the time limit")
 

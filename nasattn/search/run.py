@@ -258,8 +258,8 @@ def _nothing_finished(counts: dict[str, int], time_limit: float | None, url: str
     failed, cut = counts.get(TrialStatus.FAILED, 0), counts.get(TrialStatus.NOT_STARTED, 0)
     if cut and not failed:
         limit = f"the time limit ({time_limit:g} s)" if time_limit else "the time limit"
-        trials = "the one started trial" if cut == 1 else f"all {cut} started trials"
-        return f"{limit} ended {trials} before their first epoch; give budget.time_limit more time"
+        trials = "the one started trial before its" if cut == 1 else f"all {cut} started trials before their"
+        return f"{limit} ended {trials} first epoch; give budget.time_limit more time"
     note = f", {cut} more ended by the time limit before their first epoch" if cut else ""
     return f"every trial failed ({failed} of {failed + cut} started{note}); first error: {_first_error(url, name)}"
 
