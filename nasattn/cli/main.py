@@ -150,8 +150,6 @@ def train(
 ) -> None:
     """Train one architecture and write metrics.json, history.csv, predictions.csv, arch.yaml, recipe.yaml and model.pt."""
     progress = sys.stdout.isatty() if progress is None else progress
-    check_torch_stack()
-
     if (preset is None) == (arch is None):
         raise ConfigError("give exactly one of --preset NAME or --arch FILE")
     spec, recipe_dict = load_arch_source(preset=preset, path=arch)
@@ -159,6 +157,7 @@ def train(
     spec, recipe_dict = apply_protocol(protocol, spec, recipe_dict)
     cli = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size}.items() if v is not None}
     recipe = Recipe.from_dict(deep_merge(deep_merge(recipe_dict, cli), parse_overrides(overrides)), "recipe (--set)")
+    check_torch_stack()  # after the arguments are checked: a typo is refused without importing torch
     spec = spec.scaled(width_mult)
     if subset is not None and not 0 < subset <= 1:
         raise ConfigError(f"--subset {subset}: must be in (0, 1]")
