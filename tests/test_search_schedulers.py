@@ -161,4 +161,5 @@ def test_a_time_limit_keeps_every_started_trial(tmp_path_factory, module_ray):
     if no_result is None:
         assert pruned
     else:
-        assert not pruned and no_result.startswith(f"the time limit (10 s) ended all {len(cut)} started trials")
+        trials = "the one started trial before its" if len(cut) == 1 else f"all {len(cut)} started trials before their"
+        assert not pruned and no_result.startswith(f"the time limit (10 s) ended {trials} first epoch")
