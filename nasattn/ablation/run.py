@@ -223,13 +223,14 @@ def run_ablation(
 
     res = a.resources
     grid, signum, ray_start_s = None, None, 0.0
-    if resume and not pending(configs):  # every run finished (DONE): the outputs again, no Ray to start
+    todo = pending(configs)
+    if resume and not todo:  # every run finished (DONE): the outputs again, no Ray to start
         say(console, ("the run is" if len(configs) == 1 else f"all {len(configs)} runs are") + " finished: nothing to train")
         rows = ablation_rows(configs, [])
     else:
         with start_ray(res, a.ray, loaded.source, home=out, checkpoints=checkpoints) as ray_started:
             conc, ray_start_s = ray_started.concurrency, ray_started.start_seconds
-            done = len(configs) - len(pending(configs))
+            done = len(configs) - len(todo)
             splits = f" x {len(a.split_seeds)} splits" if a.split_seeds else ""
             shape = f"{len(plan.variants)} variants x {len(a.seeds)} seeds{splits}"
             say(console, f"{ray_started.summary}; {len(configs)} trials ({shape}), up to {conc} at once"
