@@ -70,3 +70,22 @@ def test_a_failed_trial_line_carries_its_one_line_error(capsys, tmp_path):
     assert lines[at + 1] == "    TrainingDivergedError: non-finite training loss at epoch 1, step 2/2 (lr 1e+30) (on node 192.0.2.2)"
     assert "more detail" not in "\n".join(lines)
     assert lines[-1].startswith("[2/2] #1 error") and lines[-1].endswith("| w64")
+
+
+def test_a_failed_grid_trial_finds_its_error_by_its_index(capsys, tmp_path):
+    """Ablation and fidelity trials carry only ``{"index": i}``: their run folder comes from the grid's list."""
+    from nasattn.tune.progress import GridLabel, GridRunDir
+
+    runs = [tmp_path / "base" / "seed0", tmp_path / "diverges" / "seed0"]
+    runs[1].mkdir(parents=True)
+    (runs[1] / "ERROR").write_text("TrainingDivergedError: non-finite training loss at epoch 1, step 2/2 (lr 1e+30)\n")
+    table = TrialTable(total=2, live=False, describe=GridLabel(["base seed0", "diverges seed0"]),
+                       run_dir=GridRunDir([str(r) for r in runs]))
+    table.setup()
+    trial = SimpleNamespace(trial_id="5084f_00001", config={"index": 1})
+    table.on_trial_start(0, [], trial)
+    table.on_trial_error(0, [], trial)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2].startswith("[1/2] 5084f_00001 error") and lines[-2].endswith("| diverges seed0")
+    assert lines[-1] == "    TrainingDivergedError: non-finite training loss at epoch 1, step 2/2 (lr 1e+30)"
+    assert GridRunDir([str(r) for r in runs])({}) is None and GridLabel(["a"])({"x": 1}) == "{'x': 1}"

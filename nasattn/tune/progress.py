@@ -33,28 +33,33 @@ def _fmt_s(seconds: float | None) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
 
 
+def grid_entry(values: list[Any], config: dict[str, Any]) -> Any:
+    """The entry of ``values`` for a grid trial (whose Tune config is only ``{"index": i}``), None without one."""
+    try:
+        return values[int(config["index"])]
+    except (KeyError, ValueError, TypeError, IndexError):
+        return None
+
+
 class GridLabel:
-    """Names a grid trial (whose Tune config is only ``{"index": i}``) for the live table; picklable."""
+    """Names a grid trial for the live table (its config when it has no index); picklable."""
 
     def __init__(self, labels: list[str]) -> None:
         self.labels = labels
 
-    def lookup(self, config: dict[str, Any]) -> str | None:
-        try:
-            return self.labels[int(config["index"])]
-        except (KeyError, ValueError, TypeError, IndexError):
-            return None
-
     def __call__(self, config: dict[str, Any]) -> str:
-        found = self.lookup(config)
+        found = grid_entry(self.labels, config)
         return str(config) if found is None else found
 
 
-class GridRunDir(GridLabel):
-    """A grid trial's run folder (from its ``{"index": i}``), None when it has none; picklable."""
+class GridRunDir:
+    """A grid trial's run folder, None when it has none; picklable."""
 
-    def __call__(self, config: dict[str, Any]) -> str | None:  # type: ignore[override]
-        return self.lookup(config)
+    def __init__(self, run_dirs: list[str]) -> None:
+        self.run_dirs = run_dirs
+
+    def __call__(self, config: dict[str, Any]) -> str | None:
+        return grid_entry(self.run_dirs, config)
 
 
 def own_run_dir(config: dict[str, Any]) -> str | None:
