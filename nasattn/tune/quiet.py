@@ -25,6 +25,8 @@ _SUMMARY = "Trials did not complete"
 def reported_in_one_line(error: BaseException) -> bool:
     """Whether nasattn reports this trial error in one line: a NasattnError, or a full or read-only disk
     (the error itself, or the trial's exception inside Ray's task error: ``cause``, ``__cause__``)."""
+    # the explicit chain only (not disk_error's __context__ too): a bug raised while handling one of
+    # nasattn's errors is still a bug, and keeps its traceback
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
