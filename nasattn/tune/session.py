@@ -32,6 +32,10 @@ _TUNE_ENV_DEFAULTS = {
     # actors started their own here, Ray 2.60): start workers when work asks for them (each unused one cost
     # ~0.6 s of CPU and ~80 MB here).
     "RAY_prestart_worker_first_driver": "0",
+    # A trial that failed just before a Ctrl-C leaves an error Tune never fetched; at shutdown Ray logs its
+    # whole traceback as an "Unhandled error". nasattn reports trial errors itself (the trial's line, and
+    # ablation.csv/trials.csv after --resume), so the driver keeps Ray's copy out of the output.
+    "RAY_IGNORE_UNHANDLED_ERRORS": "1",
 }
 CONNECT_TIMEOUT_S = 3.0
 # The settings a trial reads from its environment. On a cluster, the driver's values travel to every
