@@ -349,11 +349,11 @@ def test_cli_bad_input_exits_2(tmp_path: Path):
     assert 'no_attention differs from base in: arch.stages[*].attention: {"type": "fusion"' in res.output
 
 
-@pytest.mark.slow
 def _no_ray(*args: Any, **kwargs: Any) -> None:
     raise AssertionError("Ray was started")
 
 
+@pytest.mark.slow
 def test_end_to_end_ablation_through_ray_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from nasattn.ablation import run_ablation
     from nasattn.tune import DONE_MARKER
