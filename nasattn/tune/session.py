@@ -33,8 +33,8 @@ _TUNE_ENV_DEFAULTS = {
     # ~0.6 s of CPU and ~80 MB here).
     "RAY_prestart_worker_first_driver": "0",
     # A trial that failed just before a Ctrl-C leaves an error Tune never fetched; at shutdown Ray logs its
-    # whole traceback as an "Unhandled error". nasattn reports trial errors itself (the trial's line, and
-    # ablation.csv/trials.csv after --resume), so the driver keeps Ray's copy out of the output.
+    # whole traceback as an "Unhandled error". nasattn reports the trial errors Tune takes in itself (the
+    # trial's line, trials.csv, ablation.csv), so the driver keeps Ray's copy out of the output.
     "RAY_IGNORE_UNHANDLED_ERRORS": "1",
 }
 CONNECT_TIMEOUT_S = 3.0
